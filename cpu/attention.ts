@@ -1,0 +1,69 @@
+/**
+ * Causal grouped-query attention of T new tokens over P cached tokens plus themselves (CPU; mirrored by
+ * gpu/kernels/attention_*.wgsl). The new tokens attend with their EXACT keys/values; cached tokens are seen as
+ * the cache dequantizes them.
+ * @module
+ */
+import type { LayerView } from "../src/kv/cache.ts";
+
+/**
+ * out: [T, numHeads, headDim]; q: [T, numHeads, headDim] post-RoPE; past: P cached tokens;
+ * kNew, vNew: [T, numKvHeads, headDim]; scores: scratch of at least P + T floats.
+ * Query head h reads KV head floor(h / (numHeads / numKvHeads)) (Hugging Face `repeat_kv`).
+ *
+ * @example
+ * ```ts
+ * const out = new Float32Array(2);
+ * attention(out, new Float32Array([1, 0]), { k: new Float32Array(0), v: new Float32Array(0), length: 0 },
+ *   new Float32Array([1, 0]), new Float32Array([3, 4]), 1, 1, 1, 2, new Float64Array(1)); // out = [3, 4]
+ * ```
+ */
+export function attention(
+  out: Float32Array,
+  q: Float32Array,
+  past: LayerView,
+  kNew: Float32Array,
+  vNew: Float32Array,
+  T: number,
+  numHeads: number,
+  numKvHeads: number,
+  headDim: number,
+  scores: Float64Array,
+): void {
+  const P = past.length;
+  const group = numHeads / numKvHeads;
+  const scale = 1 / Math.sqrt(headDim);
+  const kvStride = numKvHeads * headDim;
+  const acc = new Float64Array(headDim);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < numHeads; h++) {
+      const kvh = Math.floor(h / group);
+      const qb = (t * numHeads + h) * headDim;
+      const n = P + t + 1;
+      let mx = -Infinity;
+      for (let j = 0; j < n; j++) {
+        const src = j < P ? past.k : kNew;
+        const kb = (j < P ? j : j - P) * kvStride + kvh * headDim;
+        let s = 0;
+        for (let d = 0; d < headDim; d++) s += q[qb + d] * src[kb + d];
+        s *= scale;
+        scores[j] = s;
+        if (s > mx) mx = s;
+      }
+      let sum = 0;
+      for (let j = 0; j < n; j++) {
+        const e = Math.exp(scores[j] - mx);
+        scores[j] = e;
+        sum += e;
+      }
+      acc.fill(0);
+      for (let j = 0; j < n; j++) {
+        const p = scores[j] / sum;
+        const src = j < P ? past.v : vNew;
+        const vb = (j < P ? j : j - P) * kvStride + kvh * headDim;
+        for (let d = 0; d < headDim; d++) acc[d] += p * src[vb + d];
+      }
+      for (let d = 0; d < headDim; d++) out[qb + d] = acc[d];
+    }
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The CPU backend: the {@link Engine} contract over {@link CpuForward} and a {@link KVCache}.
+ * This backend is the living specification that the WebGPU backend is tested against.
+ *
+ * @example
+ * ```ts
+ * const engine = createCpuEngine(await loadModel("models/tiny-lm"), { method: "exact" });
+ * const logits = await engine.prefill([85, 296, 270]);
+ * ```
+ * @module
+ */
+import type { Engine, PrefillOptions } from "../src/engine.ts";
+import type { LoadedModel, ModelConfig } from "../src/model/types.ts";
+import type { CacheSpec, CacheStats, KVCache } from "../src/kv/cache.ts";
+import { createCache, kvShapeOf } from "../src/kv/factory.ts";
+import { CpuForward } from "./forward.ts";
+import { InputError } from "../src/errors.ts";
+
+/** CPU engine: one sequence, one cache. */
+export class CpuEngine implements Engine {
+  readonly backend = "cpu" as const;
+  readonly device = "CPU (TypeScript, f32 with f64 accumulation)";
+  readonly config: ModelConfig;
+  readonly cacheSpec: CacheSpec;
+  readonly forwardPass: CpuForward;
+  readonly cache: KVCache;
+  #position = 0;
+
+  constructor(model: LoadedModel, cacheSpec: CacheSpec, cache?: KVCache) {
+    this.config = model.config;
+    this.cacheSpec = cacheSpec;
+    this.forwardPass = new CpuForward(model);
+    this.cache = cache ?? createCache(cacheSpec, kvShapeOf(model.config));
+  }
+
+  get position(): number {
+    return this.#position;
+  }
+
+  #checkRoom(n: number): void {
+    const max = this.config.maxPositionEmbeddings;
+    if (this.#position + n > max) {
+      throw new InputError(
+        `context of ${this.#position + n} tokens (${this.#position} in context + ${n} new) exceeds the model's ` +
+          `max_position_embeddings ${max}`,
+      );
+    }
+  }
+
+  prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<Float32Array> {
+    if (ids.length === 0) return Promise.reject(new InputError("prefill needs at least one token (the prompt is empty)"));
+    this.#checkRoom(ids.length);
+    const positions = Array.from({ length: ids.length }, (_, i) => this.#position + i);
+    const logits = this.forwardPass.forward(ids, positions, this.cache, { logits: "last", onProgress: options.onProgress });
+    this.#position += ids.length;
+    return Promise.resolve(logits);
+  }
+
+  decode(id: number): Promise<Float32Array> {
+    this.#checkRoom(1);
+    const logits = this.forwardPass.forward([id], [this.#position], this.cache, { logits: "last" });
+    this.#position += 1;
+    return Promise.resolve(logits);
+  }
+
+  cacheStats(): CacheStats {
+    return this.cache.stats();
+  }
+
+  reset(): void {
+    this.cache.reset();
+    this.#position = 0;
+  }
+
+  dispose(): void {
+    this.reset();
+  }
+}
+
+/** Creates a CPU engine for `model` with a cache built from `cacheSpec`. */
+export function createCpuEngine(model: LoadedModel, cacheSpec: CacheSpec = { method: "exact" }): CpuEngine {
+  return new CpuEngine(model, cacheSpec);
+}

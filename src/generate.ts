@@ -1,0 +1,73 @@
+/**
+ * The generation loop over any {@link Engine}: prefill the prompt, then decode token by token.
+ *
+ * @example
+ * ```ts
+ * const result = await generate(engine, promptIds, { maxNewTokens: 64, onToken: (id) => out.push(id) });
+ * console.log(result.ids, result.decodeTokensPerSecond);
+ * ```
+ * @module
+ */
+import type { Engine } from "./engine.ts";
+import type { CacheStats } from "./kv/cache.ts";
+import { makeSampler, type SamplingOptions } from "./sampling.ts";
+import { InputError } from "./errors.ts";
+
+/** Generation settings. */
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens: number;
+  /** Stop at these token ids (default: none). The stop token is included in `ids`. */
+  stopIds?: number[];
+  /** Called with each generated token id as soon as it is chosen. */
+  onToken?: (id: number, index: number) => void;
+  /** Prefill progress (layers done, total). */
+  onPrefillProgress?: (done: number, total: number) => void;
+}
+
+/** What a generation produced and how fast. */
+export interface GenerateResult {
+  promptTokens: number;
+  ids: number[];
+  stoppedBy: "max-new-tokens" | "stop-token";
+  prefillSeconds: number;
+  decodeSeconds: number;
+  /** Generated tokens after the first, per second of decode time. */
+  decodeTokensPerSecond: number;
+  cache: CacheStats;
+}
+
+/** Runs `prompt` then samples up to `maxNewTokens` tokens. */
+export async function generate(engine: Engine, prompt: ArrayLike<number>, options: GenerateOptions): Promise<GenerateResult> {
+  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 0) {
+    throw new InputError(`max-new-tokens ${options.maxNewTokens} must be a non-negative integer`);
+  }
+  const pick = makeSampler(options);
+  const stop = new Set(options.stopIds ?? []);
+  const t0 = performance.now();
+  let logits = await engine.prefill(prompt, { onProgress: options.onPrefillProgress });
+  const t1 = performance.now();
+  const ids: number[] = [];
+  let stoppedBy: GenerateResult["stoppedBy"] = "max-new-tokens";
+  for (let i = 0; i < options.maxNewTokens; i++) {
+    const id = pick(logits);
+    ids.push(id);
+    options.onToken?.(id, i);
+    if (stop.has(id)) {
+      stoppedBy = "stop-token";
+      break;
+    }
+    if (i + 1 < options.maxNewTokens) logits = await engine.decode(id);
+  }
+  const t2 = performance.now();
+  const decodeSeconds = (t2 - t1) / 1000;
+  const decoded = Math.max(0, ids.length - 1);
+  return {
+    promptTokens: prompt.length,
+    ids,
+    stoppedBy,
+    prefillSeconds: (t1 - t0) / 1000,
+    decodeSeconds,
+    decodeTokensPerSecond: decodeSeconds > 0 ? decoded / decodeSeconds : 0,
+    cache: engine.cacheStats(),
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The KV-cache contract. Backends store post-RoPE keys and values through this interface only; each
+ * method (exact, static int, KIVI, PM-KVQ, MixKVQ) is one implementation with the same byte accounting.
+ *
+ * Accounting rule (project decision, spec section 0): `bytes` counts EVERY byte of storage the cache
+ * holds for the sequence: packed codes, scales, zeros, full-precision sink/window/residual tokens, at their
+ * allocated capacity. The f32 working copy that the CPU backend attends over (`view`) is scratch of the
+ * CPU backend, not cache storage, and is reported separately as `scratchBytes`.
+ *
+ * @module
+ */
+
+/** Shape of the cache of one model. */
+export interface KVShape {
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+/** Which cache to build, and its parameters. */
+export type CacheSpec =
+  | { method: "exact"; dtype?: "f32" | "bf16" | "f16" }
+  | { method: "static"; bits: 2 | 4 | 8 | 16; sink?: number; window?: number }
+  | { method: "kivi"; bits: 2 | 4; group?: number; residual?: number }
+  | {
+    method: "pmkvq";
+    /** Per-layer final (floor) bit-widths, from a plan. */
+    finalBits: number[];
+    /** Per-layer byte budgets, from a plan. */
+    budgets: number[];
+    /** The sequence length the budgets were planned for. */
+    maxLen: number;
+    sink?: number;
+    window?: number;
+    initBits?: 16 | 8 | 4 | 2;
+  }
+  | { method: "mixkvq"; [key: string]: unknown };
+
+/** One bit-width change of one layer. */
+export interface ShrinkEvent {
+  /** Tokens in the layer when it shrank. */
+  step: number;
+  layer: number;
+  from: number;
+  to: number;
+}
+
+/** Per-layer accounting. */
+export interface LayerStats {
+  /** Current bit-width of the layer's quantized body (16 for exact caches). */
+  bits: number;
+  tokens: number;
+  bytes: number;
+  /** Byte budget of the layer, or null when unbounded. */
+  budget: number | null;
+}
+
+/** What a cache reports. */
+export interface CacheStats {
+  method: string;
+  tokens: number;
+  /** Storage bytes held now (all layers, K and V). */
+  bytes: number;
+  /** Largest `bytes` seen since the last reset. */
+  peakBytes: number;
+  /** Backend scratch (dequantized working copy), not counted in `bytes`. */
+  scratchBytes: number;
+  layers: LayerStats[];
+  events: ShrinkEvent[];
+}
+
+/** Dequantized keys and values of one layer, token-major. */
+export interface LayerView {
+  /** [length, numKvHeads, headDim] */ k: Float32Array;
+  /** [length, numKvHeads, headDim] */ v: Float32Array;
+  length: number;
+}
+
+/** A per-sequence KV cache. */
+export interface KVCache {
+  readonly spec: CacheSpec;
+  readonly shape: KVShape;
+  /** Tokens stored in `layer`. */
+  length(layer: number): number;
+  /**
+   * Stores `t` new tokens of `layer`. `k`, `v`: [t, numKvHeads, headDim] post-RoPE, f32.
+   * May change the layer's bit-width (recorded as a {@link ShrinkEvent}); throws BudgetError when the
+   * sequence outgrows its budget and NonFiniteError on NaN/Inf, leaving the cache unchanged.
+   */
+  append(layer: number, k: Float32Array, v: Float32Array, t: number): void;
+  /** The stored tokens as the attention sees them (dequantized). Views stay valid until the next append. */
+  view(layer: number): LayerView;
+  stats(): CacheStats;
+  /** Empties the cache. */
+  reset(): void;
+}

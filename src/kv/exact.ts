@@ -1,0 +1,150 @@
+/**
+ * The exact (unquantized) KV cache: keys and values stored as f32, bf16 or f16.
+ *
+ * Storage per layer, K and V alike, grown in steps of {@link GROW_TOKENS} tokens (allocated capacity is what
+ * `bytes` reports):
+ * | dtype | storage                         | bytes per token per layer |
+ * |-------|---------------------------------|---------------------------|
+ * | f32   | Float32Array [cap, nKv, D]      | 2·nKv·D·4                 |
+ * | bf16  | Uint16Array (bf16 bits) [cap, nKv, D] + f32 scratch | 2·nKv·D·2 |
+ * | f16   | Float16Array [cap, nKv, D] + f32 scratch | 2·nKv·D·2        |
+ *
+ * @example
+ * ```ts
+ * const cache = new ExactCache({ method: "exact", dtype: "bf16" }, { numLayers: 1, numKvHeads: 1, headDim: 2 });
+ * cache.append(0, new Float32Array([1, 2]), new Float32Array([3, 4]), 1);
+ * cache.view(0).k; // Float32Array [1, 2]
+ * ```
+ * @module
+ */
+import type { CacheSpec, CacheStats, KVCache, KVShape, LayerView } from "./cache.ts";
+import { bf16ToF32, f32ToBf16RNE } from "../quant/bf16.ts";
+import { NonFiniteError } from "../errors.ts";
+
+/** Capacity grows in steps of this many tokens. */
+export const GROW_TOKENS = 128;
+
+type Store = Float32Array | Uint16Array | Float16Array;
+
+interface LayerState {
+  len: number;
+  cap: number;
+  /** [cap, nKv, D] */ k: Store;
+  /** [cap, nKv, D] */ v: Store;
+  /** [cap, nKv, D] f32 working copy; same arrays as k/v for f32 storage */ kf: Float32Array;
+  /** [cap, nKv, D] */ vf: Float32Array;
+}
+
+/** Exact KV cache. */
+export class ExactCache implements KVCache {
+  readonly spec: CacheSpec;
+  readonly shape: KVShape;
+  readonly dtype: "f32" | "bf16" | "f16";
+  #layers: LayerState[] = [];
+  #peak = 0;
+
+  constructor(spec: CacheSpec & { method: "exact" }, shape: KVShape) {
+    this.spec = spec;
+    this.shape = shape;
+    this.dtype = spec.dtype ?? "f32";
+    this.reset();
+  }
+
+  reset(): void {
+    this.#layers = [];
+    for (let l = 0; l < this.shape.numLayers; l++) {
+      this.#layers.push({ len: 0, cap: 0, k: new Float32Array(0), v: new Float32Array(0), kf: new Float32Array(0), vf: new Float32Array(0) });
+    }
+    this.#peak = 0;
+  }
+
+  length(layer: number): number {
+    return this.#layers[layer].len;
+  }
+
+  #alloc(n: number): Store {
+    return this.dtype === "f32" ? new Float32Array(n) : this.dtype === "bf16" ? new Uint16Array(n) : new Float16Array(n);
+  }
+
+  append(layer: number, k: Float32Array, v: Float32Array, t: number): void {
+    const row = this.shape.numKvHeads * this.shape.headDim;
+    const n = t * row;
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(k[i]) || !Number.isFinite(v[i])) {
+        const which = Number.isFinite(k[i]) ? "value" : "key";
+        throw new NonFiniteError(
+          `${which} of layer ${layer}, token ${this.#layers[layer].len + Math.floor(i / row)}, channel ${i % row} is ${which === "key" ? k[i] : v[i]}`,
+        );
+      }
+    }
+    const L = this.#layers[layer];
+    if (L.len + t > L.cap) {
+      const cap = Math.ceil((L.len + t) / GROW_TOKENS) * GROW_TOKENS;
+      const nk = this.#alloc(cap * row), nv = this.#alloc(cap * row);
+      (nk as Float32Array).set(L.k.subarray(0, L.len * row) as Float32Array);
+      (nv as Float32Array).set(L.v.subarray(0, L.len * row) as Float32Array);
+      L.k = nk;
+      L.v = nv;
+      if (this.dtype === "f32") {
+        L.kf = nk as Float32Array;
+        L.vf = nv as Float32Array;
+      } else {
+        const kf = new Float32Array(cap * row), vf = new Float32Array(cap * row);
+        kf.set(L.kf.subarray(0, L.len * row));
+        vf.set(L.vf.subarray(0, L.len * row));
+        L.kf = kf;
+        L.vf = vf;
+      }
+      L.cap = cap;
+    }
+    const off = L.len * row;
+    if (this.dtype === "bf16") {
+      const ks = L.k as Uint16Array, vs = L.v as Uint16Array;
+      for (let i = 0; i < n; i++) {
+        ks[off + i] = f32ToBf16RNE(k[i]);
+        vs[off + i] = f32ToBf16RNE(v[i]);
+        L.kf[off + i] = bf16ToF32(ks[off + i]);
+        L.vf[off + i] = bf16ToF32(vs[off + i]);
+      }
+    } else {
+      (L.k as Float32Array).set(k.subarray(0, n), off);
+      (L.v as Float32Array).set(v.subarray(0, n), off);
+      if (this.dtype === "f16") {
+        for (let i = 0; i < n; i++) {
+          L.kf[off + i] = L.k[off + i];
+          L.vf[off + i] = L.v[off + i];
+        }
+      }
+    }
+    L.len += t;
+    const bytes = this.#bytes();
+    if (bytes > this.#peak) this.#peak = bytes;
+  }
+
+  view(layer: number): LayerView {
+    const L = this.#layers[layer];
+    const n = L.len * this.shape.numKvHeads * this.shape.headDim;
+    return { k: L.kf.subarray(0, n), v: L.vf.subarray(0, n), length: L.len };
+  }
+
+  #bytes(): number {
+    let b = 0;
+    for (const L of this.#layers) b += L.k.byteLength + L.v.byteLength;
+    return b;
+  }
+
+  stats(): CacheStats {
+    const bits = this.dtype === "f32" ? 32 : 16;
+    let scratch = 0;
+    if (this.dtype !== "f32") for (const L of this.#layers) scratch += L.kf.byteLength + L.vf.byteLength;
+    return {
+      method: `exact-${this.dtype}`,
+      tokens: this.#layers[0]?.len ?? 0,
+      bytes: this.#bytes(),
+      peakBytes: this.#peak,
+      scratchBytes: scratch,
+      layers: this.#layers.map((L) => ({ bits, tokens: L.len, bytes: L.k.byteLength + L.v.byteLength, budget: null })),
+      events: [],
+    };
+  }
+}
