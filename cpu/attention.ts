@@ -34,6 +34,7 @@ export function attention(
   const group = numHeads / numKvHeads;
   const scale = 1 / Math.sqrt(headDim);
   const kvStride = numKvHeads * headDim;
+  const d4 = headDim - (headDim % 4);
   const acc = new Float64Array(headDim);
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < numHeads; h++) {
@@ -41,12 +42,19 @@ export function attention(
       const qb = (t * numHeads + h) * headDim;
       const n = P + t + 1;
       let mx = -Infinity;
+      // Scores over cached keys, then over the new tokens' exact keys (causal: up to t).
       for (let j = 0; j < n; j++) {
         const src = j < P ? past.k : kNew;
         const kb = (j < P ? j : j - P) * kvStride + kvh * headDim;
-        let s = 0;
-        for (let d = 0; d < headDim; d++) s += q[qb + d] * src[kb + d];
-        s *= scale;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let d = 0; d < d4; d += 4) {
+          s0 += q[qb + d] * src[kb + d];
+          s1 += q[qb + d + 1] * src[kb + d + 1];
+          s2 += q[qb + d + 2] * src[kb + d + 2];
+          s3 += q[qb + d + 3] * src[kb + d + 3];
+        }
+        for (let d = d4; d < headDim; d++) s0 += q[qb + d] * src[kb + d];
+        const s = (s0 + s1 + s2 + s3) * scale;
         scores[j] = s;
         if (s > mx) mx = s;
       }
@@ -57,8 +65,9 @@ export function attention(
         sum += e;
       }
       acc.fill(0);
+      const inv = 1 / sum;
       for (let j = 0; j < n; j++) {
-        const p = scores[j] / sum;
+        const p = scores[j] * inv;
         const src = j < P ? past.v : vNew;
         const vb = (j < P ? j : j - P) * kvStride + kvh * headDim;
         for (let d = 0; d < headDim; d++) acc[d] += p * src[vb + d];

@@ -47,20 +47,22 @@ export class CpuEngine implements Engine {
     }
   }
 
-  prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<Float32Array> {
-    if (ids.length === 0) return Promise.reject(new InputError("prefill needs at least one token (the prompt is empty)"));
+  // deno-lint-ignore require-await
+  async prefill(ids: ArrayLike<number>, options: PrefillOptions = {}): Promise<Float32Array> {
+    if (ids.length === 0) throw new InputError("prefill needs at least one token (the prompt is empty)");
     this.#checkRoom(ids.length);
     const positions = Array.from({ length: ids.length }, (_, i) => this.#position + i);
     const logits = this.forwardPass.forward(ids, positions, this.cache, { logits: "last", onProgress: options.onProgress });
     this.#position += ids.length;
-    return Promise.resolve(logits);
+    return logits;
   }
 
-  decode(id: number): Promise<Float32Array> {
+  // deno-lint-ignore require-await
+  async decode(id: number): Promise<Float32Array> {
     this.#checkRoom(1);
     const logits = this.forwardPass.forward([id], [this.#position], this.cache, { logits: "last" });
     this.#position += 1;
-    return Promise.resolve(logits);
+    return logits;
   }
 
   cacheStats(): CacheStats {

@@ -205,6 +205,36 @@ export function layerOrderCost(costs: readonly (readonly number[])[], choice: re
 }
 
 /**
+ * Round every cost to the nearest multiple of q = 2^(⌈log2 S⌉ − 44), S = Σ_i max_j cost: a power-of-two
+ * grid on which every sum of one cost per layer is exact in f64 and coarse enough for the solver's rounding
+ * margin (each cost moves by at most q/2 < 2^-44·S). Optional pre-processing for callers: on snapped costs the f64 objective equals the real
+ * sum, so real ties are true ties and {@link solveAllocation} prunes them fast. Without it, many solutions
+ * with EQUAL real cost but non-dyadic costs (e.g. identical sensitivities 0.3/0.1 on many layers) differ
+ * only by rounding noise, and exactness forces the search to enumerate them (it may hit `maxNodes`).
+ * Invalid costs are returned unchanged (the solver reports them).
+ *
+ * @example
+ * ```ts
+ * import { snapCosts, solveAllocation } from "./bnb.ts";
+ * const costs = snapCosts(Array.from({ length: 40 }, () => [0.3, 0.1]));
+ * const r = solveAllocation({ costs, weights: costs.map(() => [2, 4]), budget: 120 });
+ * console.log(r.choice.lastIndexOf(0), r.nodes < 100); // 19 true  (upgrades go to the last 20 layers)
+ * ```
+ */
+export function snapCosts(costs: readonly (readonly number[])[]): number[][] {
+  let s = 0;
+  for (const row of costs) {
+    let m = 0;
+    for (const c of row) if (c > m) m = c;
+    s += m;
+  }
+  const out = costs.map((row) => row.slice());
+  if (!(s > 0) || !Number.isFinite(s)) return out;
+  const q = 2 ** Math.max(-1074, Math.ceil(Math.log2(s)) - 44);
+  return out.map((row) => row.map((c) => (Number.isFinite(c) && c >= 0 ? Math.round(c / q) * q : c)));
+}
+
+/**
  * True when (costA, weightA, choiceA) beats (costB, weightB, choiceB) under the documented order:
  * smaller cost, then smaller weight, then lexicographically smaller choice vector.
  *
@@ -230,18 +260,48 @@ export function betterKey(
   return false;
 }
 
+/** A lower convex hull from its leftmost point: increments (dx > 0, dy < 0) in increasing-slope order. */
+interface Hull {
+  x0: number;
+  y0: number;
+  dx: number[];
+  dy: number[];
+  slope: number[];
+}
+
+/** Lower hull of points with strictly increasing x and strictly decreasing y, built on the computed slopes. */
+function lowerHull(xs: number[], ys: number[]): Hull {
+  const hx: number[] = [], hy: number[] = [];
+  const slope = (k: number, x: number, y: number) => (y - hy[k]) / (x - hx[k]);
+  for (let k = 0; k < xs.length; k++) {
+    while (hx.length >= 2) {
+      const t = hx.length - 1;
+      if (slope(t, xs[k], ys[k]) <= slope(t - 1, hx[t], hy[t])) {
+        hx.pop();
+        hy.pop();
+      } else break;
+    }
+    hx.push(xs[k]);
+    hy.push(ys[k]);
+  }
+  const h: Hull = { x0: hx[0], y0: hy[0], dx: [], dy: [], slope: [] };
+  for (let k = 1; k < hx.length; k++) {
+    h.dx.push(hx[k] - hx[k - 1]);
+    h.dy.push(hy[k] - hy[k - 1]);
+    h.slope.push((hy[k] - hy[k - 1]) / (hx[k] - hx[k - 1]));
+  }
+  return h;
+}
+
 /** One layer after preprocessing: kept choices sorted by weight, then cost, then original index. */
 interface Layer {
   orig: number[];
   w: number[];
   c: number[];
-  /** Lower convex hull: first point (lightest, cheapest of the lightest), then increments. */
-  hullW: number[];
-  hullW0: number;
-  hullC0: number;
-  incW: number[];
-  incC: number[];
-  incSlope: number[];
+  /** Hull of (weight, cost): the cost LP. */
+  byWeight: Hull;
+  /** Hull of (cost, weight): the weight LP under a cost cap (tie-breaking bound). */
+  byCost: Hull;
   minOrig: number;
   spread: number;
 }
@@ -250,113 +310,97 @@ function preprocessLayer(costs: number[], weights: number[], slack: number): Lay
   const idx: number[] = [];
   for (let j = 0; j < costs.length; j++) if (weights[j] <= slack) idx.push(j);
   idx.sort((a, b) => weights[a] - weights[b] || costs[a] - costs[b] || a - b);
-  // Dominance sweep over groups of equal weight (see module doc for the exact rule).
+  // Dominance sweep over groups of equal weight (see the module doc for the exact rule).
   const kept: number[] = [];
   let bestLighter = Infinity;
   for (let g = 0; g < idx.length;) {
     let h = g;
     while (h < idx.length && weights[idx[h]] === weights[idx[g]]) h++;
     const group = idx.slice(g, h).sort((a, b) => a - b);
-    let runMin = Infinity, groupMin = Infinity;
+    let runMin = Infinity;
     for (const j of group) {
       if (costs[j] < runMin && costs[j] < bestLighter) kept.push(j);
       runMin = Math.min(runMin, costs[j]);
-      groupMin = Math.min(groupMin, costs[j]);
     }
-    bestLighter = Math.min(bestLighter, groupMin);
+    bestLighter = Math.min(bestLighter, runMin);
     g = h;
   }
   kept.sort((a, b) => weights[a] - weights[b] || costs[a] - costs[b] || a - b);
   const w = kept.map((j) => weights[j]), c = kept.map((j) => costs[j]);
-  // Lower convex hull (monotone chain) on the computed slopes, so increments are strictly ordered.
-  const hw: number[] = [], hc: number[] = [];
-  const slope = (k: number, x: number, y: number) => (y - hc[k]) / (x - hw[k]);
+  // Cheapest point of each weight: weights strictly increase, costs strictly decrease.
+  const pw: number[] = [], pc: number[] = [];
   for (let k = 0; k < w.length; k++) {
-    if (hw.length > 0 && hw[hw.length - 1] === w[k]) continue; // same weight, costlier (sorted)
-    while (hw.length >= 2) {
-      const t = hw.length - 1;
-      if (slope(t, w[k], c[k]) <= slope(t - 1, hw[t], hc[t])) {
-        hw.pop();
-        hc.pop();
-      } else break;
+    if (k === 0 || w[k] !== w[k - 1]) {
+      pw.push(w[k]);
+      pc.push(c[k]);
     }
-    hw.push(w[k]);
-    hc.push(c[k]);
-  }
-  const incW: number[] = [], incC: number[] = [], incSlope: number[] = [];
-  for (let k = 1; k < hw.length; k++) {
-    incW.push(hw[k] - hw[k - 1]);
-    incC.push(hc[k] - hc[k - 1]);
-    incSlope.push((hc[k] - hc[k - 1]) / (hw[k] - hw[k - 1]));
   }
   return {
     orig: kept,
     w,
     c,
-    hullW: hw,
-    hullW0: hw[0],
-    hullC0: hc[0],
-    incW,
-    incC,
-    incSlope,
+    byWeight: lowerHull(pw, pc),
+    byCost: lowerHull(pc.slice().reverse(), pw.slice().reverse()),
     minOrig: Math.min(...kept),
     spread: Math.max(...c) - Math.min(...c),
   };
 }
 
-/** LP bound tables for the layers at search positions d..L-1, as prefix sums over slope-sorted increments. */
-interface DepthTable {
-  baseC: number;
-  baseW: number;
-  cumW: Float64Array;
-  cumC: Float64Array;
+/**
+ * LP tables for the layers at search positions d..L-1: every layer at its hull's leftmost point (baseX,
+ * baseY), then all their increments in slope order as prefix sums.
+ */
+interface Table {
+  baseX: number;
+  baseY: number;
+  cumX: Float64Array;
+  cumY: Float64Array;
   slope: Float64Array;
 }
 
-function buildTables(layers: Layer[]): DepthTable[] {
-  const L = layers.length;
+function buildTables(hulls: Hull[]): Table[] {
+  const L = hulls.length;
   const all: { pos: number; k: number; s: number }[] = [];
   for (let pos = 0; pos < L; pos++) {
-    const ly = layers[pos];
-    for (let k = 0; k < ly.incW.length; k++) all.push({ pos, k, s: ly.incSlope[k] });
+    for (let k = 0; k < hulls[pos].dx.length; k++) all.push({ pos, k, s: hulls[pos].slope[k] });
   }
   all.sort((a, b) => a.s - b.s || a.pos - b.pos || a.k - b.k);
-  const tables: DepthTable[] = new Array(L + 1);
-  let baseC = 0, baseW = 0;
+  const tables: Table[] = new Array(L + 1);
+  let baseX = 0, baseY = 0;
   for (let d = L; d >= 0; d--) {
     if (d < L) {
-      baseC += layers[d].hullC0;
-      baseW += layers[d].hullW0;
+      baseX += hulls[d].x0;
+      baseY += hulls[d].y0;
     }
     const sel = all.filter((e) => e.pos >= d);
     const n = sel.length;
-    const cumW = new Float64Array(n + 1), cumC = new Float64Array(n + 1), slope = new Float64Array(n);
+    const cumX = new Float64Array(n + 1), cumY = new Float64Array(n + 1), slope = new Float64Array(n);
     for (let k = 0; k < n; k++) {
-      const ly = layers[sel[k].pos];
-      cumW[k + 1] = cumW[k] + ly.incW[sel[k].k];
-      cumC[k + 1] = cumC[k] + ly.incC[sel[k].k];
+      const h = hulls[sel[k].pos];
+      cumX[k + 1] = cumX[k] + h.dx[sel[k].k];
+      cumY[k + 1] = cumY[k] + h.dy[sel[k].k];
       slope[k] = sel[k].s;
     }
-    tables[d] = { baseC, baseW, cumW, cumC, slope };
+    tables[d] = { baseX, baseY, cumX, cumY, slope };
   }
   return tables;
 }
 
-/** LP gain (≤ 0) of the layers at positions ≥ d given `cap` spare bytes above their lightest choices. */
-function lpGain(t: DepthTable, cap: number): number {
-  const cw = t.cumW;
-  let lo = 0, hi = cw.length - 1; // largest k with cw[k] <= cap
+/** LP change of y (≤ 0) when `cap` more x may be spent above the leftmost points: greedy, last step fractional. */
+function lpGain(t: Table, cap: number): number {
+  const cx = t.cumX;
+  let lo = 0, hi = cx.length - 1; // largest k with cx[k] <= cap
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (cw[mid] <= cap) lo = mid;
+    if (cx[mid] <= cap) lo = mid;
     else hi = mid - 1;
   }
-  let g = t.cumC[lo];
-  if (lo < t.slope.length) g += t.slope[lo] * (cap - cw[lo]);
+  let g = t.cumY[lo];
+  if (lo < t.slope.length) g += t.slope[lo] * (cap - cx[lo]);
   return g;
 }
 
-/** Largest power of two q dividing every cost (1 if all are integers), or 0 if none is usable. */
+/** Largest power of two q ≤ 1 dividing every cost (1 when all costs are integers). */
 function costGrid(costs: number[][]): number {
   let q = 1;
   for (const row of costs) {
@@ -410,54 +454,68 @@ export function solveAllocation(problem: AllocationProblem, options: SolveOption
   const { costs, weights, budget } = p;
   const L = costs.length;
 
-  // ---- preprocessing ----
-  let sumMinW = 0, nChoices = 0, sMax = 0;
+  // ---- preprocessing: drop dominated / unaffordable choices, order layers by cost spread ----
+  let sumMinW = 0, sumMaxW = 0, nChoices = 0, sMax = 0;
   const minW = weights.map((r) => Math.min(...r));
   for (let i = 0; i < L; i++) {
     sumMinW += minW[i]; // ≤ budget: exact
+    sumMaxW += Math.max(...weights[i]);
     nChoices += costs[i].length;
     sMax += Math.max(...costs[i]);
   }
   const raw = costs.map((row, i) => ({ i, ly: preprocessLayer(row, weights[i], budget - (sumMinW - minW[i])) }));
   raw.sort((a, b) => b.ly.spread - a.ly.spread || a.i - b.i);
   const perm = raw.map((r) => r.i); // search position -> original layer
+  const posOf = new Array<number>(L);
+  for (let pos = 0; pos < L; pos++) posOf[perm[pos]] = pos;
   const layers = raw.map((r) => r.ly);
-  const tables = buildTables(layers);
+  const costLP = buildTables(layers.map((ly) => ly.byWeight));
 
-  // Rounding margin: covers the bound's own rounding and the gap between the real and the f64 layer-order sum.
-  const eps = (4 * (nChoices + L) + 64) * 2 ** -52 * sMax * (1 + 1e-6);
+  // Exact mode: every cost on the grid q and every sum below 2^53·q, so all sums (in any order) are exact.
   const q = costGrid(costs);
   const exact = sMax < q * 2 ** 53;
-  /** A value every completion's f64 total is guaranteed to reach, from a computed LP bound. */
-  const floorOf = (lb: number): number => exact ? q * Math.ceil((lb - eps) / q) : lb - eps;
+  // Rounding margin on a computed LP bound. Exact mode: only the fractional LP step and the hull's slope
+  // comparisons round, each within a few 2^-53·S. Otherwise the f64 layer-order sum of a solution may also
+  // sit below its real sum by up to (L-1)·2^-53·S, and the bound's prefix sums round: several times that.
+  const eps = (exact ? 2 ** -49 : (4 * (nChoices + L) + 64) * 2 ** -52) * sMax * (1 + 1e-6);
+  /** A cost that every completion's f64 total provably reaches, from a computed LP bound. */
+  const reach = (lb: number): number => exact ? q * Math.ceil((lb - eps) / q) : lb - eps;
+  // The weight LP under a cost cap needs exact cost arithmetic; weights must sum exactly too.
+  const weightLP = exact && sumMaxW < 2 ** 53 ? buildTables(layers.map((ly) => ly.byCost)) : null;
+  const epsW = 2 ** -49 * (sumMaxW + 1);
 
-  // ---- incumbent: LP-greedy rounding, then single-layer improvements ----
+  // ---- incumbent: LP-greedy rounding, then best single-layer improvements ----
   const cur = new Array<number>(L).fill(-1); // original choice per original layer while searching
   const fixed = new Uint8Array(L);
   const inc = new Array<number>(L);
-  let incCost = Infinity, incW = Infinity;
+  let incCost: number, incW: number;
   {
     const pick = layers.map(() => 0); // hull point per position (0 = lightest)
-    let cap = budget - tables[0].baseW;
+    let cap = budget - costLP[0].baseX;
     const order: { pos: number; k: number; s: number }[] = [];
     for (let pos = 0; pos < L; pos++) {
-      for (let k = 0; k < layers[pos].incW.length; k++) order.push({ pos, k, s: layers[pos].incSlope[k] });
+      const h = layers[pos].byWeight;
+      for (let k = 0; k < h.dx.length; k++) order.push({ pos, k, s: h.slope[k] });
     }
     order.sort((a, b) => a.s - b.s || a.pos - b.pos || a.k - b.k);
     const blocked = new Uint8Array(L);
     for (const e of order) {
       if (blocked[e.pos] || pick[e.pos] !== e.k) continue;
-      const dw = layers[e.pos].incW[e.k];
+      const dw = layers[e.pos].byWeight.dx[e.k];
       if (dw <= cap) {
         cap -= dw;
         pick[e.pos] = e.k + 1;
       } else blocked[e.pos] = 1;
     }
-    // kept index per position: the first kept choice of the hull point's weight is the hull point
-    const sel = layers.map((ly, pos) => ly.w.indexOf(ly.hullW[pick[pos]]));
+    // kept index per position: the first kept choice of a hull point's weight is that hull point
+    const sel = layers.map((ly, pos) => {
+      let w = ly.byWeight.x0;
+      for (let k = 0; k < pick[pos]; k++) w += ly.byWeight.dx[k];
+      return ly.w.indexOf(w);
+    });
     let used = 0;
     for (let pos = 0; pos < L; pos++) used += layers[pos].w[sel[pos]];
-    for (let round = 0; round < L * 4; round++) {
+    for (let round = 0; round < 4 * L; round++) {
       let bestGain = 0, bestPos = -1, bestK = -1;
       for (let pos = 0; pos < L; pos++) {
         const ly = layers[pos];
@@ -482,17 +540,12 @@ export function solveAllocation(problem: AllocationProblem, options: SolveOption
   /** Can no completion of the current partial assignment be lexicographically smaller than the incumbent? */
   const lexBlocked = (): boolean => {
     for (let i = 0; i < L; i++) {
-      if (fixed[i]) {
-        if (cur[i] !== inc[i]) return cur[i] > inc[i];
-      } else {
-        const m = layers[posOf[i]].minOrig;
-        if (m !== inc[i]) return m > inc[i];
-      }
+      // A free layer can at best repeat the incumbent's choice when that is its smallest index.
+      const v = fixed[i] ? cur[i] : layers[posOf[i]].minOrig;
+      if (v !== inc[i]) return v > inc[i];
     }
-    return true;
+    return true; // equal to the incumbent: no improvement
   };
-  const posOf = new Array<number>(L);
-  for (let pos = 0; pos < L; pos++) posOf[perm[pos]] = pos;
 
   // ---- depth-first search, children best-bound first ----
   let nodes = 0;
@@ -511,13 +564,13 @@ export function solveAllocation(problem: AllocationProblem, options: SolveOption
       return;
     }
     const ly = layers[d];
-    const next = tables[d + 1];
+    const next = costLP[d + 1];
     const lb = scratchLB[d];
     const ord = scratchOrd[d];
     const n = ly.w.length;
     for (let k = 0; k < n; k++) {
-      const cap = budget - used - ly.w[k] - next.baseW;
-      lb[k] = cap < 0 ? Infinity : partCost + ly.c[k] + next.baseC + lpGain(next, cap);
+      const cap = budget - used - ly.w[k] - next.baseX;
+      lb[k] = cap < 0 ? Infinity : partCost + ly.c[k] + next.baseY + lpGain(next, cap);
       ord[k] = k;
     }
     ord.sort((a, b) => lb[a] - lb[b] || a - b); // kept order is weight-then-cost: ties go lighter first
@@ -526,12 +579,18 @@ export function solveAllocation(problem: AllocationProblem, options: SolveOption
     for (let t = 0; t < n; t++) {
       const k = ord[t];
       if (lb[k] === Infinity) break;
-      const low = floorOf(lb[k]);
+      const low = reach(lb[k]);
       if (low > incCost) break; // sorted: every later child is cut too
       cur[layer] = ly.orig[k];
       if (low === incCost) {
-        // No completion is cheaper: it must beat the incumbent on weight, or tie it and win on order.
-        const minWeight = used + ly.w[k] + next.baseW;
+        // No completion is cheaper than the incumbent: it must tie on cost and beat it on weight or order.
+        const w = used + ly.w[k];
+        let minWeight = w + next.baseX;
+        if (minWeight <= incW && weightLP !== null) {
+          const t2 = weightLP[d + 1];
+          const cap = incCost - (partCost + ly.c[k]) - t2.baseX; // exact in exact mode
+          minWeight = cap < 0 ? Infinity : Math.max(minWeight, w + Math.ceil(t2.baseY + lpGain(t2, cap) - epsW));
+        }
         if (minWeight > incW || (minWeight === incW && lexBlocked())) continue;
       }
       dfs(d + 1, used + ly.w[k], partCost + ly.c[k]);

@@ -16,6 +16,9 @@ import { formatBytes, formatCacheSummary } from "./summary.ts";
 /** The embedded default model, shipped in the repository. */
 export const DEFAULT_MODEL_DIR = fromFileUrl(new URL("../../models/tiny-lm", import.meta.url));
 
+/** The default prompt: the opening of Moby-Dick, which tiny-lm learned by heart. */
+export const DEFAULT_PROMPT = "Call me Ishmael. Some years ago\u2014never mind how long precisely\u2014having";
+
 const HELP = `pmkvq run: generate text with a (quantized) KV cache
 
 Usage: deno task run [options]
@@ -70,7 +73,7 @@ async function readPrompt(
       throw new InputError(`cannot read --prompt-file ${values["prompt-file"]}: ${(e as Error).message}`);
     }
   } else {
-    text = values.prompt ?? "Call me Ishmael. Some years ago";
+    text = values.prompt ?? DEFAULT_PROMPT;
   }
   if (!tok) throw new InputError("this model directory has no tokenizer.json: use --prompt-ids");
   return { ids: tok.encode(text), text };

@@ -115,18 +115,26 @@ export function ersRows(
   const cpwIn = fin.codesPerWord;
   const maskIn = fin.mask;
   const bOut = fout.bits;
-  const cpwOut = fout.codesPerWord;
   const mul = 2 ** n + 1;
   for (let g = 0; g < nGroups; g++) {
     const inBase = g * wpgIn;
     const outBase = g * wpgOut;
-    let i = 0;
     for (let wo = 0; wo < wpgOut; wo++) {
+      // Output word wo holds the codes of input words 2·wo and 2·wo + 1; both are read before the write,
+      // and every later read is at a position ≥ this write's, so in-place operation is safe.
+      const first = 2 * wo;
+      const w0 = codesIn[inBase + first];
+      const w1 = first + 1 < wpgIn ? codesIn[inBase + first + 1] : 0;
+      const n0 = Math.min(cpwIn, G - first * cpwIn);
+      const n1 = Math.min(cpwIn, G - (first + 1) * cpwIn);
       let w = 0;
-      for (let k = 0; k < cpwOut && i < G; k++, i++) {
-        const wIn = codesIn[inBase + ((i / cpwIn) | 0)];
-        const q = (wIn >>> ((i % cpwIn) * bIn)) & maskIn;
-        w |= ((q * M + C) >>> shift) << (k * bOut);
+      for (let j = 0; j < n0; j++) {
+        const q = (w0 >>> (j * bIn)) & maskIn;
+        w |= ((q * M + C) >>> shift) << (j * bOut);
+      }
+      for (let j = 0; j < n1; j++) {
+        const q = (w1 >>> (j * bIn)) & maskIn;
+        w |= ((q * M + C) >>> shift) << ((j + cpwIn) * bOut);
       }
       out[outBase + wo] = w;
     }

@@ -171,11 +171,15 @@ export function quantizeGroup(
   // Steps 0 and 1.
   let mn = Infinity;
   let mx = -Infinity;
+  let anyTiny = false;
   for (let i = 0; i < G; i++) {
     let v = x[xOff + i];
     const a = Math.abs(v);
     if (!(a < INPUT_MAX_ABS)) throw nonFiniteInputError(v, i, gIdx);
-    if (a < INPUT_FLUSH_ABS) v = 0;
+    if (a < INPUT_FLUSH_ABS) {
+      v = 0;
+      anyTiny = true;
+    }
     if (v < mn) mn = v;
     if (v > mx) mx = v;
   }
@@ -199,7 +203,7 @@ export function quantizeGroup(
     let q = 0;
     if (S > 0) {
       let v = x[xOff + i];
-      if (Math.abs(v) < INPUT_FLUSH_ABS) v = 0;
+      if (anyTiny && Math.abs(v) < INPUT_FLUSH_ABS) v = 0;
       // d/S in f64 then round-half-even equals round-half-even of the exact quotient (docs/numerics.md §5).
       const t = Math.fround(v + z) / S;
       q = Math.round(t);

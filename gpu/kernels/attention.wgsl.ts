@@ -1,0 +1,256 @@
+/**
+ * WGSL of causal grouped-query `attention` over the EXACT (f32) cache (mirrors cpu/attention.ts): the new
+ * tokens' keys/values are read from the fused q|k|v activation (exact, as on the CPU), the P cached ones from
+ * the cache. One workgroup serves one KV head and its G = numHeads/numKvHeads query heads, so each key/value
+ * is read once per group. Softmax is the online (flash) form in f32: per 64-token chunk, scores → chunk max
+ * → rescale the running sum/accumulator → accumulate p·v; the CPU's two-pass f64 softmax agrees to ~1e-6.
+ *
+ * Kernels:
+ * - {@link attentionPrefillWgsl}: grid (step.T, numKvHeads); query t attends to tokens [0, P + t].
+ * - {@link attentionDecodePartialWgsl}: one query (step.T = 1); grid (step.nSplits, numKvHeads); split s covers
+ *   tokens [s·split, min((s+1)·split, P+1)) and writes (max, sum, Σ e·v) for each of its heads.
+ * - {@link attentionDecodeCombineWgsl}: grid (numHeads); merges the step.nSplits partials of one head.
+ *
+ * Buffers:
+ * | name | shape | type |
+ * |---|---|---|
+ * | qkv | [T, (nH + 2·nKv)·D]: q heads, then k heads, then v heads (post-RoPE q and k) | f32 |
+ * | cacheK, cacheV | [nKv, capacity, D] (head-major; token j of head g at (g·cap + j)·D) | f32 |
+ * | out | [T, nH·D] | f32 |
+ * | partAcc | [nH, maxSplits, D] | f32 |
+ * | partStats | [nH, maxSplits, 2]: (running max, running sum) | f32 |
+ *
+ * @example
+ * ```ts
+ * const shape = { numHeads: 4, numKvHeads: 2, headDim: 128, capacity: 4096, maxSplits: 128 };
+ * const code = attentionDecodePartialWgsl(shape);
+ * ```
+ * @module
+ */
+import { f32Lit, u32Lit } from "./wgsl_util.ts";
+import { STEP_WGSL } from "../step.ts";
+
+/** Baked constants of the attention pipelines. */
+export interface AttentionShape {
+  numHeads: number;
+  numKvHeads: number;
+  /** Multiple of 4. */
+  headDim: number;
+  /** Tokens the cache buffers hold per head. */
+  capacity: number;
+  /** Rows of the decode partial buffers per head. */
+  maxSplits: number;
+}
+
+/** Threads per workgroup = tokens per chunk. */
+export const ATT_WG = 64;
+
+function consts(s: AttentionShape): string {
+  const G = s.numHeads / s.numKvHeads;
+  if (!Number.isInteger(G)) throw new RangeError(`attention: ${s.numHeads} heads not divisible by ${s.numKvHeads}`);
+  if (s.headDim % 4 !== 0) throw new RangeError(`attention: headDim ${s.headDim} must be a multiple of 4`);
+  const D = s.headDim;
+  return `const D = ${u32Lit(D)};
+const D4 = ${u32Lit(D / 4)};
+const G = ${u32Lit(G)};
+const NH = ${u32Lit(s.numHeads)};
+const QKV = ${u32Lit((s.numHeads + 2 * s.numKvHeads) * D)};
+const KOFF = ${u32Lit(s.numHeads * D)};
+const VOFF = ${u32Lit((s.numHeads + s.numKvHeads) * D)};
+const CAP = ${u32Lit(s.capacity)};
+const MAXS = ${u32Lit(s.maxSplits)};
+const SCALE = ${f32Lit(1 / Math.sqrt(D))};
+const WG = ${u32Lit(ATT_WG)};
+const DPT = ${u32Lit(Math.ceil(D / ATT_WG))};
+const NEG = -3.4028234663852886e38f;
+`;
+}
+
+const IO = `@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> cacheK: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> cacheV: array<f32>;
+`;
+
+/**
+ * The shared online-softmax body: declares workgroup memory and `attend(t, kvh, j0, j1, li)`, which leaves the
+ * running max `m`, sum `l` and accumulator `acc` (private, per head g and channel li + 64·k) for query row t
+ * over tokens [j0, j1) (j1 > j0).
+ */
+function body(s: AttentionShape): string {
+  const G = s.numHeads / s.numKvHeads;
+  return `var<workgroup> qs: array<vec4<f32>, ${(G * s.headDim) / 4}>; // [G, D/4] queries of the group
+var<workgroup> ps: array<f32, ${G * ATT_WG}>;                 // [G, WG] scores, then probabilities
+var<private> m: array<f32, ${G}>;
+var<private> l: array<f32, ${G}>;
+var<private> acc: array<f32, ${G * Math.ceil(s.headDim / ATT_WG)}>; // [G, DPT]
+
+fn attend(t: u32, kvh: u32, j0: u32, j1: u32, li: u32) {
+  let P = step.P;
+  for (var e = li; e < G * D4; e += WG) {
+    let b = t * QKV + kvh * G * D + 4u * e;
+    qs[e] = vec4<f32>(qkv[b], qkv[b + 1u], qkv[b + 2u], qkv[b + 3u]);
+  }
+  for (var g = 0u; g < G; g++) { m[g] = NEG; l[g] = 0.0; }
+  for (var i = 0u; i < G * DPT; i++) { acc[i] = 0.0; }
+  workgroupBarrier();
+  for (var c0 = j0; c0 < j1; c0 += WG) {
+    let j = c0 + li;
+    let cnt = min(WG, j1 - c0);
+    var sc: array<f32, ${G}>;
+    if (j < j1) {
+      if (j < P) {
+        let kb = (kvh * CAP + j) * D4;
+        for (var d4 = 0u; d4 < D4; d4++) {
+          let k = cacheK[kb + d4];
+          for (var g = 0u; g < G; g++) { sc[g] += dot(qs[g * D4 + d4], k); }
+        }
+      } else {
+        let kb = (j - P) * QKV + KOFF + kvh * D;
+        for (var d4 = 0u; d4 < D4; d4++) {
+          let o = kb + 4u * d4;
+          let k = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]);
+          for (var g = 0u; g < G; g++) { sc[g] += dot(qs[g * D4 + d4], k); }
+        }
+      }
+      for (var g = 0u; g < G; g++) { sc[g] = sc[g] * SCALE; ps[g * WG + li] = sc[g]; }
+    } else {
+      for (var g = 0u; g < G; g++) { ps[g * WG + li] = NEG; }
+    }
+    workgroupBarrier();
+    var alpha: array<f32, ${G}>;
+    for (var g = 0u; g < G; g++) {
+      var mc = NEG;
+      for (var i = 0u; i < cnt; i++) { mc = max(mc, ps[g * WG + i]); }
+      let nm = max(m[g], mc);
+      alpha[g] = exp(m[g] - nm);
+      m[g] = nm;
+    }
+    workgroupBarrier();
+    for (var g = 0u; g < G; g++) {
+      ps[g * WG + li] = select(0.0, exp(sc[g] - m[g]), j < j1);
+    }
+    workgroupBarrier();
+    for (var g = 0u; g < G; g++) {
+      var sum = 0.0;
+      for (var i = 0u; i < cnt; i++) { sum += ps[g * WG + i]; }
+      l[g] = l[g] * alpha[g] + sum;
+      for (var k = 0u; k < DPT; k++) { acc[g * DPT + k] = acc[g * DPT + k] * alpha[g]; }
+    }
+    for (var k = 0u; k < DPT; k++) {
+      let d = li + WG * k;
+      if (d < D) {
+        for (var i = 0u; i < cnt; i++) {
+          let jj = c0 + i;
+          var v: f32;
+          if (jj < P) { v = cacheV[(kvh * CAP + jj) * D + d]; }
+          else { v = qkv[(jj - P) * QKV + VOFF + kvh * D + d]; }
+          for (var g = 0u; g < G; g++) { acc[g * DPT + k] += ps[g * WG + i] * v; }
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+}
+`;
+}
+
+/**
+ * Prefill attention: query t of the step attends to [0, P + t].
+ * Bindings: 0 qkv, 1 cacheK, 2 cacheV, 3 out [T, nH·D].
+ *
+ * @example
+ * ```ts
+ * attentionPrefillWgsl({ numHeads: 32, numKvHeads: 8, headDim: 128, capacity: 8192, maxSplits: 128 });
+ * ```
+ */
+export function attentionPrefillWgsl(s: AttentionShape): string {
+  return `${STEP_WGSL}${consts(s)}${IO}
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${body(s)}
+@compute @workgroup_size(${ATT_WG})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let t = wg.x;
+  let kvh = wg.y;
+  attend(t, kvh, 0u, step.P + t + 1u, li);
+  for (var g = 0u; g < G; g++) {
+    let ob = t * NH * D + (kvh * G + g) * D;
+    for (var k = 0u; k < DPT; k++) {
+      let d = li + WG * k;
+      if (d < D) { out[ob + d] = acc[g * DPT + k] / l[g]; }
+    }
+  }
+}
+`;
+}
+
+/**
+ * Decode attention, pass 1: split s of the single query's tokens [0, P + 1).
+ * Bindings: 0 qkv, 1 cacheK, 2 cacheV, 3 partAcc, 4 partStats.
+ *
+ * @example
+ * ```ts
+ * attentionDecodePartialWgsl({ numHeads: 4, numKvHeads: 2, headDim: 128, capacity: 4096, maxSplits: 128 });
+ * ```
+ */
+export function attentionDecodePartialWgsl(s: AttentionShape): string {
+  return `${STEP_WGSL}${consts(s)}${IO}
+@group(0) @binding(3) var<storage, read_write> partAcc: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partStats: array<f32>;
+${body(s)}
+@compute @workgroup_size(${ATT_WG})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let sp = wg.x;
+  let kvh = wg.y;
+  let n = step.P + step.T;
+  let j0 = sp * step.split;
+  let j1 = min(n, j0 + step.split);
+  attend(step.T - 1u, kvh, j0, j1, li);
+  for (var g = 0u; g < G; g++) {
+    let row = (kvh * G + g) * MAXS + sp;
+    if (li == 0u) { partStats[2u * row] = m[g]; partStats[2u * row + 1u] = l[g]; }
+    for (var k = 0u; k < DPT; k++) {
+      let d = li + WG * k;
+      if (d < D) { partAcc[row * D + d] = acc[g * DPT + k]; }
+    }
+  }
+}
+`;
+}
+
+/**
+ * Decode attention, pass 2: out[h] = Σ_s e^(m_s − M)·acc_s / Σ_s e^(m_s − M)·l_s over step.nSplits splits.
+ * Bindings: 0 partAcc, 1 partStats, 2 out [1, nH·D].
+ *
+ * @example
+ * ```ts
+ * attentionDecodeCombineWgsl({ numHeads: 4, numKvHeads: 2, headDim: 128, capacity: 4096, maxSplits: 128 });
+ * ```
+ */
+export function attentionDecodeCombineWgsl(s: AttentionShape): string {
+  return `${STEP_WGSL}${consts(s)}
+@group(0) @binding(0) var<storage, read> partAcc: array<f32>;
+@group(0) @binding(1) var<storage, read> partStats: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(${ATT_WG})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let h = wg.x;
+  let ns = step.nSplits;
+  var mx = NEG;
+  for (var sp = 0u; sp < ns; sp++) { mx = max(mx, partStats[2u * (h * MAXS + sp)]); }
+  var total = 0.0;
+  for (var sp = 0u; sp < ns; sp++) {
+    let r = h * MAXS + sp;
+    total += partStats[2u * r + 1u] * exp(partStats[2u * r] - mx);
+  }
+  for (var d = li; d < D; d += WG) {
+    var a = 0.0;
+    for (var sp = 0u; sp < ns; sp++) {
+      let r = h * MAXS + sp;
+      a += partAcc[r * D + d] * exp(partStats[2u * r] - mx);
+    }
+    out[h * D + d] = a / total;
+  }
+}
+`;
+}
