@@ -80,6 +80,8 @@ export class CpuForward {
     const o = new Float32Array(T * H); // [T, hidden]
     const gate = new Float32Array(T * I); // [T, intermediate]
     const up = new Float32Array(T * I); // [T, intermediate]
+    // Refuse a step that would outgrow any layer's budget before any layer stores anything.
+    cache.checkCapacity?.(T);
     const past0 = cache.length(0);
     const scores = new Float64Array(past0 + T);
     for (let t = 0; t < T; t++) h.set(w.embed.subarray(ids[t] * H, (ids[t] + 1) * H), t * H);
@@ -96,6 +98,7 @@ export class CpuForward {
       applyRope(k, T, nKv, D, cos, sin);
       options.hooks?.onQuery?.(l, q, T);
       options.hooks?.onKV?.(l, k, v, T);
+      cache.observeQuery?.(l, q, T);
       const past = cache.view(l);
       attention(att, q, past, k, v, T, nH, nKv, D, past.length + T <= scores.length ? scores : new Float64Array(past.length + T));
       cache.append(l, k, v, T);

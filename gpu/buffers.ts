@@ -58,9 +58,13 @@ export function storageBuffer(ctx: GpuContext, label: string, bytes: number): GP
  * const w = uploadBuffer(ctx, "norm weight [hidden] f32", new Float32Array(384).fill(1));
  * ```
  */
-export function uploadBuffer(ctx: GpuContext, label: string, data: Float32Array | Uint32Array): GPUBuffer {
+export function uploadBuffer(
+  ctx: GpuContext,
+  label: string,
+  data: Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>,
+): GPUBuffer {
   const buf = storageBuffer(ctx, label, data.byteLength);
-  ctx.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+  ctx.device.queue.writeBuffer(buf, 0, data);
   return buf;
 }
 

@@ -10,13 +10,14 @@
  *
  * @example
  * ```ts
- * const reg = new KernelRegistry(ctx);
+ * const reg = new KernelRegistry(ctx); // tuning: tuningFor(ctx)
  * const k = await reg.kernel("add:n", ["storage", "read-only-storage"], () => addWgsl());
  * // k.pipeline, k.layout (group 0)
  * ```
  * @module
  */
 import type { GpuContext } from "./device.ts";
+import { type KernelTuning, tuningFor } from "./tuning.ts";
 import { GpuError } from "../src/errors.ts";
 
 /** How a group-0 binding is declared in WGSL. */
@@ -32,14 +33,17 @@ export interface Kernel {
 /** Compiles and caches pipelines and bind group layouts of one device. */
 export class KernelRegistry {
   readonly ctx: GpuContext;
+  /** Kernel variant choices for this adapter (gpu/tuning.ts). */
+  readonly tuning: KernelTuning;
   /** Group 1: the per-step uniform, with a dynamic offset. */
   readonly stepLayout: GPUBindGroupLayout;
   #layouts = new Map<string, GPUBindGroupLayout>();
   #kernels = new Map<string, Promise<Kernel>>();
   #compiles = 0;
 
-  constructor(ctx: GpuContext) {
+  constructor(ctx: GpuContext, tuning: KernelTuning = tuningFor(ctx)) {
     this.ctx = ctx;
+    this.tuning = tuning;
     this.stepLayout = ctx.device.createBindGroupLayout({
       label: "step",
       entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } }],

@@ -57,7 +57,7 @@ export class StepBuffer {
   /** [slots, stride / 4] u32 */
   readonly buffer: GPUBuffer;
   readonly bindGroup: GPUBindGroup;
-  #host: Uint32Array;
+  #host: Uint32Array<ArrayBuffer>;
   #dirty = 0;
   readonly #device: GPUDevice;
 

@@ -10,6 +10,10 @@
  * - {@link attentionDecodePartialWgsl}: one query (step.T = 1); grid (step.nSplits, numKvHeads); split s covers
  *   tokens [s·split, min((s+1)·split, P+1)) and writes (max, sum, Σ e·v) for each of its heads.
  * - {@link attentionDecodeCombineWgsl}: grid (numHeads); merges the step.nSplits partials of one head.
+ * - {@link attentionSerialPrefillWgsl} / {@link attentionSerialPartialWgsl}: the same results computed by one
+ *   invocation per (query, head) or (split, head) with a per-token online softmax and no workgroup memory or
+ *   barriers, for software adapters (gpu/tuning.ts). They write the same outputs and partials (the combine
+ *   kernel is shared). Grid: ceil(T·nH / 64), resp. ceil(step.nSplits·nH / 64).
  *
  * Buffers:
  * | name | shape | type |
@@ -250,6 +254,119 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
       a += partAcc[r * D + d] * exp(partStats[2u * r] - mx);
     }
     out[h * D + d] = a / total;
+  }
+}
+`;
+}
+
+/** One invocation's online softmax over tokens [j0, j1) for query row t, head h (no barriers). */
+function serialBody(s: AttentionShape): string {
+  return `var<private> acc: array<vec4<f32>, ${s.headDim / 4}>;
+
+fn kvBase(j: u32, kvh: u32, P: u32, koff: u32) -> u32 {
+  if (j < P) { return (kvh * CAP + j) * D; }
+  return (j - P) * QKV + koff + kvh * D;
+}
+
+fn loadKV(j: u32, P: u32, base: u32, d4: u32, isK: bool) -> vec4<f32> {
+  if (j < P) {
+    if (isK) { return cacheK[base / 4u + d4]; }
+    let o = base + 4u * d4;
+    return vec4<f32>(cacheV[o], cacheV[o + 1u], cacheV[o + 2u], cacheV[o + 3u]);
+  }
+  let o = base + 4u * d4;
+  return vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]);
+}
+
+// Returns (max, sum); acc holds Σ e^(s_j - max)·v_j.
+fn attendSerial(t: u32, h: u32, j0: u32, j1: u32) -> vec2<f32> {
+  let P = step.P;
+  let kvh = h / G;
+  let qb = t * QKV + h * D;
+  var m = NEG;
+  var l = 0.0;
+  for (var d4 = 0u; d4 < D4; d4++) { acc[d4] = vec4<f32>(0.0); }
+  for (var j = j0; j < j1; j++) {
+    let kb = kvBase(j, kvh, P, KOFF);
+    var sc = 0.0;
+    for (var d4 = 0u; d4 < D4; d4++) {
+      let o = qb + 4u * d4;
+      sc += dot(vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]), loadKV(j, P, kb, d4, true));
+    }
+    sc = sc * SCALE;
+    if (sc > m) {
+      let alpha = exp(m - sc);
+      l = l * alpha;
+      for (var d4 = 0u; d4 < D4; d4++) { acc[d4] = acc[d4] * alpha; }
+      m = sc;
+    }
+    let p = exp(sc - m);
+    l += p;
+    let vb = kvBase(j, kvh, P, VOFF);
+    for (var d4 = 0u; d4 < D4; d4++) { acc[d4] += p * loadKV(j, P, vb, d4, false); }
+  }
+  return vec2<f32>(m, l);
+}
+`;
+}
+
+/**
+ * Serial prefill attention (software adapters): invocation (t, h) = (idx / nH, idx % nH).
+ * Bindings: 0 qkv, 1 cacheK, 2 cacheV, 3 out [T, nH·D].
+ *
+ * @example
+ * ```ts
+ * attentionSerialPrefillWgsl({ numHeads: 4, numKvHeads: 2, headDim: 128, capacity: 4096, maxSplits: 128 });
+ * ```
+ */
+export function attentionSerialPrefillWgsl(s: AttentionShape): string {
+  return `${STEP_WGSL}${consts(s)}${IO}
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${serialBody(s)}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x / NH;
+  let h = gid.x % NH;
+  if (t >= step.T) { return; }
+  let ml = attendSerial(t, h, 0u, step.P + t + 1u);
+  let ob = t * NH * D + h * D;
+  for (var d4 = 0u; d4 < D4; d4++) {
+    let a = acc[d4] / ml.y;
+    out[ob + 4u * d4] = a.x; out[ob + 4u * d4 + 1u] = a.y; out[ob + 4u * d4 + 2u] = a.z; out[ob + 4u * d4 + 3u] = a.w;
+  }
+}
+`;
+}
+
+/**
+ * Serial decode attention pass 1 (software adapters): invocation (split, h) = (idx / nH, idx % nH).
+ * Bindings: 0 qkv, 1 cacheK, 2 cacheV, 3 partAcc, 4 partStats.
+ *
+ * @example
+ * ```ts
+ * attentionSerialPartialWgsl({ numHeads: 4, numKvHeads: 2, headDim: 128, capacity: 4096, maxSplits: 128 });
+ * ```
+ */
+export function attentionSerialPartialWgsl(s: AttentionShape): string {
+  return `${STEP_WGSL}${consts(s)}${IO}
+@group(0) @binding(3) var<storage, read_write> partAcc: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partStats: array<f32>;
+${serialBody(s)}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let sp = gid.x / NH;
+  let h = gid.x % NH;
+  if (sp >= step.nSplits) { return; }
+  let n = step.P + step.T;
+  let j0 = sp * step.split;
+  let ml = attendSerial(step.T - 1u, h, j0, min(n, j0 + step.split));
+  let row = h * MAXS + sp;
+  partStats[2u * row] = ml.x;
+  partStats[2u * row + 1u] = ml.y;
+  for (var d4 = 0u; d4 < D4; d4++) {
+    let a = acc[d4];
+    let o = row * D + 4u * d4;
+    partAcc[o] = a.x; partAcc[o + 1u] = a.y; partAcc[o + 2u] = a.z; partAcc[o + 3u] = a.w;
   }
 }
 `;

@@ -1,13 +1,14 @@
 /**
  * `matmul` op (mirrors cpu/ops.ts `matmul`; WGSL in matmul.wgsl.ts): picks the matrix-vector path for one
- * row (decode, LM head) and the tiled path for more. Both pipelines share one group-0 layout, so one bind
- * group serves both.
+ * row (decode, LM head) and the registry's prefill path (tiled or blocked, gpu/tuning.ts) for more. Both
+ * pipelines share one group-0 layout, so one bind group serves both. A `swiglu` variant has only the
+ * matrix-vector path.
  *
  * Buffers ({@link MatmulBuffers}):
  * | name | shape | type |
  * |---|---|---|
  * | x | [rows, K] | f32 |
- * | w | [N, K] | bf16 pairs packed in u32, or f32 ({@link MatmulVariant.weights}) |
+ * | w | [N, K] ([2N, K] gate;up for swiglu) | bf16 pairs packed in u32, or f32 ({@link MatmulVariant.weights}) |
  * | out | [rows, N] | f32 (accumulated into when `residual`) |
  * | bias | [N] | f32, when `bias` |
  *
@@ -21,14 +22,22 @@
  */
 import type { Kernel, KernelRegistry } from "../registry.ts";
 import { grid2d } from "../buffers.ts";
-import { MATVEC_ROWS, matmulTiledWgsl, matvecWgsl, type MatmulVariant, TILE } from "./matmul.wgsl.ts";
+import {
+  BLOCK_N,
+  BLOCK_T,
+  matmulBlockedWgsl,
+  matmulTiledWgsl,
+  type MatmulVariant,
+  matvecWgsl,
+  TILE,
+} from "./matmul.wgsl.ts";
 
 export type { MatmulVariant } from "./matmul.wgsl.ts";
 
 /** The buffers of one matmul. */
 export interface MatmulBuffers {
   /** [rows, K] f32 */ x: GPUBuffer;
-  /** [N, K] bf16-pairs-in-u32 or f32 */ w: GPUBuffer;
+  /** [N, K] ([2N, K] for swiglu) bf16-pairs-in-u32 or f32 */ w: GPUBuffer;
   /** [rows, N] f32 */ out: GPUBuffer;
   /** [N] f32 */ bias?: GPUBuffer;
 }
@@ -36,15 +45,21 @@ export interface MatmulBuffers {
 /** Both compiled paths of one matmul variant. */
 export class MatmulKernel {
   readonly variant: MatmulVariant;
+  /** Matrix-vector path. */
   readonly vec: Kernel;
-  readonly tiled: Kernel;
+  /** Multi-row path, or null for swiglu variants. */
+  readonly multi: Kernel | null;
   readonly #reg: KernelRegistry;
+  readonly #lanes: number;
+  readonly #blocked: boolean;
 
-  private constructor(reg: KernelRegistry, variant: MatmulVariant, vec: Kernel, tiled: Kernel) {
+  private constructor(reg: KernelRegistry, variant: MatmulVariant, vec: Kernel, multi: Kernel | null) {
     this.#reg = reg;
     this.variant = variant;
     this.vec = vec;
-    this.tiled = tiled;
+    this.multi = multi;
+    this.#lanes = reg.tuning.matvecLanes;
+    this.#blocked = reg.tuning.prefillMatmul === "blocked";
   }
 
   /**
@@ -60,12 +75,13 @@ export class MatmulKernel {
     const kinds = v.bias
       ? ["read-only-storage", "read-only-storage", "storage", "read-only-storage"] as const
       : ["read-only-storage", "read-only-storage", "storage"] as const;
-    const tag = `${v.K}x${v.N}:${v.weights}:${v.bias ? "b" : ""}${v.residual ? "r" : ""}`;
-    const [vec, tiled] = await Promise.all([
-      reg.kernel(`matvec:${tag}`, kinds, () => matvecWgsl(v)),
-      reg.kernel(`matmul_tiled:${tag}`, kinds, () => matmulTiledWgsl(v)),
-    ]);
-    return new MatmulKernel(reg, variant, vec, tiled);
+    const tag = `${v.K}x${v.N}:${v.weights}:${v.bias ? "b" : ""}${v.residual ? "r" : ""}${v.swiglu ? "s" : ""}`;
+    const lanes = reg.tuning.matvecLanes;
+    const multi = v.swiglu ? null : reg.tuning.prefillMatmul === "blocked"
+      ? reg.kernel(`matmul_blocked:${tag}`, kinds, () => matmulBlockedWgsl(v))
+      : reg.kernel(`matmul_tiled:${tag}`, kinds, () => matmulTiledWgsl(v));
+    const [vec, m] = await Promise.all([reg.kernel(`matvec${lanes}:${tag}`, kinds, () => matvecWgsl(v, lanes)), multi]);
+    return new MatmulKernel(reg, variant, vec, m);
   }
 
   /**
@@ -90,7 +106,7 @@ export class MatmulKernel {
   }
 
   /**
-   * Records the matmul of `rows` rows (must equal step.T for the tiled path; 1 uses the matvec path).
+   * Records the matmul of `rows` rows (must equal step.T for the multi-row path; 1 uses the matvec path).
    * The step bind group (group 1) must already be set on `pass`.
    *
    * @example
@@ -99,14 +115,18 @@ export class MatmulKernel {
    * ```
    */
   encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup, rows: number): void {
+    const N = this.variant.N;
     if (rows === 1) {
       pass.setPipeline(this.vec.pipeline);
       pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(...grid2d(this.#reg.ctx, Math.ceil(this.variant.N / MATVEC_ROWS)));
+      pass.dispatchWorkgroups(...grid2d(this.#reg.ctx, Math.ceil(N / (256 / this.#lanes))));
+    } else if (!this.multi) {
+      throw new RangeError(`matmul ${this.vec.key}: a swiglu variant runs one row only (got ${rows})`);
     } else {
-      pass.setPipeline(this.tiled.pipeline);
+      pass.setPipeline(this.multi.pipeline);
       pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(Math.ceil(this.variant.N / TILE), Math.ceil(rows / TILE));
+      if (this.#blocked) pass.dispatchWorkgroups(Math.ceil(N / (BLOCK_N * 64)), Math.ceil(rows / BLOCK_T));
+      else pass.dispatchWorkgroups(Math.ceil(N / TILE), Math.ceil(rows / TILE));
     }
   }
 }

@@ -1,25 +1,28 @@
 /**
  * WGSL of `matmul` (mirrors cpu/ops.ts `matmul`): out[t, j] = Σ_k x[t, k]·w[j, k] (+ bias[j]) (+ out[t, j]).
  *
- * Two paths, same bindings:
- * - {@link matvecWgsl} (decode, one row of x): 256 threads = 8 rows × 32 lanes; each lane reads 8 weights
- *   (one `vec4<u32>` of bf16 pairs, or two `vec4<f32>`) per iteration, lanes are reduced in workgroup memory.
- *   Grid: ceil(N / 8) workgroups (2-D when above the per-dimension limit).
- * - {@link matmulTiledWgsl} (prefill, T = step.T rows): 64×64 output tiles, K in steps of 16, 16×16 threads
- *   each computing 4×4 outputs. Grid: (ceil(N / 64), ceil(T / 64)).
+ * Paths, same bindings (the engine picks by row count and gpu/tuning.ts):
+ * - {@link matvecWgsl} (decode and LM head: one row of x). `lanes` threads per output row read 8 weights per
+ *   iteration (one `vec4<u32>` of bf16 pairs, or two `vec4<f32>`); with lanes > 1 the lanes are tree-reduced
+ *   in workgroup memory. 256 threads per workgroup; grid ceil(N / (256 / lanes)), 2-D above the limit.
+ *   `swiglu`: w holds [gate; up] (2·N rows) and out[j] = silu(gate_j·x)·(up_j·x) (the swiglu op fused).
+ * - {@link matmulTiledWgsl} (prefill on GPUs, T = step.T rows): 64×64 output tiles through workgroup memory,
+ *   K in steps of 16, 16×16 threads each computing 4×4 outputs. Grid (ceil(N / 64), ceil(T / 64)).
+ * - {@link matmulBlockedWgsl} (prefill on software adapters): each thread computes 4 rows × 8 outputs
+ *   straight from storage, no barriers. Grid (ceil(N / 512), ceil(T / 4)).
  *
  * Bindings (group 0):
  * | binding | buffer | shape | type |
  * |---|---|---|---|
  * | 0 | x | [rows, K] | f32 (read) |
- * | 1 | w | [N, K] | bf16 pairs in u32 (K/2 words per row) or f32 (read) |
+ * | 1 | w | [N, K] ([2N, K] with swiglu) | bf16 pairs in u32 (K/2 words per row) or f32 (read) |
  * | 2 | out | [rows, N] | f32 (read_write: `residual` adds into it) |
  * | 3 | bias | [N] | f32 (read), only when `bias` |
  * Accumulation is f32 (the CPU accumulates in f64): relative error grows like sqrt(K)·2⁻²⁴.
  *
  * @example
  * ```ts
- * const code = matvecWgsl({ K: 384, N: 1024, weights: "bf16", bias: false, residual: false });
+ * const code = matvecWgsl({ K: 384, N: 1024, weights: "bf16", bias: false, residual: false }, 32);
  * ```
  * @module
  */
@@ -37,14 +40,14 @@ export interface MatmulVariant {
   bias: boolean;
   /** Adds into out (out += x·wᵀ), i.e. the residual `add` fused into the epilogue. */
   residual: boolean;
+  /** Matrix-vector only: w is [gate; up] and out = silu(gate·x)·(up·x) (swiglu fused). */
+  swiglu?: boolean;
 }
 
-/** Rows per workgroup of the matrix-vector path. */
-export const MATVEC_ROWS = 8;
-/** Lanes per row of the matrix-vector path. */
-export const MATVEC_LANES = 32;
 /** Output tile (tokens and features) of the tiled path. */
 export const TILE = 64;
+/** Rows × outputs per thread of the blocked path. */
+export const BLOCK_T = 4, BLOCK_N = 8;
 
 function bindings(v: MatmulVariant, xType: string, wType: string): string {
   return `@group(0) @binding(0) var<storage, read> x: array<${xType}>;
@@ -59,61 +62,78 @@ function epilogue(v: MatmulVariant, idx: string, col: string, val: string): stri
   return v.residual ? `out[${idx}] = out[${idx}] + (${val}${b});` : `out[${idx}] = ${val}${b};`;
 }
 
+/** Σ over 8 weights at word index `i` of row base `rb` into accumulator `acc` (x chunks a, b). */
+function dot8(v: MatmulVariant, acc: string, rb: string): string {
+  return v.weights === "bf16"
+    ? `{ let p = w[${rb} + i];
+      ${acc} += a.x * bf16lo(p.x) + a.y * bf16hi(p.x) + a.z * bf16lo(p.y) + a.w * bf16hi(p.y)
+           + b.x * bf16lo(p.z) + b.y * bf16hi(p.z) + b.z * bf16lo(p.w) + b.w * bf16hi(p.w); }`
+    : `{ let p = w[2u * (${rb} + i)];
+      let q = w[2u * (${rb} + i) + 1u];
+      ${acc} += dot(a, p) + dot(b, q); }`;
+}
+
 /**
- * The matrix-vector kernel (x has one row).
+ * The matrix-vector kernel (x has one row), `lanes` threads per output row.
  *
  * @example
  * ```ts
- * matvecWgsl({ K: 1024, N: 384, weights: "bf16", bias: false, residual: true });
+ * matvecWgsl({ K: 1024, N: 384, weights: "bf16", bias: false, residual: true }, 1);
  * ```
  */
-export function matvecWgsl(v: MatmulVariant): string {
+export function matvecWgsl(v: MatmulVariant, lanes: number): string {
   if (v.K % 8 !== 0) throw new RangeError(`matvec: K=${v.K} must be a multiple of 8`);
-  const K8 = v.K / 8;
-  const load = v.weights === "bf16"
-    ? `let p = w[base + i];
-      acc += a.x * bf16lo(p.x) + a.y * bf16hi(p.x) + a.z * bf16lo(p.y) + a.w * bf16hi(p.y)
-           + b.x * bf16lo(p.z) + b.y * bf16hi(p.z) + b.z * bf16lo(p.w) + b.w * bf16hi(p.w);`
-    : `let p = w[2u * (base + i)];
-      let q = w[2u * (base + i) + 1u];
-      acc += dot(a, p) + dot(b, q);`;
-  return `${STEP_WGSL}${BF16_WGSL}
-${bindings(v, "vec4<f32>", v.weights === "bf16" ? "vec4<u32>" : "vec4<f32>")}
-const K8 = ${u32Lit(K8)};
-const N = ${u32Lit(v.N)};
-const ROWS = ${u32Lit(MATVEC_ROWS)};
-const LANES = ${u32Lit(MATVEC_LANES)};
-var<workgroup> red: array<f32, ${MATVEC_ROWS * MATVEC_LANES}>;
-
-@compute @workgroup_size(${MATVEC_ROWS * MATVEC_LANES})
-fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>,
-        @builtin(num_workgroups) nw: vec3<u32>) {
-  let lane = li % LANES;
-  let row = (wg.x + wg.y * nw.x) * ROWS + li / LANES;
-  var acc = 0.0;
-  if (row < N) {
-    let base = row * K8;
-    for (var i = lane; i < K8; i += LANES) {
-      let a = x[2u * i];
-      let b = x[2u * i + 1u];
-      ${load}
-    }
+  if (!(lanes >= 1 && lanes <= 256 && (lanes & (lanes - 1)) === 0)) {
+    throw new RangeError(`matvec: lanes=${lanes} must be a power of two in [1, 256]`);
   }
-  red[li] = acc;
+  const rows = 256 / lanes;
+  const sw = v.swiglu === true;
+  const reduce = (name: string) =>
+    lanes === 1 ? "" : `red[li] = ${name};
   workgroupBarrier();
   for (var s = LANES / 2u; s > 0u; s = s / 2u) {
     if (lane < s) { red[li] = red[li] + red[li + s]; }
     workgroupBarrier();
   }
+  ${name} = red[li];
+  workgroupBarrier();`;
+  const result = sw ? "(g / (1.0 + exp(-g))) * u" : "g";
+  return `${STEP_WGSL}${BF16_WGSL}
+${bindings(v, "vec4<f32>", v.weights === "bf16" ? "vec4<u32>" : "vec4<f32>")}
+const K8 = ${u32Lit(v.K / 8)};
+const N = ${u32Lit(v.N)};
+const ROWS = ${u32Lit(rows)};
+const LANES = ${u32Lit(lanes)};
+${lanes > 1 ? "var<workgroup> red: array<f32, 256>;" : ""}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>,
+        @builtin(num_workgroups) nw: vec3<u32>) {
+  let lane = li % LANES;
+  let row = (wg.x + wg.y * nw.x) * ROWS + li / LANES;
+  var g = 0.0;
+  var u = 0.0;
+  if (row < N) {
+    let gb = row * K8;
+    ${sw ? "let ub = (row + N) * K8;" : ""}
+    for (var i = lane; i < K8; i += LANES) {
+      let a = x[2u * i];
+      let b = x[2u * i + 1u];
+      ${dot8(v, "g", "gb")}
+      ${sw ? dot8(v, "u", "ub") : ""}
+    }
+  }
+  ${reduce("g")}
+  ${sw ? reduce("u") : ""}
   if (lane == 0u && row < N) {
-    ${epilogue(v, "row", "row", "red[li]")}
+    ${epilogue(v, "row", "row", result)}
   }
 }
 `;
 }
 
 /**
- * The tiled kernel for step.T rows of x.
+ * The workgroup-memory tiled kernel for step.T rows of x.
  *
  * @example
  * ```ts
@@ -194,6 +214,65 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_
       }
     }
   }
+}
+`;
+}
+
+/**
+ * The barrier-free register-blocked kernel for step.T rows of x (4 rows × 8 outputs per thread).
+ *
+ * @example
+ * ```ts
+ * matmulBlockedWgsl({ K: 384, N: 2048, weights: "bf16", bias: false, residual: false });
+ * ```
+ */
+export function matmulBlockedWgsl(v: MatmulVariant): string {
+  if (v.K % 8 !== 0) throw new RangeError(`matmul: K=${v.K} must be a multiple of 8`);
+  const K8 = v.K / 8;
+  let decl = "", body = "", epi = "";
+  for (let t = 0; t < BLOCK_T; t++) for (let j = 0; j < BLOCK_N; j++) decl += `var a${t}_${j} = 0.0;\n  `;
+  for (let j = 0; j < BLOCK_N; j++) {
+    const row = `min(n0 + ${j}u, N - 1u)`;
+    body += v.weights === "bf16"
+      ? `let p${j} = w[${row} * K8 + i];
+      let l${j} = vec4<f32>(bf16lo(p${j}.x), bf16hi(p${j}.x), bf16lo(p${j}.y), bf16hi(p${j}.y));
+      let h${j} = vec4<f32>(bf16lo(p${j}.z), bf16hi(p${j}.z), bf16lo(p${j}.w), bf16hi(p${j}.w));
+      `
+      : `let l${j} = w[2u * (${row} * K8 + i)];
+      let h${j} = w[2u * (${row} * K8 + i) + 1u];
+      `;
+  }
+  for (let t = 0; t < BLOCK_T; t++) {
+    body += `{ let r = min(t0 + ${t}u, T - 1u) * (2u * K8) + 2u * i;
+        let xa = x[r];
+        let xb = x[r + 1u];
+`;
+    for (let j = 0; j < BLOCK_N; j++) body += `        a${t}_${j} += dot(xa, l${j}) + dot(xb, h${j});\n`;
+    body += "      }\n      ";
+  }
+  for (let t = 0; t < BLOCK_T; t++) {
+    for (let j = 0; j < BLOCK_N; j++) {
+      epi += `if (t0 + ${t}u < T && n0 + ${j}u < N) { let t = t0 + ${t}u; let n = n0 + ${j}u; ${
+        epilogue(v, "t * N + n", "n", `a${t}_${j}`)
+      } }\n  `;
+    }
+  }
+  return `${STEP_WGSL}${BF16_WGSL}
+${bindings(v, "vec4<f32>", v.weights === "bf16" ? "vec4<u32>" : "vec4<f32>")}
+const K8 = ${u32Lit(K8)};
+const N = ${u32Lit(v.N)};
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let T = step.T;
+  let n0 = gid.x * ${BLOCK_N}u;
+  let t0 = gid.y * ${BLOCK_T}u;
+  if (n0 >= N || t0 >= T) { return; }
+  ${decl}
+  for (var i = 0u; i < K8; i++) {
+      ${body}
+  }
+  ${epi}
 }
 `;
 }

@@ -178,12 +178,13 @@ export function checkAllocationProblem(problem: AllocationProblem): CheckedProbl
   if (typeof budget !== "number" || !Number.isSafeInteger(budget) || budget < 0) {
     throw new BudgetError(`budget ${show(budget)} is not a non-negative safe integer number of bytes`);
   }
-  let need = 0n;
-  for (const row of outW) need += BigInt(Math.min(...row));
-  if (need > BigInt(budget)) {
+  let need = 0;
+  for (const row of outW) need += Math.min(...row); // exact while ≤ 2^53; BigInt below otherwise
+  if (need > budget) {
+    const exactNeed = outW.reduce((s, row) => s + BigInt(Math.min(...row)), 0n);
     throw new BudgetError(
-      `budget ${budget} bytes is infeasible: the minimum feasible budget is ${need} bytes ` +
-        `(every layer at its smallest choice), ${need - BigInt(budget)} bytes short`,
+      `budget ${budget} bytes is infeasible: the minimum feasible budget is ${exactNeed} bytes ` +
+        `(every layer at its smallest choice), ${exactNeed - BigInt(budget)} bytes short`,
     );
   }
   return outL === undefined ? { costs: outC, weights: outW, budget } : { costs: outC, weights: outW, budget, labels: outL };
@@ -352,36 +353,64 @@ function preprocessLayer(costs: number[], weights: number[], slack: number): Lay
  */
 interface Table {
   baseX: number;
+  /** gcd of every (weight − lightest weight) of the kept choices at positions ≥ d (0 if none). */
+  gcdX: number;
   baseY: number;
   cumX: Float64Array;
   cumY: Float64Array;
   slope: Float64Array;
 }
 
-function buildTables(hulls: Hull[]): Table[] {
+function gcd(a: number, b: number): number {
+  while (b !== 0) {
+    const t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+function buildTables(hulls: Hull[], gcds: number[] = hulls.map(() => 0)): Table[] {
   const L = hulls.length;
   const all: { pos: number; k: number; s: number }[] = [];
   for (let pos = 0; pos < L; pos++) {
     for (let k = 0; k < hulls[pos].dx.length; k++) all.push({ pos, k, s: hulls[pos].slope[k] });
   }
   all.sort((a, b) => a.s - b.s || a.pos - b.pos || a.k - b.k);
+  const n = all.length;
+  const pos = new Int32Array(n), dx = new Float64Array(n), dy = new Float64Array(n), sl = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    const e = all[k], h = hulls[e.pos];
+    pos[k] = e.pos;
+    dx[k] = h.dx[e.k];
+    dy[k] = h.dy[e.k];
+    sl[k] = e.s;
+  }
+  const countFrom = new Int32Array(L + 1); // increments at positions ≥ d
+  for (let d = L - 1; d >= 0; d--) countFrom[d] = countFrom[d + 1] + hulls[d].dx.length;
+  // One slab for all depths; depth d keeps the increments of positions ≥ d, in slope order.
+  let total = 0;
+  for (let d = 0; d <= L; d++) total += 3 * countFrom[d] + 2;
+  const slab = new Float64Array(total);
   const tables: Table[] = new Array(L + 1);
-  let baseX = 0, baseY = 0;
+  let baseX = 0, baseY = 0, gcdX = 0, off = 0;
   for (let d = L; d >= 0; d--) {
     if (d < L) {
       baseX += hulls[d].x0;
       baseY += hulls[d].y0;
+      gcdX = gcd(gcdX, gcds[d]);
     }
-    const sel = all.filter((e) => e.pos >= d);
-    const n = sel.length;
-    const cumX = new Float64Array(n + 1), cumY = new Float64Array(n + 1), slope = new Float64Array(n);
-    for (let k = 0; k < n; k++) {
-      const h = hulls[sel[k].pos];
-      cumX[k + 1] = cumX[k] + h.dx[sel[k].k];
-      cumY[k + 1] = cumY[k] + h.dy[sel[k].k];
-      slope[k] = sel[k].s;
+    const m = countFrom[d];
+    const cumX = slab.subarray(off, off + m + 1), cumY = slab.subarray(off + m + 1, off + 2 * m + 2);
+    const slope = slab.subarray(off + 2 * m + 2, off + 3 * m + 2);
+    off += 3 * m + 2;
+    for (let k = 0, t = 0; k < n; k++) {
+      if (pos[k] < d) continue;
+      cumX[t + 1] = cumX[t] + dx[k];
+      cumY[t + 1] = cumY[t] + dy[k];
+      slope[t++] = sl[k];
     }
-    tables[d] = { baseX, baseY, cumX, cumY, slope };
+    tables[d] = { baseX, baseY, gcdX, cumX, cumY, slope };
   }
   return tables;
 }
@@ -400,20 +429,24 @@ function lpGain(t: Table, cap: number): number {
   return g;
 }
 
-/** Largest power of two q ≤ 1 dividing every cost (1 when all costs are integers). */
+/** Largest power of two q ≤ 1 dividing every cost (1 when all costs are integers), from the f64 bits. */
 function costGrid(costs: number[][]): number {
-  let q = 1;
+  const view = new DataView(new ArrayBuffer(8));
+  const ctz = (x: number) => 31 - Math.clz32(x & -x);
+  let minExp = 0;
   for (const row of costs) {
     for (const c of row) {
-      let x = c, p = 1;
-      while (!Number.isInteger(x)) {
-        x *= 2;
-        p /= 2;
-      }
-      if (p < q) q = p;
+      if (c === 0) continue;
+      view.setFloat64(0, c);
+      const hi = view.getUint32(0), lo = view.getUint32(4);
+      const biased = (hi >>> 20) & 0x7ff;
+      const mantHi = (hi & 0xfffff) | (biased === 0 ? 0 : 0x100000); // implicit leading 1
+      const tz = lo !== 0 ? ctz(lo) : 32 + ctz(mantHi);
+      const lowest = (biased === 0 ? -1074 : biased - 1075) + tz; // exponent of the lowest set bit
+      if (lowest < minExp) minExp = lowest;
     }
   }
-  return q;
+  return 2 ** minExp;
 }
 
 function searchLimit(maxNodes: number, L: number): never {
@@ -469,11 +502,30 @@ export function solveAllocation(problem: AllocationProblem, options: SolveOption
   const posOf = new Array<number>(L);
   for (let pos = 0; pos < L; pos++) posOf[perm[pos]] = pos;
   const layers = raw.map((r) => r.ly);
-  const costLP = buildTables(layers.map((ly) => ly.byWeight));
+  // Extra bytes above the lightest choices come in multiples of the gcd of the weight steps: the LP may only
+  // use that many (this closes the LP gap of a budget that no combination of choices fills exactly).
+  const costLP = buildTables(
+    layers.map((ly) => ly.byWeight),
+    layers.map((ly) => ly.w.reduce((g, w) => gcd(g, w - ly.w[0]), 0)),
+  );
 
   // Exact mode: every cost on the grid q and every sum below 2^53·q, so all sums (in any order) are exact.
   const q = costGrid(costs);
   const exact = sMax < q * 2 ** 53;
+  // Symmetry breaking (exact mode only): layers with identical rows of costs and weights are
+  // interchangeable; swapping two of them keeps the exact cost and the weight, so the optimum (being
+  // lexicographically smallest) has non-decreasing choices along each class in layer order. twin[i] is the
+  // previous layer of i's class (searched just before it: equal rows have equal spread) or -1.
+  const twin = new Array<number>(L).fill(-1);
+  if (exact) {
+    const last = new Map<string, number>();
+    for (let i = 0; i < L; i++) {
+      const key = `${costs[i].join(",")}|${weights[i].join(",")}`;
+      const prev = last.get(key);
+      if (prev !== undefined) twin[i] = prev;
+      last.set(key, i);
+    }
+  }
   // Rounding margin on a computed LP bound. Exact mode: only the fractional LP step and the hull's slope
   // comparisons round, each within a few 2^-53·S. Otherwise the f64 layer-order sum of a solution may also
   // sit below its real sum by up to (L-1)·2^-53·S, and the bound's prefix sums round: several times that.
@@ -570,15 +622,18 @@ export function solveAllocation(problem: AllocationProblem, options: SolveOption
     const n = ly.w.length;
     for (let k = 0; k < n; k++) {
       const cap = budget - used - ly.w[k] - next.baseX;
-      lb[k] = cap < 0 ? Infinity : partCost + ly.c[k] + next.baseY + lpGain(next, cap);
+      const usable = next.gcdX > 1 ? cap - (cap % next.gcdX) : cap;
+      lb[k] = cap < 0 ? Infinity : partCost + ly.c[k] + next.baseY + lpGain(next, usable);
       ord[k] = k;
     }
     ord.sort((a, b) => lb[a] - lb[b] || a - b); // kept order is weight-then-cost: ties go lighter first
     const layer = perm[d];
+    const floorChoice = twin[layer] < 0 ? -1 : cur[twin[layer]];
     fixed[layer] = 1;
     for (let t = 0; t < n; t++) {
       const k = ord[t];
       if (lb[k] === Infinity) break;
+      if (ly.orig[k] < floorChoice) continue; // symmetry: see `twin`
       const low = reach(lb[k]);
       if (low > incCost) break; // sorted: every later child is cut too
       cur[layer] = ly.orig[k];

@@ -55,9 +55,17 @@ function genCost(r: Rnd, kind: CostKind, layerScale: number, j: number): number 
 }
 
 /** Random small instance; budget relative to the lightest/heaviest totals (may be infeasible when asked). */
-function genSmall(r: Rnd, costKind: CostKind, weightKind: WeightKind, maxLeaves: number, infeasible = false) {
-  const L = 1 + int(r, 12);
-  const nc = Array.from({ length: L }, () => 1 + int(r, 4));
+function genSmall(
+  r: Rnd,
+  costKind: CostKind,
+  weightKind: WeightKind,
+  maxLeaves: number,
+  infeasible = false,
+  full = false, // exactly 12 layers x 4 choices
+  twins = false, // most layers copy one of two template layers (identical rows: symmetric ties)
+) {
+  const L = full ? 12 : 1 + int(r, 12);
+  const nc = Array.from({ length: L }, () => (full ? 4 : 1 + int(r, 4)));
   if (weightKind === "bits-equal") nc.fill(Math.max(1, Math.min(nc[0], Math.floor(maxLeaves ** (1 / L) + 1e-9))));
   let space = nc.reduce((a, b) => a * b, 1);
   while (space > maxLeaves) {
@@ -91,6 +99,15 @@ function genSmall(r: Rnd, costKind: CostKind, weightKind: WeightKind, maxLeaves:
   if (weightKind === "bits-equal") {
     // the PM-KVQ case: the same candidate bit-widths (hence weights) for every layer
     for (let i = 1; i < L; i++) weights[i] = weights[0].slice();
+  }
+  if (twins) {
+    for (let i = 2; i < L; i++) {
+      const t = int(r, 3);
+      if (t < 2 && nc[t] === nc[i]) {
+        costs[i] = costs[t].slice();
+        weights[i] = weights[t].slice();
+      }
+    }
   }
   // sprinkle duplicates / equal-weight variants so dominance and its tie rule are exercised
   if (r() < 0.3) {
@@ -130,40 +147,61 @@ function assertSameAsExhaustive(p: AllocationProblem): void {
 
 // ---------- (a) brute force, small instances ----------
 
-const SMALL_CASES: [CostKind, WeightKind, number][] = [
-  ["real", "random", 450],
-  ["real", "bits-width", 250],
-  ["real", "bits-equal", 250],
-  ["int4", "random", 350],
-  ["int2", "random", 250],
-  ["int4", "bits-equal", 250],
-  ["int2", "bits-equal", 200],
-  ["dyadic", "bits-width", 200],
-  ["absorb", "random", 250],
-  ["absorb", "bits-equal", 100],
-  ["zero", "zeros", 150],
-  ["int4", "big", 100],
-  ["real", "zeros", 100],
+const SMALL_CASES: [CostKind, WeightKind, number, boolean][] = [
+  ["real", "random", 450, false],
+  ["real", "bits-width", 250, false],
+  ["real", "bits-equal", 250, false],
+  ["int4", "random", 350, false],
+  ["int2", "random", 250, false],
+  ["int4", "bits-equal", 250, false],
+  ["int2", "bits-equal", 200, false],
+  ["dyadic", "bits-width", 200, false],
+  ["absorb", "random", 250, false],
+  ["absorb", "bits-equal", 100, false],
+  ["zero", "zeros", 150, false],
+  ["int4", "big", 100, false],
+  ["real", "zeros", 100, false],
+  ["int4", "bits-equal", 150, true],
+  ["int2", "random", 150, true],
+  ["dyadic", "bits-width", 100, true],
+  ["real", "random", 100, true],
 ];
 
-Deno.test("bnb equals exhaustive search on 2,900 seeded small instances (all cost/weight kinds)", () => {
-  let n = 0;
-  for (const [ci, [ck, wk, count]] of SMALL_CASES.entries()) {
+/** Some choice has another of its layer with weight ≤ and cost ≤ (so dominance pruning applies). */
+const hasDominated = (p: AllocationProblem) =>
+  p.costs.some((row, i) =>
+    row.some((c, j) => row.some((c2, k) => k !== j && c2 <= c && p.weights[i][k] <= p.weights[i][j]))
+  );
+
+Deno.test("bnb equals exhaustive search on 3,400 seeded small instances (all cost/weight kinds)", () => {
+  const seen = { total: 0, tieHeavy: 0, equalWeights: 0, dominated: 0, tight: 0, loose: 0, twins: 0 };
+  for (const [ci, [ck, wk, count, twins]] of SMALL_CASES.entries()) {
     const r = mulberry32(1000 + ci);
     for (let t = 0; t < count; t++) {
-      assertSameAsExhaustive(genSmall(r, ck, wk, 1 << 13));
-      n++;
+      const p = genSmall(r, ck, wk, 1 << 13, false, false, twins);
+      assertSameAsExhaustive(p);
+      const minW = p.weights.reduce((s, w) => s + Math.min(...w), 0);
+      const maxW = p.weights.reduce((s, w) => s + Math.max(...w), 0);
+      seen.total++;
+      if (ck.startsWith("int") || ck === "zero") seen.tieHeavy++;
+      if (wk === "bits-equal") seen.equalWeights++;
+      if (hasDominated(p)) seen.dominated++;
+      if (p.budget <= minW + 2 && maxW > minW + 2) seen.tight++;
+      if (p.budget >= maxW) seen.loose++;
+      if (twins) seen.twins++;
     }
   }
-  assert.equal(n, 2900);
+  assert.equal(seen.total, 3400);
+  assert.ok(seen.tieHeavy >= 1500 && seen.equalWeights >= 900 && seen.twins >= 500, JSON.stringify(seen));
+  assert.ok(seen.dominated >= 1000 && seen.tight >= 500 && seen.loose >= 500, JSON.stringify(seen));
 });
 
 Deno.test("bnb equals exhaustive search on full-size 12 x 4 instances (tie-heavy and real)", () => {
   const r = mulberry32(77);
   const kinds: [CostKind, WeightKind][] = [["int2", "bits-equal"], ["real", "random"], ["int4", "bits-width"]];
   for (const [ck, wk] of kinds) {
-    let p;
-    do p = genSmall(r, ck, wk, 1 << 24); while (p.costs.length !== 12 || p.costs.some((c) => c.length !== 4));
+    const p = genSmall(r, ck, wk, 1 << 24, false, true);
+    assert.ok(p.costs.length === 12 && p.costs.every((c) => c.length === 4));
     const minW = p.weights.reduce((s, w) => s + Math.min(...w), 0);
     const maxW = p.weights.reduce((s, w) => s + Math.max(...w), 0);
     assertSameAsExhaustive({ ...p, budget: minW + Math.floor((maxW - minW) / 3) });

@@ -35,7 +35,11 @@ export interface DpResult {
 }
 
 function gcd(a: number, b: number): number {
-  while (b !== 0) [a, b] = [b, a % b];
+  while (b !== 0) {
+    const t = a % b;
+    a = b;
+    b = t;
+  }
   return a;
 }
 

@@ -127,7 +127,10 @@ export async function main(args: string[]): Promise<number> {
   const tok = model.tokenizerPath ? await loadTokenizer(model.tokenizerPath) : null;
   const prompt = await readPrompt(values, tok);
   const maxNew = num(values["max-new-tokens"], "max-new-tokens", 128);
-  const spec = await cacheSpecFromFlags(values, model, prompt.ids.length + maxNew);
+  const spec = await cacheSpecFromFlags(values, model, prompt.ids.length + maxNew, {
+    prompt: prompt.ids.length,
+    newTokens: maxNew,
+  });
   const engine = await createBackend(values.backend ?? "cpu", model, spec);
   log(`model ${model.config.architecture} (${model.config.numLayers} layers), backend ${engine.backend}: ${engine.device}\n`);
   log(`KV cache: ${spec.method}; prompt ${prompt.ids.length} tokens\n`);

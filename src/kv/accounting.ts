@@ -33,10 +33,27 @@ import type { KVShape } from "./cache.ts";
 import { formatFor, groupSizeFor } from "../quant/format.ts";
 import { QuantConfigError } from "../errors.ts";
 
-/** Tokens per body chunk when the window is 0, and per KIVI value chunk. */
+/**
+ * Tokens per body chunk when the window is 0, and per KIVI value chunk.
+ *
+ * @example
+ * ```ts
+ * import { BODY_CHUNK_TOKENS, layerBytesAt } from "./accounting.ts";
+ * const shape = { numLayers: 1, numKvHeads: 2, headDim: 128 };
+ * layerBytesAt(shape, { bits: 4, sink: 0, window: 0 }, 1) === BODY_CHUNK_TOKENS * 272; // true
+ * ```
+ */
 export const BODY_CHUNK_TOKENS = 128;
 
-/** Storage layout of one grouped-cache layer: body width, sink tokens, window capacity. */
+/**
+ * Storage layout of one grouped-cache layer: body width, sink tokens, window capacity.
+ *
+ * @example
+ * ```ts
+ * import type { GroupedLayout } from "./accounting.ts";
+ * const paper: GroupedLayout = { bits: 16, sink: 1, window: 128 };
+ * ```
+ */
 export interface GroupedLayout {
   /** Bit-width of the body (16, 8, 4 or 2). */
   bits: number;
@@ -46,7 +63,15 @@ export interface GroupedLayout {
   window: number;
 }
 
-/** Parameters of a KIVI layer. */
+/**
+ * Parameters of a KIVI layer.
+ *
+ * @example
+ * ```ts
+ * import type { KiviLayout } from "./accounting.ts";
+ * const kivi2: KiviLayout = { bits: 2, group: 128, residual: 128 };
+ * ```
+ */
 export interface KiviLayout {
   /** Code width, 2 or 4. */
   bits: number;

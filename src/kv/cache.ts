@@ -10,14 +10,30 @@
  * @module
  */
 
-/** Shape of the cache of one model. */
+/**
+ * Shape of the cache of one model.
+ *
+ * @example
+ * ```ts
+ * import type { KVShape } from "./cache.ts";
+ * const tiny: KVShape = { numLayers: 6, numKvHeads: 2, headDim: 128 };
+ * ```
+ */
 export interface KVShape {
   numLayers: number;
   numKvHeads: number;
   headDim: number;
 }
 
-/** Which cache to build, and its parameters. */
+/**
+ * Which cache to build, and its parameters.
+ *
+ * @example
+ * ```ts
+ * import type { CacheSpec } from "./cache.ts";
+ * const specs: CacheSpec[] = [{ method: "exact" }, { method: "static", bits: 4 }, { method: "kivi", bits: 2 }];
+ * ```
+ */
 export type CacheSpec =
   | { method: "exact"; dtype?: "f32" | "bf16" | "f16" }
   | { method: "static"; bits: 2 | 4 | 8 | 16; sink?: number; window?: number }
@@ -36,7 +52,15 @@ export type CacheSpec =
   }
   | { method: "mixkvq"; [key: string]: unknown };
 
-/** One bit-width change of one layer. */
+/**
+ * One bit-width change of one layer.
+ *
+ * @example
+ * ```ts
+ * import type { ShrinkEvent } from "./cache.ts";
+ * const e: ShrinkEvent = { step: 1153, layer: 0, from: 16, to: 8 };
+ * ```
+ */
 export interface ShrinkEvent {
   /** Tokens in the layer when it shrank. */
   step: number;
@@ -45,7 +69,15 @@ export interface ShrinkEvent {
   to: number;
 }
 
-/** Per-layer accounting. */
+/**
+ * Per-layer accounting.
+ *
+ * @example
+ * ```ts
+ * import type { LayerStats } from "./cache.ts";
+ * // const l: LayerStats = cache.stats().layers[0]; l.bytes <= (l.budget ?? Infinity)
+ * ```
+ */
 export interface LayerStats {
   /** Current bit-width of the layer's quantized body (16 for exact caches). */
   bits: number;
@@ -55,7 +87,15 @@ export interface LayerStats {
   budget: number | null;
 }
 
-/** What a cache reports. */
+/**
+ * What a cache reports.
+ *
+ * @example
+ * ```ts
+ * import type { CacheStats } from "./cache.ts";
+ * // const s: CacheStats = cache.stats(); s.bytes, s.scratchBytes, s.events
+ * ```
+ */
 export interface CacheStats {
   method: string;
   tokens: number;
@@ -67,16 +107,38 @@ export interface CacheStats {
   scratchBytes: number;
   layers: LayerStats[];
   events: ShrinkEvent[];
+  /**
+   * Average code width in bits per stored element of the quantized body (caches with a mixed-precision body,
+   * e.g. MixKVQ): `k` per key element, `v` per value element. Absent when the cache does not report it.
+   */
+  avgBits?: { k: number; v: number };
 }
 
-/** Dequantized keys and values of one layer, token-major. */
+/**
+ * Dequantized keys and values of one layer, token-major.
+ *
+ * @example
+ * ```ts
+ * import type { LayerView } from "./cache.ts";
+ * // const past: LayerView = cache.view(0); past.k.length === past.length * numKvHeads * headDim
+ * ```
+ */
 export interface LayerView {
   /** [length, numKvHeads, headDim] */ k: Float32Array;
   /** [length, numKvHeads, headDim] */ v: Float32Array;
   length: number;
 }
 
-/** A per-sequence KV cache. */
+/**
+ * A per-sequence KV cache.
+ *
+ * @example
+ * ```ts
+ * import type { KVCache } from "./cache.ts";
+ * // const cache: KVCache = createCache({ method: "kivi", bits: 4 }, shape);
+ * // cache.append(0, k, v, t); const past = cache.view(0);
+ * ```
+ */
 export interface KVCache {
   readonly spec: CacheSpec;
   readonly shape: KVShape;
@@ -90,7 +152,20 @@ export interface KVCache {
   append(layer: number, k: Float32Array, v: Float32Array, t: number): void;
   /** The stored tokens as the attention sees them (dequantized). Views stay valid until the next append. */
   view(layer: number): LayerView;
+  /**
+   * Optional: post-RoPE queries of the `t` new tokens of `layer`, [t, numHeads, headDim] f32 (a view the
+   * caller may reuse: copy what you keep). Backends call it before `append` of the same layer and the same
+   * tokens (the CPU backend: right before `view`). Query-aware caches (MixKVQ) use it to rank key channels;
+   * caches that do not need queries leave it undefined.
+   */
+  observeQuery?(layer: number, q: Float32Array, t: number): void;
   stats(): CacheStats;
+  /**
+   * Optional: throws the BudgetError that appending `t` more tokens to EVERY layer would raise, without
+   * changing anything. A backend can call it before a forward pass so that no layer of the step is stored
+   * when a later layer would not fit (append itself is transactional per layer only).
+   */
+  checkCapacity?(t: number): void;
   /** Empties the cache. */
   reset(): void;
 }

@@ -78,7 +78,13 @@ export function quantizeTokens(
 ): void {
   const row = gpt * G;
   const wpg = formatFor(bits).wordsPerGroup(G);
-  quantizeRows(x.subarray(xTok * row, (xTok + n) * row), n * gpt, G, bits, tokenSlice(dst, dstTok, n, gpt, wpg));
+  quantizeRows(
+    x.subarray(xTok * row, (xTok + n) * row),
+    n * gpt,
+    G,
+    bits,
+    tokenSlice(dst, dstTok, n, gpt, wpg),
+  );
 }
 
 /**
@@ -106,7 +112,13 @@ export function dequantizeTokens(
   if (n <= 0) return;
   const row = gpt * G;
   const wpg = formatFor(bits).wordsPerGroup(G);
-  dequantizeRows(tokenSlice(src, tok, n, gpt, wpg), n * gpt, G, bits, out.subarray(outTok * row, (outTok + n) * row));
+  dequantizeRows(
+    tokenSlice(src, tok, n, gpt, wpg),
+    n * gpt,
+    G,
+    bits,
+    out.subarray(outTok * row, (outTok + n) * row),
+  );
 }
 
 /**
@@ -134,7 +146,9 @@ export function ersCodes(
 ): Uint32Array {
   let codes = src.codes;
   let b = formatFor(fromBits).bits as number;
-  if (formatFor(toBits).bits > b) throw new QuantConfigError(`ERS cannot widen ${fromBits} to ${toBits} bits`);
+  if (formatFor(toBits).bits > b) {
+    throw new QuantConfigError(`ERS cannot widen ${fromBits} to ${toBits} bits`);
+  }
   if (b === formatFor(toBits).bits) {
     if (scalesOut !== src.scales) scalesOut.set(src.scales.subarray(0, nGroups));
     return codes.slice(0, capGroups * formatFor(b).wordsPerGroup(G));

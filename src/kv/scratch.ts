@@ -12,10 +12,29 @@
  * @module
  */
 
-/** Capacity granularity of the scratch, in tokens. */
+/**
+ * Capacity granularity of the scratch, in tokens.
+ *
+ * @example
+ * ```ts
+ * import { SCRATCH_STEP_TOKENS, ScratchRows } from "./scratch.ts";
+ * const s = new ScratchRows(1); s.ensure(1);
+ * s.capacity === SCRATCH_STEP_TOKENS; // true
+ * ```
+ */
 export const SCRATCH_STEP_TOKENS = 128;
 
-/** A growable [capacity, row] Float32Array. */
+/**
+ * A growable [capacity, row] Float32Array.
+ *
+ * @example
+ * ```ts
+ * import { ScratchRows } from "./scratch.ts";
+ * const s = new ScratchRows(256);
+ * s.ensure(10);
+ * s.rows(10).length; // 2560
+ * ```
+ */
 export class ScratchRows {
   readonly row: number;
   /** [capacity, row]; replaced (not resized) when it grows. */

@@ -100,7 +100,9 @@ export function ersRows(
   const wpgIn = fin.wordsPerGroup(G);
   const wpgOut = fout.wordsPerGroup(G);
   if (codesIn.length < nGroups * wpgIn) {
-    throw new TensorShapeError(`ERS: ${nGroups} groups need ${nGroups * wpgIn} input words, got ${codesIn.length}`);
+    throw new TensorShapeError(
+      `ERS: ${nGroups} groups need ${nGroups * wpgIn} input words, got ${codesIn.length}`,
+    );
   }
   if (scalesIn.length < nGroups || scalesOut.length < nGroups) {
     throw new TensorShapeError(
@@ -109,7 +111,9 @@ export function ersRows(
   }
   const out = codesOut ?? new Uint32Array(nGroups * wpgOut);
   if (out.length < nGroups * wpgOut) {
-    throw new TensorShapeError(`ERS: ${nGroups} groups need ${nGroups * wpgOut} output words, got ${out.length}`);
+    throw new TensorShapeError(
+      `ERS: ${nGroups} groups need ${nGroups * wpgOut} output words, got ${out.length}`,
+    );
   }
   const bIn = fin.bits;
   const cpwIn = fin.codesPerWord;

@@ -34,7 +34,10 @@ Deno.test("PACKED_FORMATS matches the documented table", () => {
 
 Deno.test("checkBits / formatFor reject unsupported widths, naming the value", () => {
   for (const b of [3, 1, 32, 0, -4, 2.5, NaN]) {
-    assert.throws(() => checkBits(b), (e: unknown) => e instanceof QuantConfigError && e.message.includes(String(b)));
+    assert.throws(
+      () => checkBits(b),
+      (e: unknown) => e instanceof QuantConfigError && e.message.includes(String(b)),
+    );
     assert.throws(() => formatFor(b), QuantConfigError);
   }
   for (const b of [16, 8, 4, 2]) assert.equal(checkBits(b), b);

@@ -288,7 +288,9 @@ export function dequantizeGroup(
   const fmt = formatFor(bits);
   const wpg = fmt.wordsPerGroup(G);
   if (codeOff < 0 || codeOff + wpg > codes.length) {
-    throw new TensorShapeError(`code words [${codeOff}, ${codeOff + wpg}) outside a buffer of ${codes.length}`);
+    throw new TensorShapeError(
+      `code words [${codeOff}, ${codeOff + wpg}) outside a buffer of ${codes.length}`,
+    );
   }
   if (outOff < 0 || outOff + G > out.length) {
     throw new TensorShapeError(`output [${outOff}, ${outOff + G}) outside a buffer of ${out.length}`);

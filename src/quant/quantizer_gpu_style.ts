@@ -9,7 +9,8 @@
  *    result is only a starting guess that exact steps then correct.
  *
  * It must give the same codes, scales and zeros, bit for bit, as the CPU reference `quantizeGroup`, for any
- * `approxDiv` with relative error below 2^-18 (WGSL promises 2.5 ulp = 2^-22.7); see docs/numerics.md §8.
+ * `approxDiv` whose code quotient is within 1/4 of the exact one and whose scale quotient has relative
+ * error below 2^-9 (WGSL promises 2.5 ulp, relative 2^-21.7); see docs/numerics.md §8.
  * Each function here maps to one WGSL function; keep them line-by-line equivalent.
  *
  * @example
@@ -95,10 +96,12 @@ export function gpuScaleBits(r: number, qmax: number, approxDiv: ApproxDiv): num
 /**
  * Step 5, GPU form: the code roundHalfEven(d / S) clamped to [0, qmax] for an f32 d ≥ 0 and a bf16 S > 0,
  * from an approximate quotient plus ONE exact correction:
- *  q0 = clamp(round(approx(d/S)), 0, qmax);  e = fl32(d − q0·S);  h = S·0.5;
+ *  h = S·0.5;  q0 = clamp(round(approx(d/S)), 0, qmax);  if q0 == 1 and d < h: q0 = 0;
+ *  e = fl32(d − q0·S);
  *  e > h or (e == h and q0 odd) → q0 + 1;  e < −h or (e == −h and q0 odd) → q0 − 1;  else q0.
- * q0·S and S·0.5 are exact; e is exact (Sterbenz) except when q0 = 1 and d/S < 1/2, where rounding can only
- * turn "e < −h" into "e == −h", and the tie rule then still picks 0 (docs/numerics.md §8).
+ * q0·S and S·0.5 are exact, and e is exact in every case (Sterbenz for q0 ≥ 1; e = d for q0 = 0). The
+ * `q0 == 1 and d < h` guard closes the one hole of the Sterbenz argument: without it, q0 = 1 with d/S < 1/2
+ * can give an inexact e (docs/numerics.md §8).
  *
  * @example
  * ```ts
@@ -113,9 +116,10 @@ export function gpuCode(d: number, S: number, qmax: number, approxDiv: ApproxDiv
   let q0 = roundF32(a);
   if (!(q0 >= 0)) q0 = 0; // WGSL: clamp(round(a), 0.0, f32(qmax)) (also catches -0 and NaN)
   if (q0 > qmax) q0 = qmax;
-  const p = f32(q0 * S); // exact: ≤ 16-bit integer × 8-bit significand
-  const e = f32(d - p); // a device may fuse this as fma(-q0, S, d): same value, since q0*S is exact
   const h = f32(S * 0.5); // exact
+  if (q0 === 1 && d < h) q0 = 0; // d/S < 1/2: the answer is 0, and d − 1·S might not be exact
+  const p = f32(q0 * S); // exact: ≤ 16-bit integer × 8-bit significand
+  const e = f32(d - p); // exact; a device may fuse this as fma(-q0, S, d): same value, since q0*S is exact
   let q = q0;
   if (e > h || (e === h && (q0 & 1) === 1)) q = q0 + 1;
   else if (e < -h || (e === -h && (q0 & 1) === 1)) q = q0 - 1;

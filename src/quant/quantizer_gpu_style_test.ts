@@ -26,7 +26,9 @@ function rng(seed: number): () => number {
 /** Move an f32 by k ulps (k may be negative), crossing zero and signs correctly. */
 function addUlps(x: number, k: number): number {
   for (; k > 0; k--) x = x === 0 ? bitsToF32(1) : bitsToF32(x > 0 ? f32ToBits(x) + 1 : f32ToBits(x) - 1);
-  for (; k < 0; k++) x = x === 0 ? bitsToF32(0x80000001) : bitsToF32(x > 0 ? f32ToBits(x) - 1 : f32ToBits(x) + 1);
+  for (; k < 0; k++) {
+    x = x === 0 ? bitsToF32(0x80000001) : bitsToF32(x > 0 ? f32ToBits(x) - 1 : f32ToBits(x) + 1);
+  }
   return x;
 }
 
@@ -198,12 +200,15 @@ Deno.test("gpuCode: correct for any approximation within ±1/4 of the quotient (
     const A = Math.fround(Q + err);
     const want = exactCode(d, S);
     assert.equal(gpuCode(d, S, qmax, () => A), want, `d=${d} S=${S} A=${A}`);
-    // Where is e = fl32(d − q0·S) inexact? Only for q0 = 1 and Q < 1/2 (docs/numerics.md §8).
+    // Without the guard, e = fl32(d − q0·S) is inexact only for q0 = 1 and Q < 1/2 (the hole in the
+    // Sterbenz argument); with the guard (q0 := 0 there) it is always exact.
     const q0 = Math.min(qmax, Math.max(0, roundF32(A)));
     if (Math.fround(d - q0 * S) !== d - q0 * S) {
       inexact++;
       assert.ok(q0 === 1 && Q < 0.5, `inexact residual with q0=${q0}, Q=${Q}`);
     }
+    const g0 = q0 === 1 && d < S * 0.5 ? 0 : q0;
+    assert.equal(Math.fround(d - g0 * S), d - g0 * S, `guarded residual inexact: d=${d} S=${S} q0=${g0}`);
   }
   assert.ok(inexact > 0, "the inexact-residual corner was not exercised");
 });
@@ -216,7 +221,8 @@ Deno.test("gpuCode: the inexact-residual corner (q0 = 1, d/S just below 1/2) sti
   const e = Math.fround(d - 1); // exact −0.5 − 2^-25 needs 25 bits: rounds (to even) to exactly −S/2
   assert.notEqual(e, d - 1);
   assert.equal(e, -0.5);
-  // The tie rule sends q0 = 1 (odd) down to 0, which is the correct code for Q = 0.5 − 2^-25.
+  // Unguarded, the tie rule would send q0 = 1 (odd) down to 0, correct by luck of ties-to-even; the
+  // guard (d < S/2 → q0 = 0) makes e = d exact instead. Either way the code is 0.
   assert.equal(gpuCode(d, S, 3, () => 0.5 + 2 ** -24), 0);
   assert.equal(gpuCode(d, S, 3, () => 0.5 - 2 ** -25), 0);
   // The same for 16 bits and for other power-of-two scales.

@@ -1,0 +1,80 @@
+/**
+ * The GPU KV-cache contract: what the engine asks of a cache, so that a packed (quantized) cache can own its
+ * buffers and bring its own append (quantize) and fused decode-attention kernels without engine changes.
+ *
+ * Per layer and step the engine records, inside one compute pass, with the step uniform (group 1) already set:
+ *   rope(q, k) → cache.encodeAttention(layer) → cache.encodeAppend(layer) → o_proj ...
+ * exactly the CPU order (attention over the P cached tokens as the cache stores them plus the T new tokens'
+ * EXACT K/V from `io.qkv`, then the append). Host bookkeeping follows with {@link GpuCache.commit}.
+ *
+ * Engine-owned buffers a cache reads/writes ({@link GpuCacheIO}):
+ * | buffer | shape | type | use |
+ * |---|---|---|---|
+ * | qkv | [Tmax, (nH + 2·nKv)·D]: q heads, k heads, v heads; q and k post-RoPE | f32 | read |
+ * | out | [Tmax, nH·D] | f32 | attention output, written |
+ *
+ * @example
+ * ```ts
+ * const cache = await createExactGpuCache({ reg, shape, capacity: 4096, io: { qkv, out } });
+ * cache.encodeAttention(pass, 0, 1, P);
+ * cache.encodeAppend(pass, 0, 1, P);
+ * cache.commit(1);
+ * ```
+ * @module
+ */
+import type { CacheSpec, CacheStats } from "../../src/kv/cache.ts";
+import type { KernelRegistry } from "../registry.ts";
+
+/** Head geometry of the model a cache serves. */
+export interface GpuCacheShape {
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+/** Engine activation buffers shared with the cache (see the module doc). */
+export interface GpuCacheIO {
+  /** [Tmax, (nH + 2·nKv)·D] f32 */ qkv: GPUBuffer;
+  /** [Tmax, nH·D] f32 */ out: GPUBuffer;
+}
+
+/** What a cache factory receives. */
+export interface GpuCacheEnv {
+  reg: KernelRegistry;
+  shape: GpuCacheShape;
+  /** Tokens the cache must hold (prompt + generated). */
+  capacity: number;
+  io: GpuCacheIO;
+}
+
+/** Step-uniform fields a cache controls (written into the `Step` slot of each step). */
+export interface CacheStepFields {
+  split: number;
+  nSplits: number;
+}
+
+/** A per-sequence KV cache living on the GPU. */
+export interface GpuCache {
+  readonly spec: CacheSpec;
+  /** Tokens it can hold. */
+  readonly capacity: number;
+  /** Tokens stored (all layers alike) after the committed steps. */
+  readonly length: number;
+  /** Step fields for a step of T new tokens after P cached (decode split sizes). */
+  stepFields(T: number, P: number): CacheStepFields;
+  /** Records attention of layer `layer` for the step's T queries (writes io.out). */
+  encodeAttention(pass: GPUComputePassEncoder, layer: number, T: number, P: number): void;
+  /** Records storing the step's T new keys/values of layer `layer` at positions [P, P + T). */
+  encodeAppend(pass: GPUComputePassEncoder, layer: number, T: number, P: number): void;
+  /** Host bookkeeping after a recorded step of T tokens (called in step order). */
+  commit(T: number): void;
+  /** Truncates to `length` tokens (used to roll back after an error). */
+  truncate(length: number): void;
+  /** Byte accounting (src/kv/cache.ts rules: allocated storage in `bytes`). */
+  stats(): CacheStats;
+  /** Empties the cache (buffers stay allocated). */
+  reset(): void;
+  /** Frees its buffers. */
+  destroy(): void;
+}
