@@ -249,7 +249,7 @@ function attentionData(seed: number, nH: number, nKv: number, D: number, P: numb
   }
   const want = new Float32Array(T * nH * D);
   attention(want, q, { k: pastK, v: pastV, length: P }, k, v, T, nH, nKv, D, new Float64Array(P + T));
-  return { qkv, cacheK, cacheV, want, vmax: Math.max(...pastV.map(Math.abs), ...v.map(Math.abs)) };
+  return { qkv, cacheK, cacheV, want, vmax: [...pastV, ...v].reduce((m, x) => Math.max(m, Math.abs(x)), 0) };
 }
 
 kernelCase("attention prefill (causal GQA over cache + new tokens) vs cpu attention", async (hx) => {

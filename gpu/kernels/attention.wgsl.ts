@@ -101,6 +101,7 @@ fn attend(t: u32, kvh: u32, j0: u32, j1: u32, li: u32) {
     let j = c0 + li;
     let cnt = min(WG, j1 - c0);
     var sc: array<f32, ${G}>;
+    for (var g = 0u; g < G; g++) { sc[g] = 0.0; } // explicit: naga does not re-zero loop-scoped vars
     if (j < j1) {
       if (j < P) {
         let kb = (kvh * CAP + j) * D4;

@@ -66,7 +66,9 @@ function genSmall(
 ) {
   const L = full ? 12 : 1 + int(r, 12);
   const nc = Array.from({ length: L }, () => (full ? 4 : 1 + int(r, 4)));
-  if (weightKind === "bits-equal") nc.fill(Math.max(1, Math.min(nc[0], Math.floor(maxLeaves ** (1 / L) + 1e-9))));
+  if (weightKind === "bits-equal") {
+    nc.fill(Math.max(1, Math.min(nc[0], Math.floor(maxLeaves ** (1 / L) + 1e-9))));
+  }
   let space = nc.reduce((a, b) => a * b, 1);
   while (space > maxLeaves) {
     const i = int(r, L);
@@ -121,7 +123,9 @@ function genSmall(
   const minW = weights.reduce((s, w) => s + Math.min(...w), 0);
   const maxW = weights.reduce((s, w) => s + Math.max(...w), 0);
   const mode = int(r, 6);
-  const budget = infeasible ? minW - 1 - int(r, 3) : mode === 0
+  const budget = infeasible
+    ? minW - 1 - int(r, 3)
+    : mode === 0
     ? minW
     : mode === 1
     ? maxW + int(r, 5)
@@ -198,7 +202,10 @@ Deno.test("bnb equals exhaustive search on 3,400 seeded small instances (all cos
 
 Deno.test("bnb equals exhaustive search on full-size 12 x 4 instances (tie-heavy and real)", () => {
   const r = mulberry32(77);
-  const kinds: [CostKind, WeightKind][] = [["int2", "bits-equal"], ["real", "random"], ["int4", "bits-width"]];
+  const kinds: [CostKind, WeightKind][] = [["int2", "bits-equal"], ["real", "random"], [
+    "int4",
+    "bits-width",
+  ]];
   for (const [ck, wk] of kinds) {
     const p = genSmall(r, ck, wk, 1 << 24, false, true);
     assert.ok(p.costs.length === 12 && p.costs.every((c) => c.length === 4));
@@ -212,7 +219,13 @@ Deno.test("infeasible budgets: bnb, DP and exhaustive all throw the same BudgetE
   const r = mulberry32(4242);
   let n = 0;
   for (let t = 0; t < 150; t++) {
-    const p = genSmall(r, pickOf(r, ["real", "int4"] as const), pickOf(r, ["random", "bits-equal", "big"] as const), 4096, true);
+    const p = genSmall(
+      r,
+      pickOf(r, ["real", "int4"] as const),
+      pickOf(r, ["random", "bits-equal", "big"] as const),
+      4096,
+      true,
+    );
     const minW = p.weights.reduce((s, w) => s + Math.min(...w), 0);
     if (p.budget < 0) continue; // a negative budget is a different error, tested below
     n++;
@@ -236,7 +249,12 @@ Deno.test("infeasible budgets: bnb, DP and exhaustive all throw the same BudgetE
 Deno.test("the DP oracle itself equals exhaustive search on 300 exact-cost instances", () => {
   const r = mulberry32(99);
   for (let t = 0; t < 300; t++) {
-    const p = genSmall(r, pickOf(r, ["int4", "int2", "dyadic", "zero"] as const), pickOf(r, ["random", "bits-width", "zeros"] as const), 4096);
+    const p = genSmall(
+      r,
+      pickOf(r, ["int4", "int2", "dyadic", "zero"] as const),
+      pickOf(r, ["random", "bits-width", "zeros"] as const),
+      4096,
+    );
     const a = solveAllocationDp(p), b = solveAllocationExhaustive(p);
     assert.deepEqual([a.choice, a.cost, a.weight], [b.choice, b.cost, b.weight], show(p));
   }
@@ -244,7 +262,11 @@ Deno.test("the DP oracle itself equals exhaustive search on 300 exact-cost insta
 
 // ---------- (b) DP, larger instances ----------
 
-function genLarge(r: Rnd, costKind: "sens" | "int4" | "int2" | "eq", weightKind: "equal" | "width" | "units") {
+function genLarge(
+  r: Rnd,
+  costKind: "sens" | "int4" | "int2" | "eq",
+  weightKind: "equal" | "width" | "units",
+) {
   const L = 20 + int(r, 61);
   const nc = 2 + int(r, 3);
   const unit = pickOf(r, [1, 3 * 2 ** 20, 7 * 4096]); // bytes; the DP divides by the gcd
@@ -356,7 +378,10 @@ Deno.test("malformed problems throw InputError naming layer, choice and value", 
     [{ ...ok, costs: [[1, 0], [2, 1], [-0.5, 0]] }, /layer 2 choice 0: cost -0.5 /],
     [{ ...ok, costs: [[Infinity, 0], [2, 1], [3, 0]] }, /layer 0 choice 0: cost Infinity /],
     [{ ...ok, costs: [[1, "0"], [2, 1], [3, 0]] }, /layer 0 choice 1: cost "0" /],
-    [{ ...ok, weights: [[1, 2], [1, 2.5], [1, 2]] }, /layer 1 choice 1: weight 2.5 is not a non-negative safe integer/],
+    [
+      { ...ok, weights: [[1, 2], [1, 2.5], [1, 2]] },
+      /layer 1 choice 1: weight 2.5 is not a non-negative safe integer/,
+    ],
     [{ ...ok, weights: [[1, 2], [1, 2], [-1, 2]] }, /layer 2 choice 0: weight -1 /],
     [{ ...ok, weights: [[1, 2 ** 53], [1, 2], [1, 2]] }, /layer 0 choice 1: weight 9007199254740992 /],
     [{ ...ok, weights: [[1, 2], [NaN, 2], [1, 2]] }, /layer 1 choice 0: weight NaN /],
@@ -472,9 +497,14 @@ Deno.test("snapCosts: identical non-dyadic sensitivities become exact ties and s
   const weights = raw.map(() => [2, 4]);
   // On the raw costs the f64 order among the C(24,12) equal-real-cost solutions is rounding noise:
   // exactness forces enumeration, and the safety valve fires.
-  assert.throws(() => solveAllocation({ costs: raw, weights, budget: 72 }, { maxNodes: 20_000 }), /SEARCH_LIMIT|nodes/);
+  assert.throws(
+    () => solveAllocation({ costs: raw, weights, budget: 72 }, { maxNodes: 20_000 }),
+    /SEARCH_LIMIT|nodes/,
+  );
   const costs = snapCosts(raw);
-  for (let i = 0; i < 24; i++) for (let j = 0; j < 2; j++) assert.ok(Math.abs(costs[i][j] - raw[i][j]) < 1e-12);
+  for (let i = 0; i < 24; i++) {
+    for (let j = 0; j < 2; j++) assert.ok(Math.abs(costs[i][j] - raw[i][j]) < 1e-12);
+  }
   const res = solveAllocation({ costs, weights, budget: 72 });
   assert.deepEqual(res.choice, [...new Array(12).fill(0), ...new Array(12).fill(1)]); // lexicographically smallest
   assert.ok(res.nodes <= 30, `nodes ${res.nodes}`);

@@ -17,7 +17,7 @@
  * ```ts
  * import { solveAllocationDp } from "./dp.ts";
  * const r = solveAllocationDp({ costs: [[3, 1], [2, 0]], weights: [[10, 20], [10, 20]], budget: 30 });
- * console.log(r.choice, r.cost, r.weight); // [1, 0] 3 30
+ * console.log(r.choice, r.cost, r.weight); // [0, 1] 3 30  (ties with [1, 0]: smaller vector)
  * ```
  * @module
  */

@@ -7,7 +7,7 @@
  * ```ts
  * import { solveAllocationExhaustive } from "./exhaustive.ts";
  * const r = solveAllocationExhaustive({ costs: [[3, 1], [2, 0]], weights: [[1, 2], [1, 2]], budget: 3 });
- * console.log(r.choice, r.cost); // [1, 0] 3
+ * console.log(r.choice, r.cost); // [0, 1] 3  (ties with [1, 0] on cost and weight: smaller vector)
  * ```
  * @module
  */
@@ -44,7 +44,9 @@ export function solveAllocationExhaustive(
   const maxLeaves = options.maxLeaves ?? 2 ** 25;
   let space = 1;
   for (const row of costs) space *= row.length;
-  if (space > maxLeaves) throw new InputError(`exhaustive search space ${space} exceeds maxLeaves ${maxLeaves}`);
+  if (space > maxLeaves) {
+    throw new InputError(`exhaustive search space ${space} exceeds maxLeaves ${maxLeaves}`);
+  }
   const L = costs.length;
   const minRest = new Array<number>(L + 1).fill(0); // lightest possible weight of layers i..L-1
   for (let i = L - 1; i >= 0; i--) minRest[i] = minRest[i + 1] + Math.min(...weights[i]);

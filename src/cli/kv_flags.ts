@@ -43,17 +43,20 @@ import {
  * ```
  */
 export const KV_FLAGS_HELP =
-  `  --kv METHOD            exact (default, f32) | bf16 | int8 | int4 | int2 | kivi2 | kivi4 | pmkvq
+  `  --kv METHOD            exact (default, f32) | bf16 | int8 | int4 | int2 | kivi2 | kivi4 | pmkvq | mixkvq
                            int8/4/2: static groups of 128, every token quantized after its own step
                            (sink 0, window 0 unless --sink/--window); kivi2/4: keys per channel, values
                            per token, 128-token bf16 residual; pmkvq: progressive 16->8->4->2 (sink 1,
-                           window 128) under per-layer byte budgets
+                           window 128) under per-layer byte budgets; mixkvq: query-aware
+                           per-channel key precision (bf16/4/2) + 2-bit per-token values
   --kv-budget BYTES      pmkvq: total KV budget in bytes (all layers, every stored byte)
   --kv-bits B            pmkvq: uniform final bits 16|8|4|2 (default 4 when no budget/plan)
   --plan FILE            pmkvq: per-layer plan file (pmkvq-plan JSON)
   --max-len N            pmkvq: tokens the budgets must hold (default: prompt + new tokens)
   --sink N               int*/pmkvq: 16-bit sink tokens
   --window N             int*/pmkvq: 16-bit window tokens (0 = quantize at once)
+  --tau16 T, --tau4 T    mixkvq: salience thresholds for bf16 and 4-bit key channels (defaults:
+                           2.5 average key bits on tiny-lm, docs/mixkvq.md)
 `;
 
 /**
@@ -73,9 +76,21 @@ export interface KvFlagValues {
   "max-len"?: string;
   sink?: string;
   window?: string;
+  tau16?: string;
+  tau4?: string;
 }
 
-const METHODS = ["exact", "bf16", "int8", "int4", "int2", "kivi2", "kivi4", "pmkvq"];
+const METHODS = ["exact", "bf16", "int8", "int4", "int2", "kivi2", "kivi4", "pmkvq", "mixkvq"];
+
+/** MixKVQ thresholds calibrated on tiny-lm for about 2.5 average key bits (docs/mixkvq.md). */
+export const MIXKVQ_CLI_DEFAULTS = { tau16: 6, tau4: 1.15 } as const;
+
+function floatFlag(v: string | undefined, name: string, def: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (v.trim() === "" || Number.isNaN(n) || n < 0) throw new InputError(`--${name} ${JSON.stringify(v)} must be a number >= 0`);
+  return n;
+}
 
 function intFlag(values: KvFlagValues, name: keyof KvFlagValues, min: number): number | undefined {
   const raw = values[name];
@@ -117,6 +132,14 @@ export async function cacheSpecFromFlags(
     throw new InputError(`--kv ${JSON.stringify(kv)} is not supported: use one of ${METHODS.join(", ")}`);
   }
   const pmOnly: (keyof KvFlagValues)[] = ["kv-budget", "kv-bits", "plan", "max-len"];
+  if (kv === "mixkvq") {
+    rejectFlags(values, kv, [...pmOnly, "sink", "window"]);
+    const tau16 = floatFlag(values.tau16, "tau16", MIXKVQ_CLI_DEFAULTS.tau16);
+    const tau4 = floatFlag(values.tau4, "tau4", MIXKVQ_CLI_DEFAULTS.tau4);
+    if (tau16 < tau4) throw new InputError(`--tau16 ${tau16} must be >= --tau4 ${tau4}`);
+    return { method: "mixkvq", tau16, tau4, numHeads: model.config.numHeads };
+  }
+  rejectFlags(values, kv, ["tau16", "tau4"]);
   if (kv === "exact" || kv === "bf16" || kv === "kivi2" || kv === "kivi4") {
     rejectFlags(values, kv, [...pmOnly, "sink", "window"]);
     if (kv === "exact") return { method: "exact", dtype: "f32" };

@@ -109,6 +109,8 @@ export async function main(args: string[]): Promise<number> {
       "max-len": { type: "string" },
       sink: { type: "string" },
       window: { type: "string" },
+      tau16: { type: "string" },
+      tau4: { type: "string" },
       json: { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean" },

@@ -24,6 +24,7 @@ import type { ModelConfig } from "../model/types.ts";
 import { ExactCache } from "./exact.ts";
 import { GroupedCache, type GroupedConfig } from "./grouped.ts";
 import { KiviCache } from "./kivi.ts";
+import { MixKvqCache } from "./mixkvq.ts";
 import { QuantConfigError } from "../errors.ts";
 
 /**
@@ -144,6 +145,8 @@ export function createCache(spec: CacheSpec, shape: KVShape): KVCache {
       return new GroupedCache(spec, shape, groupedConfigOf(spec, shape.numLayers));
     case "kivi":
       return new KiviCache(spec, shape);
+    case "mixkvq":
+      return new MixKvqCache(spec, shape);
     default:
       throw new QuantConfigError(`KV-cache method "${(spec as { method: string }).method}" is not available`);
   }
