@@ -35,7 +35,7 @@ import type { LoadedModel, ModelConfig } from "../src/model/types.ts";
 import type { CacheSpec, CacheStats } from "../src/kv/cache.ts";
 import type { GpuCache, GpuCacheEnv } from "./cache/types.ts";
 import { acquireGpu, type GpuContext } from "./device.ts";
-import { KernelRegistry } from "./registry.ts";
+import { type KernelRegistry, registryFor } from "./registry.ts";
 import { StepBuffer } from "./step.ts";
 import { Readback } from "./buffers.ts";
 import { type GpuWeights, uploadWeights } from "./weights.ts";
@@ -107,7 +107,7 @@ export async function createGpuEngine(
   const ctx = options.context ?? await acquireGpu();
   let weights: GpuWeights | null = null;
   try {
-    const reg = new KernelRegistry(ctx);
+    const reg = registryFor(ctx);
     weights = uploadWeights(ctx, model, { format: options.weights ?? "auto" });
     const sizes = { capacity, maxTokens: chunk, idSlots: Math.max(chunk, greedyChunk + 1) };
     const fwd = await GpuForward.create(reg, model, weights, sizes, makeCache);

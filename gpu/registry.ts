@@ -119,3 +119,24 @@ export class KernelRegistry {
     return { key, pipeline, layout };
   }
 }
+
+const shared = new WeakMap<GpuContext, KernelRegistry>();
+
+/**
+ * The registry of `ctx` with its adapter's default tuning, shared by every engine on that device (so a
+ * second engine reuses the compiled pipelines).
+ *
+ * @example
+ * ```ts
+ * const reg = registryFor(ctx);
+ * registryFor(ctx) === reg; // true
+ * ```
+ */
+export function registryFor(ctx: GpuContext): KernelRegistry {
+  let reg = shared.get(ctx);
+  if (!reg) {
+    reg = new KernelRegistry(ctx);
+    shared.set(ctx, reg);
+  }
+  return reg;
+}

@@ -48,7 +48,8 @@ export type CacheSpec =
     maxLen: number;
     sink?: number;
     window?: number;
-    initBits?: 16 | 8 | 4 | 2;
+    /** 16 (default, progressive), or "final": every layer starts at its final width (static ablation). */
+    initBits?: 16 | 8 | 4 | 2 | "final";
   }
   | { method: "mixkvq"; [key: string]: unknown };
 

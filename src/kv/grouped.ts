@@ -86,8 +86,9 @@ export interface GroupedConfig {
   sink: number;
   /** 16-bit window capacity W (0: tokens go straight to the body). */
   window: number;
-  /** Width every layer starts at (16 for PM-KVQ). */
-  initBits: number;
+  /** Width every layer starts at (16 for PM-KVQ), or "final": each layer starts at its final width (the
+   * "static instead of progressive" ablation of a per-layer plan). */
+  initBits: number | "final";
   /** Per-layer final (floor) widths; each ≤ initBits. */
   finalBits: number[];
   /** Per-layer byte budgets, or null for an unbounded (static) cache. */
@@ -228,7 +229,7 @@ export class GroupedCache implements KVCache {
     this.#row = shape.numKvHeads * shape.headDim;
     checkCount("sink", config.sink);
     checkCount("window", config.window);
-    const init = checkBits(config.initBits);
+    const init = config.initBits === "final" ? 16 : checkBits(config.initBits);
     if (config.finalBits.length !== shape.numLayers) {
       throw new QuantConfigError(
         `finalBits has ${config.finalBits.length} entries for ${shape.numLayers} layers`,
@@ -271,9 +272,9 @@ export class GroupedCache implements KVCache {
    * ```
    */
   reset(): void {
-    const bits = checkBits(this.config.initBits);
-    this.#layers = Array.from({ length: this.shape.numLayers }, () => ({
-      bits,
+    const init = this.config.initBits;
+    this.#layers = Array.from({ length: this.shape.numLayers }, (_, l) => ({
+      bits: init === "final" ? checkBits(this.config.finalBits[l]) : checkBits(init),
       sink: null,
       sinkCount: 0,
       chunks: [],
