@@ -2,7 +2,7 @@
  * End-to-end WebGPU decode throughput of a model (default tiny-lm), for the GPU report.
  *
  *   deno run -A bench/gpu_decode.ts [--model DIR] [--prompt 1000] [--new 512] [--chunk 256] [--greedy-chunk 64]
- *                                    [--modes logits,greedy,chain] [--json out.json]
+ *                                    [--modes logits,greedy,chain] [--profile] [--json out.json]
  *
  * The prompt is the recitation example's prompt + true continuation, cycled to --prompt tokens. Each mode
  * runs on a fresh context: prefill the prompt, then --new greedy tokens through
@@ -12,7 +12,8 @@
  * | greedy | `decodeGreedy(id)` | 8 bytes, one submit per token |
  * | chain | `decodeGreedyMany(id, n)` | 8 bytes per token, one submit and one readback per greedy-chunk tokens |
  * Reported: prefill tokens/s, decode tokens/s (tokens after the first / decode seconds), and whether all
- * modes produced the same tokens.
+ * modes produced the same tokens. `--profile` adds, for one decode step at the prompt's length, the host time
+ * to record it and the GPU time of the recorded pass (timestamp queries), averaged over greedy-chunk steps.
  *
  * @example
  * ```ts
@@ -25,6 +26,8 @@ import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling.ts";
 import { createGpuEngine, type GpuEngine } from "../gpu/engine.ts";
 import { acquireGpu } from "../gpu/device.ts";
+import { StepBuffer } from "../gpu/step.ts";
+import { PassTimer } from "../gpu/timer.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -36,6 +39,7 @@ const { values } = parseArgs({
     "greedy-chunk": { type: "string", default: "64" },
     modes: { type: "string", default: "logits,greedy,chain" },
     json: { type: "string" },
+    profile: { type: "boolean", default: false },
   },
 });
 
@@ -85,7 +89,7 @@ async function runMode(engine: GpuEngine, mode: string): Promise<ModeResult> {
 
 const engine = await createGpuEngine(model, { method: "exact" }, {
   context: ctx,
-  maxLen: Math.min(model.config.maxPositionEmbeddings, promptLen + newTokens + 1),
+  maxLen: Math.min(model.config.maxPositionEmbeddings, promptLen + Math.max(newTokens, Number(values["greedy-chunk"])) + 1),
   prefillChunk: Number(values.chunk),
   greedyChunk: Number(values["greedy-chunk"]),
 });
@@ -102,12 +106,52 @@ for (const mode of values.modes.split(",")) {
       `decode ${r.decodeTokensPerSecond.toFixed(1)} tok/s (${r.decodeSeconds.toFixed(2)} s for ${newTokens - 1})`,
   );
 }
+/** Host recording time and GPU time of `n` decode steps recorded into one pass (the cache is not advanced). */
+async function profileSteps(n: number): Promise<{ encodeMs: number; gpuMs: number; method: string }> {
+  engine.reset();
+  await engine.prefill(prompt);
+  const steps = new StepBuffer(engine.registry, n);
+  const P = engine.position;
+  for (let i = 0; i < n; i++) {
+    const f = engine.forward.cache.stepFields(1, P + i);
+    steps.set(i, { T: 1, P: P + i, pos0: P + i, idBase: 0, idOut: 1, ...f });
+  }
+  steps.flush();
+  const timer = new PassTimer(ctx);
+  let encodeMs = 0;
+  const record = (pass: GPUComputePassEncoder) => {
+    const t = performance.now();
+    for (let i = 0; i < n; i++) {
+      pass.setBindGroup(1, steps.bindGroup, [steps.offset(i)]);
+      engine.forward.encodeStep(pass, 1, P + i, true);
+    }
+    encodeMs = performance.now() - t;
+  };
+  await timer.time(record, steps.bindGroup); // warm-up
+  const gpuSeconds = await timer.time(record, steps.bindGroup);
+  timer.destroy();
+  steps.destroy();
+  return { encodeMs: encodeMs / n, gpuMs: (gpuSeconds * 1000) / n, method: timer.method };
+}
+
+let profile: { encodeMs: number; gpuMs: number; method: string } | null = null;
+if (values.profile) {
+  profile = await profileSteps(Number(values["greedy-chunk"]));
+  console.log(
+    `profile at context ${engine.position}: recording ${profile.encodeMs.toFixed(3)} ms/step (host), ` +
+      `GPU ${profile.gpuMs.toFixed(3)} ms/step (${profile.method})`,
+  );
+}
 const same = results.every((r) => r.tokens.join() === results[0].tokens.join());
 console.log(`all modes produced the same tokens: ${same}`);
 if (values.json) {
   await Deno.writeTextFile(
     values.json,
-    JSON.stringify({ device: ctx.description, promptLen, newTokens, same, results: results.map(({ tokens: _, ...r }) => r) }, null, 2),
+    JSON.stringify(
+      { device: ctx.description, promptLen, newTokens, same, profile, results: results.map(({ tokens: _, ...r }) => r) },
+      null,
+      2,
+    ),
   );
 }
 engine.dispose();

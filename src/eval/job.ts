@@ -1,0 +1,99 @@
+/**
+ * One evaluation job: a method at a budget level on one task (a recitation passage, or the teacher-forced
+ * held-out sequence), run on the CPU backend. Jobs are independent so they can run in parallel processes.
+ *
+ * @example
+ * ```ts
+ * const ctx = await loadContext(dir, artifacts);
+ * const r = await runJob({ method: "pmkvq", level: 2, task: { kind: "recite", passage: 0 } }, ctx, data);
+ * ```
+ * @module
+ */
+import type { LoadedModel } from "../model/types.ts";
+import { loadModel } from "../model/load.ts";
+import { readSensitivity } from "../profile/artifact.ts";
+import { readCalibration } from "../../calib/artifact.ts";
+import { applyCalibration } from "../../calib/fold.ts";
+import { createCpuEngine } from "../../cpu/engine.ts";
+import { buildMethod, type MethodContext } from "./methods.ts";
+import { compareLogProbs, recite, type RecitationResult, teacherForcedLogProbs, type TeacherForcedResult } from "./metrics.ts";
+
+/** A task of a job. */
+export type EvalTask = { kind: "recite"; passage: number } | { kind: "kl" } | { kind: "kl-reference" };
+
+/** One job. */
+export interface EvalJob {
+  method: string;
+  level: number | null;
+  task: EvalTask;
+}
+
+/** Token data shared by every job of a run. */
+export interface EvalData {
+  passages: { source: string; prompt: number[]; truth: number[] }[];
+  klIds: number[];
+  /** Binary f32 file with the exact cache's teacher-forced log-probs, [klIds.length − 1, vocab]. */
+  exactLogProbsFile: string;
+}
+
+/** Artifact paths. */
+export interface EvalArtifacts {
+  sensitivity: string;
+  calibration: string;
+  calibrationNoPi: string;
+}
+
+/** What one job produced. */
+export interface JobResult {
+  method: string;
+  level: number | null;
+  task: EvalTask;
+  budgetBytes: number | null;
+  plannedBits: number[] | null;
+  recitation?: RecitationResult;
+  teacherForced?: TeacherForcedResult & { peakBytes: number; layerBits: number[] };
+  seconds: number;
+}
+
+/** Loads the model and the artifacts, folding both calibrations. */
+export async function loadContext(modelDir: string, a: EvalArtifacts): Promise<MethodContext> {
+  const model: LoadedModel = await loadModel(modelDir);
+  const sensitivity = await readSensitivity(a.sensitivity, model.fingerprint);
+  const cal = await readCalibration(a.calibration, model);
+  const calNoPi = await readCalibration(a.calibrationNoPi, model);
+  return {
+    model,
+    sensitivity,
+    calibrated: applyCalibration(model, cal),
+    calibratedNoPi: applyCalibration(model, calNoPi),
+  };
+}
+
+/** Runs one job. */
+export async function runJob(job: EvalJob, ctx: MethodContext, data: EvalData): Promise<JobResult> {
+  const t0 = performance.now();
+  const vocab = ctx.model.config.vocabSize;
+  const maxLen = job.task.kind === "recite"
+    ? data.passages[job.task.passage].prompt.length + data.passages[job.task.passage].truth.length
+    : data.klIds.length;
+  const run = buildMethod(job.method, ctx, job.level, maxLen);
+  const engine = createCpuEngine(run.model, run.spec);
+  const base = { method: job.method, level: job.level, task: job.task, budgetBytes: run.budgetBytes, plannedBits: run.plan?.finalBits ?? null };
+  if (job.task.kind === "recite") {
+    const p = data.passages[job.task.passage];
+    const recitation = await recite(engine, p.prompt, p.truth);
+    return { ...base, recitation, seconds: (performance.now() - t0) / 1000 };
+  }
+  const lp = await teacherForcedLogProbs(engine, data.klIds, vocab);
+  if (job.task.kind === "kl-reference") {
+    await Deno.writeFile(data.exactLogProbsFile, new Uint8Array(lp.buffer, lp.byteOffset, lp.byteLength));
+  }
+  const bytes = await Deno.readFile(data.exactLogProbsFile);
+  const exact = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  const stats = engine.cacheStats();
+  return {
+    ...base,
+    teacherForced: { ...compareLogProbs(exact, lp, data.klIds, vocab), peakBytes: stats.peakBytes, layerBits: stats.layers.map((l) => l.bits) },
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
