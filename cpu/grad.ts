@@ -36,7 +36,12 @@ import { InputError, NonFiniteError } from "../src/errors.ts";
  * `delta` added to the element at flat `index`, or a whole tensor `deltas` [T, numKvHeads, headDim] added.
  */
 export type KvPerturbation =
-  | { layer: number; kind: "k" | "v"; /** Flat index into [T, numKvHeads, headDim]. */ index: number; delta: number }
+  | {
+    layer: number;
+    kind: "k" | "v"; /** Flat index into [T, numKvHeads, headDim]. */
+    index: number;
+    delta: number;
+  }
   | { layer: number; kind: "k" | "v"; deltas: Float64Array };
 
 /** Options of {@link kvLoss} and {@link kvGradients}. */
@@ -156,7 +161,15 @@ function transposed(w: Float32Array, rows: number, cols: number): Float32Array {
 }
 
 /** RMSNorm forward: out = w ⊙ x·r with r[t] = 1/sqrt(mean(x[t]²) + eps), r saved. */
-function rmsnormFwd(out: Float64Array, r: Float64Array, x: Float64Array, T: number, dim: number, w: Float32Array, eps: number): void {
+function rmsnormFwd(
+  out: Float64Array,
+  r: Float64Array,
+  x: Float64Array,
+  T: number,
+  dim: number,
+  w: Float32Array,
+  eps: number,
+): void {
   for (let t = 0; t < T; t++) {
     const b = t * dim;
     let ss = 0;
@@ -168,7 +181,15 @@ function rmsnormFwd(out: Float64Array, r: Float64Array, x: Float64Array, T: numb
 }
 
 /** RMSNorm backward, accumulated: dx += r·(w⊙dy) − (r³/dim)·((w⊙dy)·x)·x. */
-function rmsnormBackAdd(dx: Float64Array, dy: Float64Array, x: Float64Array, r: Float64Array, T: number, dim: number, w: Float32Array): void {
+function rmsnormBackAdd(
+  dx: Float64Array,
+  dy: Float64Array,
+  x: Float64Array,
+  r: Float64Array,
+  T: number,
+  dim: number,
+  w: Float32Array,
+): void {
   for (let t = 0; t < T; t++) {
     const b = t * dim;
     const rt = r[t];
@@ -180,7 +201,15 @@ function rmsnormBackAdd(dx: Float64Array, dy: Float64Array, x: Float64Array, r: 
 }
 
 /** RoPE (Hugging Face rotate_half) in place on x [T, heads, D]; `inverse` applies the transpose (backward). */
-function rope(x: Float64Array, T: number, heads: number, D: number, cos: Float32Array, sin: Float32Array, inverse: boolean): void {
+function rope(
+  x: Float64Array,
+  T: number,
+  heads: number,
+  D: number,
+  cos: Float32Array,
+  sin: Float32Array,
+  inverse: boolean,
+): void {
   const half = D / 2;
   for (let t = 0; t < T; t++) {
     const cb = t * half;
@@ -204,7 +233,14 @@ interface AttnDims {
 }
 
 /** Causal GQA attention forward: out [T, nH, D], lse [T, nH] (log-sum-exp of the scaled scores). */
-function attnFwd(out: Float64Array, lse: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, d: AttnDims): void {
+function attnFwd(
+  out: Float64Array,
+  lse: Float64Array,
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  d: AttnDims,
+): void {
   const { T, nH, nKv, D } = d;
   const group = nH / nKv;
   const scale = 1 / Math.sqrt(D);
@@ -333,17 +369,26 @@ interface Tape {
   sin: Float32Array;
 }
 
-function checkInputs(model: LoadedModel, ids: ArrayLike<number>, positions: ArrayLike<number>, p?: KvPerturbation): void {
+function checkInputs(
+  model: LoadedModel,
+  ids: ArrayLike<number>,
+  positions: ArrayLike<number>,
+  p?: KvPerturbation,
+): void {
   const c = model.config;
   const T = ids.length;
   if (T < 2) throw new InputError(`the loss needs at least 2 tokens (got ${T})`);
-  if (positions.length !== T) throw new InputError(`positions has ${positions.length} entries for ${T} tokens`);
+  if (positions.length !== T) {
+    throw new InputError(`positions has ${positions.length} entries for ${T} tokens`);
+  }
   for (let t = 0; t < T; t++) {
     const id = ids[t];
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
       throw new InputError(`token id ${id} at index ${t} is outside the vocabulary [0, ${c.vocabSize})`);
     }
-    if (!Number.isFinite(positions[t])) throw new InputError(`position ${positions[t]} at index ${t} is not finite`);
+    if (!Number.isFinite(positions[t])) {
+      throw new InputError(`position ${positions[t]} at index ${t} is not finite`);
+    }
   }
   if (p) {
     const n = T * c.numKvHeads * c.headDim;
@@ -357,12 +402,23 @@ function checkInputs(model: LoadedModel, ids: ArrayLike<number>, positions: Arra
   }
 }
 
-function forwardTape(model: LoadedModel, ids: ArrayLike<number>, positions: ArrayLike<number>, wantGrad: boolean, perturb?: KvPerturbation): Tape {
+function forwardTape(
+  model: LoadedModel,
+  ids: ArrayLike<number>,
+  positions: ArrayLike<number>,
+  wantGrad: boolean,
+  perturb?: KvPerturbation,
+): Tape {
   checkInputs(model, ids, positions, perturb);
   const c = model.config;
   const w = model.weights;
   const T = ids.length;
-  const H = c.hiddenSize, nH = c.numHeads, nKv = c.numKvHeads, D = c.headDim, I = c.intermediateSize, V = c.vocabSize;
+  const H = c.hiddenSize,
+    nH = c.numHeads,
+    nKv = c.numKvHeads,
+    D = c.headDim,
+    I = c.intermediateSize,
+    V = c.vocabSize;
   const dims: AttnDims = { T, nH, nKv, D };
   const { cos, sin } = ropeTable(ropeInvFreq(c), positions);
   let h = new Float64Array(T * H);
@@ -388,7 +444,7 @@ function forwardTape(model: LoadedModel, ids: ArrayLike<number>, positions: Arra
     rope(k, T, nKv, D, cos, sin, false);
     if (perturb && perturb.layer === l) {
       const x = perturb.kind === "k" ? k : v;
-      if ("deltas" in perturb) for (let i = 0; i < x.length; i++) x[i] += perturb.deltas[i];
+      if ("deltas" in perturb) { for (let i = 0; i < x.length; i++) x[i] += perturb.deltas[i]; }
       else x[perturb.index] += perturb.delta;
     }
     const att = new Float64Array(T * nH * D);
@@ -457,7 +513,12 @@ function forwardTape(model: LoadedModel, ids: ArrayLike<number>, positions: Arra
  * const bumped = kvLoss(model, ids, positions, { perturb: { layer: 1, kind: "k", index: 5, delta: 1e-5 } });
  * ```
  */
-export function kvLoss(model: LoadedModel, ids: ArrayLike<number>, positions: ArrayLike<number>, options: KvGradOptions = {}): number {
+export function kvLoss(
+  model: LoadedModel,
+  ids: ArrayLike<number>,
+  positions: ArrayLike<number>,
+  options: KvGradOptions = {},
+): number {
   return forwardTape(model, ids, positions, false, options.perturb).loss;
 }
 

@@ -12,7 +12,9 @@ import { TINY_LM } from "../tests/support/paths.ts";
 /** Mean next-token cross-entropy from the inference forward's f32 logits ("all"). */
 function inferenceLoss(model: LoadedModel, ids: number[], positions: number[]): number {
   const fwd = new CpuForward(model);
-  const logits = fwd.forward(ids, positions, createCache({ method: "exact" }, kvShapeOf(model.config)), { logits: "all" });
+  const logits = fwd.forward(ids, positions, createCache({ method: "exact" }, kvShapeOf(model.config)), {
+    logits: "all",
+  });
   const V = model.config.vocabSize;
   let loss = 0;
   for (let t = 0; t + 1 < ids.length; t++) {
@@ -38,7 +40,15 @@ interface FdStats {
  * Fourth-order central differences at `perTensor` random elements (tokens 0..T−2) of every layer's K and V. Elements whose
  * gradient is below `floor` in magnitude are compared absolutely (|g − fd| < 1e-10), others relatively (< 1e-5).
  */
-function fdCheck(model: LoadedModel, ids: number[], positions: number[], g: KvGradients, perTensor: number, seed: number, eps = 1e-3): FdStats {
+function fdCheck(
+  model: LoadedModel,
+  ids: number[],
+  positions: number[],
+  g: KvGradients,
+  perTensor: number,
+  seed: number,
+  eps = 1e-3,
+): FdStats {
   const rand = mulberry32(seed);
   const { numKvHeads, headDim, numLayers } = model.config;
   const live = (ids.length - 1) * numKvHeads * headDim;
@@ -49,7 +59,8 @@ function fdCheck(model: LoadedModel, ids: number[], positions: number[], g: KvGr
       const grad = (kind === "k" ? g.dk : g.dv)[layer];
       for (let n = 0; n < perTensor; n++) {
         const index = Math.floor(rand() * live);
-        const f = (delta: number) => kvLoss(model, ids, positions, { perturb: { layer, kind, index, delta } });
+        const f = (delta: number) =>
+          kvLoss(model, ids, positions, { perturb: { layer, kind, index, delta } });
         // Fourth-order central difference: truncation O(eps⁴), so eps can be large enough that the f64
         // rounding of the loss (~1e-16·L/eps) stays far below the tolerance.
         const fd = (8 * (f(eps) - f(-eps)) - (f(2 * eps) - f(-2 * eps))) / (12 * eps);
@@ -64,7 +75,10 @@ function fdCheck(model: LoadedModel, ids: number[], positions: number[], g: KvGr
           const rel = abs / big;
           stats.relative++;
           stats.maxRel = Math.max(stats.maxRel, rel);
-          assert.ok(rel < 1e-5, `layer ${layer} ${kind}[${index}]: grad ${a} vs fd ${fd} (relative error ${rel})`);
+          assert.ok(
+            rel < 1e-5,
+            `layer ${layer} ${kind}[${index}]: grad ${a} vs fd ${fd} (relative error ${rel})`,
+          );
         }
       }
     }
@@ -84,16 +98,32 @@ const variants: { name: string; spec: RandomModelSpec; stretch: number }[] = [
     spec: {
       seed: 2,
       architecture: "LlamaForCausalLM",
-      ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 100 },
+      ropeScaling: {
+        type: "llama3",
+        factor: 8,
+        lowFreqFactor: 1,
+        highFreqFactor: 4,
+        originalMaxPositionEmbeddings: 100,
+      },
     },
     stretch: 4,
   },
   {
     name: "linear rope scaling, no biases, tied embeddings, 3 layers, s = 4",
-    spec: { seed: 3, attentionBias: false, tieWordEmbeddings: true, numLayers: 3, ropeScaling: { type: "linear", factor: 2 } },
+    spec: {
+      seed: 3,
+      attentionBias: false,
+      tieWordEmbeddings: true,
+      numLayers: 3,
+      ropeScaling: { type: "linear", factor: 2 },
+    },
     stretch: 4,
   },
-  { name: "multi-query (1 kv head), 8 q heads, s = 2", spec: { seed: 4, numHeads: 8, numKvHeads: 1 }, stretch: 2 },
+  {
+    name: "multi-query (1 kv head), 8 q heads, s = 2",
+    spec: { seed: 4, numHeads: 8, numKvHeads: 1 },
+    stretch: 2,
+  },
 ];
 
 for (const { name, spec, stretch } of variants) {
@@ -105,8 +135,15 @@ for (const { name, spec, stretch } of variants) {
     const g = kvGradients(model, ids, positions);
     const stats = fdCheck(model, ids, positions, g, 24, spec.seed ?? 0);
     assert.ok(stats.checked === 24 * 2 * model.config.numLayers);
-    assert.ok(stats.relative >= 0.75 * stats.checked, `only ${stats.relative} of ${stats.checked} above the floor`);
-    console.log(`  ${stats.checked} elements, ${stats.relative} compared relatively: max rel ${stats.maxRel.toExponential(2)}, max abs ${stats.maxAbs.toExponential(2)}`);
+    assert.ok(
+      stats.relative >= 0.75 * stats.checked,
+      `only ${stats.relative} of ${stats.checked} above the floor`,
+    );
+    console.log(
+      `  ${stats.checked} elements, ${stats.relative} compared relatively: max rel ${
+        stats.maxRel.toExponential(2)
+      }, max abs ${stats.maxAbs.toExponential(2)}`,
+    );
     // The loss equals the inference forward's cross-entropy.
     assert.ok(Math.abs(g.loss - inferenceLoss(model, ids, positions)) < 1e-5);
     assert.ok(Math.abs(g.loss - kvLoss(model, ids, positions)) < 1e-14);
@@ -127,10 +164,15 @@ Deno.test("grad: the last token's K/V get exactly zero gradient; earlier ones do
   }
   // The K/V returned are those the inference forward caches (post-RoPE keys, v_proj output).
   const seen: Float32Array[][] = [];
-  new CpuForward(model).forward(ids, ids.map((_, i) => i), createCache({ method: "exact" }, kvShapeOf(model.config)), {
-    logits: "none",
-    hooks: { onKV: (_l, k, v) => seen.push([k.slice(), v.slice()]) },
-  });
+  new CpuForward(model).forward(
+    ids,
+    ids.map((_, i) => i),
+    createCache({ method: "exact" }, kvShapeOf(model.config)),
+    {
+      logits: "none",
+      hooks: { onKV: (_l, k, v) => seen.push([k.slice(), v.slice()]) },
+    },
+  );
   for (let l = 0; l < model.config.numLayers; l++) {
     for (let i = 0; i < g.k[l].length; i++) {
       assert.ok(Math.abs(g.k[l][i] - seen[l][0][i]) < 1e-5 && Math.abs(g.v[l][i] - seen[l][1][i]) < 1e-5);
@@ -140,9 +182,15 @@ Deno.test("grad: the last token's K/V get exactly zero gradient; earlier ones do
 
 Deno.test("grad: bad input is refused", () => {
   const model = randomModel({ seed: 6 });
-  assert.throws(() => kvGradients(model, [1], [0]), (e: Error) => e instanceof InputError && /at least 2/.test(e.message));
+  assert.throws(
+    () => kvGradients(model, [1], [0]),
+    (e: Error) => e instanceof InputError && /at least 2/.test(e.message),
+  );
   assert.throws(() => kvGradients(model, [1, 2], [0]), InputError);
-  assert.throws(() => kvGradients(model, [1, 50], [0, 1]), (e: Error) => e instanceof InputError && /50/.test(e.message));
+  assert.throws(
+    () => kvGradients(model, [1, 50], [0, 1]),
+    (e: Error) => e instanceof InputError && /50/.test(e.message),
+  );
   assert.throws(
     () => kvLoss(model, [1, 2], [0, 1], { perturb: { layer: 2, kind: "k", index: 0, delta: 1 } }),
     InputError,
@@ -166,6 +214,9 @@ Deno.test("grad: tiny-lm loss equals the inference forward's; spot finite differ
     const eps = 1e-3;
     const fd = (8 * (f(eps) - f(-eps)) - (f(2 * eps) - f(-2 * eps))) / (12 * eps);
     const rel = Math.abs(fd - grad[index]) / Math.abs(grad[index]);
-    assert.ok(rel < 1e-5, `tiny-lm layer ${layer} ${kind}[${index}]: grad ${grad[index]} vs fd ${fd} (rel ${rel})`);
+    assert.ok(
+      rel < 1e-5,
+      `tiny-lm layer ${layer} ${kind}[${index}]: grad ${grad[index]} vs fd ${fd} (rel ${rel})`,
+    );
   }
 });

@@ -16,14 +16,13 @@
  * ```ts
  * const att = await AttentionKernels.create(reg, { numHeads: 4, numKvHeads: 2, headDim: 128, capacity: 4096, maxSplits: 128 });
  * const bgs = att.bind({ qkv, cacheK, cacheV, out, partAcc, partStats });
- * att.encodeDecode(pass, bgs, P + 1, decodeSplit(P + 1, 128).nSplits);
+ * att.encodeDecode(pass, bgs, decodeSplit(P + 1, 128).nSplits);
  * ```
  * @module
  */
 import type { Kernel, KernelRegistry } from "../registry.ts";
 import { bindBuffers, dispatch } from "./bind.ts";
 import {
-  ATT_WG,
   attentionDecodeCombineWgsl,
   attentionDecodePartialWgsl,
   attentionPrefillWgsl,
@@ -51,18 +50,22 @@ export interface AttentionBindings {
   combine: GPUBindGroup;
 }
 
+/** Granularity of the decode split (tokens). */
+export const SPLIT_STEP = 16;
+
 /**
- * Tokens per decode split for a context of `n` tokens: a multiple of 64 chosen so at most `maxSplits` splits
- * cover it (more splits = more parallel workgroups for long contexts).
+ * Tokens per decode split for a context of `n` tokens: the smallest multiple of {@link SPLIT_STEP} with at
+ * most `maxSplits` splits, i.e. as many parallel workgroups as the partial buffers allow (a single decode
+ * query has no other parallelism; short contexts are latency-bound).
  *
  * @example
  * ```ts
- * decodeSplit(1000, 128); // { split: 64, nSplits: 16 }
+ * decodeSplit(1000, 128); // { split: 16, nSplits: 63 }
  * decodeSplit(32768, 128); // { split: 256, nSplits: 128 }
  * ```
  */
 export function decodeSplit(n: number, maxSplits: number): { split: number; nSplits: number } {
-  const split = ATT_WG * Math.max(1, Math.ceil(n / (ATT_WG * maxSplits)));
+  const split = SPLIT_STEP * Math.max(1, Math.ceil(n / (SPLIT_STEP * maxSplits)));
   return { split, nSplits: Math.ceil(n / split) };
 }
 

@@ -2,13 +2,16 @@
  * WGSL of causal grouped-query `attention` over the EXACT (f32) cache (mirrors cpu/attention.ts): the new
  * tokens' keys/values are read from the fused q|k|v activation (exact, as on the CPU), the P cached ones from
  * the cache. One workgroup serves one KV head and its G = numHeads/numKvHeads query heads, so each key/value
- * is read once per group. Softmax is the online (flash) form in f32: per 64-token chunk, scores → chunk max
- * → rescale the running sum/accumulator → accumulate p·v; the CPU's two-pass f64 softmax agrees to ~1e-6.
+ * is read once per group. Softmax is the online (flash) form in f32: per 64-token chunk, scores (a thread per
+ * token) → chunk max → rescale the running sum/accumulator → accumulate p·v (threads own vec4 columns and a
+ * token subset, four independent loads per iteration, subsets summed once at the end); the CPU's two-pass f64
+ * softmax agrees to ~1e-7 relative.
  *
  * Kernels:
  * - {@link attentionPrefillWgsl}: grid (step.T, numKvHeads); query t attends to tokens [0, P + t].
  * - {@link attentionDecodePartialWgsl}: one query (step.T = 1); grid (step.nSplits, numKvHeads); split s covers
- *   tokens [s·split, min((s+1)·split, P+1)) and writes (max, sum, Σ e·v) for each of its heads.
+ *   tokens [s·split, min((s+1)·split, P+1)) (split: a multiple of 16, see `decodeSplit`) and writes
+ *   (max, sum, Σ e·v) for each of its heads.
  * - {@link attentionDecodeCombineWgsl}: grid (numHeads); merges the step.nSplits partials of one head.
  * - {@link attentionSerialPrefillWgsl} / {@link attentionSerialPartialWgsl}: the same results computed by one
  *   invocation per (query, head) or (split, head) with a per-token online softmax and no workgroup memory or
@@ -18,10 +21,10 @@
  * Buffers:
  * | name | shape | type |
  * |---|---|---|
- * | qkv | [T, (nH + 2·nKv)·D]: q heads, then k heads, then v heads (post-RoPE q and k) | f32 |
- * | cacheK, cacheV | [nKv, capacity, D] (head-major; token j of head g at (g·cap + j)·D) | f32 |
- * | out | [T, nH·D] | f32 |
- * | partAcc | [nH, maxSplits, D] | f32 |
+ * | qkv | [T, (nH + 2·nKv)·D]: q heads, then k heads, then v heads (post-RoPE q and k) | f32, bound as vec4 |
+ * | cacheK, cacheV | [nKv, capacity, D] (head-major; token j of head g at (g·cap + j)·D) | f32, bound as vec4 |
+ * | out | [T, nH·D] | f32, bound as vec4 |
+ * | partAcc | [nH, maxSplits, D] | f32 (vec4 in pass 1) |
  * | partStats | [nH, maxSplits, 2]: (running max, running sum) | f32 |
  *
  * @example
@@ -49,53 +52,71 @@ export interface AttentionShape {
 /** Threads per workgroup = tokens per chunk. */
 export const ATT_WG = 64;
 
+/** Token subsets of the value accumulation: S threads share a column (S = max(1, ⌊64 / (D/4)⌋)). */
+function subsets(headDim: number): number {
+  return Math.max(1, Math.floor(ATT_WG / (headDim / 4)));
+}
+
 function consts(s: AttentionShape): string {
   const G = s.numHeads / s.numKvHeads;
   if (!Number.isInteger(G)) throw new RangeError(`attention: ${s.numHeads} heads not divisible by ${s.numKvHeads}`);
   if (s.headDim % 4 !== 0) throw new RangeError(`attention: headDim ${s.headDim} must be a multiple of 4`);
-  const D = s.headDim;
+  const D = s.headDim, S = subsets(D);
   return `const D = ${u32Lit(D)};
 const D4 = ${u32Lit(D / 4)};
 const G = ${u32Lit(G)};
 const NH = ${u32Lit(s.numHeads)};
-const QKV = ${u32Lit((s.numHeads + 2 * s.numKvHeads) * D)};
-const KOFF = ${u32Lit(s.numHeads * D)};
-const VOFF = ${u32Lit((s.numHeads + s.numKvHeads) * D)};
+const QKV4 = ${u32Lit(((s.numHeads + 2 * s.numKvHeads) * D) / 4)};
+const KOFF4 = ${u32Lit((s.numHeads * D) / 4)};
+const VOFF4 = ${u32Lit(((s.numHeads + s.numKvHeads) * D) / 4)};
 const CAP = ${u32Lit(s.capacity)};
 const MAXS = ${u32Lit(s.maxSplits)};
 const SCALE = ${f32Lit(1 / Math.sqrt(D))};
 const WG = ${u32Lit(ATT_WG)};
-const DPT = ${u32Lit(Math.ceil(D / ATT_WG))};
+const S = ${u32Lit(S)};
+const CPT = ${u32Lit(Math.ceil(((D / 4) * S) / ATT_WG))};
 const NEG = -3.4028234663852886e38f;
 `;
 }
 
-const IO = `@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+/** Bindings 0-2 and the K/V accessors: token j < P from the cache, else row j − P of the new tokens. */
+const IO = `@group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> cacheK: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> cacheV: array<f32>;
+@group(0) @binding(2) var<storage, read> cacheV: array<vec4<f32>>;
+
+fn kAt(j: u32, P: u32, kvh: u32, d4: u32) -> vec4<f32> {
+  if (j < P) { return cacheK[(kvh * CAP + j) * D4 + d4]; }
+  return qkv[(j - P) * QKV4 + KOFF4 + kvh * D4 + d4];
+}
+
+fn vAt(j: u32, P: u32, kvh: u32, d4: u32) -> vec4<f32> {
+  if (j < P) { return cacheV[(kvh * CAP + j) * D4 + d4]; }
+  return qkv[(j - P) * QKV4 + VOFF4 + kvh * D4 + d4];
+}
 `;
 
 /**
- * The shared online-softmax body: declares workgroup memory and `attend(t, kvh, j0, j1, li)`, which leaves the
- * running max `m`, sum `l` and accumulator `acc` (private, per head g and channel li + 64·k) for query row t
- * over tokens [j0, j1) (j1 > j0).
+ * The shared online-softmax body: declares workgroup memory and `attend(t, kvh, j0, j1, li)` for query row t
+ * over tokens [j0, j1) (j1 > j0). Scores: one thread per token of a 64-token chunk. Values: thread work item
+ * e = li + 64·k accumulates column e % (D/4) (a vec4) over the chunk's tokens ≡ e / (D/4) mod S, four tokens
+ * per iteration (independent loads in flight); `attend` ends by leaving the per-subset sums in `red`, which
+ * {@link reduced} adds up. Leaves the running max `m` and sum `l` per head.
  */
 function body(s: AttentionShape): string {
-  const G = s.numHeads / s.numKvHeads;
-  return `var<workgroup> qs: array<vec4<f32>, ${(G * s.headDim) / 4}>; // [G, D/4] queries of the group
-var<workgroup> ps: array<f32, ${G * ATT_WG}>;                 // [G, WG] scores, then probabilities
+  const G = s.numHeads / s.numKvHeads, D4 = s.headDim / 4, S = subsets(s.headDim);
+  const CPT = Math.ceil((D4 * S) / ATT_WG);
+  return `var<workgroup> qs: array<vec4<f32>, ${G * D4}>;  // [G, D/4] queries of the group
+var<workgroup> ps: array<f32, ${G * ATT_WG}>;        // [G, WG] scores, then probabilities
+var<workgroup> red: array<vec4<f32>, ${S * G * D4}>; // [S, G, D/4] per-subset value sums
 var<private> m: array<f32, ${G}>;
 var<private> l: array<f32, ${G}>;
-var<private> acc: array<f32, ${G * Math.ceil(s.headDim / ATT_WG)}>; // [G, DPT]
+var<private> acc: array<vec4<f32>, ${G * CPT}>;     // [G, CPT]
 
 fn attend(t: u32, kvh: u32, j0: u32, j1: u32, li: u32) {
   let P = step.P;
-  for (var e = li; e < G * D4; e += WG) {
-    let b = t * QKV + kvh * G * D + 4u * e;
-    qs[e] = vec4<f32>(qkv[b], qkv[b + 1u], qkv[b + 2u], qkv[b + 3u]);
-  }
+  for (var e = li; e < G * D4; e += WG) { qs[e] = qkv[t * QKV4 + kvh * G * D4 + e]; }
   for (var g = 0u; g < G; g++) { m[g] = NEG; l[g] = 0.0; }
-  for (var i = 0u; i < G * DPT; i++) { acc[i] = 0.0; }
+  for (var i = 0u; i < G * CPT; i++) { acc[i] = vec4<f32>(0.0); }
   workgroupBarrier();
   for (var c0 = j0; c0 < j1; c0 += WG) {
     let j = c0 + li;
@@ -103,19 +124,9 @@ fn attend(t: u32, kvh: u32, j0: u32, j1: u32, li: u32) {
     var sc: array<f32, ${G}>;
     for (var g = 0u; g < G; g++) { sc[g] = 0.0; } // explicit: naga does not re-zero loop-scoped vars
     if (j < j1) {
-      if (j < P) {
-        let kb = (kvh * CAP + j) * D4;
-        for (var d4 = 0u; d4 < D4; d4++) {
-          let k = cacheK[kb + d4];
-          for (var g = 0u; g < G; g++) { sc[g] += dot(qs[g * D4 + d4], k); }
-        }
-      } else {
-        let kb = (j - P) * QKV + KOFF + kvh * D;
-        for (var d4 = 0u; d4 < D4; d4++) {
-          let o = kb + 4u * d4;
-          let k = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]);
-          for (var g = 0u; g < G; g++) { sc[g] += dot(qs[g * D4 + d4], k); }
-        }
+      for (var d4 = 0u; d4 < D4; d4++) {
+        let k = kAt(j, P, kvh, d4);
+        for (var g = 0u; g < G; g++) { sc[g] += dot(qs[g * D4 + d4], k); }
       }
       for (var g = 0u; g < G; g++) { sc[g] = sc[g] * SCALE; ps[g * WG + li] = sc[g]; }
     } else {
@@ -139,22 +150,45 @@ fn attend(t: u32, kvh: u32, j0: u32, j1: u32, li: u32) {
       var sum = 0.0;
       for (var i = 0u; i < cnt; i++) { sum += ps[g * WG + i]; }
       l[g] = l[g] * alpha[g] + sum;
-      for (var k = 0u; k < DPT; k++) { acc[g * DPT + k] = acc[g * DPT + k] * alpha[g]; }
+      for (var k = 0u; k < CPT; k++) { acc[g * CPT + k] = acc[g * CPT + k] * alpha[g]; }
     }
-    for (var k = 0u; k < DPT; k++) {
-      let d = li + WG * k;
-      if (d < D) {
-        for (var i = 0u; i < cnt; i++) {
-          let jj = c0 + i;
-          var v: f32;
-          if (jj < P) { v = cacheV[(kvh * CAP + jj) * D + d]; }
-          else { v = qkv[(jj - P) * QKV + VOFF + kvh * D + d]; }
-          for (var g = 0u; g < G; g++) { acc[g * DPT + k] += ps[g * WG + i] * v; }
+    for (var k = 0u; k < CPT; k++) {
+      let e = li + WG * k;
+      if (e < D4 * S) {
+        let c = e % D4;
+        var i = e / D4;
+        for (; i + 3u * S < cnt; i += 4u * S) {
+          let v0 = vAt(c0 + i, P, kvh, c);
+          let v1 = vAt(c0 + i + S, P, kvh, c);
+          let v2 = vAt(c0 + i + 2u * S, P, kvh, c);
+          let v3 = vAt(c0 + i + 3u * S, P, kvh, c);
+          for (var g = 0u; g < G; g++) {
+            let pb = g * WG + i;
+            acc[g * CPT + k] += ps[pb] * v0 + ps[pb + S] * v1 + ps[pb + 2u * S] * v2 + ps[pb + 3u * S] * v3;
+          }
+        }
+        for (; i < cnt; i += S) {
+          let v = vAt(c0 + i, P, kvh, c);
+          for (var g = 0u; g < G; g++) { acc[g * CPT + k] += ps[g * WG + i] * v; }
         }
       }
     }
     workgroupBarrier();
   }
+  for (var k = 0u; k < CPT; k++) {
+    let e = li + WG * k;
+    if (e < D4 * S) {
+      for (var g = 0u; g < G; g++) { red[(e / D4 * G + g) * D4 + e % D4] = acc[g * CPT + k]; }
+    }
+  }
+  workgroupBarrier();
+}
+
+/** Σ over the S token subsets of head g's value column c (call after attend). */
+fn reduced(g: u32, c: u32) -> vec4<f32> {
+  var a = vec4<f32>(0.0);
+  for (var s = 0u; s < S; s++) { a += red[(s * G + g) * D4 + c]; }
+  return a;
 }
 `;
 }
@@ -170,19 +204,16 @@ fn attend(t: u32, kvh: u32, j0: u32, j1: u32, li: u32) {
  */
 export function attentionPrefillWgsl(s: AttentionShape): string {
   return `${STEP_WGSL}${consts(s)}${IO}
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 ${body(s)}
 @compute @workgroup_size(${ATT_WG})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let t = wg.x;
   let kvh = wg.y;
   attend(t, kvh, 0u, step.P + t + 1u, li);
-  for (var g = 0u; g < G; g++) {
-    let ob = t * NH * D + (kvh * G + g) * D;
-    for (var k = 0u; k < DPT; k++) {
-      let d = li + WG * k;
-      if (d < D) { out[ob + d] = acc[g * DPT + k] / l[g]; }
-    }
+  for (var e = li; e < G * D4; e += WG) {
+    let g = e / D4;
+    out[t * NH * D4 + kvh * G * D4 + e] = reduced(g, e % D4) / l[g];
   }
 }
 `;
@@ -199,7 +230,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
  */
 export function attentionDecodePartialWgsl(s: AttentionShape): string {
   return `${STEP_WGSL}${consts(s)}${IO}
-@group(0) @binding(3) var<storage, read_write> partAcc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partAcc: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> partStats: array<f32>;
 ${body(s)}
 @compute @workgroup_size(${ATT_WG})
@@ -210,13 +241,14 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let j0 = sp * step.split;
   let j1 = min(n, j0 + step.split);
   attend(step.T - 1u, kvh, j0, j1, li);
-  for (var g = 0u; g < G; g++) {
-    let row = (kvh * G + g) * MAXS + sp;
-    if (li == 0u) { partStats[2u * row] = m[g]; partStats[2u * row + 1u] = l[g]; }
-    for (var k = 0u; k < DPT; k++) {
-      let d = li + WG * k;
-      if (d < D) { partAcc[row * D + d] = acc[g * DPT + k]; }
-    }
+  if (li < G) {
+    let row = (kvh * G + li) * MAXS + sp;
+    partStats[2u * row] = m[li];
+    partStats[2u * row + 1u] = l[li];
+  }
+  for (var e = li; e < G * D4; e += WG) {
+    let g = e / D4;
+    partAcc[((kvh * G + g) * MAXS + sp) * D4 + e % D4] = reduced(g, e % D4);
   }
 }
 `;
@@ -264,36 +296,17 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
 function serialBody(s: AttentionShape): string {
   return `var<private> acc: array<vec4<f32>, ${s.headDim / 4}>;
 
-fn kvBase(j: u32, kvh: u32, P: u32, koff: u32) -> u32 {
-  if (j < P) { return (kvh * CAP + j) * D; }
-  return (j - P) * QKV + koff + kvh * D;
-}
-
-fn loadKV(j: u32, P: u32, base: u32, d4: u32, isK: bool) -> vec4<f32> {
-  if (j < P) {
-    if (isK) { return cacheK[base / 4u + d4]; }
-    let o = base + 4u * d4;
-    return vec4<f32>(cacheV[o], cacheV[o + 1u], cacheV[o + 2u], cacheV[o + 3u]);
-  }
-  let o = base + 4u * d4;
-  return vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]);
-}
-
 // Returns (max, sum); acc holds Σ e^(s_j - max)·v_j.
 fn attendSerial(t: u32, h: u32, j0: u32, j1: u32) -> vec2<f32> {
   let P = step.P;
   let kvh = h / G;
-  let qb = t * QKV + h * D;
+  let qb = t * QKV4 + h * D4;
   var m = NEG;
   var l = 0.0;
   for (var d4 = 0u; d4 < D4; d4++) { acc[d4] = vec4<f32>(0.0); }
   for (var j = j0; j < j1; j++) {
-    let kb = kvBase(j, kvh, P, KOFF);
     var sc = 0.0;
-    for (var d4 = 0u; d4 < D4; d4++) {
-      let o = qb + 4u * d4;
-      sc += dot(vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]), loadKV(j, P, kb, d4, true));
-    }
+    for (var d4 = 0u; d4 < D4; d4++) { sc += dot(qkv[qb + d4], kAt(j, P, kvh, d4)); }
     sc = sc * SCALE;
     if (sc > m) {
       let alpha = exp(m - sc);
@@ -303,8 +316,7 @@ fn attendSerial(t: u32, h: u32, j0: u32, j1: u32) -> vec2<f32> {
     }
     let p = exp(sc - m);
     l += p;
-    let vb = kvBase(j, kvh, P, VOFF);
-    for (var d4 = 0u; d4 < D4; d4++) { acc[d4] += p * loadKV(j, P, vb, d4, false); }
+    for (var d4 = 0u; d4 < D4; d4++) { acc[d4] += p * vAt(j, P, kvh, d4); }
   }
   return vec2<f32>(m, l);
 }
@@ -322,7 +334,7 @@ fn attendSerial(t: u32, h: u32, j0: u32, j1: u32) -> vec2<f32> {
  */
 export function attentionSerialPrefillWgsl(s: AttentionShape): string {
   return `${STEP_WGSL}${consts(s)}${IO}
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 ${serialBody(s)}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -330,11 +342,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let h = gid.x % NH;
   if (t >= step.T) { return; }
   let ml = attendSerial(t, h, 0u, step.P + t + 1u);
-  let ob = t * NH * D + h * D;
-  for (var d4 = 0u; d4 < D4; d4++) {
-    let a = acc[d4] / ml.y;
-    out[ob + 4u * d4] = a.x; out[ob + 4u * d4 + 1u] = a.y; out[ob + 4u * d4 + 2u] = a.z; out[ob + 4u * d4 + 3u] = a.w;
-  }
+  for (var d4 = 0u; d4 < D4; d4++) { out[(t * NH + h) * D4 + d4] = acc[d4] / ml.y; }
 }
 `;
 }
@@ -350,7 +358,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  */
 export function attentionSerialPartialWgsl(s: AttentionShape): string {
   return `${STEP_WGSL}${consts(s)}${IO}
-@group(0) @binding(3) var<storage, read_write> partAcc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partAcc: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> partStats: array<f32>;
 ${serialBody(s)}
 @compute @workgroup_size(64)
@@ -364,11 +372,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row = h * MAXS + sp;
   partStats[2u * row] = ml.x;
   partStats[2u * row + 1u] = ml.y;
-  for (var d4 = 0u; d4 < D4; d4++) {
-    let a = acc[d4];
-    let o = row * D + 4u * d4;
-    partAcc[o] = a.x; partAcc[o + 1u] = a.y; partAcc[o + 2u] = a.z; partAcc[o + 3u] = a.w;
-  }
+  for (var d4 = 0u; d4 < D4; d4++) { partAcc[row * D4 + d4] = acc[d4]; }
 }
 `;
 }

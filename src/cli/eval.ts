@@ -28,6 +28,9 @@ Usage: deno task eval [options]
   --methods LIST       comma-separated subset of: ${ALL_METHODS.join(", ")}
   --levels LIST        budget levels (2, 3, 4, 8, 16) for the budgeted methods
   --new-tokens N       override the recitation length
+  --kl-tokens N        override the teacher-forced length
+  --artifact-samples N, --artifact-length N
+                       override the windows used to profile and calibrate
   --sensitivity FILE   use this sensitivity artifact (default: profile with the config's settings)
   --calibration FILE   calibration with s = 4 (default: calibrate)
   --calibration-nopi FILE   calibration with s = 1 (default: calibrate)
@@ -155,6 +158,7 @@ export async function main(args: string[]): Promise<number> {
     options: {
       config: { type: "string" }, model: { type: "string" }, out: { type: "string" }, jobs: { type: "string" },
       methods: { type: "string" }, levels: { type: "string" }, "new-tokens": { type: "string" },
+      "kl-tokens": { type: "string" }, "artifact-samples": { type: "string" }, "artifact-length": { type: "string" },
       sensitivity: { type: "string" }, calibration: { type: "string" }, "calibration-nopi": { type: "string" },
       worker: { type: "string" }, help: { type: "boolean" },
     },
@@ -179,7 +183,18 @@ export async function main(args: string[]): Promise<number> {
     for (const m of cfg.methods) if (!(ALL_METHODS as readonly string[]).includes(m)) throw new InputError(`--methods: unknown method ${JSON.stringify(m)}`);
   }
   if (values.levels) cfg.levels = values.levels.split(",").map(Number);
-  if (values["new-tokens"]) cfg.newTokens = Number(values["new-tokens"]);
+  const posInt = (v: string | undefined, name: string): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1) throw new InputError(`--${name} ${JSON.stringify(v)} must be a positive integer`);
+    return n;
+  };
+  cfg.newTokens = posInt(values["new-tokens"], "new-tokens") ?? cfg.newTokens;
+  cfg.klTokens = posInt(values["kl-tokens"], "kl-tokens") ?? cfg.klTokens;
+  const as = posInt(values["artifact-samples"], "artifact-samples"), al = posInt(values["artifact-length"], "artifact-length");
+  cfg.profile = { ...cfg.profile, samples: as ?? cfg.profile.samples, length: al ?? cfg.profile.length };
+  cfg.calib = { ...cfg.calib, samples: as ?? cfg.calib.samples, length: al ?? cfg.calib.length };
+  for (const l of cfg.levels) if (![2, 3, 4, 8, 16].includes(l)) throw new InputError(`--levels: ${l} is not one of 2, 3, 4, 8, 16`);
   const jobsN = Number(values.jobs ?? "1");
   if (!Number.isInteger(jobsN) || jobsN < 1) throw new InputError(`--jobs ${values.jobs} must be a positive integer`);
   const modelDir = values.model ?? DEFAULT_MODEL_DIR;

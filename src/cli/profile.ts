@@ -15,7 +15,12 @@ import { loadModel } from "../model/load.ts";
 import { loadTokenizer } from "../model/tokenizer.ts";
 import { InputError, PmkvqError } from "../errors.ts";
 import { DEFAULT_MODEL_DIR } from "./run.ts";
-import { DEFAULT_PROFILE_SETTINGS, type ProfileProgress, profileSensitivity, resolveSettings } from "../profile/sensitivity.ts";
+import {
+  DEFAULT_PROFILE_SETTINGS,
+  type ProfileProgress,
+  profileSensitivity,
+  resolveSettings,
+} from "../profile/sensitivity.ts";
 import { makeSensitivityArtifact, writeSensitivity } from "../profile/artifact.ts";
 import { formatSensitivityTable, tablesOf } from "../profile/report.ts";
 import { sensitivitySvg } from "../profile/svg.ts";
@@ -48,7 +53,9 @@ Usage: deno task profile [options]
 
 function int(v: string | undefined, name: string, def: number): number {
   if (v === undefined) return def;
-  if (!/^\s*\d+\s*$/.test(v)) throw new InputError(`--${name} ${JSON.stringify(v)} is not a non-negative integer`);
+  if (!/^\s*\d+\s*$/.test(v)) {
+    throw new InputError(`--${name} ${JSON.stringify(v)} is not a non-negative integer`);
+  }
   return Number(v);
 }
 
@@ -61,7 +68,9 @@ function bitsList(v: string | undefined): number[] {
   return parts.map(Number);
 }
 
-const clock = (s: number) => (s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`);
+const clock = (
+  s: number,
+) => (s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`);
 
 /**
  * Runs the profiler CLI with `args`; returns the exit code (0 ok, 2 bad flags or inputs). Errors other than
@@ -122,7 +131,9 @@ async function run(args: string[]): Promise<number> {
   const log = (s: string) => Deno.stderr.writeSync(enc.encode(s));
   log(`loading ${dir} ...\n`);
   const model = await loadModel(dir);
-  if (!model.tokenizerPath) throw new InputError(`${dir} has no tokenizer.json: the profiler needs one to cut the corpus`);
+  if (!model.tokenizerPath) {
+    throw new InputError(`${dir} has no tokenizer.json: the profiler needs one to cut the corpus`);
+  }
   const tok = await loadTokenizer(model.tokenizerPath);
   const c = model.config;
   log(
@@ -132,7 +143,8 @@ async function run(args: string[]): Promise<number> {
   );
   const tty = Deno.stderr.isTerminal();
   const onProgress = (p: ProfileProgress) => {
-    const msg = `window ${p.window}/${p.windows}  loss ${p.loss.toFixed(3)}  elapsed ${clock(p.elapsedSeconds)}` +
+    const msg =
+      `window ${p.window}/${p.windows}  loss ${p.loss.toFixed(3)}  elapsed ${clock(p.elapsedSeconds)}` +
       `  ETA ${clock(p.etaSeconds)}`;
     log(tty ? `\r${msg}   ${p.window === p.windows ? "\n" : ""}` : `${msg}\n`);
   };
@@ -145,13 +157,18 @@ async function run(args: string[]): Promise<number> {
   const name = basename(dir.replace(/[\\/]+$/, "")) || dir;
   const svg = sensitivitySvg(tables, {
     title: `KV quantization sensitivity per layer: ${name}`,
-    subtitle: `${settings.samples} windows × ${settings.length} tokens, positions stretched × ${settings.stretch}, ` +
+    subtitle:
+      `${settings.samples} windows × ${settings.length} tokens, positions stretched × ${settings.stretch}, ` +
       `seed ${settings.seed}; mean loss ${result.loss.toFixed(3)} nats`,
   });
   await Deno.mkdir(dirname(svgFile), { recursive: true });
   await Deno.writeTextFile(svgFile, svg);
   console.log(formatSensitivityTable(tables));
-  console.log(`mean loss ${result.loss.toFixed(4)} nats over ${result.windows} windows; profile took ${wall.toFixed(1)} s`);
+  console.log(
+    `mean loss ${result.loss.toFixed(4)} nats over ${result.windows} windows; profile took ${
+      wall.toFixed(1)
+    } s`,
+  );
   log(`wrote ${out} and ${svgFile}\n`);
   return 0;
 }

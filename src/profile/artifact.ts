@@ -42,8 +42,20 @@ export interface SensitivityArtifact {
   format: typeof SENSITIVITY_FORMAT;
   version: typeof SENSITIVITY_VERSION;
   modelFingerprint: string;
-  model: { architecture: ModelConfig["architecture"]; numLayers: number; numKvHeads: number; headDim: number };
-  settings: { samples: number; length: number; stretch: number; seed: number; corpus: string; bits: number[] };
+  model: {
+    architecture: ModelConfig["architecture"];
+    numLayers: number;
+    numKvHeads: number;
+    headDim: number;
+  };
+  settings: {
+    samples: number;
+    length: number;
+    stretch: number;
+    seed: number;
+    corpus: string;
+    bits: number[];
+  };
   kSensitivity: SensitivityTable;
   vSensitivity: SensitivityTable;
   total: SensitivityTable;
@@ -75,7 +87,12 @@ export async function makeSensitivityArtifact(
     format: SENSITIVITY_FORMAT,
     version: SENSITIVITY_VERSION,
     modelFingerprint: model.fingerprint,
-    model: { architecture: c.architecture, numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim },
+    model: {
+      architecture: c.architecture,
+      numLayers: c.numLayers,
+      numKvHeads: c.numKvHeads,
+      headDim: c.headDim,
+    },
     settings: {
       samples: settings.samples,
       length: settings.length,
@@ -106,7 +123,9 @@ export async function makeSensitivityArtifact(
  * const ok = (await sensitivityChecksum(art)) === art.checksum;
  * ```
  */
-export async function sensitivityChecksum(art: Omit<SensitivityArtifact, "checksum"> | SensitivityArtifact): Promise<string> {
+export async function sensitivityChecksum(
+  art: Omit<SensitivityArtifact, "checksum"> | SensitivityArtifact,
+): Promise<string> {
   const { checksum: _ignored, ...rest } = art as SensitivityArtifact;
   return await sha256Hex(canonicalJson(rest));
 }
@@ -144,13 +163,17 @@ export function validateSensitivity(v: unknown, file: string): SensitivityArtifa
     return o[key] as number;
   };
   const str = (o: Json, key: string, where: string) => {
-    if (typeof o[key] !== "string" || (o[key] as string).length === 0) fail(`${where ? where + "." : ""}${key} is ${show(o[key])}, expected a non-empty string`);
+    if (typeof o[key] !== "string" || (o[key] as string).length === 0) {
+      fail(`${where ? where + "." : ""}${key} is ${show(o[key])}, expected a non-empty string`);
+    }
     return o[key] as string;
   };
   str(v, "modelFingerprint", "");
   if (!isObj(v.model)) return fail(`model is ${show(v.model)}, expected an object`);
   if (v.model.architecture !== "LlamaForCausalLM" && v.model.architecture !== "Qwen2ForCausalLM") {
-    fail(`model.architecture is ${show(v.model.architecture)}, expected LlamaForCausalLM or Qwen2ForCausalLM`);
+    fail(
+      `model.architecture is ${show(v.model.architecture)}, expected LlamaForCausalLM or Qwen2ForCausalLM`,
+    );
   }
   const layers = int(v.model, "numLayers", "model", 1);
   int(v.model, "numKvHeads", "model", 1);
@@ -196,7 +219,9 @@ export function validateSensitivity(v: unknown, file: string): SensitivityArtifa
       }
     });
   }
-  if (typeof v.loss !== "number" || !Number.isFinite(v.loss)) fail(`loss is ${show(v.loss)}, expected a finite number`);
+  if (typeof v.loss !== "number" || !Number.isFinite(v.loss)) {
+    fail(`loss is ${show(v.loss)}, expected a finite number`);
+  }
   if (typeof v.createdAt !== "string" || Number.isNaN(Date.parse(v.createdAt))) {
     fail(`createdAt is ${show(v.createdAt)}, expected an ISO date`);
   }
@@ -243,18 +268,25 @@ export async function writeSensitivity(
  * art.total["2"]; // per-layer 2-bit sensitivities
  * ```
  */
-export async function readSensitivity(file: string, expectedFingerprint?: string): Promise<SensitivityArtifact> {
+export async function readSensitivity(
+  file: string,
+  expectedFingerprint?: string,
+): Promise<SensitivityArtifact> {
   let text: string;
   try {
     text = await Deno.readTextFile(file);
   } catch (e) {
-    throw new ArtifactError(`cannot read sensitivity artifact ${file}: ${(e as Error).message}`, { cause: e });
+    throw new ArtifactError(`cannot read sensitivity artifact ${file}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new ArtifactError(`sensitivity artifact ${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new ArtifactError(`sensitivity artifact ${file} is not valid JSON: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   const art = validateSensitivity(parsed, file);
   const actual = await sensitivityChecksum(art);

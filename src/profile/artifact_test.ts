@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ArtifactError } from "../errors.ts";
 import { randomModel } from "./testing_model.ts";
-import { makeSensitivityArtifact, readSensitivity, sensitivityChecksum, writeSensitivity } from "./artifact.ts";
+import {
+  makeSensitivityArtifact,
+  readSensitivity,
+  sensitivityChecksum,
+  writeSensitivity,
+} from "./artifact.ts";
 import { canonicalJson, sha256Hex } from "./canonical.ts";
 import { resolveSettings, type SensitivityResult } from "./sensitivity.ts";
 
@@ -12,7 +17,10 @@ const FP_B = "b".repeat(64);
 function fakeResult(): SensitivityResult {
   const k = { "2": [3e-3, 1e-3], "4": [5e-4, 2e-4] };
   const v = { "2": [1e-3, 2e-3], "4": [2e-4, 3e-4] };
-  const total = { "2": [k["2"][0] + v["2"][0], k["2"][1] + v["2"][1]], "4": [k["4"][0] + v["4"][0], k["4"][1] + v["4"][1]] };
+  const total = {
+    "2": [k["2"][0] + v["2"][0], k["2"][1] + v["2"][1]],
+    "4": [k["4"][0] + v["4"][0], k["4"][1] + v["4"][1]],
+  };
   return { bits: [2, 4], k, v, total, loss: 2.5, windows: 2, seconds: 1 };
 }
 
@@ -27,7 +35,13 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 
 async function fixture(dir: string): Promise<{ file: string; json: Record<string, unknown> }> {
   const model = { ...randomModel({ seed: 1 }), fingerprint: FP_A };
-  const art = await makeSensitivityArtifact(model, resolveSettings({ samples: 2, length: 8, bits: [2, 4] }), fakeResult(), "corpus.txt", new Date(0));
+  const art = await makeSensitivityArtifact(
+    model,
+    resolveSettings({ samples: 2, length: 8, bits: [2, 4] }),
+    fakeResult(),
+    "corpus.txt",
+    new Date(0),
+  );
   const file = join(dir, "sub", "s.json");
   await writeSensitivity(file, art);
   return { file, json: JSON.parse(await Deno.readTextFile(file)) };
@@ -60,8 +74,20 @@ Deno.test("artifact: write → read round trip; checksum is SHA-256 of canonical
     const art = await readSensitivity(file, FP_A);
     assert.equal(art.format, "pmkvq-sensitivity");
     assert.equal(art.version, 1);
-    assert.deepEqual(art.model, { architecture: "Qwen2ForCausalLM", numLayers: 2, numKvHeads: 2, headDim: 8 });
-    assert.deepEqual(art.settings, { samples: 2, length: 8, stretch: 4, seed: 0, corpus: "corpus.txt", bits: [2, 4] });
+    assert.deepEqual(art.model, {
+      architecture: "Qwen2ForCausalLM",
+      numLayers: 2,
+      numKvHeads: 2,
+      headDim: 8,
+    });
+    assert.deepEqual(art.settings, {
+      samples: 2,
+      length: 8,
+      stretch: 4,
+      seed: 0,
+      corpus: "corpus.txt",
+      bits: [2, 4],
+    });
     assert.deepEqual(art.kSensitivity, fakeResult().k);
     assert.equal(art.createdAt, "1970-01-01T00:00:00.000Z");
     const { checksum, ...rest } = json;
@@ -94,7 +120,10 @@ Deno.test("artifact: a bad checksum (edited value) → ArtifactError with both h
     k["2"][0] *= 2;
     total["2"][0] = k["2"][0] + (json.vSensitivity as Record<string, number[]>)["2"][0];
     await Deno.writeTextFile(file, JSON.stringify({ ...json, kSensitivity: k, total }));
-    await rejects(file, new RegExp(`checksum mismatch \\(file says ${json.checksum}, its content hashes to [0-9a-f]{64}\\)`));
+    await rejects(
+      file,
+      new RegExp(`checksum mismatch \\(file says ${json.checksum}, its content hashes to [0-9a-f]{64}\\)`),
+    );
   });
 });
 
@@ -105,13 +134,20 @@ Deno.test("artifact: NaN, Infinity, null, negative or missing values → Artifac
     // NaN cannot be written as JSON; a hand-edited file may hold it as a bare token, null, a string or 1e999.
     await Deno.writeTextFile(file, text.replace(/"loss":[^,]+/, '"loss":NaN'));
     await rejects(file, /not valid JSON/);
-    for (const [bad, shown] of [[null, "null"], ["NaN", '"NaN"'], ["1e999", "Infinity"], [-1, "-1"]] as const) {
+    for (
+      const [bad, shown] of [[null, "null"], ["NaN", '"NaN"'], ["1e999", "Infinity"], [-1, "-1"]] as const
+    ) {
       const v = structuredClone(json.vSensitivity) as Record<string, unknown[]>;
       v["4"][1] = bad;
       await rewrite(file, { ...json, vSensitivity: v });
       // 1e999 parses to Infinity: write it as a bare number token.
-      if (bad === "1e999") await Deno.writeTextFile(file, (await Deno.readTextFile(file)).replace('"1e999"', "1e999"));
-      await rejects(file, new RegExp(`vSensitivity\\["4"\\]\\[1\\] is ${shown}, expected a finite number >= 0`));
+      if (bad === "1e999") {
+        await Deno.writeTextFile(file, (await Deno.readTextFile(file)).replace('"1e999"', "1e999"));
+      }
+      await rejects(
+        file,
+        new RegExp(`vSensitivity\\["4"\\]\\[1\\] is ${shown}, expected a finite number >= 0`),
+      );
     }
     await rewrite(file, { ...json, loss: null });
     await rejects(file, /loss is null/);
@@ -140,13 +176,23 @@ Deno.test("artifact: writing NaN is refused", async () => {
       () => makeSensitivityArtifact(model, resolveSettings({ bits: [2, 4] }), r),
       (e: Error) => e instanceof ArtifactError && /kSensitivity\.2\[1\] is NaN/.test(e.message),
     );
-    const { checksum: _c, ...body } = await makeSensitivityArtifact(model, resolveSettings({ bits: [2, 4] }), fakeResult());
+    const { checksum: _c, ...body } = await makeSensitivityArtifact(
+      model,
+      resolveSettings({ bits: [2, 4] }),
+      fakeResult(),
+    );
     body.loss = NaN;
-    await assert.rejects(() => writeSensitivity(join(dir, "x.json"), body), (e: Error) => e instanceof ArtifactError && /x\.json/.test(e.message));
+    await assert.rejects(
+      () => writeSensitivity(join(dir, "x.json"), body),
+      (e: Error) => e instanceof ArtifactError && /x\.json/.test(e.message),
+    );
   });
 });
 
 Deno.test("canonical JSON: sorted keys at every level, refuses non-finite numbers", () => {
-  assert.equal(canonicalJson({ b: { d: 1, c: [true, null] }, a: "é" }), '{"a":"é","b":{"c":[true,null],"d":1}}');
+  assert.equal(
+    canonicalJson({ b: { d: 1, c: [true, null] }, a: "é" }),
+    '{"a":"é","b":{"c":[true,null],"d":1}}',
+  );
   assert.throws(() => canonicalJson({ a: [1, Infinity] }), /\$\.a\[1\] is Infinity/);
 });

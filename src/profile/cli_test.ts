@@ -23,19 +23,21 @@ Deno.test("profile CLI: --help exits 0; bad flags exit 2 with a clear message", 
   const help = await capture(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.out, /--samples N/);
-  for (const [args, pattern] of [
-    [["--samples", "abc"], /--samples "abc" is not a non-negative integer/],
-    [["--samples", "0"], /samples must be an integer >= 1/],
-    [["--length", "1"], /length must be an integer >= 2/],
-    [["--stretch=-2"], /--stretch "-2" is not a non-negative integer/],
-    [["--stretch", "0"], /stretch must be an integer >= 1/],
-    [["--seed", "1.5"], /--seed "1.5"/],
-    [["--bits", "2,3"], /bit-width 3 is not supported/],
-    [["--bits", "2,x"], /--bits "2,x"/],
-    [["--bits", "4,4"], /duplicates/],
-    [["--frobnicate"], /frobnicate/],
-    [["--model", "/nonexistent-model-dir"], /nonexistent-model-dir/],
-  ] as [string[], RegExp][]) {
+  for (
+    const [args, pattern] of [
+      [["--samples", "abc"], /--samples "abc" is not a non-negative integer/],
+      [["--samples", "0"], /samples must be an integer >= 1/],
+      [["--length", "1"], /length must be an integer >= 2/],
+      [["--stretch=-2"], /--stretch "-2" is not a non-negative integer/],
+      [["--stretch", "0"], /stretch must be an integer >= 1/],
+      [["--seed", "1.5"], /--seed "1.5"/],
+      [["--bits", "2,3"], /bit-width 3 is not supported/],
+      [["--bits", "2,x"], /--bits "2,x"/],
+      [["--bits", "4,4"], /duplicates/],
+      [["--frobnicate"], /frobnicate/],
+      [["--model", "/nonexistent-model-dir"], /nonexistent-model-dir/],
+    ] as [string[], RegExp][]
+  ) {
     const r = await capture(args);
     assert.equal(r.code, 2, `${args.join(" ")} → exit ${r.code}`);
     assert.match(r.err, /^error: /);
@@ -47,9 +49,23 @@ Deno.test("profile CLI: a small tiny-lm run writes a readable artifact, an SVG a
   const dir = await Deno.makeTempDir();
   try {
     const corpus = join(dir, "c.txt");
-    await Deno.writeTextFile(corpus, "Call me Ishmael. Some years ago, never mind how long precisely, having little money. ".repeat(4));
+    await Deno.writeTextFile(
+      corpus,
+      "Call me Ishmael. Some years ago, never mind how long precisely, having little money. ".repeat(4),
+    );
     const out = join(dir, "s.json");
-    const r = await capture(["--samples", "2", "--length", "16", "--bits", "8,2", "--corpus", corpus, "--out", out]);
+    const r = await capture([
+      "--samples",
+      "2",
+      "--length",
+      "16",
+      "--bits",
+      "8,2",
+      "--corpus",
+      corpus,
+      "--out",
+      out,
+    ]);
     assert.equal(r.code, 0, r.err);
     const model = await loadModel(TINY_LM);
     const art = await readSensitivity(out, model.fingerprint);

@@ -29,7 +29,12 @@ export interface SensitivityTables {
  * ```
  */
 export function tablesOf(
-  art: { settings: { bits: number[] }; kSensitivity: SensitivityTable; vSensitivity: SensitivityTable; total: SensitivityTable },
+  art: {
+    settings: { bits: number[] };
+    kSensitivity: SensitivityTable;
+    vSensitivity: SensitivityTable;
+    total: SensitivityTable;
+  },
 ): SensitivityTables {
   return { bits: [...art.settings.bits], k: art.kSensitivity, v: art.vSensitivity, total: art.total };
 }
@@ -57,11 +62,21 @@ export function formatSensitivityTable(t: SensitivityTables): string {
   const rows: string[][] = [];
   for (let l = 0; l < layers; l++) {
     const tot = t.k[low][l] + t.v[low][l];
-    rows.push([String(l), ...bits.map((b) => sci(t.total[b][l])), pct(t.k[low][l] / tot), pct(t.v[low][l] / tot)]);
+    rows.push([
+      String(l),
+      ...bits.map((b) => sci(t.total[b][l])),
+      pct(t.k[low][l] / tot),
+      pct(t.v[low][l] / tot),
+    ]);
   }
   const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
   const kAll = sum(t.k[low]), vAll = sum(t.v[low]);
-  rows.push(["sum", ...bits.map((b) => sci(sum(t.total[b]))), pct(kAll / (kAll + vAll)), pct(vAll / (kAll + vAll))]);
+  rows.push([
+    "sum",
+    ...bits.map((b) => sci(sum(t.total[b]))),
+    pct(kAll / (kAll + vAll)),
+    pct(vAll / (kAll + vAll)),
+  ]);
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => c.padStart(width[i])).join("  ");
   return [

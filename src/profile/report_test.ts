@@ -20,7 +20,7 @@ Deno.test("report: table has one row per layer, s_b columns in bit order, K/V sh
 
 Deno.test("svg: well-formed chart with title, legend, log axis decades and one bar per (layer, bit-width)", () => {
   const svg = sensitivitySvg(tables, { title: "t <&> x", subtitle: "sub" });
-  assert.ok(svg.startsWith("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
   assert.ok(svg.trimEnd().endsWith("</svg>"));
   assert.ok(svg.includes("t &lt;&amp;&gt; x"));
   assert.ok(svg.includes("log scale"));

@@ -21,11 +21,17 @@
  * ```
  * @module
  */
-import { kvGradients, type KvGradients } from "../../cpu/grad.ts";
+import { type KvGradients, kvGradients } from "../../cpu/grad.ts";
 import { fakeQuantize } from "../quant/quantizer.ts";
 import { checkBits, groupSizeFor } from "../quant/format.ts";
 import type { LoadedModel } from "../model/types.ts";
-import { DEFAULT_CORPUS, type Encoder, loadCorpusSegments, stretchedPositions, tokenWindows } from "../../calib/corpus.ts";
+import {
+  DEFAULT_CORPUS,
+  type Encoder,
+  loadCorpusSegments,
+  stretchedPositions,
+  tokenWindows,
+} from "../../calib/corpus.ts";
 import { InputError } from "../errors.ts";
 
 /** Candidate bit-widths profiled by default. */
@@ -108,7 +114,11 @@ function termFor(x: Float64Array, g: Float64Array, G: number, bits: number): num
  * w.k[0][3]; // s^K of layer 3 at 2 bits, this window
  * ```
  */
-export function windowSensitivity(g: KvGradients, headDim: number, bits: readonly number[]): { k: number[][]; v: number[][] } {
+export function windowSensitivity(
+  g: KvGradients,
+  headDim: number,
+  bits: readonly number[],
+): { k: number[][]; v: number[][] } {
   const G = groupSizeFor(headDim);
   const k = bits.map((b) => g.k.map((x, l) => termFor(x, g.dk[l], G, b)));
   const v = bits.map((b) => g.v.map((x, l) => termFor(x, g.dv[l], G, b)));
@@ -125,9 +135,15 @@ export function windowSensitivity(g: KvGradients, headDim: number, bits: readonl
  * ```
  */
 export function resolveSettings(partial: Partial<ProfileSettings> = {}): ProfileSettings {
-  const s: ProfileSettings = { ...DEFAULT_PROFILE_SETTINGS, ...partial, bits: [...(partial.bits ?? DEFAULT_PROFILE_BITS)] };
+  const s: ProfileSettings = {
+    ...DEFAULT_PROFILE_SETTINGS,
+    ...partial,
+    bits: [...(partial.bits ?? DEFAULT_PROFILE_BITS)],
+  };
   const posInt = (name: string, v: number, min: number) => {
-    if (!Number.isSafeInteger(v) || v < min) throw new InputError(`${name} must be an integer >= ${min}, got ${v}`);
+    if (!Number.isSafeInteger(v) || v < min) {
+      throw new InputError(`${name} must be an integer >= ${min}, got ${v}`);
+    }
   };
   posInt("samples", s.samples, 1);
   posInt("length", s.length, 2);
@@ -194,7 +210,15 @@ export function profileWindows(
     v[b] = Array.from(vSum[j], (x) => x / n);
     total[b] = k[b].map((x, l) => x + v[b][l]);
   });
-  return { bits: [...bits], k, v, total, loss: lossSum / n, windows: n, seconds: (performance.now() - t0) / 1000 };
+  return {
+    bits: [...bits],
+    k,
+    v,
+    total,
+    loss: lossSum / n,
+    windows: n,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /**

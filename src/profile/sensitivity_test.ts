@@ -5,7 +5,13 @@ import { fakeQuantize } from "../quant/quantizer.ts";
 import { InputError } from "../errors.ts";
 import { mulberry32 } from "../sampling.ts";
 import { randomModel } from "./testing_model.ts";
-import { profileSensitivity, profileWindows, type ProfileProgress, resolveSettings, windowSensitivity } from "./sensitivity.ts";
+import {
+  type ProfileProgress,
+  profileSensitivity,
+  profileWindows,
+  resolveSettings,
+  windowSensitivity,
+} from "./sensitivity.ts";
 
 const ids = (n: number, seed: number) => {
   const r = mulberry32(seed);
@@ -49,7 +55,8 @@ Deno.test("sensitivity: dL/dX of layer l is the derivative along layer l's own q
       let predicted = 0;
       for (let i = 0; i < t.length; i++) predicted += err[i] * grad[i];
       const eps = 0.05;
-      const along = (e: number) => kvLoss(model, x, pos, { perturb: { layer: l, kind, deltas: err.map((d) => e * d) } });
+      const along = (e: number) =>
+        kvLoss(model, x, pos, { perturb: { layer: l, kind, deltas: err.map((d) => e * d) } });
       const fd = (along(eps) - along(-eps)) / (2 * eps);
       assert.ok(
         Math.abs(fd - predicted) < 1e-4 * Math.abs(predicted),
@@ -86,11 +93,17 @@ Deno.test("sensitivity: profileSensitivity cuts windows from a corpus file; bad 
     assert.deepEqual(r.bits, [2, 4]);
     assert.equal(r.windows, 2);
     assert.ok(r.total["2"].every((x, l) => x > r.total["4"][l]));
-    await assert.rejects(() => profileSensitivity(model, enc, { samples: 1000, length: 16, corpus }), InputError);
+    await assert.rejects(
+      () => profileSensitivity(model, enc, { samples: 1000, length: 16, corpus }),
+      InputError,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  assert.throws(() => resolveSettings({ bits: [3] }), (e: Error) => e instanceof InputError && /3/.test(e.message));
+  assert.throws(
+    () => resolveSettings({ bits: [3] }),
+    (e: Error) => e instanceof InputError && /3/.test(e.message),
+  );
   assert.throws(() => resolveSettings({ bits: [2, 2] }), InputError);
   assert.throws(() => resolveSettings({ samples: 0 }), InputError);
   assert.throws(() => resolveSettings({ length: 1 }), InputError);

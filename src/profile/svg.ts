@@ -88,10 +88,13 @@ export function sensitivitySvg(t: SensitivityTables, options: SvgOptions = {}): 
       const v = t.total[String(b)][l];
       if (!(v > 0)) return;
       const yy = Math.max(top, y(v));
-      const tip = `layer ${l}, ${b}-bit: s = ${v.toExponential(3)} (K ${t.k[String(b)][l].toExponential(3)}, ` +
+      const tip =
+        `layer ${l}, ${b}-bit: s = ${v.toExponential(3)} (K ${t.k[String(b)][l].toExponential(3)}, ` +
         `V ${t.v[String(b)][l].toExponential(3)})`;
       out.push(
-        `<rect x="${fmt(x0 + j * barW)}" y="${fmt(yy)}" width="${barW - 2}" height="${fmt(top + plotH - yy)}" ` +
+        `<rect x="${fmt(x0 + j * barW)}" y="${fmt(yy)}" width="${barW - 2}" height="${
+          fmt(top + plotH - yy)
+        }" ` +
           `fill="${COLORS[b] ?? "#777"}"><title>${esc(tip)}</title></rect>`,
       );
     });
