@@ -22,6 +22,9 @@
  * @example
  * ```ts
  * import { kvGradients } from "./grad.ts";
+ * import { loadModel } from "../src/model/load.ts";
+ * const model = await loadModel("models/tiny-lm");
+ * const ids = [85, 296, 1024, 7, 99];
  * const g = kvGradients(model, ids, ids.map((_, i) => 4 * i)); // positions stretched by s = 4
  * console.log(g.loss, g.dk[0].length === g.k[0].length);
  * ```
@@ -509,8 +512,12 @@ function forwardTape(
  * @example
  * ```ts
  * import { kvLoss } from "./grad.ts";
+ * import { randomModel } from "../src/profile/testing_model.ts";
+ * const model = randomModel({ seed: 1 });
+ * const ids = [3, 14, 15, 9, 26], positions = [0, 4, 8, 12, 16];
  * const base = kvLoss(model, ids, positions);
  * const bumped = kvLoss(model, ids, positions, { perturb: { layer: 1, kind: "k", index: 5, delta: 1e-5 } });
+ * // (bumped - base) / 1e-5 ≈ kvGradients(model, ids, positions).dk[1][5]
  * ```
  */
 export function kvLoss(
@@ -531,8 +538,11 @@ export function kvLoss(
  * ```ts
  * import { kvGradients } from "./grad.ts";
  * import { stretchedPositions } from "../calib/corpus.ts";
+ * import { randomModel } from "../src/profile/testing_model.ts";
+ * const model = randomModel({ seed: 1 });
+ * const ids = [3, 14, 15, 9, 26];
  * const { loss, k, dk } = kvGradients(model, ids, stretchedPositions(ids.length, 4));
- * // k[l], dk[l]: [T, numKvHeads, headDim] for layer l
+ * // k[l], dk[l]: [T, numKvHeads, headDim] for layer l; loss in nats
  * ```
  */
 export function kvGradients(

@@ -305,8 +305,16 @@ fn attendSerial(t: u32, h: u32, j0: u32, j1: u32) -> vec2<f32> {
   var l = 0.0;
   for (var d4 = 0u; d4 < D4; d4++) { acc[d4] = vec4<f32>(0.0); }
   for (var j = j0; j < j1; j++) {
+    // One branch per token (not per vec4): keeps the shader small for software compilers.
+    let cached = j < P;
+    let kb = select((j - P) * QKV4 + KOFF4 + kvh * D4, (kvh * CAP + j) * D4, cached);
+    let vb = select((j - P) * QKV4 + VOFF4 + kvh * D4, (kvh * CAP + j) * D4, cached);
     var sc = 0.0;
-    for (var d4 = 0u; d4 < D4; d4++) { sc += dot(qkv[qb + d4], kAt(j, P, kvh, d4)); }
+    if (cached) {
+      for (var d4 = 0u; d4 < D4; d4++) { sc += dot(qkv[qb + d4], cacheK[kb + d4]); }
+    } else {
+      for (var d4 = 0u; d4 < D4; d4++) { sc += dot(qkv[qb + d4], qkv[kb + d4]); }
+    }
     sc = sc * SCALE;
     if (sc > m) {
       let alpha = exp(m - sc);
@@ -316,7 +324,11 @@ fn attendSerial(t: u32, h: u32, j0: u32, j1: u32) -> vec2<f32> {
     }
     let p = exp(sc - m);
     l += p;
-    for (var d4 = 0u; d4 < D4; d4++) { acc[d4] += p * vAt(j, P, kvh, d4); }
+    if (cached) {
+      for (var d4 = 0u; d4 < D4; d4++) { acc[d4] += p * cacheV[vb + d4]; }
+    } else {
+      for (var d4 = 0u; d4 < D4; d4++) { acc[d4] += p * qkv[vb + d4]; }
+    }
   }
   return vec2<f32>(m, l);
 }

@@ -79,7 +79,8 @@ const clock = (
  * @example
  * ```ts
  * import { main } from "./profile.ts";
- * const code = await main(["--samples", "2", "--length", "64", "--out", "/tmp/s.json"]);
+ * const code = await main(["--help"]); // 0; a bad flag returns 2
+ * // main(["--samples", "2", "--length", "64", "--out", "/tmp/s.json"]) profiles the embedded tiny-lm
  * ```
  */
 export async function main(args: string[]): Promise<number> {

@@ -20,9 +20,15 @@
  *
  * @example
  * ```ts
- * import { readSensitivity, writeSensitivity } from "./artifact.ts";
- * await writeSensitivity("out/sensitivity.json", art);
- * const back = await readSensitivity("out/sensitivity.json", model.fingerprint);
+ * import { makeSensitivityArtifact, readSensitivity, writeSensitivity } from "./artifact.ts";
+ * import { randomModel } from "./testing_model.ts";
+ * import { profileWindows, resolveSettings } from "./sensitivity.ts";
+ * const model = randomModel({ seed: 1 });
+ * const settings = resolveSettings({ samples: 1, length: 4, bits: [2, 4] });
+ * const result = profileWindows(model, [[3, 14, 15, 9]], settings);
+ * const file = await Deno.makeTempFile({ suffix: ".json" });
+ * await writeSensitivity(file, await makeSensitivityArtifact(model, settings, result, "my-corpus.txt"));
+ * const back = await readSensitivity(file, model.fingerprint); // throws ArtifactError for another model
  * ```
  * @module
  */
@@ -72,7 +78,13 @@ export interface SensitivityArtifact {
  * @example
  * ```ts
  * import { makeSensitivityArtifact } from "./artifact.ts";
+ * import { randomModel } from "./testing_model.ts";
+ * import { profileWindows, resolveSettings } from "./sensitivity.ts";
+ * const model = randomModel({ seed: 1 });
+ * const settings = resolveSettings({ samples: 1, length: 4, bits: [2, 4] });
+ * const result = profileWindows(model, [[3, 14, 15, 9]], settings);
  * const art = await makeSensitivityArtifact(model, settings, result, "data/tiny-lm-train-sample.txt.gz");
+ * art.checksum; // 64 hex digits
  * ```
  */
 export async function makeSensitivityArtifact(
@@ -119,8 +131,14 @@ export async function makeSensitivityArtifact(
  *
  * @example
  * ```ts
- * import { sensitivityChecksum } from "./artifact.ts";
- * const ok = (await sensitivityChecksum(art)) === art.checksum;
+ * import { makeSensitivityArtifact, sensitivityChecksum } from "./artifact.ts";
+ * import { randomModel } from "./testing_model.ts";
+ * import { profileWindows, resolveSettings } from "./sensitivity.ts";
+ * const model = randomModel({ seed: 1 });
+ * const settings = resolveSettings({ samples: 1, length: 4, bits: [2, 4] });
+ * const result = profileWindows(model, [[3, 14, 15, 9]], settings);
+ * const art = await makeSensitivityArtifact(model, settings, result);
+ * const ok = (await sensitivityChecksum(art)) === art.checksum; // true
  * ```
  */
 export async function sensitivityChecksum(
@@ -144,7 +162,11 @@ const show = (v: unknown) => {
  * @example
  * ```ts
  * import { validateSensitivity } from "./artifact.ts";
- * const art = validateSensitivity(JSON.parse(text), "out/sensitivity.json");
+ * try {
+ *   validateSensitivity({ format: "pmkvq-sensitivity", version: 2 }, "s.json");
+ * } catch (e) {
+ *   (e as Error).message; // "sensitivity artifact s.json: version 2 is not supported (this build reads version 1)"
+ * }
  * ```
  */
 export function validateSensitivity(v: unknown, file: string): SensitivityArtifact {
@@ -235,8 +257,14 @@ export function validateSensitivity(v: unknown, file: string): SensitivityArtifa
  *
  * @example
  * ```ts
- * import { writeSensitivity } from "./artifact.ts";
- * await writeSensitivity("out/sensitivity.json", art);
+ * import { makeSensitivityArtifact, writeSensitivity } from "./artifact.ts";
+ * import { randomModel } from "./testing_model.ts";
+ * import { profileWindows, resolveSettings } from "./sensitivity.ts";
+ * const model = randomModel({ seed: 1 });
+ * const settings = resolveSettings({ samples: 1, length: 4, bits: [2, 4] });
+ * const result = profileWindows(model, [[3, 14, 15, 9]], settings);
+ * const file = await Deno.makeTempFile({ suffix: ".json" });
+ * await writeSensitivity(file, await makeSensitivityArtifact(model, settings, result));
  * ```
  */
 export async function writeSensitivity(
@@ -263,8 +291,15 @@ export async function writeSensitivity(
  *
  * @example
  * ```ts
- * import { readSensitivity } from "./artifact.ts";
- * const art = await readSensitivity("out/sensitivity.json", model.fingerprint);
+ * import { makeSensitivityArtifact, readSensitivity, writeSensitivity } from "./artifact.ts";
+ * import { randomModel } from "./testing_model.ts";
+ * import { profileWindows, resolveSettings } from "./sensitivity.ts";
+ * const model = randomModel({ seed: 1 });
+ * const settings = resolveSettings({ samples: 1, length: 4, bits: [2, 4] });
+ * const result = profileWindows(model, [[3, 14, 15, 9]], settings);
+ * const file = await Deno.makeTempFile({ suffix: ".json" });
+ * await writeSensitivity(file, await makeSensitivityArtifact(model, settings, result));
+ * const art = await readSensitivity(file, model.fingerprint);
  * art.total["2"]; // per-layer 2-bit sensitivities
  * ```
  */

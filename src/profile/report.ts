@@ -5,6 +5,11 @@
  * @example
  * ```ts
  * import { formatSensitivityTable } from "./report.ts";
+ * import { randomModel } from "./testing_model.ts";
+ * import { profileWindows, resolveSettings } from "./sensitivity.ts";
+ * const model = randomModel({ seed: 1 });
+ * const settings = resolveSettings({ samples: 1, length: 4, bits: [2, 4] });
+ * const result = profileWindows(model, [[3, 14, 15, 9]], settings);
  * console.log(formatSensitivityTable(result));
  * ```
  * @module
@@ -25,7 +30,13 @@ export interface SensitivityTables {
  * @example
  * ```ts
  * import { tablesOf } from "./report.ts";
- * const t = tablesOf(await readSensitivity("out/sensitivity.json"));
+ * import { makeSensitivityArtifact } from "./artifact.ts";
+ * import { randomModel } from "./testing_model.ts";
+ * import { profileWindows, resolveSettings } from "./sensitivity.ts";
+ * const model = randomModel({ seed: 1 });
+ * const settings = resolveSettings({ samples: 1, length: 4, bits: [2, 4] });
+ * const result = profileWindows(model, [[3, 14, 15, 9]], settings);
+ * const t = tablesOf(await makeSensitivityArtifact(model, settings, result)); // or of readSensitivity(file)
  * ```
  */
 export function tablesOf(

@@ -16,7 +16,11 @@
  * @example
  * ```ts
  * import { profileSensitivity } from "./sensitivity.ts";
- * const r = await profileSensitivity(model, tokenizer, { samples: 4, length: 256 });
+ * import { loadModel } from "../model/load.ts";
+ * import { loadTokenizer } from "../model/tokenizer.ts";
+ * const model = await loadModel("models/tiny-lm");
+ * const tokenizer = await loadTokenizer("models/tiny-lm/tokenizer.json");
+ * const r = await profileSensitivity(model, tokenizer, { samples: 2, length: 64, corpus: "models/tiny-lm/heldout.txt" });
  * r.total["2"][0]; // sensitivity of layer 0 at 2 bits
  * ```
  * @module
@@ -110,8 +114,11 @@ function termFor(x: Float64Array, g: Float64Array, G: number, bits: number): num
  * ```ts
  * import { kvGradients } from "../../cpu/grad.ts";
  * import { windowSensitivity } from "./sensitivity.ts";
+ * import { randomModel } from "./testing_model.ts";
+ * const model = randomModel({ seed: 1 });
+ * const ids = [3, 14, 15, 9, 26], positions = [0, 4, 8, 12, 16];
  * const w = windowSensitivity(kvGradients(model, ids, positions), model.config.headDim, [2, 4]);
- * w.k[0][3]; // s^K of layer 3 at 2 bits, this window
+ * w.k[0][1]; // s^K of layer 1 at 2 bits, this window
  * ```
  */
 export function windowSensitivity(
@@ -131,7 +138,7 @@ export function windowSensitivity(
  * @example
  * ```ts
  * import { resolveSettings } from "./sensitivity.ts";
- * resolveSettings({ samples: 4, bits: [4, 2] }); // { samples: 4, length: 512, stretch: 4, seed: 0, bits: [2, 4], ... }
+ * resolveSettings({ samples: 4, bits: [4, 2] }); // { samples: 4, length: 512, stretch: 4, seed: 0, bits: [2, 4], corpus }
  * ```
  */
 export function resolveSettings(partial: Partial<ProfileSettings> = {}): ProfileSettings {
@@ -169,7 +176,11 @@ export function resolveSettings(partial: Partial<ProfileSettings> = {}): Profile
  * @example
  * ```ts
  * import { profileWindows } from "./sensitivity.ts";
- * const r = profileWindows(model, [ids1, ids2], { stretch: 4, bits: [2, 4] }, (p) => console.error(p.window));
+ * import { randomModel } from "./testing_model.ts";
+ * const model = randomModel({ seed: 1 });
+ * const r = profileWindows(model, [[3, 14, 15, 9], [2, 6, 5, 35]], { stretch: 4, bits: [2, 4] }, (p) =>
+ *   console.error(`window ${p.window}/${p.windows}`));
+ * r.total["4"]; // per-layer 4-bit sensitivities, averaged over the two windows
  * ```
  */
 export function profileWindows(
@@ -228,8 +239,11 @@ export function profileWindows(
  * @example
  * ```ts
  * import { profileSensitivity } from "./sensitivity.ts";
+ * import { loadModel } from "../model/load.ts";
+ * import { loadTokenizer } from "../model/tokenizer.ts";
+ * const model = await loadModel("models/tiny-lm");
  * const tok = await loadTokenizer(model.tokenizerPath!);
- * const r = await profileSensitivity(model, tok, { samples: 16, length: 512, stretch: 4 }, (p) =>
+ * const r = await profileSensitivity(model, tok, { samples: 2, length: 64, corpus: "models/tiny-lm/heldout.txt" }, (p) =>
  *   console.error(`window ${p.window}/${p.windows}, ETA ${p.etaSeconds.toFixed(0)} s`));
  * ```
  */

@@ -5,7 +5,12 @@
  * @example
  * ```ts
  * import { sensitivitySvg } from "./svg.ts";
- * await Deno.writeTextFile("out/sensitivity.svg", sensitivitySvg(result, { title: "tiny-lm" }));
+ * import { randomModel } from "./testing_model.ts";
+ * import { profileWindows, resolveSettings } from "./sensitivity.ts";
+ * const model = randomModel({ seed: 1 });
+ * const settings = resolveSettings({ samples: 1, length: 4, bits: [2, 4] });
+ * const result = profileWindows(model, [[3, 14, 15, 9]], settings);
+ * await Deno.writeTextFile(await Deno.makeTempFile({ suffix: ".svg" }), sensitivitySvg(result, { title: "toy" }));
  * ```
  * @module
  */
