@@ -91,7 +91,8 @@ const attBind = att.bind({
   partAcc: buf("pa", nH * MAX_SPLITS * D),
   partStats: buf("ps", nH * MAX_SPLITS * 2),
 });
-add(`attention decode (partial + combine), ${sp.nSplits} splits × ${sp.split}`, L, (p) => att.encodeDecode(p, attBind, sp.nSplits));
+add(`attention decode partials, ${sp.nSplits} splits × ${sp.split} tokens`, L, (p) => att.encodePartial(p, attBind, sp.nSplits));
+add("attention decode combine", L, (p) => att.encodeCombine(p, attBind));
 const app = await KvAppendKernel.create(reg, { numHeads: nH, numKvHeads: nKv, headDim: D, capacity: cap });
 const appBind = app.bind(qkv, cacheK, cacheV);
 add("kv_append", L, (p) => app.encode(p, appBind, 1));
@@ -108,10 +109,9 @@ for (const r of rows) {
   }, steps.bindGroup);
   await run();
   const us = ((await run()) * 1e6) / REPS;
-  const kernels = r.name.startsWith("attention") ? 2 : 1;
   total += us * r.perStep;
-  dispatches += r.perStep * kernels;
-  console.log(`| ${r.name} | ${us.toFixed(2)} | ${r.perStep * kernels} | ${(us * r.perStep).toFixed(1)} |`);
+  dispatches += r.perStep;
+  console.log(`| ${r.name} | ${us.toFixed(2)} | ${r.perStep} | ${(us * r.perStep).toFixed(1)} |`);
 }
 console.log(`| total | | ${dispatches} | ${total.toFixed(1)} |`);
 timer.destroy();

@@ -26,6 +26,7 @@ import {
   attentionDecodeCombineWgsl,
   attentionDecodePartialWgsl,
   attentionPrefillWgsl,
+  attentionSerialCombineWgsl,
   attentionSerialPartialWgsl,
   attentionSerialPrefillWgsl,
   type AttentionShape,
@@ -105,7 +106,9 @@ export class AttentionKernels {
       serial
         ? reg.kernel(`attention_serial_partial:${tag}`, [ro, ro, ro, rw, rw], () => attentionSerialPartialWgsl(s))
         : reg.kernel(`attention_decode_partial:${tag}`, [ro, ro, ro, rw, rw], () => attentionDecodePartialWgsl(s)),
-      reg.kernel(`attention_decode_combine:${tag}`, [ro, ro, rw], () => attentionDecodeCombineWgsl(s)),
+      serial
+        ? reg.kernel(`attention_serial_combine:${tag}`, [ro, ro, rw], () => attentionSerialCombineWgsl(s))
+        : reg.kernel(`attention_decode_combine:${tag}`, [ro, ro, rw], () => attentionDecodeCombineWgsl(s)),
     ]);
     return new AttentionKernels(reg, s, kernels);
   }
@@ -148,8 +151,32 @@ export class AttentionKernels {
    * ```
    */
   encodeDecode(pass: GPUComputePassEncoder, b: AttentionBindings, nSplits: number): void {
+    this.encodePartial(pass, b, nSplits);
+    this.encodeCombine(pass, b);
+  }
+
+  /**
+   * Records decode pass 1 only (the partials of `nSplits` splits).
+   *
+   * @example
+   * ```ts
+   * att.encodePartial(pass, bgs, sp.nSplits);
+   * ```
+   */
+  encodePartial(pass: GPUComputePassEncoder, b: AttentionBindings, nSplits: number): void {
     if (this.serial) dispatch(pass, this.partial, b.partial, Math.ceil((nSplits * this.shape.numHeads) / 64));
     else dispatch(pass, this.partial, b.partial, nSplits, this.shape.numKvHeads);
+  }
+
+  /**
+   * Records decode pass 2 only (merging step.nSplits partials per head).
+   *
+   * @example
+   * ```ts
+   * att.encodeCombine(pass, bgs);
+   * ```
+   */
+  encodeCombine(pass: GPUComputePassEncoder, b: AttentionBindings): void {
     dispatch(pass, this.combine, b.combine, this.shape.numHeads);
   }
 }

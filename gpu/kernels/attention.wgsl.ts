@@ -12,11 +12,13 @@
  * - {@link attentionDecodePartialWgsl}: one query (step.T = 1); grid (step.nSplits, numKvHeads); split s covers
  *   tokens [s·split, min((s+1)·split, P+1)) (split: a multiple of 16, see `decodeSplit`) and writes
  *   (max, sum, Σ e·v) for each of its heads.
- * - {@link attentionDecodeCombineWgsl}: grid (numHeads); merges the step.nSplits partials of one head.
+ * - {@link attentionDecodeCombineWgsl}: grid (numHeads); merges the step.nSplits partials of one head: max and
+ *   weighted sum tree-reduced over 128 threads, then vec4 columns × split subsets, four loads in flight.
  * - {@link attentionSerialPrefillWgsl} / {@link attentionSerialPartialWgsl}: the same results computed by one
  *   invocation per (query, head) or (split, head) with a per-token online softmax and no workgroup memory or
- *   barriers, for software adapters (gpu/tuning.ts). They write the same outputs and partials (the combine
- *   kernel is shared). Grid: ceil(T·nH / 64), resp. ceil(step.nSplits·nH / 64).
+ *   barriers, for software adapters (gpu/tuning.ts). They write the same outputs and partials;
+ *   {@link attentionSerialCombineWgsl} is the barrier-free merge. Grid: ceil(T·nH / 64), resp.
+ *   ceil(step.nSplits·nH / 64), resp. (numHeads).
  *
  * Buffers:
  * | name | shape | type |
@@ -51,6 +53,8 @@ export interface AttentionShape {
 
 /** Threads per workgroup = tokens per chunk. */
 export const ATT_WG = 64;
+/** Threads of the (GPU) combine kernel. */
+export const COMBINE_WG = 128;
 
 /** Token subsets of the value accumulation: S threads share a column (S = max(1, ⌊64 / (D/4)⌋)). */
 function subsets(headDim: number): number {
@@ -264,6 +268,84 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
  * ```
  */
 export function attentionDecodeCombineWgsl(s: AttentionShape): string {
+  const D4 = s.headDim / 4, S2 = Math.max(1, Math.floor(COMBINE_WG / D4));
+  return `${STEP_WGSL}${consts(s)}
+@group(0) @binding(0) var<storage, read> partAcc: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> partStats: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+const CWG = ${u32Lit(COMBINE_WG)};
+const S2 = ${u32Lit(S2)};
+const CPT2 = ${u32Lit(Math.ceil((D4 * S2) / COMBINE_WG))};
+var<workgroup> w: array<f32, ${s.maxSplits}>;  // e^(m_s − M) per split
+var<workgroup> red: array<f32, ${COMBINE_WG}>;
+var<workgroup> accs: array<vec4<f32>, ${S2 * D4}>; // [S2, D/4] per-subset sums
+
+@compute @workgroup_size(${COMBINE_WG})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let h = wg.x;
+  let ns = step.nSplits;
+  var mx = NEG;
+  for (var sp = li; sp < ns; sp += CWG) { mx = max(mx, partStats[2u * (h * MAXS + sp)]); }
+  red[li] = mx;
+  workgroupBarrier();
+  for (var k = CWG / 2u; k > 0u; k = k / 2u) {
+    if (li < k) { red[li] = max(red[li], red[li + k]); }
+    workgroupBarrier();
+  }
+  let big = red[0];
+  workgroupBarrier();
+  var tot = 0.0;
+  for (var sp = li; sp < ns; sp += CWG) {
+    let r = h * MAXS + sp;
+    let e = exp(partStats[2u * r] - big);
+    w[sp] = e;
+    tot += partStats[2u * r + 1u] * e;
+  }
+  red[li] = tot;
+  workgroupBarrier();
+  for (var k = CWG / 2u; k > 0u; k = k / 2u) {
+    if (li < k) { red[li] = red[li] + red[li + k]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  for (var k = 0u; k < CPT2; k++) {
+    let e = li + CWG * k;
+    if (e < D4 * S2) {
+      let c = e % D4;
+      var sp = e / D4;
+      var a = vec4<f32>(0.0);
+      for (; sp + 3u * S2 < ns; sp += 4u * S2) {
+        let b = h * MAXS + sp;
+        let v0 = partAcc[b * D4 + c];
+        let v1 = partAcc[(b + S2) * D4 + c];
+        let v2 = partAcc[(b + 2u * S2) * D4 + c];
+        let v3 = partAcc[(b + 3u * S2) * D4 + c];
+        a += w[sp] * v0 + w[sp + S2] * v1 + w[sp + 2u * S2] * v2 + w[sp + 3u * S2] * v3;
+      }
+      for (; sp < ns; sp += S2) { a += w[sp] * partAcc[(h * MAXS + sp) * D4 + c]; }
+      accs[(e / D4) * D4 + c] = a;
+    }
+  }
+  workgroupBarrier();
+  for (var c = li; c < D4; c += CWG) {
+    var a = vec4<f32>(0.0);
+    for (var sub = 0u; sub < S2; sub++) { a += accs[sub * D4 + c]; }
+    out[h * D4 + c] = a / total;
+  }
+}
+`;
+}
+
+/**
+ * Decode attention, pass 2 for software adapters: the same merge by one barrier-free loop per channel.
+ * Bindings: 0 partAcc, 1 partStats, 2 out [1, nH·D].
+ *
+ * @example
+ * ```ts
+ * attentionSerialCombineWgsl({ numHeads: 4, numKvHeads: 2, headDim: 128, capacity: 4096, maxSplits: 128 });
+ * ```
+ */
+export function attentionSerialCombineWgsl(s: AttentionShape): string {
   return `${STEP_WGSL}${consts(s)}
 @group(0) @binding(0) var<storage, read> partAcc: array<f32>;
 @group(0) @binding(1) var<storage, read> partStats: array<f32>;

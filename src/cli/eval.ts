@@ -118,6 +118,8 @@ async function runAll(jobs: EvalJob[], n: number, modelDir: string, artifacts: E
   const t0 = performance.now();
   const report = (r: JobResult) => {
     results.push(r);
+    // Keep partial results on disk so an interrupted run still leaves its finished jobs.
+    Deno.writeTextFileSync(`${out}/partial-results.json`, JSON.stringify(results));
     const what = r.recitation ? `prefix ${r.recitation.prefixMatch}/${r.recitation.newTokens}` : r.teacherForced ? `KL ${r.teacherForced.kl.toExponential(2)}` : "";
     log(`[${results.length}/${jobs.length}] ${r.method}@${r.level ?? "-"} ${r.task.kind}${r.task.kind === "recite" ? r.task.passage : ""}: ${what} (${r.seconds.toFixed(0)} s; ${((performance.now() - t0) / 1000).toFixed(0)} s elapsed)`);
   };
