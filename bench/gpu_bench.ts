@@ -29,6 +29,7 @@ import { PassTimer } from "../gpu/timer.ts";
 import { CopyKernel } from "../gpu/kernels/copy.ts";
 import { MatmulKernel } from "../gpu/kernels/matmul.ts";
 import { AttentionKernels, decodeSplit } from "../gpu/kernels/attention.ts";
+import { MAX_SPLITS } from "../gpu/cache/exact.ts";
 
 let ctx: GpuContext | null = null;
 let reason = "";
@@ -74,7 +75,12 @@ async function setup(): Promise<{ cases: Case[]; timer: PassTimer } | null> {
   const src = storageBuffer(ctx, `copy src [${copyBytes / 16}] vec4<f32>`, copyBytes);
   const dst = storageBuffer(ctx, `copy dst [${copyBytes / 16}] vec4<f32>`, copyBytes);
   const copyBind = copy.bind(src, dst);
-  cases.push({ name: `copy ${copyBytes >> 20} MiB`, bytes: 2 * copyBytes, step: step1, encode: (p) => copy.encode(p, copyBind, copyBytes / 16) });
+  cases.push({
+    name: `copy ${copyBytes >> 20} MiB`,
+    bytes: 2 * copyBytes,
+    step: step1,
+    encode: (p) => copy.encode(p, copyBind, copyBytes / 16),
+  });
 
   // decode matmul shapes (bf16 weights)
   const shapes: [number, number, string][] = small
@@ -87,13 +93,24 @@ async function setup(): Promise<{ cases: Case[]; timer: PassTimer } | null> {
       w: storageBuffer(ctx, `w [${N}, ${K}] bf16x2`, 2 * N * K),
       out: storageBuffer(ctx, `out [${N}] f32`, 4 * N),
     });
-    cases.push({ name: `matmul decode ${label} ${K}x${N}`, bytes: 2 * N * K + 4 * (K + N), step: step1, encode: (p) => mm.encode(p, bind, 1) });
+    cases.push({
+      name: `matmul decode ${label} ${K}x${N}`,
+      bytes: 2 * N * K + 4 * (K + N),
+      step: step1,
+      encode: (p) => mm.encode(p, bind, 1),
+    });
   }
 
   // decode attention over the f32 cache
   const [nH, nKv, D, n] = small ? [4, 2, 128, 4096] : [32, 8, 128, 32768];
-  const maxSplits = 128;
-  const att = await AttentionKernels.create(reg, { numHeads: nH, numKvHeads: nKv, headDim: D, capacity: n, maxSplits });
+  const maxSplits = MAX_SPLITS;
+  const att = await AttentionKernels.create(reg, {
+    numHeads: nH,
+    numKvHeads: nKv,
+    headDim: D,
+    capacity: n,
+    maxSplits,
+  });
   const QKV = (nH + 2 * nKv) * D;
   const binds = att.bind({
     qkv: storageBuffer(ctx, `qkv [1, ${QKV}] f32`, 4 * QKV),
@@ -140,8 +157,12 @@ for (const name of names) {
 globalThis.addEventListener("unload", () => {
   if (!ctx || best.size === 0) return;
   const copy = [...best.entries()].find(([k]) => k.startsWith("copy"))?.[1].gbps ?? NaN;
-  const lines = [`\nWebGPU kernel throughput on ${ctx.description} (${REPS} dispatches per pass, best pass):`];
+  const lines = [
+    `\nWebGPU kernel throughput on ${ctx.description} (${REPS} dispatches per pass, best pass):`,
+  ];
   lines.push("| kernel | GB/s | fraction of copy | timing |", "|---|---|---|---|");
-  for (const [name, r] of best) lines.push(`| ${name} | ${r.gbps.toFixed(1)} | ${(r.gbps / copy).toFixed(2)} | ${r.method} |`);
+  for (const [name, r] of best) {
+    lines.push(`| ${name} | ${r.gbps.toFixed(1)} | ${(r.gbps / copy).toFixed(2)} | ${r.method} |`);
+  }
   console.log(lines.join("\n"));
 });

@@ -55,9 +55,14 @@ interface ModeResult {
 
 const promptLen = Number(values.prompt), newTokens = Number(values.new);
 const model = await loadModel(values.model);
-const rec = JSON.parse(await Deno.readTextFile(new URL("../models/tiny-lm/recitation-examples.json", import.meta.url)));
+const rec = JSON.parse(
+  await Deno.readTextFile(new URL("../models/tiny-lm/recitation-examples.json", import.meta.url)),
+);
 const source: number[] = [...rec[0].prompt_ids, ...rec[0].truth_ids];
-const prompt = Array.from({ length: promptLen }, (_, i) => source[i % source.length] % model.config.vocabSize);
+const prompt = Array.from(
+  { length: promptLen },
+  (_, i) => source[i % source.length] % model.config.vocabSize,
+);
 const ctx = await acquireGpu();
 console.log(`device: ${ctx.description}; model ${values.model}; prompt ${promptLen}, new ${newTokens}`);
 
@@ -89,7 +94,10 @@ async function runMode(engine: GpuEngine, mode: string): Promise<ModeResult> {
 
 const engine = await createGpuEngine(model, { method: "exact" }, {
   context: ctx,
-  maxLen: Math.min(model.config.maxPositionEmbeddings, promptLen + Math.max(newTokens, Number(values["greedy-chunk"])) + 1),
+  maxLen: Math.min(
+    model.config.maxPositionEmbeddings,
+    promptLen + Math.max(newTokens, Number(values["greedy-chunk"])) + 1,
+  ),
   prefillChunk: Number(values.chunk),
   greedyChunk: Number(values["greedy-chunk"]),
 });
@@ -102,8 +110,12 @@ for (const mode of values.modes.split(",")) {
   const r = await runMode(engine, mode);
   results.push(r);
   console.log(
-    `${mode.padEnd(7)} prefill ${r.prefillTokensPerSecond.toFixed(1)} tok/s (${r.prefillSeconds.toFixed(2)} s); ` +
-      `decode ${r.decodeTokensPerSecond.toFixed(1)} tok/s (${r.decodeSeconds.toFixed(2)} s for ${newTokens - 1})`,
+    `${mode.padEnd(7)} prefill ${r.prefillTokensPerSecond.toFixed(1)} tok/s (${
+      r.prefillSeconds.toFixed(2)
+    } s); ` +
+      `decode ${r.decodeTokensPerSecond.toFixed(1)} tok/s (${r.decodeSeconds.toFixed(2)} s for ${
+        newTokens - 1
+      })`,
   );
 }
 /** Host recording time and GPU time of `n` decode steps recorded into one pass (the cache is not advanced). */
@@ -148,7 +160,14 @@ if (values.json) {
   await Deno.writeTextFile(
     values.json,
     JSON.stringify(
-      { device: ctx.description, promptLen, newTokens, same, profile, results: results.map(({ tokens: _, ...r }) => r) },
+      {
+        device: ctx.description,
+        promptLen,
+        newTokens,
+        same,
+        profile,
+        results: results.map(({ tokens: _, ...r }) => r),
+      },
       null,
       2,
     ),

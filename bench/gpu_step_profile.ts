@@ -42,7 +42,12 @@ const ctx = await acquireGpu();
 const reg = registryFor(ctx);
 const timer = new PassTimer(ctx);
 const P = Number(values.context), REPS = Number(values.reps);
-const H = c.hiddenSize, D = c.headDim, nH = c.numHeads, nKv = c.numKvHeads, I = c.intermediateSize, V = c.vocabSize;
+const H = c.hiddenSize,
+  D = c.headDim,
+  nH = c.numHeads,
+  nKv = c.numKvHeads,
+  I = c.intermediateSize,
+  V = c.vocabSize;
 const QKV = (nH + 2 * nKv) * D, cap = P + 1, L = c.numLayers;
 const sp = decodeSplit(P + 1, MAX_SPLITS);
 const steps = new StepBuffer(reg, 1);
@@ -59,7 +64,8 @@ interface Row {
   encode: (pass: GPUComputePassEncoder) => void;
 }
 const rows: Row[] = [];
-const add = (name: string, perStep: number, encode: (pass: GPUComputePassEncoder) => void) => rows.push({ name, perStep, encode });
+const add = (name: string, perStep: number, encode: (pass: GPUComputePassEncoder) => void) =>
+  rows.push({ name, perStep, encode });
 
 const emb = await EmbedKernel.create(reg, { hidden: H, weights: "bf16" });
 const embBind = emb.bind(buf("ids", 4), buf("embed", (V * H) / 2), h);
@@ -67,13 +73,15 @@ add("embed", 1, (p) => emb.encode(p, embBind, 1));
 const norm = await RmsnormKernel.create(reg, { dim: H, eps: c.rmsNormEps, lastOnly: false });
 const normBind = norm.bind(h, buf("w", H), x);
 add("rmsnorm", 2 * L + 1, (p) => norm.encode(p, normBind, 1));
-for (const [name, K, N, res, sw, n] of [
-  ["matmul qkv", H, QKV, false, false, L],
-  ["matmul o (+residual)", nH * D, H, true, false, L],
-  ["matmul gate|up + swiglu", H, I, false, true, L],
-  ["matmul down (+residual)", I, H, true, false, L],
-  ["matmul lm_head", H, V, false, false, 1],
-] as const) {
+for (
+  const [name, K, N, res, sw, n] of [
+    ["matmul qkv", H, QKV, false, false, L],
+    ["matmul o (+residual)", nH * D, H, true, false, L],
+    ["matmul gate|up + swiglu", H, I, false, true, L],
+    ["matmul down (+residual)", I, H, true, false, L],
+    ["matmul lm_head", H, V, false, false, 1],
+  ] as const
+) {
   const k = await mm(K, N, res, sw);
   const b = k.bind({ x, w: buf(name, ((sw ? 2 : 1) * N * K) / 2), out });
   add(`${name} ${K}→${N}`, n, (p) => k.encode(p, b, 1));
@@ -82,7 +90,13 @@ const rope = await RopeKernel.create(reg, { heads: nH + nKv, headDim: D, rowStri
 const ropeBind = rope.bind(buf("qkv", QKV), buf("cos", (cap * D) / 2), buf("sin", (cap * D) / 2));
 add("rope", L, (p) => rope.encode(p, ropeBind, 1));
 const cacheK = buf("K", nKv * cap * D), cacheV = buf("V", nKv * cap * D), qkv = buf("qkv2", QKV);
-const att = await AttentionKernels.create(reg, { numHeads: nH, numKvHeads: nKv, headDim: D, capacity: cap, maxSplits: MAX_SPLITS });
+const att = await AttentionKernels.create(reg, {
+  numHeads: nH,
+  numKvHeads: nKv,
+  headDim: D,
+  capacity: cap,
+  maxSplits: MAX_SPLITS,
+});
 const attBind = att.bind({
   qkv,
   cacheK,
@@ -91,7 +105,11 @@ const attBind = att.bind({
   partAcc: buf("pa", nH * MAX_SPLITS * D),
   partStats: buf("ps", nH * MAX_SPLITS * 2),
 });
-add(`attention decode partials, ${sp.nSplits} splits × ${sp.split} tokens`, L, (p) => att.encodePartial(p, attBind, sp.nSplits));
+add(
+  `attention decode partials, ${sp.nSplits} splits × ${sp.split} tokens`,
+  L,
+  (p) => att.encodePartial(p, attBind, sp.nSplits),
+);
 add("attention decode combine", L, (p) => att.encodeCombine(p, attBind));
 const app = await KvAppendKernel.create(reg, { numHeads: nH, numKvHeads: nKv, headDim: D, capacity: cap });
 const appBind = app.bind(qkv, cacheK, cacheV);
@@ -100,13 +118,16 @@ const am = await ArgmaxKernel.create(reg, { vocab: V });
 const amBind = am.bind(buf("logits", V), buf("ids2", 4), buf("flags", 4));
 add("argmax", 1, (p) => am.encode(p, amBind));
 
-console.log(`decode-step kernels of ${values.model} at context ${P} on ${ctx.description} (${timer.method}, ${REPS} dispatches per pass)`);
+console.log(
+  `decode-step kernels of ${values.model} at context ${P} on ${ctx.description} (${timer.method}, ${REPS} dispatches per pass)`,
+);
 console.log("| kernel | µs / dispatch | dispatches / step | µs / step |\n|---|---|---|---|");
 let total = 0, dispatches = 0;
 for (const r of rows) {
-  const run = () => timer.time((pass) => {
-    for (let i = 0; i < REPS; i++) r.encode(pass);
-  }, steps.bindGroup);
+  const run = () =>
+    timer.time((pass) => {
+      for (let i = 0; i < REPS; i++) r.encode(pass);
+    }, steps.bindGroup);
   await run();
   const us = ((await run()) * 1e6) / REPS;
   total += us * r.perStep;

@@ -4,7 +4,7 @@
  * go straight to the searches, so only one window's activations are ever held. Returns a sealed artifact.
  *
  * Cost on tiny-lm (2-core CPU): a 512-token forward ≈ 7 s; the search ≈ 20 attention+o_proj evaluations per
- * layer per window (≈ 30 s per 512-token window over 6 layers). Defaults (16 × 512) take ≈ 10 min.
+ * layer per window (≈ 40 s per 512-token window over 6 layers). Defaults (16 × 512) take ≈ 12 min.
  *
  * @example
  * ```ts

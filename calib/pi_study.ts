@@ -334,7 +334,7 @@ function figure(): string {
   series.forEach((s, i) => {
     const pts = Array.from(s.y, (y, j) => `${X(j).toFixed(1)},${Y(y).toFixed(1)}`).join(" ");
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.3" points="${pts}"/>`);
-    parts.push(`<text x="${Wd - pad - 110}" y="${pad + 14 * i}" fill="${s.color}">${s.name}</text>`);
+    parts.push(`<text x="${pad + 10}" y="${pad + 14 * i}" fill="${s.color}">${s.name}</text>`);
   });
   parts.push("</svg>");
   return parts.join("\n") + "\n";

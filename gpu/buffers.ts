@@ -20,7 +20,14 @@
 import type { GpuContext } from "./device.ts";
 import { GpuError } from "../src/errors.ts";
 
-/** Rounds `n` up to a multiple of `m`. */
+/**
+ * Rounds `n` up to a multiple of `m`.
+ *
+ * @example
+ * ```ts
+ * roundUp(10, 16); // 16
+ * ```
+ */
 export function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
 }
@@ -68,7 +75,14 @@ export function uploadBuffer(
   return buf;
 }
 
-/** A MAP_READ staging buffer reused across readbacks (one readback in flight at a time). */
+/**
+ * A MAP_READ staging buffer reused across readbacks (one readback in flight at a time).
+ *
+ * @example
+ * ```ts
+ * const rb = new Readback(ctx, "logits", 4 * V);
+ * ```
+ */
 export class Readback {
   /** [bytes] staging, MAP_READ | COPY_DST */
   readonly buffer: GPUBuffer;
@@ -86,7 +100,13 @@ export class Readback {
   }
 
   /** Records a copy of `bytes` from `src` at `srcOffset` into the staging buffer at `dstOffset`. */
-  copyFrom(encoder: GPUCommandEncoder, src: GPUBuffer, srcOffset: number, bytes: number, dstOffset = 0): void {
+  copyFrom(
+    encoder: GPUCommandEncoder,
+    src: GPUBuffer,
+    srcOffset: number,
+    bytes: number,
+    dstOffset = 0,
+  ): void {
     encoder.copyBufferToBuffer(src, srcOffset, this.buffer, dstOffset, bytes);
   }
 

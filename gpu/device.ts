@@ -83,7 +83,9 @@ function gpuApi(): GPU | undefined {
  * console.log(adapter ? adapterDescription(adapter) : "no WebGPU adapter");
  * ```
  */
-export async function findAdapter(powerPreference: GPUPowerPreference = "high-performance"): Promise<GPUAdapter | null> {
+export async function findAdapter(
+  powerPreference: GPUPowerPreference = "high-performance",
+): Promise<GPUAdapter | null> {
   const gpu = gpuApi();
   if (!gpu) return null;
   try {
@@ -141,9 +143,12 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuConte
   try {
     device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: "pmkvq" });
   } catch (e) {
-    throw new GpuError(`could not create a WebGPU device on ${adapterDescription(adapter)}: ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw new GpuError(
+      `could not create a WebGPU device on ${adapterDescription(adapter)}: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
   }
   return new Context(adapter, device, options.onLost);
 }

@@ -74,7 +74,9 @@ function cacheFactoryFor(spec: CacheSpec): (env: GpuCacheEnv) => Promise<GpuCach
     }
     return createExactGpuCache;
   }
-  throw new GpuError(`KV cache method "${spec.method}" is not yet supported on webgpu (phase 1 supports exact f32)`);
+  throw new GpuError(
+    `KV cache method "${spec.method}" is not yet supported on webgpu (phase 1 supports exact f32)`,
+  );
 }
 
 /**
@@ -99,7 +101,9 @@ export async function createGpuEngine(
   }
   const chunk = Math.min(options.prefillChunk ?? 256, capacity);
   const greedyChunk = options.greedyChunk ?? 64;
-  if (!Number.isInteger(chunk) || chunk < 1) throw new InputError(`prefillChunk ${chunk} must be a positive integer`);
+  if (!Number.isInteger(chunk) || chunk < 1) {
+    throw new InputError(`prefillChunk ${chunk} must be a positive integer`);
+  }
   if (!Number.isInteger(greedyChunk) || greedyChunk < 1) {
     throw new InputError(`greedyChunk ${greedyChunk} must be a positive integer`);
   }
@@ -121,7 +125,14 @@ export async function createGpuEngine(
   }
 }
 
-/** The WebGPU engine (see the module doc). */
+/**
+ * The WebGPU engine (see the module doc).
+ *
+ * @example
+ * ```ts
+ * const engine: GpuEngine = await createGpuEngine(model, { method: "exact" });
+ * ```
+ */
 export class GpuEngine implements Engine {
   readonly backend = "webgpu" as const;
   readonly device: string;
@@ -179,7 +190,9 @@ export class GpuEngine implements Engine {
   #checkRoom(n: number): void {
     if (this.#position + n > this.capacity) {
       const max = this.config.maxPositionEmbeddings;
-      const what = this.capacity === max ? `the model's max_position_embeddings ${max}` : `the engine's maxLen ${this.capacity}`;
+      const what = this.capacity === max
+        ? `the model's max_position_embeddings ${max}`
+        : `the engine's maxLen ${this.capacity}`;
       throw new InputError(
         `context of ${this.#position + n} tokens (${this.#position} in context + ${n} new) exceeds ${what}`,
       );
@@ -203,7 +216,10 @@ export class GpuEngine implements Engine {
   }
 
   /** Records the steps [first, first + count) of `plan` into one command buffer and submits it. */
-  #submitSteps(steps: { T: number; P: number; argmax: boolean }[], after?: (enc: GPUCommandEncoder) => void): void {
+  #submitSteps(
+    steps: { T: number; P: number; argmax: boolean }[],
+    after?: (enc: GPUCommandEncoder) => void,
+  ): void {
     this.#steps.flush();
     const enc = this.ctx.device.createCommandEncoder({ label: "forward" });
     const pass = enc.beginComputePass({ label: "forward" });
@@ -241,7 +257,11 @@ export class GpuEngine implements Engine {
         const t0 = c * chunk;
         const T = Math.min(chunk, ids.length - t0);
         const P = start + t0;
-        this.ctx.device.queue.writeBuffer(this.forward.act.ids, 0, Uint32Array.from({ length: T }, (_, i) => ids[t0 + i]));
+        this.ctx.device.queue.writeBuffer(
+          this.forward.act.ids,
+          0,
+          Uint32Array.from({ length: T }, (_, i) => ids[t0 + i]),
+        );
         this.#setStep(0, T, P, 0, 0);
         const last = c === total - 1;
         this.#submitSteps([{ T, P, argmax: false }], last ? (enc) => this.#copyLogits(enc) : undefined);
@@ -315,7 +335,9 @@ export class GpuEngine implements Engine {
    */
   async decodeGreedyMany(id: number, n: number, options: GreedyManyOptions = {}): Promise<number[]> {
     this.#check();
-    if (!Number.isInteger(n) || n < 0) throw new InputError(`decodeGreedyMany: n=${n} must be a non-negative integer`);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new InputError(`decodeGreedyMany: n=${n} must be a non-negative integer`);
+    }
     this.#checkRoom(n);
     this.#checkIds([id]);
     const stop = new Set(options.stopIds ?? []);

@@ -105,13 +105,24 @@ export interface Activations {
 function checkSupported(c: ModelConfig): void {
   const bad: string[] = [];
   if (c.hiddenSize % 8 !== 0) bad.push(`hidden_size ${c.hiddenSize} is not a multiple of 8`);
-  if (c.intermediateSize % 8 !== 0) bad.push(`intermediate_size ${c.intermediateSize} is not a multiple of 8`);
-  if ((c.numHeads * c.headDim) % 8 !== 0) bad.push(`num_heads·head_dim ${c.numHeads * c.headDim} is not a multiple of 8`);
+  if (c.intermediateSize % 8 !== 0) {
+    bad.push(`intermediate_size ${c.intermediateSize} is not a multiple of 8`);
+  }
+  if ((c.numHeads * c.headDim) % 8 !== 0) {
+    bad.push(`num_heads·head_dim ${c.numHeads * c.headDim} is not a multiple of 8`);
+  }
   if (c.headDim % 4 !== 0) bad.push(`head_dim ${c.headDim} is not a multiple of 4`);
   if (bad.length > 0) throw new GpuError(`the WebGPU kernels do not support this model: ${bad.join("; ")}`);
 }
 
-/** Records forward steps of one model over one {@link GpuCache}. */
+/**
+ * Records forward steps of one model over one {@link GpuCache}.
+ *
+ * @example
+ * ```ts
+ * fwd.encodeStep(pass, T, P, false);
+ * ```
+ */
 export class GpuForward {
   readonly config: ModelConfig;
   readonly sizes: ForwardSizes;
@@ -187,39 +198,72 @@ export class GpuForward {
       act: f32(`act [${Tm}, ${I}]`, Tm * I),
       xnLast: f32(`xnLast [${H}]`, H),
       logits: f32(`logits [${V}]`, V),
-      ropeCos: uploadBuffer(ctx, `rope cos [${sizes.capacity}, ${D / 2}] f32`, cos as Float32Array<ArrayBuffer>),
-      ropeSin: uploadBuffer(ctx, `rope sin [${sizes.capacity}, ${D / 2}] f32`, sin as Float32Array<ArrayBuffer>),
+      ropeCos: uploadBuffer(
+        ctx,
+        `rope cos [${sizes.capacity}, ${D / 2}] f32`,
+        cos as Float32Array<ArrayBuffer>,
+      ),
+      ropeSin: uploadBuffer(
+        ctx,
+        `rope sin [${sizes.capacity}, ${D / 2}] f32`,
+        sin as Float32Array<ArrayBuffer>,
+      ),
     };
     const L0 = weights.layers[0];
-    const mm = (K: number, N: number, format: "bf16" | "f32", bias: boolean, residual: boolean, swiglu = false) =>
-      MatmulKernel.create(reg, { K, N, weights: format, bias, residual, swiglu });
-    const [embed, norm, normLast, qkv, rope, o, gateUp, gateUpSwiglu, swiglu, down, lmHead, argmax, cache] = await Promise.all([
-      EmbedKernel.create(reg, { hidden: H, weights: weights.embed.format }),
-      RmsnormKernel.create(reg, { dim: H, eps: c.rmsNormEps, lastOnly: false }),
-      RmsnormKernel.create(reg, { dim: H, eps: c.rmsNormEps, lastOnly: true }),
-      mm(H, QKV, L0.qkv.format, L0.qkvBias !== null, false),
-      RopeKernel.create(reg, { heads: nH + nKv, headDim: D, rowStride: QKV }),
-      mm(nH * D, H, L0.o.format, false, true),
-      mm(H, 2 * I, L0.gateUp.format, false, false),
-      mm(H, I, L0.gateUp.format, false, false, true),
-      SwigluKernel.create(reg, { intermediate: I }),
-      mm(I, H, L0.down.format, false, true),
-      mm(H, V, weights.lmHead.format, false, false),
-      ArgmaxKernel.create(reg, { vocab: V }),
-      makeCache({
-        reg,
-        shape: { numLayers: c.numLayers, numHeads: nH, numKvHeads: nKv, headDim: D },
-        capacity: sizes.capacity,
-        io: { qkv: act.qkv, out: act.att },
-      }),
-    ]);
+    const mm = (
+      K: number,
+      N: number,
+      format: "bf16" | "f32",
+      bias: boolean,
+      residual: boolean,
+      swiglu = false,
+    ) => MatmulKernel.create(reg, { K, N, weights: format, bias, residual, swiglu });
+    const [embed, norm, normLast, qkv, rope, o, gateUp, gateUpSwiglu, swiglu, down, lmHead, argmax, cache] =
+      await Promise.all([
+        EmbedKernel.create(reg, { hidden: H, weights: weights.embed.format }),
+        RmsnormKernel.create(reg, { dim: H, eps: c.rmsNormEps, lastOnly: false }),
+        RmsnormKernel.create(reg, { dim: H, eps: c.rmsNormEps, lastOnly: true }),
+        mm(H, QKV, L0.qkv.format, L0.qkvBias !== null, false),
+        RopeKernel.create(reg, { heads: nH + nKv, headDim: D, rowStride: QKV }),
+        mm(nH * D, H, L0.o.format, false, true),
+        mm(H, 2 * I, L0.gateUp.format, false, false),
+        mm(H, I, L0.gateUp.format, false, false, true),
+        SwigluKernel.create(reg, { intermediate: I }),
+        mm(I, H, L0.down.format, false, true),
+        mm(H, V, weights.lmHead.format, false, false),
+        ArgmaxKernel.create(reg, { vocab: V }),
+        makeCache({
+          reg,
+          shape: { numLayers: c.numLayers, numHeads: nH, numKvHeads: nKv, headDim: D },
+          capacity: sizes.capacity,
+          io: { qkv: act.qkv, out: act.att },
+        }),
+      ]);
     for (const L of weights.layers) {
-      if (L.qkv.format !== L0.qkv.format || L.o.format !== L0.o.format || L.gateUp.format !== L0.gateUp.format ||
-        L.down.format !== L0.down.format) {
-        throw new GpuError("the WebGPU engine needs every layer's weights in the same format (all bf16 or all f32)");
+      if (
+        L.qkv.format !== L0.qkv.format || L.o.format !== L0.o.format ||
+        L.gateUp.format !== L0.gateUp.format ||
+        L.down.format !== L0.down.format
+      ) {
+        throw new GpuError(
+          "the WebGPU engine needs every layer's weights in the same format (all bf16 or all f32)",
+        );
       }
     }
-    const k: Kernels = { embed, norm, normLast, qkv, rope, o, gateUp, gateUpSwiglu, swiglu, down, lmHead, argmax };
+    const k: Kernels = {
+      embed,
+      norm,
+      normLast,
+      qkv,
+      rope,
+      o,
+      gateUp,
+      gateUpSwiglu,
+      swiglu,
+      down,
+      lmHead,
+      argmax,
+    };
     return new GpuForward(c, sizes, act, cache, k, weights);
   }
 

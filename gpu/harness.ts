@@ -20,7 +20,14 @@ import type { KernelRegistry } from "./registry.ts";
 import { StepBuffer, type StepValues } from "./step.ts";
 import { Readback, storageBuffer, uploadBuffer } from "./buffers.ts";
 
-/** Single-kernel runner over one registry. */
+/**
+ * Single-kernel runner over one registry.
+ *
+ * @example
+ * ```ts
+ * const hx = new KernelHarness(new KernelRegistry(ctx));
+ * ```
+ */
 export class KernelHarness {
   readonly reg: KernelRegistry;
   readonly steps: StepBuffer;
@@ -68,7 +75,11 @@ export class KernelHarness {
    * await hx.run({ T, P }, (pass) => att.encodePrefill(pass, bgs, T));
    * ```
    */
-  async run(step: Partial<StepValues>, encode: (pass: GPUComputePassEncoder) => void, repeat = 1): Promise<void> {
+  async run(
+    step: Partial<StepValues>,
+    encode: (pass: GPUComputePassEncoder) => void,
+    repeat = 1,
+  ): Promise<void> {
     const device = this.reg.ctx.device;
     this.steps.set(0, { T: 1, P: 0, pos0: 0, idBase: 0, idOut: 0, split: 64, nSplits: 1, ...step });
     this.steps.flush();

@@ -30,7 +30,14 @@ export interface Kernel {
   readonly layout: GPUBindGroupLayout;
 }
 
-/** Compiles and caches pipelines and bind group layouts of one device. */
+/**
+ * Compiles and caches pipelines and bind group layouts of one device.
+ *
+ * @example
+ * ```ts
+ * const reg = new KernelRegistry(ctx, SOFTWARE_TUNING);
+ * ```
+ */
 export class KernelRegistry {
   readonly ctx: GpuContext;
   /** Kernel variant choices for this adapter (gpu/tuning.ts). */
@@ -46,7 +53,11 @@ export class KernelRegistry {
     this.tuning = tuning;
     this.stepLayout = ctx.device.createBindGroupLayout({
       label: "step",
-      entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } }],
+      entries: [{
+        binding: 0,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform", hasDynamicOffset: true },
+      }],
     });
   }
 
@@ -69,7 +80,11 @@ export class KernelRegistry {
     if (!l) {
       l = this.ctx.device.createBindGroupLayout({
         label: key,
-        entries: kinds.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
+        entries: kinds.map((type, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type },
+        })),
       });
       this.#layouts.set(key, l);
     }
@@ -101,7 +116,8 @@ export class KernelRegistry {
     const errors = info.messages.filter((m) => m.type === "error");
     if (errors.length > 0) {
       const lines = code.split("\n");
-      const msg = errors.map((m) => `line ${m.lineNum}: ${m.message}\n    ${lines[m.lineNum - 1] ?? ""}`).join("\n");
+      const msg = errors.map((m) => `line ${m.lineNum}: ${m.message}\n    ${lines[m.lineNum - 1] ?? ""}`)
+        .join("\n");
       throw new GpuError(`WGSL of kernel ${key} does not compile:\n${msg}`);
     }
     const layout = this.layout(kinds);
@@ -113,7 +129,9 @@ export class KernelRegistry {
         compute: { module, entryPoint: "main" },
       });
     } catch (e) {
-      throw new GpuError(`pipeline of kernel ${key} could not be created: ${(e as Error).message}`, { cause: e });
+      throw new GpuError(`pipeline of kernel ${key} could not be created: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     this.#compiles++;
     return { key, pipeline, layout };

@@ -49,7 +49,14 @@ export interface StepValues {
 /** Bytes of one `Step`. */
 export const STEP_BYTES = 32;
 
-/** A uniform buffer of step slots with its group-1 bind group. */
+/**
+ * A uniform buffer of step slots with its group-1 bind group.
+ *
+ * @example
+ * ```ts
+ * const steps = new StepBuffer(reg, 64);
+ * ```
+ */
 export class StepBuffer {
   readonly slots: number;
   /** Byte distance between slots (the device's uniform offset alignment, at least {@link STEP_BYTES}). */

@@ -19,7 +19,14 @@
 import type { GpuContext } from "./device.ts";
 import { Readback } from "./buffers.ts";
 
-/** Times passes on one device. */
+/**
+ * Times passes on one device.
+ *
+ * @example
+ * ```ts
+ * const timer = new PassTimer(ctx);
+ * ```
+ */
 export class PassTimer {
   /** "timestamp" when timestamp queries are used, else "wall". */
   readonly method: "timestamp" | "wall";
@@ -34,7 +41,11 @@ export class PassTimer {
     this.method = ts ? "timestamp" : "wall";
     this.#query = ts ? ctx.device.createQuerySet({ type: "timestamp", count: 2 }) : null;
     this.#resolve = ts
-      ? ctx.device.createBuffer({ label: "timestamps [2] u64", size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC })
+      ? ctx.device.createBuffer({
+        label: "timestamps [2] u64",
+        size: 16,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      })
       : null;
     this.#rb = ts ? new Readback(ctx, "timestamps [2] u64", 16) : null;
   }
@@ -48,11 +59,17 @@ export class PassTimer {
    * const s = await timer.time((pass) => mm.encode(pass, bg, 1), steps.bindGroup);
    * ```
    */
-  async time(encode: (pass: GPUComputePassEncoder) => void, step: GPUBindGroup, stepOffset = 0): Promise<number> {
+  async time(
+    encode: (pass: GPUComputePassEncoder) => void,
+    step: GPUBindGroup,
+    stepOffset = 0,
+  ): Promise<number> {
     const device = this.#ctx.device;
     const enc = device.createCommandEncoder({ label: "timed" });
     const pass = enc.beginComputePass(
-      this.#query ? { timestampWrites: { querySet: this.#query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
+      this.#query
+        ? { timestampWrites: { querySet: this.#query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
+        : {},
     );
     pass.setBindGroup(1, step, [stepOffset]);
     encode(pass);

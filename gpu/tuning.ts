@@ -31,7 +31,11 @@ export interface KernelTuning {
 /** Tuning for real GPUs. */
 export const GPU_TUNING: KernelTuning = { matvecLanes: 32, prefillMatmul: "shared", attention: "workgroup" };
 /** Tuning for software adapters. */
-export const SOFTWARE_TUNING: KernelTuning = { matvecLanes: 1, prefillMatmul: "blocked", attention: "serial" };
+export const SOFTWARE_TUNING: KernelTuning = {
+  matvecLanes: 1,
+  prefillMatmul: "blocked",
+  attention: "serial",
+};
 
 /**
  * True for CPU-emulated adapters (the adapter says it is a fallback, or names llvmpipe/lavapipe/SwiftShader).

@@ -139,7 +139,12 @@ export function uploadMatrix(
   if (n !== rows * cols) throw new RangeError(`${label}: ${n} values for a [${rows}, ${cols}] matrix`);
   const bf16 = format === "auto" && cols % 2 === 0 && isBf16Exact(parts);
   const data = bf16 ? packBf16(parts) : concatF32(parts);
-  return { buffer: uploadBuffer(ctx, `${label} ${bf16 ? "bf16x2" : "f32"}`, data), format: bf16 ? "bf16" : "f32", rows, cols };
+  return {
+    buffer: uploadBuffer(ctx, `${label} ${bf16 ? "bf16x2" : "f32"}`, data),
+    format: bf16 ? "bf16" : "f32",
+    rows,
+    cols,
+  };
 }
 
 /**
@@ -160,14 +165,18 @@ export function uploadWeights(ctx: GpuContext, model: LoadedModel, options: Uplo
     if (x) buffers.push("buffer" in x ? x.buffer : x);
     return x;
   };
-  const vec = (label: string, a: Float32Array) => track(uploadBuffer(ctx, `${label} [${a.length}] f32`, Float32Array.from(a)));
+  const vec = (label: string, a: Float32Array) =>
+    track(uploadBuffer(ctx, `${label} [${a.length}] f32`, Float32Array.from(a)));
   const layers: GpuLayerWeights[] = w.layers.map((L, l) => {
     const bias = L.qBias || L.kBias || L.vBias
-      ? vec(`layer ${l} qkv bias`, concatF32([
-        L.qBias ?? new Float32Array(nH * D),
-        L.kBias ?? new Float32Array(nKv * D),
-        L.vBias ?? new Float32Array(nKv * D),
-      ]))
+      ? vec(
+        `layer ${l} qkv bias`,
+        concatF32([
+          L.qBias ?? new Float32Array(nH * D),
+          L.kBias ?? new Float32Array(nKv * D),
+          L.vBias ?? new Float32Array(nKv * D),
+        ]),
+      )
       : null;
     return {
       inputNorm: vec(`layer ${l} input norm`, L.inputNorm),

@@ -153,7 +153,12 @@ export interface GreedyRun {
  * const run = await greedyRun(engine, prompt, 64, 4);
  * ```
  */
-export async function greedyRun(engine: Engine, prompt: number[], n: number, logitSteps: number): Promise<GreedyRun> {
+export async function greedyRun(
+  engine: Engine,
+  prompt: number[],
+  n: number,
+  logitSteps: number,
+): Promise<GreedyRun> {
   const prefill = await engine.prefill(prompt);
   const stepLogits: Float32Array[] = [];
   const tokens = [argmax(prefill)];
@@ -196,6 +201,8 @@ export function conformanceSteps(fallback: number): number {
   const v = Deno.env.get("PMKVQ_CONFORMANCE_STEPS");
   if (v === undefined || v === "") return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`PMKVQ_CONFORMANCE_STEPS=${v} must be a positive integer`);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`PMKVQ_CONFORMANCE_STEPS=${v} must be a positive integer`);
+  }
   return n;
 }

@@ -21,7 +21,8 @@
  * | webgpu prefill logits vs CPU (chunked prefill: 96-token chunks) | max abs ≤ 2e-4 |
  * | webgpu decode logits vs CPU, first 8 steps | max abs ≤ 2e-4 |
  * | greedy tokens, N steps after the 256-token recitation prompt | identical to the CPU and to the fp32 reference |
- * N = 64 by default (CI); PMKVQ_CONFORMANCE_STEPS=256 for the full run.
+ * N = 256 by default (on llvmpipe, 2 cores: about 29 s for the webgpu case incl. its 256-token prefill, 8 s for
+ * the cpu case); PMKVQ_CONFORMANCE_STEPS=64 for a quicker run (10 s + 3 s).
  */
 import assert from "node:assert/strict";
 import type { Engine } from "../src/engine.ts";
@@ -65,7 +66,7 @@ const backends = detectBackends(gpu);
 const webgpu = backends.find((b) => b.name === "webgpu")!;
 const noGpu = !webgpu.available;
 const TUNINGS: [string, KernelTuning][] = [["gpu", GPU_TUNING], ["software", SOFTWARE_TUNING]];
-const STEPS = conformanceSteps(64);
+const STEPS = conformanceSteps(256);
 
 /** Kernel cases: runs `fn` with a harness over a registry of each tuning. */
 function kernelCase(name: string, fn: (hx: KernelHarness, tuning: string) => Promise<void>): void {
@@ -95,7 +96,13 @@ function report(label: string, value: number, bound: number): void {
 for (const weights of ["bf16", "f32"] as const) {
   kernelCase(`matmul ${weights}: matvec + multi-row, bias, residual vs cpu matmul`, async (hx) => {
     const K = 384, N = 200;
-    for (const [T, bias, residual] of [[1, false, false], [1, true, true], [37, true, false], [70, false, true]] as const) {
+    for (
+      const [T, bias, residual] of [[1, false, false], [1, true, true], [37, true, false], [
+        70,
+        false,
+        true,
+      ]] as const
+    ) {
       const x = randomF32(11 + T, T * K), w = toBf16Exact(randomF32(12, N * K, 0.1));
       const b = randomF32(13, N), base = randomF32(14, T * N);
       const want = new Float32Array(T * N);
@@ -110,7 +117,11 @@ for (const weights of ["bf16", "f32"] as const) {
         bias: bias ? hx.upload(b) : undefined,
       });
       await hx.run({ T }, (pass) => mm.encode(pass, bg, T));
-      report(`T=${T} bias=${bias} residual=${residual} rel err`, relErr(await hx.readF32(out, T * N), want), 1e-5 * Math.sqrt(K));
+      report(
+        `T=${T} bias=${bias} residual=${residual} rel err`,
+        relErr(await hx.readF32(out, T * N), want),
+        1e-5 * Math.sqrt(K),
+      );
     }
   });
 }
@@ -122,7 +133,14 @@ kernelCase("matmul matvec with fused swiglu vs cpu matmul + swiglu", async (hx) 
   matmul(gu, x, 1, K, w, 2 * I, null);
   const gate = gu.slice(0, I);
   swiglu(gate, gu.subarray(I), I);
-  const mm = await MatmulKernel.create(hx.reg, { K, N: I, weights: "bf16", bias: false, residual: false, swiglu: true });
+  const mm = await MatmulKernel.create(hx.reg, {
+    K,
+    N: I,
+    weights: "bf16",
+    bias: false,
+    residual: false,
+    swiglu: true,
+  });
   const out = hx.zeros(I);
   const bg = mm.bind({ x: hx.upload(x), w: hx.upload(packBf16([w])), out });
   await hx.run({ T: 1 }, (pass) => mm.encode(pass, bg, 1));
@@ -158,7 +176,11 @@ kernelCase("rope vs applyRope (tables from ropeTable)", async (hx) => {
   for (let t = 0; t < T; t++) want.set(rows.subarray(t * heads * D, (t + 1) * heads * D), t * stride);
   const k = await RopeKernel.create(hx.reg, { heads, headDim: D, rowStride: stride });
   const xb = hx.upload(x);
-  const bg = k.bind(xb, hx.upload(full.cos as Float32Array<ArrayBuffer>), hx.upload(full.sin as Float32Array<ArrayBuffer>));
+  const bg = k.bind(
+    xb,
+    hx.upload(full.cos as Float32Array<ArrayBuffer>),
+    hx.upload(full.sin as Float32Array<ArrayBuffer>),
+  );
   await hx.run({ T, pos0 }, (pass) => k.encode(pass, bg, T));
   const xmax = x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   report("max abs err / max|x|", maxAbsDiff(await hx.readF32(xb, T * stride), want) / xmax, 4 * 2 ** -24);
@@ -241,7 +263,9 @@ function attentionData(seed: number, nH: number, nKv: number, D: number, P: numb
       cacheV.set(pastV.subarray((j * nKv + g) * D, (j * nKv + g + 1) * D), (g * cap + j) * D);
     }
   }
-  const q = new Float32Array(T * nH * D), k = new Float32Array(T * nKv * D), v = new Float32Array(T * nKv * D);
+  const q = new Float32Array(T * nH * D),
+    k = new Float32Array(T * nKv * D),
+    v = new Float32Array(T * nKv * D);
   for (let t = 0; t < T; t++) {
     q.set(qkv.subarray(t * QKV, t * QKV + nH * D), t * nH * D);
     k.set(qkv.subarray(t * QKV + nH * D, t * QKV + (nH + nKv) * D), t * nKv * D);
@@ -256,7 +280,13 @@ kernelCase("attention prefill (causal GQA over cache + new tokens) vs cpu attent
   for (const [nH, nKv, D, P, T] of [[4, 2, 128, 45, 19], [4, 1, 64, 0, 70]]) {
     const cap = 128;
     const d = attentionData(81 + P, nH, nKv, D, P, T, cap);
-    const att = await AttentionKernels.create(hx.reg, { numHeads: nH, numKvHeads: nKv, headDim: D, capacity: cap, maxSplits: 8 });
+    const att = await AttentionKernels.create(hx.reg, {
+      numHeads: nH,
+      numKvHeads: nKv,
+      headDim: D,
+      capacity: cap,
+      maxSplits: 8,
+    });
     const out = hx.zeros(T * nH * D);
     const bgs = att.bind({
       qkv: hx.upload(d.qkv),
@@ -267,7 +297,11 @@ kernelCase("attention prefill (causal GQA over cache + new tokens) vs cpu attent
       partStats: hx.zeros(nH * 8 * 2),
     });
     await hx.run({ T, P }, (pass) => att.encodePrefill(pass, bgs, T));
-    report(`nH=${nH} nKv=${nKv} D=${D} P=${P} T=${T} max abs err / max|v|`, maxAbsDiff(await hx.readF32(out, T * nH * D), d.want) / d.vmax, 1e-5);
+    report(
+      `nH=${nH} nKv=${nKv} D=${D} P=${P} T=${T} max abs err / max|v|`,
+      maxAbsDiff(await hx.readF32(out, T * nH * D), d.want) / d.vmax,
+      1e-5,
+    );
   }
 });
 
@@ -275,7 +309,13 @@ kernelCase("attention decode (split over the sequence + combine) vs cpu attentio
   for (const [P, maxSplits] of [[0, 4], [300, 4], [700, 128]]) {
     const nH = 4, nKv = 2, D = 128, cap = 704;
     const d = attentionData(91 + P, nH, nKv, D, P, 1, cap);
-    const att = await AttentionKernels.create(hx.reg, { numHeads: nH, numKvHeads: nKv, headDim: D, capacity: cap, maxSplits });
+    const att = await AttentionKernels.create(hx.reg, {
+      numHeads: nH,
+      numKvHeads: nKv,
+      headDim: D,
+      capacity: cap,
+      maxSplits,
+    });
     const out = hx.zeros(nH * D);
     const bgs = att.bind({
       qkv: hx.upload(d.qkv),
@@ -287,7 +327,11 @@ kernelCase("attention decode (split over the sequence + combine) vs cpu attentio
     });
     const sp = decodeSplit(P + 1, maxSplits);
     await hx.run({ T: 1, P, ...sp }, (pass) => att.encodeDecode(pass, bgs, sp.nSplits));
-    report(`P=${P} splits=${sp.nSplits}x${sp.split} max abs err / max|v|`, maxAbsDiff(await hx.readF32(out, nH * D), d.want) / d.vmax, 1e-5);
+    report(
+      `P=${P} splits=${sp.nSplits}x${sp.split} max abs err / max|v|`,
+      maxAbsDiff(await hx.readF32(out, nH * D), d.want) / d.vmax,
+      1e-5,
+    );
   }
 });
 
@@ -347,16 +391,39 @@ interface Recitation {
 
 const model = () => once("tiny-lm", () => loadModel(TINY_LM));
 const refCases = () =>
-  once("reference", async () => (JSON.parse(await Deno.readTextFile(`${TINY_LM}/reference.json`)) as { cases: RefCase[] }).cases);
+  once(
+    "reference",
+    async () =>
+      (JSON.parse(await Deno.readTextFile(`${TINY_LM}/reference.json`)) as { cases: RefCase[] }).cases,
+  );
 const recitation = () =>
-  once("recitation", async () => (JSON.parse(await Deno.readTextFile(`${TINY_LM}/recitation-examples.json`)) as Recitation[])[0]);
+  once(
+    "recitation",
+    async () =>
+      (JSON.parse(await Deno.readTextFile(`${TINY_LM}/recitation-examples.json`)) as Recitation[])[0],
+  );
 const LOGIT_STEPS = 8;
 const cpuGreedy = () =>
-  once("cpu-greedy", async () => greedyRun(createCpuEngine(await model(), { method: "exact" }), (await recitation()).prompt_ids, STEPS, LOGIT_STEPS));
+  once(
+    "cpu-greedy",
+    async () =>
+      greedyRun(
+        createCpuEngine(await model(), { method: "exact" }),
+        (await recitation()).prompt_ids,
+        STEPS,
+        LOGIT_STEPS,
+      ),
+  );
 /** The suite's GPU engine: 96-token prefill chunks (so the 256-token prompt takes 3 chunks). */
 const gpuEngine = () =>
-  once("gpu-engine", async () =>
-    (await webgpu.create(await model(), { method: "exact" }, { maxLen: 640, prefillChunk: 96 })) as GpuEngine);
+  once(
+    "gpu-engine",
+    async () =>
+      (await webgpu.create(await model(), { method: "exact" }, {
+        maxLen: 640,
+        prefillChunk: 96,
+      })) as GpuEngine,
+  );
 
 async function engineFor(name: string): Promise<Engine> {
   if (name === "webgpu") {
@@ -376,13 +443,18 @@ for (const b of backends) {
       const engine = await engineFor(b.name);
       for (const c of await refCases()) {
         engine.reset();
-        report(`${c.name} (${c.ids.length} tokens)`, maxAbsDiff(await engine.prefill(c.ids), c.last_logits), 2e-3);
+        report(
+          `${c.name} (${c.ids.length} tokens)`,
+          maxAbsDiff(await engine.prefill(c.ids), c.last_logits),
+          2e-3,
+        );
       }
     },
   });
 
   Deno.test({
-    name: `${tag} tiny-lm greedy ${STEPS} steps after the recitation prompt: identical to the CPU and fp32 reference`,
+    name:
+      `${tag} tiny-lm greedy ${STEPS} steps after the recitation prompt: identical to the CPU and fp32 reference`,
     ignore: !b.available,
     fn: async () => {
       const rec = await recitation();
@@ -415,7 +487,8 @@ for (const b of backends) {
 }
 
 Deno.test({
-  name: "conformance[webgpu] engine contract: capacity and id errors, honest exact-cache bytes, reset, unsupported methods",
+  name:
+    "conformance[webgpu] engine contract: capacity and id errors, honest exact-cache bytes, reset, unsupported methods",
   ignore: noGpu,
   fn: async () => {
     const engine = await gpuEngine();
@@ -424,7 +497,11 @@ Deno.test({
     assert.equal(engine.backend, "webgpu");
     assert.equal(engine.device, gpu.ctx!.description);
     const stats = engine.cacheStats();
-    assert.equal(stats.bytes, c.numLayers * 2 * c.numKvHeads * 640 * c.headDim * 4, "bytes = allocated f32 K/V buffers");
+    assert.equal(
+      stats.bytes,
+      c.numLayers * 2 * c.numKvHeads * 640 * c.headDim * 4,
+      "bytes = allocated f32 K/V buffers",
+    );
     assert.equal(stats.method, "exact-f32");
     await assert.rejects(engine.prefill([]), InputError);
     await assert.rejects(engine.prefill([c.vocabSize]), InputError);
@@ -450,13 +527,22 @@ Deno.test({
 for (const name of ["qwen2-random", "llama3-rope-random"]) {
   for (const weights of ["auto", "f32"] as const) {
     Deno.test({
-      name: `conformance[webgpu] ${name} (${weights} weights): prefill + 6 decode logits vs CPU, max abs ≤ 2e-4`,
+      name:
+        `conformance[webgpu] ${name} (${weights} weights): prefill + 6 decode logits vs CPU, max abs ≤ 2e-4`,
       ignore: noGpu || requireFixture(`${SHARED_RANDOM}/${name}`),
       fn: async () => {
         const m = await once(name, () => loadModel(`${SHARED_RANDOM}/${name}`));
         const prompt = Array.from({ length: 23 }, (_, i) => (i * 977 + 13) % m.config.vocabSize);
-        const cpu = await once(`${name}-cpu`, () => greedyRun(createCpuEngine(m, { method: "exact" }), prompt, 7, 6));
-        const engine = await createGpuEngine(m, { method: "exact" }, { context: gpu.ctx!, maxLen: 64, weights, prefillChunk: 16 });
+        const cpu = await once(
+          `${name}-cpu`,
+          () => greedyRun(createCpuEngine(m, { method: "exact" }), prompt, 7, 6),
+        );
+        const engine = await createGpuEngine(m, { method: "exact" }, {
+          context: gpu.ctx!,
+          maxLen: 64,
+          weights,
+          prefillChunk: 16,
+        });
         try {
           const run = await greedyRun(engine, prompt, 7, 6);
           let worst = maxAbsDiff(run.prefill, cpu.prefill);

@@ -24,7 +24,7 @@ import { type AttentionBindings, AttentionKernels, decodeSplit } from "../kernel
 import { KvAppendKernel } from "../kernels/kv_append.ts";
 
 /** Splits of the decode attention (rows of the partial buffers per head). */
-export const MAX_SPLITS = 128;
+export const MAX_SPLITS = 512;
 
 /**
  * Creates the exact f32 cache (compiles its kernels through the registry, allocates every buffer).
@@ -36,7 +36,13 @@ export const MAX_SPLITS = 128;
  */
 export async function createExactGpuCache(env: GpuCacheEnv): Promise<ExactGpuCache> {
   const s = env.shape;
-  const attShape = { numHeads: s.numHeads, numKvHeads: s.numKvHeads, headDim: s.headDim, capacity: env.capacity, maxSplits: MAX_SPLITS };
+  const attShape = {
+    numHeads: s.numHeads,
+    numKvHeads: s.numKvHeads,
+    headDim: s.headDim,
+    capacity: env.capacity,
+    maxSplits: MAX_SPLITS,
+  };
   const [att, app] = await Promise.all([
     AttentionKernels.create(env.reg, attShape),
     KvAppendKernel.create(env.reg, attShape),
@@ -44,7 +50,14 @@ export async function createExactGpuCache(env: GpuCacheEnv): Promise<ExactGpuCac
   return new ExactGpuCache(env, att, app);
 }
 
-/** See the module doc. */
+/**
+ * See the module doc.
+ *
+ * @example
+ * ```ts
+ * const cache: ExactGpuCache = await createExactGpuCache(env);
+ * ```
+ */
 export class ExactGpuCache implements GpuCache {
   readonly spec: CacheSpec = { method: "exact", dtype: "f32" };
   readonly capacity: number;
@@ -67,15 +80,32 @@ export class ExactGpuCache implements GpuCache {
     const { numLayers, numHeads, numKvHeads, headDim } = env.shape;
     const ctx = env.reg.ctx;
     const bytes = 4 * numKvHeads * env.capacity * headDim;
-    this.#partAcc = storageBuffer(ctx, `decode partial acc [${numHeads}, ${MAX_SPLITS}, ${headDim}] f32`, 4 * numHeads * MAX_SPLITS * headDim);
-    this.#partStats = storageBuffer(ctx, `decode partial stats [${numHeads}, ${MAX_SPLITS}, 2] f32`, 4 * numHeads * MAX_SPLITS * 2);
+    this.#partAcc = storageBuffer(
+      ctx,
+      `decode partial acc [${numHeads}, ${MAX_SPLITS}, ${headDim}] f32`,
+      4 * numHeads * MAX_SPLITS * headDim,
+    );
+    this.#partStats = storageBuffer(
+      ctx,
+      `decode partial stats [${numHeads}, ${MAX_SPLITS}, 2] f32`,
+      4 * numHeads * MAX_SPLITS * 2,
+    );
     for (let l = 0; l < numLayers; l++) {
       const shape = `[${numKvHeads}, ${env.capacity}, ${headDim}] f32`;
       const k = storageBuffer(ctx, `layer ${l} K cache ${shape}`, bytes);
       const v = storageBuffer(ctx, `layer ${l} V cache ${shape}`, bytes);
       this.#k.push(k);
       this.#v.push(v);
-      this.#attBind.push(att.bind({ qkv: env.io.qkv, cacheK: k, cacheV: v, out: env.io.out, partAcc: this.#partAcc, partStats: this.#partStats }));
+      this.#attBind.push(
+        att.bind({
+          qkv: env.io.qkv,
+          cacheK: k,
+          cacheV: v,
+          out: env.io.out,
+          partAcc: this.#partAcc,
+          partStats: this.#partStats,
+        }),
+      );
       this.#appBind.push(app.bind(env.io.qkv, k, v));
     }
   }

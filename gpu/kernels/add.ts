@@ -21,7 +21,14 @@ import { type AddVariant, addWgsl } from "./add.wgsl.ts";
 
 export type { AddVariant } from "./add.wgsl.ts";
 
-/** A compiled add variant. */
+/**
+ * A compiled add variant.
+ *
+ * @example
+ * ```ts
+ * const k = await AddKernel.create(reg, { width: 384 });
+ * ```
+ */
 export class AddKernel {
   readonly kernel: Kernel;
   readonly variant: AddVariant;

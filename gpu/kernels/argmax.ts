@@ -21,7 +21,14 @@ import { type ArgmaxVariant, argmaxWgsl } from "./argmax.wgsl.ts";
 
 export type { ArgmaxVariant } from "./argmax.wgsl.ts";
 
-/** A compiled argmax variant. */
+/**
+ * A compiled argmax variant.
+ *
+ * @example
+ * ```ts
+ * const k = await ArgmaxKernel.create(reg, { vocab: 4096 });
+ * ```
+ */
 export class ArgmaxKernel {
   readonly kernel: Kernel;
   readonly variant: ArgmaxVariant;
@@ -42,7 +49,11 @@ export class ArgmaxKernel {
    * ```
    */
   static async create(reg: KernelRegistry, v: ArgmaxVariant): Promise<ArgmaxKernel> {
-    const kernel = await reg.kernel(`argmax:${v.vocab}`, ["read-only-storage", "storage", "storage"], () => argmaxWgsl(v));
+    const kernel = await reg.kernel(
+      `argmax:${v.vocab}`,
+      ["read-only-storage", "storage", "storage"],
+      () => argmaxWgsl(v),
+    );
     return new ArgmaxKernel(reg, kernel, v);
   }
 

@@ -70,7 +70,14 @@ export function decodeSplit(n: number, maxSplits: number): { split: number; nSpl
   return { split, nSplits: Math.ceil(n / split) };
 }
 
-/** The three compiled attention kernels of one shape. */
+/**
+ * The three compiled attention kernels of one shape.
+ *
+ * @example
+ * ```ts
+ * const k = await AttentionKernels.create(reg, shape);
+ * ```
+ */
 export class AttentionKernels {
   readonly shape: AttentionShape;
   readonly prefill: Kernel;
@@ -104,8 +111,16 @@ export class AttentionKernels {
         ? reg.kernel(`attention_serial_prefill:${tag}`, [ro, ro, ro, rw], () => attentionSerialPrefillWgsl(s))
         : reg.kernel(`attention_prefill:${tag}`, [ro, ro, ro, rw], () => attentionPrefillWgsl(s)),
       serial
-        ? reg.kernel(`attention_serial_partial:${tag}`, [ro, ro, ro, rw, rw], () => attentionSerialPartialWgsl(s))
-        : reg.kernel(`attention_decode_partial:${tag}`, [ro, ro, ro, rw, rw], () => attentionDecodePartialWgsl(s)),
+        ? reg.kernel(
+          `attention_serial_partial:${tag}`,
+          [ro, ro, ro, rw, rw],
+          () => attentionSerialPartialWgsl(s),
+        )
+        : reg.kernel(
+          `attention_decode_partial:${tag}`,
+          [ro, ro, ro, rw, rw],
+          () => attentionDecodePartialWgsl(s),
+        ),
       serial
         ? reg.kernel(`attention_serial_combine:${tag}`, [ro, ro, rw], () => attentionSerialCombineWgsl(s))
         : reg.kernel(`attention_decode_combine:${tag}`, [ro, ro, rw], () => attentionDecodeCombineWgsl(s)),

@@ -63,7 +63,9 @@ function subsets(headDim: number): number {
 
 function consts(s: AttentionShape): string {
   const G = s.numHeads / s.numKvHeads;
-  if (!Number.isInteger(G)) throw new RangeError(`attention: ${s.numHeads} heads not divisible by ${s.numKvHeads}`);
+  if (!Number.isInteger(G)) {
+    throw new RangeError(`attention: ${s.numHeads} heads not divisible by ${s.numKvHeads}`);
+  }
   if (s.headDim % 4 !== 0) throw new RangeError(`attention: headDim ${s.headDim} must be a multiple of 4`);
   const D = s.headDim, S = subsets(D);
   return `const D = ${u32Lit(D)};

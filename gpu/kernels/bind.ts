@@ -19,7 +19,11 @@ import type { Kernel, KernelRegistry } from "../registry.ts";
  * const bg = bindBuffers(reg, swiglu.kernel, [gu, act]);
  * ```
  */
-export function bindBuffers(reg: KernelRegistry, kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
+export function bindBuffers(
+  reg: KernelRegistry,
+  kernel: Kernel,
+  buffers: readonly GPUBuffer[],
+): GPUBindGroup {
   return reg.ctx.device.createBindGroup({
     label: kernel.key,
     layout: kernel.layout,
@@ -35,7 +39,14 @@ export function bindBuffers(reg: KernelRegistry, kernel: Kernel, buffers: readon
  * dispatch(pass, kernel, bg, Math.ceil(n / 256));
  * ```
  */
-export function dispatch(pass: GPUComputePassEncoder, kernel: Kernel, bindGroup: GPUBindGroup, x: number, y = 1, z = 1): void {
+export function dispatch(
+  pass: GPUComputePassEncoder,
+  kernel: Kernel,
+  bindGroup: GPUBindGroup,
+  x: number,
+  y = 1,
+  z = 1,
+): void {
   pass.setPipeline(kernel.pipeline);
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(x, y, z);

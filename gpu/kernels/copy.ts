@@ -19,7 +19,14 @@ import { bindBuffers, dispatch } from "./bind.ts";
 import { grid2d } from "../buffers.ts";
 import { copyWgsl } from "./copy.wgsl.ts";
 
-/** The compiled copy kernel. */
+/**
+ * The compiled copy kernel.
+ *
+ * @example
+ * ```ts
+ * const k = await CopyKernel.create(reg);
+ * ```
+ */
 export class CopyKernel {
   readonly kernel: Kernel;
   readonly #reg: KernelRegistry;

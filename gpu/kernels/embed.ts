@@ -21,7 +21,14 @@ import { type EmbedVariant, embedWgsl } from "./embed.wgsl.ts";
 
 export type { EmbedVariant } from "./embed.wgsl.ts";
 
-/** A compiled embed variant. */
+/**
+ * A compiled embed variant.
+ *
+ * @example
+ * ```ts
+ * const k = await EmbedKernel.create(reg, { hidden: 384, weights: "bf16" });
+ * ```
+ */
 export class EmbedKernel {
   readonly kernel: Kernel;
   readonly variant: EmbedVariant;
@@ -42,7 +49,9 @@ export class EmbedKernel {
    * ```
    */
   static async create(reg: KernelRegistry, v: EmbedVariant): Promise<EmbedKernel> {
-    if (v.weights === "bf16" && v.hidden % 2 !== 0) throw new RangeError(`embed: bf16 needs an even hidden size`);
+    if (v.weights === "bf16" && v.hidden % 2 !== 0) {
+      throw new RangeError(`embed: bf16 needs an even hidden size`);
+    }
     const kernel = await reg.kernel(
       `embed:${v.hidden}:${v.weights}`,
       ["read-only-storage", "read-only-storage", "storage"],

@@ -21,7 +21,14 @@ import { type KvAppendShape, kvAppendWgsl } from "./kv_append.wgsl.ts";
 
 export type { KvAppendShape } from "./kv_append.wgsl.ts";
 
-/** The compiled append kernel of one shape. */
+/**
+ * The compiled append kernel of one shape.
+ *
+ * @example
+ * ```ts
+ * const k = await KvAppendKernel.create(reg, shape);
+ * ```
+ */
 export class KvAppendKernel {
   readonly kernel: Kernel;
   readonly shape: KvAppendShape;
@@ -68,6 +75,12 @@ export class KvAppendKernel {
    * ```
    */
   encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup, rows: number): void {
-    dispatch(pass, this.kernel, bindGroup, Math.ceil((this.shape.numKvHeads * this.shape.headDim) / 64), rows);
+    dispatch(
+      pass,
+      this.kernel,
+      bindGroup,
+      Math.ceil((this.shape.numKvHeads * this.shape.headDim) / 64),
+      rows,
+    );
   }
 }

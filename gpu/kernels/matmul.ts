@@ -42,7 +42,14 @@ export interface MatmulBuffers {
   /** [N] f32 */ bias?: GPUBuffer;
 }
 
-/** Both compiled paths of one matmul variant. */
+/**
+ * Both compiled paths of one matmul variant.
+ *
+ * @example
+ * ```ts
+ * const k = await MatmulKernel.create(reg, variant);
+ * ```
+ */
 export class MatmulKernel {
   readonly variant: MatmulVariant;
   /** Matrix-vector path. */
@@ -75,12 +82,19 @@ export class MatmulKernel {
     const kinds = v.bias
       ? ["read-only-storage", "read-only-storage", "storage", "read-only-storage"] as const
       : ["read-only-storage", "read-only-storage", "storage"] as const;
-    const tag = `${v.K}x${v.N}:${v.weights}:${v.bias ? "b" : ""}${v.residual ? "r" : ""}${v.swiglu ? "s" : ""}`;
+    const tag = `${v.K}x${v.N}:${v.weights}:${v.bias ? "b" : ""}${v.residual ? "r" : ""}${
+      v.swiglu ? "s" : ""
+    }`;
     const lanes = reg.tuning.matvecLanes;
-    const multi = v.swiglu ? null : reg.tuning.prefillMatmul === "blocked"
+    const multi = v.swiglu
+      ? null
+      : reg.tuning.prefillMatmul === "blocked"
       ? reg.kernel(`matmul_blocked:${tag}`, kinds, () => matmulBlockedWgsl(v))
       : reg.kernel(`matmul_tiled:${tag}`, kinds, () => matmulTiledWgsl(v));
-    const [vec, m] = await Promise.all([reg.kernel(`matvec${lanes}:${tag}`, kinds, () => matvecWgsl(v, lanes)), multi]);
+    const [vec, m] = await Promise.all([
+      reg.kernel(`matvec${lanes}:${tag}`, kinds, () => matvecWgsl(v, lanes)),
+      multi,
+    ]);
     return new MatmulKernel(reg, variant, vec, m);
   }
 

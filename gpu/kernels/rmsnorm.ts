@@ -18,11 +18,18 @@
  */
 import type { Kernel, KernelRegistry } from "../registry.ts";
 import { bindBuffers, dispatch } from "./bind.ts";
-import { rmsnormWgsl, type RmsnormVariant } from "./rmsnorm.wgsl.ts";
+import { type RmsnormVariant, rmsnormWgsl } from "./rmsnorm.wgsl.ts";
 
 export type { RmsnormVariant } from "./rmsnorm.wgsl.ts";
 
-/** A compiled rmsnorm variant. */
+/**
+ * A compiled rmsnorm variant.
+ *
+ * @example
+ * ```ts
+ * const k = await RmsnormKernel.create(reg, { dim: 384, eps: 1e-5, lastOnly: false });
+ * ```
+ */
 export class RmsnormKernel {
   readonly kernel: Kernel;
   readonly variant: RmsnormVariant;
@@ -44,7 +51,11 @@ export class RmsnormKernel {
    */
   static async create(reg: KernelRegistry, v: RmsnormVariant): Promise<RmsnormKernel> {
     const key = `rmsnorm:${v.dim}:${v.eps}:${v.lastOnly ? "last" : "all"}`;
-    const kernel = await reg.kernel(key, ["read-only-storage", "read-only-storage", "storage"], () => rmsnormWgsl(v));
+    const kernel = await reg.kernel(
+      key,
+      ["read-only-storage", "read-only-storage", "storage"],
+      () => rmsnormWgsl(v),
+    );
     return new RmsnormKernel(reg, kernel, v);
   }
 

@@ -17,11 +17,18 @@
  */
 import type { Kernel, KernelRegistry } from "../registry.ts";
 import { bindBuffers, dispatch } from "./bind.ts";
-import { ropeWgsl, type RopeVariant } from "./rope.wgsl.ts";
+import { type RopeVariant, ropeWgsl } from "./rope.wgsl.ts";
 
 export type { RopeVariant } from "./rope.wgsl.ts";
 
-/** A compiled rope variant. */
+/**
+ * A compiled rope variant.
+ *
+ * @example
+ * ```ts
+ * const k = await RopeKernel.create(reg, { heads: 6, headDim: 128, rowStride: 1024 });
+ * ```
+ */
 export class RopeKernel {
   readonly kernel: Kernel;
   readonly variant: RopeVariant;
@@ -43,7 +50,11 @@ export class RopeKernel {
    */
   static async create(reg: KernelRegistry, v: RopeVariant): Promise<RopeKernel> {
     const key = `rope:${v.heads}:${v.headDim}:${v.rowStride}`;
-    const kernel = await reg.kernel(key, ["storage", "read-only-storage", "read-only-storage"], () => ropeWgsl(v));
+    const kernel = await reg.kernel(
+      key,
+      ["storage", "read-only-storage", "read-only-storage"],
+      () => ropeWgsl(v),
+    );
     return new RopeKernel(reg, kernel, v);
   }
 
@@ -68,6 +79,12 @@ export class RopeKernel {
    * ```
    */
   encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup, rows: number): void {
-    dispatch(pass, this.kernel, bindGroup, Math.ceil((this.variant.heads * this.variant.headDim) / 2 / 64), rows);
+    dispatch(
+      pass,
+      this.kernel,
+      bindGroup,
+      Math.ceil((this.variant.heads * this.variant.headDim) / 2 / 64),
+      rows,
+    );
   }
 }

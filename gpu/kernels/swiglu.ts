@@ -16,11 +16,18 @@
  */
 import type { Kernel, KernelRegistry } from "../registry.ts";
 import { bindBuffers, dispatch } from "./bind.ts";
-import { swigluWgsl, type SwigluVariant } from "./swiglu.wgsl.ts";
+import { type SwigluVariant, swigluWgsl } from "./swiglu.wgsl.ts";
 
 export type { SwigluVariant } from "./swiglu.wgsl.ts";
 
-/** A compiled swiglu variant. */
+/**
+ * A compiled swiglu variant.
+ *
+ * @example
+ * ```ts
+ * const k = await SwigluKernel.create(reg, { intermediate: 1024 });
+ * ```
+ */
 export class SwigluKernel {
   readonly kernel: Kernel;
   readonly variant: SwigluVariant;
@@ -41,7 +48,11 @@ export class SwigluKernel {
    * ```
    */
   static async create(reg: KernelRegistry, v: SwigluVariant): Promise<SwigluKernel> {
-    const kernel = await reg.kernel(`swiglu:${v.intermediate}`, ["read-only-storage", "storage"], () => swigluWgsl(v));
+    const kernel = await reg.kernel(
+      `swiglu:${v.intermediate}`,
+      ["read-only-storage", "storage"],
+      () => swigluWgsl(v),
+    );
     return new SwigluKernel(reg, kernel, v);
   }
 

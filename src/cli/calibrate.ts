@@ -34,7 +34,7 @@ Usage: deno task calibrate [options]
   --out FILE         artifact path (default out/calibration.json)
   --help             this text
 
-Progress goes to stderr. The defaults take about 10 minutes on a 2-core CPU with tiny-lm.
+Progress goes to stderr. The defaults take about 12 minutes on a 2-core CPU with tiny-lm (≈ 45 s per window).
 `;
 
 function int(v: string | undefined, name: string, def: number, min: number): number {

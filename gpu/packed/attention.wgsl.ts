@@ -1,0 +1,690 @@
+/**
+ * WGSL of the **fused decode attention over packed caches** (flash-decoding): one query token per sequence,
+ * grouped-query attention, over a cache made of *segments* whose K and V are read straight from packed
+ * stores (gpu/packed/layout.ts) of different formats — PM-KVQ's [sink q16 | body q<b> | window q16], the
+ * static int-b and all-16-bit layouts (one segment), KIVI's [per-channel K + per-token V | … | bf16
+ * residual] — plus, in the reduce kernel, the new token's exact K/V (as cpu/attention.ts does).
+ *
+ * **Partial kernel** ({@link attentionPartialWgsl}). Grid (totalSplits, nKv, B); one workgroup per
+ * (split, KV head, sequence) serves all HPK = nH/nKv query heads of that KV head, so each K/V byte is read
+ * once. A split is a token range of one segment, processed in chunks of CH = WG·TPT tokens:
+ * 1. K phase (token-parallel): invocation i scores tokens i, i + WG, … of the chunk for all its query heads
+ *    (q pre-scaled by 1/√D in workgroup memory, `vec4` = 4 heads). Dequantization is folded:
+ *    s = S·Σ_d q_d·c_d − z·Σ_d q_d per group, codes read as `vec4<u32>` and converted exactly in place
+ *    (`inplaceCodeExpr`: one mask|exponent op and one exact subtraction give c·2^sh; q is pre-scaled by
+ *    2^-sh, and the V accumulators are scaled by 2^-sh at the end — all exact powers of two).
+ * 2. Chunk max over the workgroup (two-stage reduction), online-softmax rescale α = exp(m_old − m_new).
+ * 3. p phase: p = exp(s − m); each invocation keeps its own running Σp and Σp·z_V (rescaled by α) and
+ *    writes p·S_V per (token, V group) to workgroup memory.
+ * 4. V phase (dim-parallel): D/16 invocations per token, each owning 16 consecutive dims (one u32 of 2-bit
+ *    codes, `vec2<u32>` of 4-bit, `vec4<u32>` of 8-bit, 2×`vec4<u32>` of 16-bit or bf16), WG/(D/16) tokens
+ *    in flight; acc[d][h] += (p·S)·c. At the end of the split the token lanes are summed, Σp·z is
+ *    subtracted, and (acc, max, Σp) are written as the split's partial.
+ *
+ * **Reduce kernel** ({@link attentionReduceWgsl}). Grid (nH, B): merges the partials of all splits and the
+ * new token's exact score/value: out = (Σ_x e^(m_x−M)·acc_x + e^(s_new−M)·v_new) / (Σ_x e^(m_x−M)·l_x + e^(s_new−M)).
+ *
+ * Buffers (partial kernel):
+ * | binding | name | type | shape / content |
+ * | --- | --- | --- | --- |
+ * | 0 | `p` | uniform | `io = (qOff, rowStride, totalSplits, statsOff)`, `sc.x = 1/√D`, `seg[s] = (firstSplit, nSplits, splitLen, 0)`, `kref/vref[s] = (codesOff, szOff, cap, tok0)`, `cnt[(b·NSEG+s)/4][(b·NSEG+s)%4]` = tokens of segment s in sequence b |
+ * | 1 | `qkv` | `array<f32>` read | query head h of sequence b at `qOff + b·rowStride + h·D` (e.g. a fused qkv [B, (nH + 2·nKv)·D]) |
+ * | 2 | `part` | `array<f32>` read_write | acc [B, nH, totalSplits, D] at 0, then (max, Σp) [B, nH, totalSplits, 2] at `statsOff` |
+ * | 3 + i | `s<i>` | `array<vec4<u32>>` read | store i (module table of layout.ts) |
+ *
+ * Buffers (reduce kernel):
+ * | binding | name | type | shape / content |
+ * | --- | --- | --- | --- |
+ * | 0 | `p` | uniform | `io = (qOff, rowStride, totalSplits, statsOff)`, `nw = (kOff, vOff, hasNew, 0)`, `sc.x = 1/√D` |
+ * | 1 | `qkv` | `array<f32>` read | q as above; the new token's k/v head g at `kOff|vOff + b·rowStride + g·D` |
+ * | 2 | `part` | `array<f32>` read | partials as above |
+ * | 3 | `out` | `array<f32>` read_write | [B, nH, D] |
+ *
+ * Requirements: D % 16 = 0 (so every format packs whole words per 16 dims), nH % nKv = 0, WG a multiple of
+ * D/16 and ≥ 64. Numerics: f32 with folded dequantization and `exp`; within the bound stated in
+ * docs/gpu-packed.md of cpu/attention.ts run on the dequantized cache (codes themselves are exact).
+ *
+ * @example
+ * ```ts
+ * import { attentionPartialWgsl } from "./attention.wgsl.ts";
+ * const code = attentionPartialWgsl({
+ *   numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8,
+ *   stores: [{ k: "q16", v: "q16" }, { k: "q2", v: "q2" }, { k: "q16", v: "q16" }],
+ *   segments: [0, 1, 2].map((i) => ({ k: { store: i, tensor: "k" }, v: { store: i, tensor: "v" } })),
+ *   tuning: { wg: 128, tpt: 2 },
+ * });
+ * ```
+ * @module
+ */
+import { formatFor, groupSizeFor } from "../../src/quant/format.ts";
+import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
+import { inplaceCodeExpr, inplaceShift, QUANT_WGSL, u32 } from "./wgsl_common.ts";
+import { formatBits, isChannelFormat, type TensorFormat } from "./layout.ts";
+
+/** Workgroup shape of the partial kernel. */
+export interface AttentionTuning {
+  /** Invocations per workgroup: 64, 128 or 256. */
+  wg: number;
+  /** Tokens per invocation in the K phase (chunk = wg·tpt tokens): 1, 2 or 4. */
+  tpt: number;
+  /** Tokens each invocation loads per step of the V phase (more loads in flight): 1, 2 or 4 (default 1). */
+  uv?: number;
+  /** K rows of at most this many `vec4<u32>` are loaded whole before use (default 4: 2- and 4-bit); longer
+   * rows (8-, 16-bit) are streamed in a loop. 16 preloads every format at G = 128. */
+  kpre?: number;
+}
+
+/** Default tuning (chosen on the H100, docs/gpu-packed.md). */
+export const DEFAULT_ATTENTION_TUNING: AttentionTuning = { wg: 128, tpt: 2, uv: 2 };
+
+/** Compile-time description of a fused attention pipeline. */
+export interface FusedAttentionConfig {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Largest batch the uniform's count table holds. */
+  maxBatch: number;
+  /** Formats of the tensors of each bound store (null: the store has no such tensor). */
+  stores: { k: TensorFormat | null; v: TensorFormat | null; channelGroup?: number }[];
+  /** Chronological segments: which store tensor K and V are read from. */
+  segments: { k: { store: number; tensor: "k" | "v" }; v: { store: number; tensor: "k" | "v" } }[];
+  tuning: AttentionTuning;
+}
+
+/** Dims owned by one invocation in the V phase. */
+export const V_DIMS_PER_THREAD = 16;
+/** Invocations of the reduce kernel. */
+export const REDUCE_THREADS = 64;
+
+interface Derived {
+  D: number;
+  G: number;
+  GPH: number;
+  HPK: number;
+  NV: number;
+  WG: number;
+  TPT: number;
+  UV: number;
+  KPRE: number;
+  CH: number;
+  TPW: number;
+  LANES: number;
+  NSEG: number;
+  NCNT: number;
+  PS: number;
+}
+
+function derive(c: FusedAttentionConfig): Derived {
+  const D = c.headDim;
+  if (D % 16 !== 0) throw new QuantConfigError(`fused attention needs head_dim % 16 == 0, got ${D}`);
+  if (c.numHeads % c.numKvHeads !== 0) {
+    throw new TensorShapeError(
+      `fused attention: ${c.numHeads} query heads not divisible by ${c.numKvHeads} KV heads`,
+    );
+  }
+  const G = groupSizeFor(D);
+  const HPK = c.numHeads / c.numKvHeads;
+  const NV = Math.ceil(HPK / 4);
+  const WG = c.tuning.wg, TPT = c.tuning.tpt;
+  const TPW = D / V_DIMS_PER_THREAD;
+  if (![64, 128, 256].includes(WG) || WG % TPW !== 0) {
+    throw new QuantConfigError(
+      `fused attention: workgroup ${WG} must be 64/128/256 and a multiple of D/16 = ${TPW}`,
+    );
+  }
+  if (![1, 2, 4].includes(TPT)) throw new QuantConfigError(`fused attention: tpt ${TPT} must be 1, 2 or 4`);
+  const UV = c.tuning.uv ?? 1;
+  if (![1, 2, 4].includes(UV)) throw new QuantConfigError(`fused attention: uv ${UV} must be 1, 2 or 4`);
+  if (c.segments.length === 0) throw new TensorShapeError("fused attention: no segments");
+  const NSEG = c.segments.length;
+  const CH = WG * TPT;
+  return {
+    D,
+    G,
+    GPH: D / G,
+    HPK,
+    NV,
+    WG,
+    TPT,
+    UV,
+    KPRE: c.tuning.kpre ?? 4,
+    CH,
+    TPW,
+    LANES: WG / TPW,
+    NSEG,
+    NCNT: Math.max(1, Math.ceil((c.maxBatch * NSEG) / 4)),
+    PS: Math.max(CH * (D / G), D) * NV,
+  };
+}
+
+/**
+ * Workgroup memory (bytes) the partial kernel of `c` declares.
+ *
+ * @example
+ * ```ts
+ * import { attentionSharedBytes } from "./attention.wgsl.ts";
+ * // attentionSharedBytes(cfg) <= device.limits.maxComputeWorkgroupStorageSize
+ * ```
+ */
+export function attentionSharedBytes(c: FusedAttentionConfig): number {
+  const d = derive(c);
+  const vec4s = 2 * d.D * d.NV + d.GPH * d.NV + d.WG * d.NV + (d.WG / 8) * d.NV + d.PS + d.GPH * d.NV +
+    2 * d.NV;
+  return vec4s * 16;
+}
+
+const V = ["x", "y", "z", "w"];
+
+function tensorFormat(c: FusedAttentionConfig, r: { store: number; tensor: "k" | "v" }): TensorFormat {
+  const st = c.stores[r.store];
+  if (!st) {
+    throw new TensorShapeError(`fused attention: segment refers to store ${r.store} of ${c.stores.length}`);
+  }
+  const f = st[r.tensor];
+  if (!f) throw new TensorShapeError(`fused attention: store ${r.store} has no ${r.tensor} tensor`);
+  return f;
+}
+
+/** Reduction over the workgroup of NV vec4 registers `vars[u]` (op "max" or "add"); result in place. */
+function wgReduce(d: Derived, vars: string[], op: "max" | "add"): string {
+  const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
+  const NV = d.NV;
+  const w: string[] = [];
+  vars.forEach((x, u) => w.push(`  red[lid * ${u32(NV)} + ${u32(u)}] = ${x};`));
+  w.push("  workgroupBarrier();");
+  w.push(`  if (lid < ${u32(d.WG / 8)}) {`);
+  vars.forEach((_, u) => {
+    w.push(`    var ra${u} = red[(lid * 8u) * ${u32(NV)} + ${u32(u)}];`);
+    w.push(
+      `    for (var i = 1u; i < 8u; i++) { ra${u} = ${
+        f(`ra${u}`, `red[(lid * 8u + i) * ${u32(NV)} + ${u32(u)}]`)
+      }; }`,
+    );
+    w.push(`    red2[lid * ${u32(NV)} + ${u32(u)}] = ra${u};`);
+  });
+  w.push("  }");
+  w.push("  workgroupBarrier();");
+  vars.forEach((x, u) => {
+    w.push(`  ${x} = red2[${u32(u)}];`);
+    w.push(
+      `  for (var i = 1u; i < ${u32(d.WG / 8)}; i++) { ${x} = ${f(x, `red2[i * ${u32(NV)} + ${u32(u)}]`)}; }`,
+    );
+  });
+  return w.join("\n");
+}
+
+/** K phase for one segment: scores sc{k}_{u} of the TPT tokens tc{k}. */
+function kPhase(c: Derived, f: TensorFormat, st: number, channelGroup: number): string {
+  const { NV, TPT, G, GPH, D } = c;
+  const ks = [...Array(TPT).keys()], us = [...Array(NV).keys()];
+  const w: string[] = [];
+  if (isChannelFormat(f)) {
+    const bits = formatBits(f), fmt = formatFor(bits), wpg = fmt.wordsPerGroup(channelGroup);
+    for (const k of ks) {
+      w.push(`  {
+    let ta = kr.w + tc${k};
+    let gb = ((b * NKV + kvh) * (kr.z / ${u32(channelGroup)}) + ta / ${u32(channelGroup)}) * D;
+    let pos = ta % ${u32(channelGroup)};
+    let wsel = pos / ${u32(fmt.codesPerWord)};
+    let sh = (pos % ${u32(fmt.codesPerWord)}) * ${u32(bits)};
+    for (var d = 0u; d < D; d++) {
+      let gi = gb + d;
+      let cw = ld${st}(kr.x + gi * ${u32(wpg)} + wsel);
+      let szw = ld${st}(kr.y + gi);
+      let xh = f32((cw >> sh) & ${u32(fmt.mask)}) * bf16(szw & 0xffffu) - bf16(szw >> 16u);
+${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).join("\n")}
+    }
+  }`);
+    }
+    return w.join("\n");
+  }
+  const isBf = f === "bf16";
+  const bits = formatBits(f);
+  const cpw = isBf ? 2 : formatFor(bits).codesPerWord;
+  const gph = isBf ? 1 : GPH;
+  const gsz = isBf ? D : G;
+  const wpg = gsz / cpw;
+  const lu4 = wpg % 4 === 0;
+  for (const k of ks) w.push(`  let rowk${k} = (b * NKV + kvh) * kr.z + kr.w + tc${k};`);
+  for (let j = 0; j < gph; j++) {
+    w.push("  {");
+    for (const k of ks) {
+      w.push(`    let gi${k} = rowk${k} * ${u32(gph)} + ${u32(j)};`);
+      if (!isBf) {
+        w.push(`    let szk${k} = ld${st}(kr.y + gi${k});`);
+        w.push(`    let Sk${k} = bf16(szk${k} & 0xffffu); let zk${k} = bf16(szk${k} >> 16u);`);
+      }
+      for (const u of us) w.push(`    var dt${k}_${u} = vec4<f32>(0.0);`);
+    }
+    const decode = (word: string, cc: number) =>
+      isBf
+        ? (cc === 0 ? `bitcast<f32>(${word} << 16u)` : `bitcast<f32>(${word} & 0xffff0000u)`)
+        : inplaceCodeExpr(word, bits, cc);
+    const qarr = isBf ? "qsh" : "qk"; // qk[d] = q[d]·2^-sh(d): the in-place codes are c·2^sh
+    const body = (words: (k: number, e: number) => string, nWords: number, qbase: string) => {
+      const b: string[] = [];
+      for (let e = 0; e < nWords; e++) {
+        for (let cc = 0; cc < cpw; cc++) {
+          const dOff = e * cpw + cc;
+          for (const u of us) {
+            b.push(`      let q${e}_${cc}_${u} = ${qarr}[${qbase} + ${u32(dOff * NV + u)}];`);
+          }
+          for (const k of ks) {
+            b.push(`      { let f = ${decode(words(k, e), cc)};`);
+            for (const u of us) b.push(`        dt${k}_${u} += q${e}_${cc}_${u} * f;`);
+            b.push("      }");
+          }
+        }
+      }
+      return b.join("\n");
+    };
+    if (lu4 && wpg / 4 <= c.KPRE) {
+      // short rows (2- and 4-bit): issue every load of the row first, then compute
+      for (const k of ks) w.push(`    let cb${k} = (kr.x + gi${k} * ${u32(wpg)}) >> 2u;`);
+      for (let w4 = 0; w4 < wpg / 4; w4++) {
+        for (const k of ks) w.push(`    let v${k}_${w4} = s${st}[cb${k} + ${u32(w4)}];`);
+      }
+      for (let w4 = 0; w4 < wpg / 4; w4++) {
+        w.push("    {");
+        w.push(body((k, e) => `v${k}_${w4}.${V[e]}`, 4, u32((j * gsz + w4 * 4 * cpw) * NV)));
+        w.push("    }");
+      }
+    } else if (lu4) {
+      for (const k of ks) w.push(`    let cb${k} = (kr.x + gi${k} * ${u32(wpg)}) >> 2u;`);
+      w.push(`    for (var w4 = 0u; w4 < ${u32(wpg / 4)}; w4++) {`);
+      for (const k of ks) w.push(`      let v${k} = s${st}[cb${k} + w4];`);
+      w.push(`      let qb = (${u32(j * gsz)} + w4 * ${u32(4 * cpw)}) * ${u32(NV)};`);
+      w.push(body((k, e) => `v${k}.${V[e]}`, 4, "qb"));
+      w.push("    }");
+    } else {
+      w.push(`    for (var wi = 0u; wi < ${u32(wpg)}; wi++) {`);
+      for (const k of ks) w.push(`      let v${k} = ld${st}(kr.x + gi${k} * ${u32(wpg)} + wi);`);
+      w.push(`      let qb = (${u32(j * gsz)} + wi * ${u32(cpw)}) * ${u32(NV)};`);
+      w.push(body((k) => `v${k}`, 1, "qb"));
+      w.push("    }");
+    }
+    for (const k of ks) {
+      for (const u of us) {
+        w.push(
+          isBf
+            ? `    sc${k}_${u} += dt${k}_${u};`
+            : `    sc${k}_${u} += Sk${k} * dt${k}_${u} - zk${k} * qsum[${u32(j * NV + u)}];`,
+        );
+      }
+    }
+    w.push("  }");
+  }
+  return w.join("\n");
+}
+
+/** p phase: p = exp(s − m), running sums, and p·S_V into ps. */
+function pPhase(c: Derived, f: TensorFormat, st: number): string {
+  const { NV, TPT, GPH, WG } = c;
+  const w: string[] = [];
+  const isBf = f === "bf16";
+  const gph = isBf ? 1 : GPH;
+  for (let k = 0; k < TPT; k++) {
+    w.push("  {");
+    w.push(`    let tl = lid + ${u32(k * WG)};`);
+    w.push(`    let rowv = (b * NKV + kvh) * vr.z + vr.w + tc${k};`);
+    for (let u = 0; u < NV; u++) {
+      w.push(`    let p${u} = select(vec4<f32>(0.0), exp(sc${k}_${u} - m${u}), valid${k});`);
+      w.push(`    l${u} += p${u};`);
+    }
+    for (let j = 0; j < gph; j++) {
+      if (isBf) {
+        for (let u = 0; u < NV; u++) w.push(`    ps[tl * ${u32(NV)} + ${u32(u)}] = p${u};`);
+      } else {
+        w.push(`    { let szv = ld${st}(vr.y + rowv * ${u32(gph)} + ${u32(j)});`);
+        w.push(`      let Sv = bf16(szv & 0xffffu); let zv = bf16(szv >> 16u);`);
+        for (let u = 0; u < NV; u++) {
+          w.push(`      ps[(tl * ${u32(gph)} + ${u32(j)}) * ${u32(NV)} + ${u32(u)}] = p${u} * Sv;`);
+          w.push(`      zs${j}_${u} += p${u} * zv;`);
+        }
+        w.push("    }");
+      }
+    }
+    w.push("  }");
+  }
+  return w.join("\n");
+}
+
+/** V phase: dim-parallel accumulation of (p·S)·c into a{i}_{u}. */
+function vPhase(c: Derived, f: TensorFormat, st: number): string {
+  const { NV, D, G, GPH, UV } = c;
+  const isBf = f === "bf16";
+  const bits = formatBits(f);
+  const cpw = isBf ? 2 : formatFor(bits).codesPerWord;
+  const gph = isBf ? 1 : GPH;
+  const VW = V_DIMS_PER_THREAD / cpw;
+  const w: string[] = [];
+  w.push(`  for (var tb = lane; tb < clen; tb += ${u32(c.LANES * UV)}) {`);
+  const words: string[][] = [];
+  for (let k = 0; k < UV; k++) {
+    // token k of this unrolled step (clamped to a valid row; its weights are zeroed when out of range)
+    w.push(`    let ok${k} = tb + ${u32(k * c.LANES)} < clen;`);
+    w.push(`    let tl${k} = min(tb + ${u32(k * c.LANES)}, clen - 1u);`);
+    w.push(`    let row${k} = (b * NKV + kvh) * vr.z + vr.w + c0 + tl${k};`);
+    if (isBf) w.push(`    let wb${k} = vr.x + row${k} * ${u32(D / 2)} + d0 / 2u;`);
+    else {w.push(
+        `    let wb${k} = vr.x + (row${k} * ${u32(gph)} + jv) * ${u32(G / cpw)} + (d0 % G) / ${u32(cpw)};`,
+      );}
+    const ws: string[] = [];
+    if (VW === 1) {
+      w.push(`    let w${k}_0 = ld${st}(wb${k});`);
+      ws.push(`w${k}_0`);
+    } else if (VW === 2) {
+      w.push(`    let v4_${k} = s${st}[wb${k} >> 2u]; let hi${k} = ((wb${k} >> 1u) & 1u) == 1u;`);
+      w.push(
+        `    let w${k}_0 = select(v4_${k}.x, v4_${k}.z, hi${k}); let w${k}_1 = select(v4_${k}.y, v4_${k}.w, hi${k});`,
+      );
+      ws.push(`w${k}_0`, `w${k}_1`);
+    } else {
+      for (let q = 0; q < VW / 4; q++) {
+        w.push(`    let v${k}_${q} = s${st}[(wb${k} >> 2u) + ${u32(q)}];`);
+        for (let e = 0; e < 4; e++) ws.push(`v${k}_${q}.${V[e]}`);
+      }
+    }
+    words.push(ws);
+  }
+  for (let k = 0; k < UV; k++) {
+    for (let u = 0; u < NV; u++) {
+      const idx = `(tl${k} * ${u32(gph)}${isBf ? "" : " + jv"}) * ${u32(NV)} + ${u32(u)}`;
+      w.push(`    let pw${k}_${u} = select(vec4<f32>(0.0), ps[${idx}], ok${k});`);
+    }
+  }
+  for (let k = 0; k < UV; k++) {
+    words[k].forEach((word, m) => {
+      for (let cc = 0; cc < cpw; cc++) {
+        const i = m * cpw + cc;
+        const dec = isBf
+          ? (cc === 0 ? `bitcast<f32>(${word} << 16u)` : `bitcast<f32>(${word} & 0xffff0000u)`)
+          : inplaceCodeExpr(word, bits, cc);
+        w.push(`    { let f = ${dec};`);
+        for (let u = 0; u < NV; u++) w.push(`      a${i}_${u} += pw${k}_${u} * f;`);
+        w.push("    }");
+      }
+    });
+  }
+  w.push("  }");
+  return w.join("\n");
+}
+
+/** Key of the code path of a segment: segments reading the same store tensors share one WGSL function. */
+function comboKey(seg: FusedAttentionConfig["segments"][number]): string {
+  return `${seg.k.store}${seg.k.tensor}${seg.v.store}${seg.v.tensor}`;
+}
+
+function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: string): string {
+  const seg = cfg.segments[s];
+  const kf = tensorFormat(cfg, seg.k), vf = tensorFormat(cfg, seg.v);
+  if (isChannelFormat(vf)) throw new QuantConfigError(`fused attention: V cannot be in channel format ${vf}`);
+  const { NV, TPT, GPH, WG } = d;
+  const ks = [...Array(TPT).keys()], us = [...Array(NV).keys()], js = [...Array(GPH).keys()];
+  const accs = [...Array(V_DIMS_PER_THREAD).keys()];
+  const cg = cfg.stores[seg.k.store].channelGroup ?? 128;
+  const kq = kf.startsWith("q");
+  const kcpw = kq ? formatFor(formatBits(kf)).codesPerWord : 1;
+  // q·2^-sh for the in-place K codes (exact power-of-two scaling), one barrier per split
+  const qkPrep = !kq ? "" : `  for (var i = lid; i < D * ${u32(NV)}; i += WG) {
+    let k = (i / ${u32(NV)}) % ${u32(kcpw)};
+    var sh = k * ${u32(formatBits(kf))};
+    if (sh + ${u32(formatBits(kf))} > 23u) { sh = sh - ${
+    u32(Math.ceil(9 / formatBits(kf)) * formatBits(kf))
+  }; }
+    qk[i] = qsh[i] * bitcast<f32>((127u - sh) << 23u);
+  }
+  workgroupBarrier();`;
+  const vq = vf.startsWith("q");
+  const vcpw = vq ? formatFor(formatBits(vf)).codesPerWord : 1;
+  const vscale = (i: number) => (vq ? 2 ** -inplaceShift(formatBits(vf), i % vcpw) : 1);
+  const av = (i: number, u: number) => (vscale(i) === 1 ? `a${i}_${u}` : `(a${i}_${u} * ${vscale(i)})`);
+  return /* wgsl */ `
+fn ${name}(s: u32, b: u32, kvh: u32, x: u32, lid: u32) {
+  let sp = p.seg[s];
+  let ci = b * NSEG + s;
+  let cnt = p.cnt[ci / 4u][ci % 4u];
+  let t0 = (x - sp.x) * sp.z;
+  let t1 = min(t0 + sp.z, cnt);
+  let S = p.io.z;
+  if (t0 >= t1) {
+    for (var i = lid; i < HPK * D; i += WG) {
+      part[((b * NH + kvh * HPK + i / D) * S + x) * D + i % D] = 0.0;
+    }
+    if (lid < HPK) {
+      let o = p.io.w + ((b * NH + kvh * HPK + lid) * S + x) * 2u;
+      part[o] = NEG; part[o + 1u] = 0.0;
+    }
+    return;
+  }
+  let kr = p.kref[s];
+  let vr = p.vref[s];
+${qkPrep}
+  let lane = lid / TPW;
+  let d0 = (lid % TPW) * ${u32(V_DIMS_PER_THREAD)};
+  let jv = d0 / G;
+${us.map((u) => `  var m${u} = vec4<f32>(NEG);\n  var l${u} = vec4<f32>(0.0);`).join("\n")}
+${js.flatMap((j) => us.map((u) => `  var zs${j}_${u} = vec4<f32>(0.0);`)).join("\n")}
+${accs.flatMap((i) => us.map((u) => `  var a${i}_${u} = vec4<f32>(0.0);`)).join("\n")}
+  for (var c0 = t0; c0 < t1; c0 += CH) {
+    let clen = min(CH, t1 - c0);
+${
+    ks.map((k) =>
+      `    let tk${k} = c0 + lid + ${
+        u32(k * WG)
+      };\n    let valid${k} = tk${k} < t1;\n    let tc${k} = min(tk${k}, t1 - 1u);`
+    ).join("\n")
+  }
+${ks.flatMap((k) => us.map((u) => `    var sc${k}_${u} = vec4<f32>(0.0);`)).join("\n")}
+${kPhase(d, kf, seg.k.store, cg)}
+${us.map((u) => `    var cm${u} = vec4<f32>(NEG);`).join("\n")}
+${
+    ks.flatMap((k) => us.map((u) => `    cm${u} = select(cm${u}, max(cm${u}, sc${k}_${u}), valid${k});`))
+      .join("\n")
+  }
+${wgReduce(d, us.map((u) => `cm${u}`), "max")}
+${
+    us.map((u) =>
+      `    let mn${u} = max(m${u}, cm${u});\n    let al${u} = exp(m${u} - mn${u});\n    m${u} = mn${u};\n    l${u} *= al${u};`
+    ).join("\n")
+  }
+${js.flatMap((j) => us.map((u) => `    zs${j}_${u} *= al${u};`)).join("\n")}
+${accs.flatMap((i) => us.map((u) => `    a${i}_${u} *= al${u};`)).join("\n")}
+${pPhase(d, vf, seg.v.store)}
+    workgroupBarrier();
+${vPhase(d, vf, seg.v.store)}
+  }
+${wgReduce(d, us.map((u) => `l${u}`), "add")}
+${js.map((j) => wgReduce(d, us.map((u) => `zs${j}_${u}`), "add")).join("\n")}
+  if (lid == 0u) {
+${us.map((u) => `    mlsh[${u32(u)}] = m${u}; mlsh[${u32(NV + u)}] = l${u};`).join("\n")}
+${js.flatMap((j) => us.map((u) => `    zsh[${u32(j * NV + u)}] = zs${j}_${u};`)).join("\n")}
+  }
+  for (var r = 0u; r < LANES; r++) {
+    if (lane == r) {
+${
+    accs.flatMap((i) =>
+      us.map((u) =>
+        `      { let o = (d0 + ${u32(i)}) * ${u32(NV)} + ${u32(u)}; let av = ${
+          av(i, u)
+        }; ps[o] = select(ps[o] + av, av, r == 0u); }`
+      )
+    ).join("\n")
+  }
+    }
+    workgroupBarrier();
+  }
+  for (var i = lid; i < HPK * D; i += WG) {
+    let hh = i / D; let d = i % D; let u = hh / 4u; let cc = hh % 4u;
+    part[((b * NH + kvh * HPK + hh) * S + x) * D + d] = ps[d * ${u32(NV)} + u][cc] - zsh[(d / G) * ${
+    u32(NV)
+  } + u][cc];
+  }
+  if (lid < HPK) {
+    let u = lid / 4u; let cc = lid % 4u;
+    let o = p.io.w + ((b * NH + kvh * HPK + lid) * S + x) * 2u;
+    part[o] = mlsh[u][cc]; part[o + 1u] = mlsh[${u32(NV)} + u][cc];
+  }
+}
+`;
+}
+
+/**
+ * WGSL of the partial (split) kernel of `cfg` (module doc).
+ *
+ * @example
+ * ```ts
+ * import { attentionPartialWgsl } from "./attention.wgsl.ts";
+ * const code = attentionPartialWgsl({ numHeads: 4, numKvHeads: 2, headDim: 64, maxBatch: 1,
+ *   stores: [{ k: "q4", v: "q4" }], segments: [{ k: { store: 0, tensor: "k" }, v: { store: 0, tensor: "v" } }],
+ *   tuning: { wg: 64, tpt: 1 } });
+ * ```
+ */
+export function attentionPartialWgsl(cfg: FusedAttentionConfig): string {
+  const d = derive(cfg);
+  const { NV, HPK, NSEG } = d;
+  const stores = cfg.stores.map((_, i) =>
+    `@group(0) @binding(${3 + i}) var<storage, read> s${i}: array<vec4<u32>>;
+fn ld${i}(w: u32) -> u32 {
+  let v = s${i}[w >> 2u]; let e = w & 3u;
+  return select(select(v.x, v.y, e == 1u), select(v.z, v.w, e == 3u), e >= 2u);
+}`
+  );
+  const qload: string[] = [];
+  for (let u = 0; u < NV; u++) {
+    qload.push(`    if (u == ${u32(u)}) {`);
+    for (let cc = 0; cc < 4; cc++) {
+      const hh = u * 4 + cc;
+      if (hh < HPK) qload.push(`      q.${V[cc]} = qkv[qb + ${u32(hh)} * D + dd] * p.sc.x;`);
+    }
+    qload.push("    }");
+  }
+  const combos = [...new Set(cfg.segments.map(comboKey))];
+  const fns = combos.map((key, ci) =>
+    segmentFn(cfg, d, cfg.segments.findIndex((g) => comboKey(g) === key), `seg_c${ci}`)
+  );
+  const dispatch = combos.length === 1 ? "  seg_c0(s, b, kvh, x, lid);" : combos.map((key, ci) => {
+    const members = cfg.segments.map((g, i) => (comboKey(g) === key ? `s == ${u32(i)}` : "")).filter((t) =>
+      t
+    );
+    return ci === combos.length - 1
+      ? `  seg_c${ci}(s, b, kvh, x, lid);`
+      : `  if (${members.join(" || ")}) { seg_c${ci}(s, b, kvh, x, lid); return; }`;
+  }).join("\n");
+  return /* wgsl */ `
+const D = ${u32(d.D)};
+const G = ${u32(d.G)};
+const NKV = ${u32(cfg.numKvHeads)};
+const NH = ${u32(cfg.numHeads)};
+const HPK = ${u32(HPK)};
+const WG = ${u32(d.WG)};
+const CH = ${u32(d.CH)};
+const TPW = ${u32(d.TPW)};
+const LANES = ${u32(d.LANES)};
+const NSEG = ${u32(NSEG)};
+const NEG = -3.0e38;
+struct P {
+  io: vec4<u32>,
+  sc: vec4<f32>,
+  seg: array<vec4<u32>, ${NSEG}>,
+  kref: array<vec4<u32>, ${NSEG}>,
+  vref: array<vec4<u32>, ${NSEG}>,
+  cnt: array<vec4<u32>, ${d.NCNT}>,
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read_write> part: array<f32>;
+${stores.join("\n")}
+var<workgroup> qsh: array<vec4<f32>, ${d.D * NV}>;
+var<workgroup> qk: array<vec4<f32>, ${d.D * NV}>;
+var<workgroup> qsum: array<vec4<f32>, ${d.GPH * NV}>;
+var<workgroup> red: array<vec4<f32>, ${d.WG * NV}>;
+var<workgroup> red2: array<vec4<f32>, ${(d.WG / 8) * NV}>;
+var<workgroup> ps: array<vec4<f32>, ${d.PS}>;
+var<workgroup> zsh: array<vec4<f32>, ${d.GPH * NV}>;
+var<workgroup> mlsh: array<vec4<f32>, ${2 * NV}>;
+${QUANT_WGSL}
+${fns.join("\n")}
+@compute @workgroup_size(${d.WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let x = wid.x; let kvh = wid.y; let b = wid.z;
+  let qb = p.io.x + b * p.io.y + kvh * HPK * D;
+  for (var i = lid; i < D * ${u32(NV)}; i += WG) {
+    let dd = i / ${u32(NV)}; let u = i % ${u32(NV)};
+    var q = vec4<f32>(0.0);
+${qload.join("\n")}
+    qsh[i] = q;
+  }
+  workgroupBarrier();
+  if (lid < ${u32(d.GPH * NV)}) {
+    let j = lid / ${u32(NV)}; let u = lid % ${u32(NV)};
+    var s = vec4<f32>(0.0);
+    for (var e = 0u; e < G; e++) { s += qsh[(j * G + e) * ${u32(NV)} + u]; }
+    qsum[lid] = s;
+  }
+  workgroupBarrier();
+  var s = 0u;
+  for (var i = 1u; i < NSEG; i++) { if (x >= p.seg[i].x) { s = i; } }
+${dispatch}
+}
+`;
+}
+
+/**
+ * WGSL of the reduce kernel (module doc).
+ *
+ * @example
+ * ```ts
+ * import { attentionReduceWgsl } from "./attention.wgsl.ts";
+ * const code = attentionReduceWgsl({ numHeads: 32, numKvHeads: 8, headDim: 128 });
+ * ```
+ */
+export function attentionReduceWgsl(s: { numHeads: number; numKvHeads: number; headDim: number }): string {
+  const RW = REDUCE_THREADS;
+  return /* wgsl */ `
+const D = ${u32(s.headDim)};
+const NH = ${u32(s.numHeads)};
+const HPK = ${u32(s.numHeads / s.numKvHeads)};
+const RW = ${u32(RW)};
+const NEG = -3.0e38;
+struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> part: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+var<workgroup> red: array<f32, ${RW}>;
+@compute @workgroup_size(${RW})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x; let b = wid.y; let kvh = h / HPK;
+  let S = p.io.z;
+  let hasNew = p.nw.z != 0u;
+  var sn = NEG;
+  if (hasNew) {
+    var a = 0.0;
+    for (var d = lid; d < D; d += RW) {
+      a += qkv[p.io.x + b * p.io.y + h * D + d] * qkv[p.nw.x + b * p.io.y + kvh * D + d];
+    }
+    red[lid] = a;
+    workgroupBarrier();
+    for (var st = RW / 2u; st > 0u; st = st / 2u) {
+      if (lid < st) { red[lid] += red[lid + st]; }
+      workgroupBarrier();
+    }
+    sn = red[0] * p.sc.x;
+  }
+  let sb = p.io.w + (b * NH + h) * S * 2u;
+  var M = sn;
+  for (var x = 0u; x < S; x++) { M = max(M, part[sb + x * 2u]); }
+  var L = select(0.0, exp(sn - M), hasNew);
+  for (var x = 0u; x < S; x++) { L += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
+  let wn = select(0.0, exp(sn - M), hasNew);
+  let ab = (b * NH + h) * S * D;
+  for (var d = lid; d < D; d += RW) {
+    var a = 0.0;
+    for (var x = 0u; x < S; x++) { a += exp(part[sb + x * 2u] - M) * part[ab + x * D + d]; }
+    if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
+    out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
+  }
+}
+`;
+}

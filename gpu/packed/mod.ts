@@ -1,0 +1,34 @@
+/**
+ * Packed-cache WebGPU kernels: quantize_append, ERS, dequantize and fused decode attention over packed
+ * K/V stores (sink / body / window of PM-KVQ, static int-b, 16-bit, KIVI), plus a GPU-side PM-KVQ layer
+ * that owns its buffers. Layouts, numerics and measurements: docs/gpu-packed.md.
+ *
+ * | module | what |
+ * | --- | --- |
+ * | layout.ts | store layouts (head-major), CPU ↔ GPU converters, images of CPU caches |
+ * | quantize_append.ts | f32 K/V → packed codes + sz, byte-identical to src/quant/quantizer.ts |
+ * | ers.ts | Equivalent Right Shift between stores, byte-identical to src/quant/ers.ts |
+ * | dequantize.ts | codes → f32, bit-identical |
+ * | attention.ts | fused split-K decode attention + reduce |
+ * | grouped_layer.ts | GpuGroupedLayer: GroupedCache's token movement on the GPU |
+ * | util.ts | PackedGpu (pipelines, buffers, readback) |
+ *
+ * @example
+ * ```ts
+ * import { acquireGpu } from "../device.ts";
+ * import { GpuGroupedLayer, PackedGpu } from "./mod.ts";
+ * const gpu = new PackedGpu(await acquireGpu());
+ * const layer = await GpuGroupedLayer.create(gpu, {
+ *   batch: 1, numKvHeads: 8, headDim: 128, sink: 1, window: 128, initBits: 16, finalBits: 2, budget: null, maxLen: 4096,
+ * });
+ * ```
+ * @module
+ */
+export * from "./layout.ts";
+export * from "./util.ts";
+export * from "./quantize_append.ts";
+export * from "./ers.ts";
+export * from "./dequantize.ts";
+export * from "./attention.ts";
+export * from "./grouped_layer.ts";
+export { QUANT_WGSL } from "./wgsl_common.ts";

@@ -1,0 +1,785 @@
+/**
+ * Conformance of the packed-cache WebGPU kernels (gpu/packed/) with their CPU twins, on every available
+ * adapter (llvmpipe in CI, the H100 on the device machine). Without a WebGPU adapter every case is IGNORED
+ * with a printed reason — never silently passed.
+ *
+ * | kernel | CPU twin | criterion |
+ * | --- | --- | --- |
+ * | quantize_append (b = 16, 8, 4, 2; G = 128 and 64; random + adversarial groups) | quantizeRows | whole store byte-identical (codes, scale and zero bits; untouched words stay 0) |
+ * | quantize_append bad input (NaN, ±Inf, ±2^64) | NonFiniteError of the CPU | first offending value flagged, decoded position exact |
+ * | ers 16→8, 8→4, 4→2, 16→4, 16→2, 8→2 (random codes and bf16 scales, token offsets) | ersRows, once per halving | byte-identical |
+ * | dequantize (all widths, random codes, scales incl. 0, zeros of both signs) | dequantizeRows | bit-identical f32 |
+ * | fused decode attention: static q16/q8/q4/q2, PM-KVQ mixed state (GroupedCache after a progressive run with shrink events, batch of 3 with different lengths), KIVI-2 and KIVI-4 | cpu/attention.ts on `cache.view()` (the dequantized cache) + the exact new token | max abs err ≤ 2e-5·max\|v̂\| |
+ * | GpuGroupedLayer (GPU-side PM-KVQ layer: quantize_append + ers for window flushes and shrinks), batch 2 | GroupedCache fed the same tokens | sink, window and body stores byte-identical after every append; same shrink events; fused attention within the bound above |
+ *
+ * Value counts scale with the adapter: software adapters run a few rounds (the suite stays under ~60 s on
+ * llvmpipe); real GPUs run ≥ 1M quantized values per width (`PMKVQ_PACKED_ROUNDS` overrides).
+ */
+import assert from "node:assert/strict";
+import { acquireGpu, type GpuContext } from "../gpu/device.ts";
+import { PackedGpu } from "../gpu/packed/util.ts";
+import {
+  groupedImage,
+  kiviImage,
+  type PackedCacheImage,
+  packTokenTensor,
+  storeLayout,
+  type TensorFormat,
+  unpackTokenTensor,
+} from "../gpu/packed/layout.ts";
+import { QuantizeAppendKernel } from "../gpu/packed/quantize_append.ts";
+import { ErsKernel } from "../gpu/packed/ers.ts";
+import { DequantizeKernel } from "../gpu/packed/dequantize.ts";
+import { GpuGroupedLayer } from "../gpu/packed/grouped_layer.ts";
+import {
+  type AttentionTuning,
+  configForImage,
+  DEFAULT_ATTENTION_TUNING,
+  FusedAttention,
+  refsForImage,
+} from "../gpu/packed/attention.ts";
+import {
+  allocQuantBuffers,
+  dequantizeRows,
+  type QuantBuffers,
+  quantizeRows,
+} from "../src/quant/quantizer.ts";
+import { ersRows } from "../src/quant/ers.ts";
+import { bf16ToF32, bitsToF32, f32ToBf16Up, f32ToBits } from "../src/quant/bf16.ts";
+import { attention } from "../cpu/attention.ts";
+import { createCache } from "../src/kv/factory.ts";
+import { planToCacheSpec, uniformPlan } from "../src/kv/plan.ts";
+import type { GroupedCache } from "../src/kv/grouped.ts";
+import type { KiviCache } from "../src/kv/kivi.ts";
+import type { KVCache } from "../src/kv/cache.ts";
+import { mulberry32 } from "../src/sampling.ts";
+
+// ------------------------------------------------------------------ adapter
+
+let ctx: GpuContext | null = null;
+let reason = "";
+try {
+  ctx = await acquireGpu();
+} catch (e) {
+  reason = (e as Error).message;
+  console.warn(`SKIPPED: packed-kernel conformance cases are ignored: ${reason}`);
+}
+const gpu = ctx ? new PackedGpu(ctx) : null;
+const software = ctx !== null &&
+  ((ctx.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
+    /llvmpipe|lavapipe|swiftshader/i.test(ctx.description));
+const ROUNDS = Number(Deno.env.get("PMKVQ_PACKED_ROUNDS") ?? (software ? 2 : 48));
+const ADAPTER = ctx ? ctx.description : "no adapter";
+/** Tunings of the fused attention exercised per case. */
+const TUNINGS: AttentionTuning[] = software ? [{ wg: 64, tpt: 1 }] : [
+  { wg: 64, tpt: 1 },
+  DEFAULT_ATTENTION_TUNING,
+  { wg: 256, tpt: 1, uv: 4 },
+  { wg: 128, tpt: 4, uv: 1 },
+  { wg: 128, tpt: 2, uv: 2, kpre: 16 },
+];
+/** On software adapters each static case runs one different tuning (compiling is what costs time there). */
+const SOFT_STATIC: Record<number, AttentionTuning> = {
+  16: { wg: 64, tpt: 1, uv: 1, kpre: 16 },
+  8: { wg: 64, tpt: 2, uv: 4, kpre: 8 },
+  4: { wg: 64, tpt: 1, uv: 2 },
+  2: { wg: 64, tpt: 4, uv: 4 },
+};
+
+function gpuCase(name: string, fn: (g: PackedGpu) => Promise<void>): void {
+  Deno.test({
+    name: `packed[${ADAPTER}] ${name}`,
+    ignore: gpu === null,
+    fn: () => fn(gpu!),
+  });
+}
+
+// ------------------------------------------------------------------ inputs
+
+/** Move an f32 by k ulps. */
+function addUlps(x: number, k: number): number {
+  for (; k > 0; k--) x = x === 0 ? bitsToF32(1) : bitsToF32(x > 0 ? f32ToBits(x) + 1 : f32ToBits(x) - 1);
+  for (; k < 0; k++) {
+    x = x === 0 ? bitsToF32(0x80000001) : bitsToF32(x > 0 ? f32ToBits(x) - 1 : f32ToBits(x) + 1);
+  }
+  return x;
+}
+const randomBf16 = (r: () => number, a: number) => (128 + Math.floor(r() * 128)) * 2 ** (a - 7);
+
+/**
+ * One group of G values of kind `kind` (the adversarial kinds of src/quant/quantizer_gpu_style_test.ts):
+ * uniform, outliers, constants (bf16 and not), exact ties, (k+½)·S ± 1 ulp with z = 0 and z ≠ 0, tiny and
+ * flushed values, values near 2^64, cancellation on a large offset.
+ */
+function genGroup(
+  r: () => number,
+  x: Float32Array,
+  off: number,
+  G: number,
+  bits: number,
+  kind: number,
+): void {
+  const qmax = 2 ** bits - 1;
+  const mag = 2 ** Math.floor(r() * 61 - 30);
+  const bump = (t: number) => addUlps(Math.fround(t), Math.floor(r() * 3) - 1);
+  const set = (i: number, v: number) => (x[off + i] = v);
+  switch (kind) {
+    case 0: {
+      const o = (r() - 0.5) * 4 * mag;
+      for (let i = 0; i < G; i++) set(i, o + (2 * r() - 1) * mag);
+      break;
+    }
+    case 1:
+      for (let i = 0; i < G; i++) set(i, mag * Math.tan((r() - 0.5) * 3));
+      break;
+    case 2: {
+      const c = (r() - 0.5) * 2 * mag;
+      const v = r() < 0.5 ? bf16ToF32(f32ToBf16Up(c)) : c;
+      for (let i = 0; i < G; i++) set(i, v);
+      break;
+    }
+    case 3: {
+      const S = 2 ** Math.floor(r() * 40 - 20);
+      const m = Math.floor(r() * Math.min(qmax, 255));
+      set(0, -m * S);
+      set(1, (qmax - m) * S);
+      for (let i = 2; i < G; i++) set(i, (Math.floor(r() * qmax) + 0.5 - m) * S);
+      break;
+    }
+    case 4: {
+      const S = randomBf16(r, Math.floor(r() * 40 - 20));
+      set(0, 0);
+      set(1, qmax * S);
+      for (let i = 2; i < G; i++) set(i, Math.min(qmax * S, bump((Math.floor(r() * qmax) + 0.5) * S)));
+      break;
+    }
+    case 5: {
+      const a = Math.floor(r() * 40 - 20);
+      const S = randomBf16(r, a);
+      const zv = (r() < 0.5 ? -1 : 1) * randomBf16(r, a + Math.floor(r() * (bits + 4)) - 2);
+      const lo = Math.fround(-zv), hi = Math.fround(qmax * S - zv);
+      set(0, lo);
+      set(1, hi);
+      for (let i = 2; i < G; i++) {
+        set(i, Math.max(lo, Math.min(hi, bump((Math.floor(r() * qmax) + 0.5) * S - zv))));
+      }
+      break;
+    }
+    case 6:
+      for (let i = 0; i < G; i++) {
+        const e = Math.floor(r() * 129 - 66);
+        set(i, (r() < 0.5 ? -1 : 1) * (r() + 0.5) * 2 ** e * (r() < 0.1 ? 0 : 1));
+      }
+      break;
+    case 7:
+      for (let i = 0; i < G; i++) set(i, (r() < 0.5 ? -1 : 1) * (r() * 0.99 + 0.5) * 2 ** 63);
+      break;
+    default: {
+      const o = (r() < 0.5 ? -1 : 1) * mag * 1000;
+      for (let i = 0; i < G; i++) set(i, o + (r() - 0.5) * mag);
+    }
+  }
+}
+
+function firstDiff(a: Uint32Array, b: Uint32Array): number {
+  if (a.length !== b.length) return -2;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+// ------------------------------------------------------------------ quantize_append
+
+for (const headDim of [128, 64]) {
+  for (const bits of [16, 8, 4, 2]) {
+    gpuCase(
+      `quantize_append b${bits} D${headDim}: store byte-identical to quantizeRows (random + adversarial)`,
+      async (g) => {
+        const nKv = 2, B = 2, t = 24, pos = [3, 0], cap = 30;
+        const G = Math.min(128, headDim), gph = headDim / G;
+        const row = nKv * headDim;
+        const fmt = `q${bits}` as TensorFormat;
+        const L = storeLayout({ batch: B, numKvHeads: nKv, headDim, capacity: cap, k: fmt, v: fmt });
+        const qa = await QuantizeAppendKernel.create(g, { numKvHeads: nKv, headDim, bits, maxBatch: B });
+        const store = g.storage("store", L.words * 4), status = g.storage("status", 16);
+        const r = mulberry32(1000 * bits + headDim);
+        const rounds = headDim === 128 ? ROUNDS : Math.max(1, ROUNDS >> 2);
+        let values = 0;
+        for (let round = 0; round < rounds; round++) {
+          // x: [2 tensors][B][t][nKv][D]
+          const x = new Float32Array(2 * B * t * row);
+          for (let gi = 0; gi < x.length / G; gi++) genGroup(r, x, gi * G, G, bits, (gi + round) % 9);
+          values += x.length;
+          const xb = g.upload("x", x);
+          g.device.queue.writeBuffer(store, 0, new Uint32Array(L.words));
+          const d = qa.prepare({ x: xb, store, status }, {
+            batch: B,
+            tokens: t,
+            src: { k: 0, v: B * t * row, tokStride: row, batchStride: t * row },
+            dst: { k: L.k!, v: L.v! },
+            pos,
+          });
+          await g.submit((p) => qa.encode(p, d));
+          const got = new Uint32Array(await g.read(store, 0, L.words * 4));
+          const want = new Uint32Array(L.words);
+          for (const [ti, tensor] of [[0, L.k!], [1, L.v!]] as const) {
+            for (let b = 0; b < B; b++) {
+              const base = (ti * B + b) * t * row;
+              const q = quantizeRows(
+                x.subarray(base, base + t * row),
+                t * nKv * gph,
+                G,
+                bits,
+                allocQuantBuffers(t * nKv * gph, G, bits),
+              );
+              packTokenTensor(L, tensor, b, q, 0, t, pos[b], want);
+            }
+          }
+          const at = firstDiff(got, want);
+          assert.equal(
+            at,
+            -1,
+            `round ${round}: first differing store word ${at}: got ${got[at]?.toString(16)} want ${
+              want[at]?.toString(16)
+            }`,
+          );
+          await qa.checkStatus(status, d.params);
+          xb.destroy();
+        }
+        console.log(`  ${values} values, 0 mismatching code/scale/zero words`);
+        store.destroy();
+        status.destroy();
+      },
+    );
+  }
+}
+
+gpuCase("quantize_append flags NaN, ±Inf, ±2^64 (first offending value, exact position)", async (g) => {
+  const nKv = 2, D = 128, B = 2, t = 3, row = nKv * D;
+  const L = storeLayout({ batch: B, numKvHeads: nKv, headDim: D, capacity: t, k: "q4", v: "q4" });
+  const qa = await QuantizeAppendKernel.create(g, { numKvHeads: nKv, headDim: D, bits: 4, maxBatch: B });
+  const store = g.storage("store", L.words * 4), status = g.storage("status", 16);
+  const cases: [number, number, string][] = [
+    [NaN, B * t * row + (1 * t + 2) * row + 1 * D + 77, "v of sequence 1, token 2, head 1, channel 77"],
+    [Infinity, (0 * t + 1) * row + 0 * D + 5, "k of sequence 0, token 1, head 0, channel 5"],
+    [-Infinity, (1 * t + 0) * row + 1 * D + 127, "k of sequence 1, token 0, head 1, channel 127"],
+    [2 ** 64, B * t * row + 3, "v of sequence 0, token 0, head 0, channel 3"],
+    [-(2 ** 64), (0 * t + 2) * row + 200, "k of sequence 0, token 2, head 1, channel 72"],
+  ];
+  for (const [bad, at, where] of cases) {
+    const x = new Float32Array(2 * B * t * row).map((_, i) => Math.sin(i));
+    x[at] = bad;
+    x[x.length - 1] = NaN; // a later offender: the earliest one must be reported
+    const xb = g.upload("x", x);
+    const d = qa.prepare({ x: xb, store, status }, {
+      batch: B,
+      tokens: t,
+      src: { k: 0, v: B * t * row, tokStride: row, batchStride: t * row },
+      dst: { k: L.k!, v: L.v! },
+      pos: [0, 0],
+    });
+    await g.submit((p) => qa.encode(p, d));
+    await assert.rejects(() => qa.checkStatus(status, d.params), (e: Error) => {
+      assert.equal(e.name, "NonFiniteError");
+      assert.ok(e.message.includes(where), `${e.message} should name ${where}`);
+      return true;
+    });
+    await qa.checkStatus(status, d.params); // cleared
+    xb.destroy();
+  }
+  // values just below 2^64 are fine
+  const ok = new Float32Array(2 * B * t * row).fill(Math.fround(2 ** 64 * (1 - 2 ** -24)));
+  const xb = g.upload("x", ok);
+  const d = qa.prepare({ x: xb, store, status }, {
+    batch: B,
+    tokens: t,
+    src: { k: 0, v: B * t * row, tokStride: row, batchStride: t * row },
+    dst: { k: L.k!, v: L.v! },
+    pos: [0, 0],
+  });
+  await g.submit((p) => qa.encode(p, d));
+  await qa.checkStatus(status, d.params);
+});
+
+// ------------------------------------------------------------------ ers
+
+function randomQuant(r: () => number, groups: number, G: number, bits: number): QuantBuffers {
+  const q = allocQuantBuffers(groups, G, bits);
+  const mask = bits === 16 ? 0xffff : (1 << bits) - 1;
+  const cpw = 32 / bits;
+  for (let i = 0; i < q.codes.length; i++) {
+    let w = 0;
+    for (let k = 0; k < cpw; k++) {
+      // biased towards the extremes and exact ERS boundaries now and then
+      const u = r();
+      const c = u < 0.05 ? 0 : u < 0.1 ? mask : Math.floor(r() * (mask + 1));
+      w |= c << (k * bits);
+    }
+    q.codes[i] = w >>> 0;
+  }
+  for (let gI = 0; gI < groups; gI++) {
+    const u = r();
+    q.scales[gI] = u < 0.05 ? 0 : f32ToBf16Up(randomBf16(r, Math.floor(r() * 120 - 60)));
+    q.zeros[gI] = f32ToBf16Up(
+      (r() < 0.5 ? -1 : 1) * randomBf16(r, Math.floor(r() * 120 - 60)) * (r() < 0.05 ? 0 : 1),
+    );
+  }
+  return q;
+}
+
+for (const [bIn, bOut] of [[16, 8], [8, 4], [4, 2], [16, 4], [16, 2], [8, 2]] as const) {
+  gpuCase(`ers ${bIn}→${bOut}: codes and scales byte-identical to ersRows per halving`, async (g) => {
+    const nKv = 2, D = 128, G = 128, B = 2, n = 40, capS = 45, capD = 50, tokS = 3, tokD = 7;
+    const LS = storeLayout({
+      batch: B,
+      numKvHeads: nKv,
+      headDim: D,
+      capacity: capS,
+      k: `q${bIn}` as TensorFormat,
+      v: null,
+    });
+    const LD = storeLayout({
+      batch: B,
+      numKvHeads: nKv,
+      headDim: D,
+      capacity: capD,
+      k: `q${bOut}` as TensorFormat,
+      v: null,
+    });
+    const ers = await ErsKernel.create(g, { numKvHeads: nKv, headDim: D, bitsIn: bIn, bitsOut: bOut });
+    const r = mulberry32(bIn * 100 + bOut);
+    let groups = 0;
+    for (let round = 0; round < Math.max(1, ROUNDS >> 1); round++) {
+      const src = new Uint32Array(LS.words), want = new Uint32Array(LD.words);
+      for (let b = 0; b < B; b++) {
+        const q = randomQuant(r, n * nKv, G, bIn);
+        packTokenTensor(LS, LS.k!, b, q, 0, n, tokS, src);
+        let codes = q.codes, bits: number = bIn;
+        const scales = q.scales.slice();
+        while (bits > bOut) {
+          codes = ersRows(codes, bits, scales, scales, n * nKv, G);
+          bits /= 2;
+        }
+        packTokenTensor(LD, LD.k!, b, { codes, scales, zeros: q.zeros }, 0, n, tokD, want);
+        groups += n * nKv;
+      }
+      const sb = g.upload("src", src), db = g.storage("dst", LD.words * 4);
+      const d = ers.prepare({ src: sb, dst: db }, {
+        batch: B,
+        tokens: n,
+        src: { t: LS.k!, tok0: tokS },
+        dst: { t: LD.k!, tok0: tokD },
+      });
+      await g.submit((p) => ers.encode(p, d));
+      const got = new Uint32Array(await g.read(db, 0, LD.words * 4));
+      const at = firstDiff(got, want);
+      assert.equal(
+        at,
+        -1,
+        `round ${round}: word ${at}: got ${got[at]?.toString(16)} want ${want[at]?.toString(16)}`,
+      );
+      sb.destroy();
+      db.destroy();
+    }
+    console.log(`  ${groups} groups of ${G} codes, 0 mismatches`);
+  });
+}
+
+// ------------------------------------------------------------------ dequantize
+
+for (const bits of [16, 8, 4, 2]) {
+  gpuCase(`dequantize b${bits}: bit-identical to dequantizeRows`, async (g) => {
+    const nKv = 2, D = 128, G = 128, B = 2, n = 33, cap = 40, tok0 = 4;
+    const L = storeLayout({
+      batch: B,
+      numKvHeads: nKv,
+      headDim: D,
+      capacity: cap,
+      k: null,
+      v: `q${bits}` as TensorFormat,
+    });
+    const dq = await DequantizeKernel.create(g, { numKvHeads: nKv, headDim: D, bits });
+    const r = mulberry32(77 + bits);
+    const words = new Uint32Array(L.words);
+    const want = new Float32Array(B * n * nKv * D);
+    for (let b = 0; b < B; b++) {
+      const q = randomQuant(r, n * nKv, G, bits);
+      // keep |q·S − z| far from overflow: exponents within ±60 already
+      packTokenTensor(L, L.v!, b, q, 0, n, tok0, words);
+      dequantizeRows(q, n * nKv, G, bits, want.subarray(b * n * nKv * D, (b + 1) * n * nKv * D));
+    }
+    const src = g.upload("src", words), out = g.storage("out", want.byteLength);
+    const d = dq.prepare({ src, out }, {
+      batch: B,
+      tokens: n,
+      src: { t: L.v!, tok0 },
+      out: { base: 0, cap: n, tok0: 0 },
+    });
+    await g.submit((p) => dq.encode(p, d));
+    const got = new Uint32Array(await g.read(out, 0, want.byteLength));
+    const at = firstDiff(got, new Uint32Array(want.buffer));
+    assert.equal(at, -1, `value ${at}: got ${bitsToF32(got[at])} want ${want[at]}`);
+    // and the round trip through the layout helpers
+    const back = unpackTokenTensor(L, L.v!, 1, tok0, n, words);
+    assert.equal(back.codes.length, n * nKv * (G * bits / 32));
+    console.log(`  ${want.length} values bit-identical`);
+    src.destroy();
+    out.destroy();
+  });
+}
+
+// ------------------------------------------------------------------ fused attention
+
+/** Runs the fused attention on `img` and compares with cpu/attention.ts on each cache's view. */
+async function checkAttention(
+  g: PackedGpu,
+  label: string,
+  caches: KVCache[],
+  img: PackedCacheImage,
+  numHeads: number,
+  numKvHeads: number,
+  headDim: number,
+  tunings: AttentionTuning[],
+  seed: number,
+): Promise<void> {
+  const B = caches.length, D = headDim, row = (numHeads + 2 * numKvHeads) * D;
+  const r = mulberry32(seed);
+  const qkv = new Float32Array(B * row).map(() => (r() * 2 - 1) * 1.5);
+  const want = new Float32Array(B * numHeads * D);
+  let maxV = 0;
+  caches.forEach((c, b) => {
+    const view = c.view(0);
+    attention(
+      want.subarray(b * numHeads * D, (b + 1) * numHeads * D),
+      qkv.subarray(b * row, b * row + numHeads * D),
+      view,
+      qkv.subarray(b * row + numHeads * D, b * row + (numHeads + numKvHeads) * D),
+      qkv.subarray(b * row + (numHeads + numKvHeads) * D, (b + 1) * row),
+      1,
+      numHeads,
+      numKvHeads,
+      D,
+      new Float64Array(view.length + 1),
+    );
+    for (const x of view.v) maxV = Math.max(maxV, Math.abs(x));
+  });
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < numKvHeads * D; i++) {
+      maxV = Math.max(maxV, Math.abs(qkv[b * row + (numHeads + numKvHeads) * D + i]));
+    }
+  }
+  const stores = img.stores.map((s) => g.upload(s.name, s.words));
+  const qb = g.upload("qkv", qkv), out = g.storage("out", want.byteLength);
+  const bound = 2e-5 * maxV;
+  for (const tuning of tunings) {
+    // maxBatch 4 for every case: the GpuGroupedLayer case then reuses the PM-KVQ pipeline (same WGSL)
+    const att = await FusedAttention.create(
+      g,
+      configForImage(img, { numHeads, numKvHeads, headDim, maxBatch: 4 }, tuning),
+    );
+    for (const target of [2, 7]) {
+      const params = {
+        batch: B,
+        q: { off: 0, rowStride: row },
+        newKV: { k: numHeads * D, v: (numHeads + numKvHeads) * D },
+        refs: refsForImage(img),
+        counts: img.segments.map((s) => s.counts),
+        splits: { target },
+      };
+      const plan = att.plan(B, params.counts, params.splits);
+      const part = g.storage("part", 4 * att.partialFloats(B, plan.total));
+      const d = att.prepare({ qkv: qb, part, out, stores }, params);
+      await g.submit((p) => att.encode(p, d));
+      const got = new Float32Array(await g.read(out, 0, want.byteLength));
+      let err = 0;
+      for (let i = 0; i < want.length; i++) {
+        const e = Math.abs(got[i] - want[i]);
+        err = Number.isNaN(e) ? Infinity : Math.max(err, e);
+      }
+      console.log(
+        `  ${label} ${JSON.stringify(tuning)}, ${plan.total} splits of ${plan.splitLen}: max abs err ${
+          err.toExponential(2)
+        } (bound ${bound.toExponential(1)})`,
+      );
+      assert.ok(err <= bound, `${label} ${JSON.stringify(tuning)} target ${target}: error ${err} > ${bound}`);
+      part.destroy();
+    }
+  }
+  for (const s of stores) s.destroy();
+  qb.destroy();
+  out.destroy();
+}
+
+function fill(cache: KVCache, r: () => number, n: number, row: number): void {
+  let done = 0;
+  while (done < n) {
+    const t = Math.min(n - done, done === 0 ? 97 : 1 + Math.floor(r() * 40));
+    const k = new Float32Array(t * row).map(() => r() * 2 - 1);
+    const v = new Float32Array(t * row).map(() => (r() * 2 - 1) * 2 + 0.5);
+    cache.append(0, k, v, t);
+    done += t;
+  }
+}
+
+for (const bits of [16, 8, 4, 2] as const) {
+  gpuCase(`fused attention, static int${bits} (one q${bits} segment) vs cpu attention`, async (g) => {
+    const nH = bits === 4 ? 6 : 8, nKv = 2, D = 128; // HPK = 3 exercises padded head lanes
+    const r = mulberry32(500 + bits);
+    const shape = { numLayers: 1, numKvHeads: nKv, headDim: D };
+    const caches = [300, 187].map((n) => {
+      const c = createCache({ method: "static", bits }, shape) as GroupedCache;
+      fill(c, r, n, nKv * D);
+      return c;
+    });
+    const img = groupedImage(caches.map((c) => c.exportLayer(0)));
+    assert.deepEqual(img.stores.map((s) => s.name), ["body"]);
+    await checkAttention(
+      g,
+      `int${bits}`,
+      caches,
+      img,
+      nH,
+      nKv,
+      D,
+      software ? [SOFT_STATIC[bits]] : TUNINGS,
+      600 + bits,
+    );
+  });
+}
+
+gpuCase(
+  "fused attention, PM-KVQ mixed state from a progressive GroupedCache (shrink events) vs cpu attention",
+  async (g) => {
+    const nH = 8, nKv = 2, D = 128;
+    const shape = { numLayers: 1, numKvHeads: nKv, headDim: D };
+    const r = mulberry32(4242);
+    const caches = [700, 655, 5].map((n) => {
+      const c = createCache(
+        planToCacheSpec(uniformPlan(shape, "t", 1024, 2, { sink: 1, window: 32 })),
+        shape,
+      ) as GroupedCache;
+      fill(c, r, n, nKv * D);
+      return c;
+    });
+    const events = caches[0].stats().events.map((e) => `${e.from}→${e.to}@${e.step}`);
+    assert.deepEqual(caches[0].stats().events.map((e) => e.to), [8, 4, 2], `shrink events: ${events}`);
+    const ex = caches.map((c) => c.exportLayer(0));
+    assert.ok(ex[0].windowTokens !== ex[1].windowTokens && ex[2].bodyTokens === 0);
+    const img = groupedImage(ex);
+    assert.deepEqual(img.stores.map((s) => s.name), ["sinkWindow", "body"]);
+    assert.equal(img.segments.length, 3);
+    console.log(
+      `  shrink events ${events.join(", ")}; body ${ex.map((e) => e.bodyTokens)} @2b, window ${
+        ex.map((e) => e.windowTokens)
+      }`,
+    );
+    const tunings = software ? [DEFAULT_ATTENTION_TUNING] : TUNINGS;
+    await checkAttention(g, "pmkvq", caches, img, nH, nKv, D, tunings, 4343);
+  },
+);
+
+for (const bits of [2, 4] as const) {
+  gpuCase(
+    `fused attention, KIVI-${bits} (per-channel K, per-token V, bf16 residual) vs cpu attention`,
+    async (g) => {
+      const nH = 8, nKv = 2, D = 64;
+      const shape = { numLayers: 1, numKvHeads: nKv, headDim: D };
+      const r = mulberry32(900 + bits);
+      const caches = [0, 1].map(() =>
+        createCache({ method: "kivi", bits, group: 32, residual: 64 }, shape) as KiviCache
+      );
+      // same lengths (KIVI segment boundaries depend on it), different content
+      for (const c of caches) fill(c, r, 230, nKv * D);
+      const img = kiviImage(caches.map((c) => c.exportLayer(0)));
+      assert.equal(img.segments.length, 3);
+      await checkAttention(g, `kivi${bits}`, caches, img, nH, nKv, D, [TUNINGS[0]], 950 + bits);
+    },
+  );
+}
+
+// ------------------------------------------------------------------ GPU-side PM-KVQ layer
+
+for (const [sink, window, finalBits, maxLen] of [[1, 32, 2, 1024], [2, 0, 4, 1024]] as const) {
+  gpuCase(
+    `GpuGroupedLayer (sink ${sink}, window ${window}, final ${finalBits} bits): stores byte-identical to GroupedCache after every append, then fused attention`,
+    async (g) => {
+      const nKv = 2, D = 128, B = 2, nH = 8, row = nKv * D;
+      const shape = { numLayers: 1, numKvHeads: nKv, headDim: D };
+      const plan = uniformPlan(shape, "t", maxLen, finalBits, { sink, window });
+      const cpu = [0, 1].map(() => createCache(planToCacheSpec(plan), shape) as GroupedCache);
+      const layer = await GpuGroupedLayer.create(g, {
+        batch: B,
+        numKvHeads: nKv,
+        headDim: D,
+        sink,
+        window,
+        initBits: 16,
+        finalBits,
+        budget: plan.budgets[0],
+        maxLen,
+      });
+      const r = mulberry32(31 + window);
+      let n = 0, appends = 0;
+      const target = window > 0 ? 700 : 650;
+      while (n < target) {
+        const t = Math.min(target - n, n === 0 ? 97 : 1 + Math.floor(r() * 45));
+        const x = new Float32Array(2 * B * t * row).map(() => (r() * 2 - 1) * (1 + 3 * r()));
+        for (let b = 0; b < B; b++) {
+          const k = x.slice(b * t * row, (b + 1) * t * row),
+            v = x.slice((B + b) * t * row, (B + b + 1) * t * row);
+          cpu[b].append(0, k, v, t);
+        }
+        const xb = g.upload("x", x);
+        await layer.append({ x: xb, k: 0, v: B * t * row, tokStride: row, batchStride: t * row }, t);
+        xb.destroy();
+        n += t;
+        appends++;
+        // compare every region of every sequence with the CPU export
+        const st = layer.stores();
+        const sw = st.sinkWindow
+          ? new Uint32Array(await g.read(st.sinkWindow.buffer, 0, st.sinkWindow.layout.words * 4))
+          : null;
+        const body = new Uint32Array(await g.read(st.body.buffer, 0, st.body.layout.words * 4));
+        for (let b = 0; b < B; b++) {
+          const ex = cpu[b].exportLayer(0);
+          assert.equal(layer.bits, ex.bits, `width after ${n} tokens`);
+          assert.deepEqual(layer.counts(), {
+            sink: ex.sinkTokens,
+            body: ex.bodyTokens,
+            window: ex.windowTokens,
+          });
+          const gpt = ex.groupsPerToken, G = ex.groupSize;
+          const same = (
+            what: string,
+            got: QuantBuffers,
+            want: QuantBuffers,
+            tok0: number,
+            cnt: number,
+            bits: number,
+          ) => {
+            const wpg = G * bits / 32;
+            const w = {
+              codes: want.codes.subarray(tok0 * gpt * wpg, (tok0 + cnt) * gpt * wpg),
+              scales: want.scales.subarray(tok0 * gpt, (tok0 + cnt) * gpt),
+              zeros: want.zeros.subarray(tok0 * gpt, (tok0 + cnt) * gpt),
+            };
+            assert.equal(
+              firstDiff(got.codes, w.codes),
+              -1,
+              `${what} codes, sequence ${b}, after ${n} tokens`,
+            );
+            assert.equal(
+              firstDiff(new Uint32Array(got.scales), new Uint32Array(w.scales)),
+              -1,
+              `${what} scales`,
+            );
+            assert.equal(
+              firstDiff(new Uint32Array(got.zeros), new Uint32Array(w.zeros)),
+              -1,
+              `${what} zeros`,
+            );
+          };
+          for (const tn of ["k", "v"] as const) {
+            if (ex.sinkTokens > 0) {
+              const L = st.sinkWindow!.layout;
+              same(
+                `sink ${tn}`,
+                unpackTokenTensor(L, L[tn]!, b, 0, ex.sinkTokens, sw!),
+                ex.sink![tn],
+                0,
+                ex.sinkTokens,
+                16,
+              );
+            }
+            if (ex.windowTokens > 0) {
+              const L = st.sinkWindow!.layout;
+              same(
+                `window ${tn}`,
+                unpackTokenTensor(L, L[tn]!, b, sink, ex.windowTokens, sw!),
+                ex.window![tn],
+                0,
+                ex.windowTokens,
+                16,
+              );
+            }
+            let at = 0;
+            for (const c of ex.body) {
+              const L = st.body.layout;
+              same(
+                `body ${tn}`,
+                unpackTokenTensor(L, L[tn]!, b, at, c.tokens, body),
+                c[tn],
+                0,
+                c.tokens,
+                ex.bits,
+              );
+              at += c.tokens;
+            }
+          }
+        }
+      }
+      await layer.checkStatus();
+      const events = cpu[0].stats().events.map((e) => ({ step: e.step, from: e.from, to: e.to }));
+      assert.deepEqual(layer.events, events);
+      assert.ok(events.length >= 2, `expected shrink events, got ${JSON.stringify(events)}`);
+      console.log(
+        `  ${appends} appends, ${n} tokens, shrink events ${
+          events.map((e) => `${e.from}→${e.to}@${e.step}`).join(", ")
+        }; ` +
+          `GPU bytes ${layer.bytes()} vs CPU ${B} × ${cpu[0].stats().bytes} (budget ${
+            plan.budgets[0]
+          } per sequence)`,
+      );
+      // fused attention over the GPU layer vs cpu attention over the CPU caches
+      const qrow = (nH + 2 * nKv) * D;
+      const qkv = new Float32Array(B * qrow).map(() => r() * 2 - 1);
+      const want = new Float32Array(B * nH * D);
+      let maxV = 0;
+      cpu.forEach((c, b) => {
+        const view = c.view(0);
+        attention(
+          want.subarray(b * nH * D, (b + 1) * nH * D),
+          qkv.subarray(b * qrow, b * qrow + nH * D),
+          view,
+          qkv.subarray(b * qrow + nH * D, b * qrow + (nH + nKv) * D),
+          qkv.subarray(b * qrow + (nH + nKv) * D, (b + 1) * qrow),
+          1,
+          nH,
+          nKv,
+          D,
+          new Float64Array(view.length + 1),
+        );
+        for (const x of view.v) maxV = Math.max(maxV, Math.abs(x));
+      });
+      const att = await FusedAttention.create(g, {
+        ...layer.attentionConfig(nH, DEFAULT_ATTENTION_TUNING),
+        maxBatch: 4,
+      });
+      const inputs = layer.attentionInputs();
+      const params = {
+        ...inputs,
+        batch: B,
+        q: { off: 0, rowStride: qrow },
+        newKV: { k: nH * D, v: (nH + nKv) * D },
+        splits: { target: 3 },
+      };
+      const pl = att.plan(B, params.counts, params.splits);
+      const qb = g.upload("qkv", qkv), out = g.storage("out", want.byteLength);
+      const part = g.storage("part", 4 * att.partialFloats(B, pl.total));
+      const d = att.prepare({ qkv: qb, part, out, stores: inputs.stores }, params);
+      await g.submit((p) => att.encode(p, d));
+      const got = new Float32Array(await g.read(out, 0, want.byteLength));
+      let err = 0;
+      for (let i = 0; i < want.length; i++) {
+        err = Math.max(err, Math.abs(got[i] - want[i]) || (got[i] === want[i] ? 0 : Infinity));
+      }
+      console.log(
+        `  fused attention over the GPU layer: max abs err ${err.toExponential(2)} (bound ${
+          (2e-5 * maxV).toExponential(1)
+        })`,
+      );
+      assert.ok(err <= 2e-5 * maxV);
+      layer.destroy();
+      for (const b of [qb, out, part]) b.destroy();
+    },
+  );
+}
