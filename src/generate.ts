@@ -13,6 +13,15 @@ import type { CacheStats } from "./kv/cache.ts";
 import { makeSampler, type SamplingOptions } from "./sampling.ts";
 import { InputError } from "./errors.ts";
 
+/** A backend that can chain greedy steps on the device (the WebGPU engine). */
+interface GreedyChain {
+  decodeGreedyMany(
+    id: number,
+    n: number,
+    options: { stopIds?: readonly number[]; onToken?: (id: number, index: number) => void },
+  ): Promise<number[]>;
+}
+
 /** Generation settings. */
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -37,7 +46,11 @@ export interface GenerateResult {
 }
 
 /** Runs `prompt` then samples up to `maxNewTokens` tokens. */
-export async function generate(engine: Engine, prompt: ArrayLike<number>, options: GenerateOptions): Promise<GenerateResult> {
+export async function generate(
+  engine: Engine,
+  prompt: ArrayLike<number>,
+  options: GenerateOptions,
+): Promise<GenerateResult> {
   if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 0) {
     throw new InputError(`max-new-tokens ${options.maxNewTokens} must be a non-negative integer`);
   }
@@ -48,15 +61,32 @@ export async function generate(engine: Engine, prompt: ArrayLike<number>, option
   const t1 = performance.now();
   const ids: number[] = [];
   let stoppedBy: GenerateResult["stoppedBy"] = "max-new-tokens";
-  for (let i = 0; i < options.maxNewTokens; i++) {
-    const id = pick(logits);
-    ids.push(id);
-    options.onToken?.(id, i);
-    if (stop.has(id)) {
-      stoppedBy = "stop-token";
-      break;
+  const chained = (engine as Partial<GreedyChain>).decodeGreedyMany;
+  if ((options.temperature ?? 0) === 0 && typeof chained === "function" && options.maxNewTokens > 0) {
+    // Greedy on a backend that chains steps on the device (WebGPU): one read-back per chunk of tokens
+    // instead of one per token. Same tokens as the loop below (argmax, lowest id on ties).
+    const first = pick(logits);
+    ids.push(first);
+    options.onToken?.(first, 0);
+    if (!stop.has(first)) {
+      const rest = await chained.call(engine, first, options.maxNewTokens - 1, {
+        stopIds: options.stopIds,
+        onToken: (id: number, i: number) => options.onToken?.(id, i + 1),
+      });
+      ids.push(...rest);
     }
-    if (i + 1 < options.maxNewTokens) logits = await engine.decode(id);
+    if (stop.has(ids[ids.length - 1])) stoppedBy = "stop-token";
+  } else {
+    for (let i = 0; i < options.maxNewTokens; i++) {
+      const id = pick(logits);
+      ids.push(id);
+      options.onToken?.(id, i);
+      if (stop.has(id)) {
+        stoppedBy = "stop-token";
+        break;
+      }
+      if (i + 1 < options.maxNewTokens) logits = await engine.decode(id);
+    }
   }
   const t2 = performance.now();
   const decodeSeconds = (t2 - t1) / 1000;

@@ -51,7 +51,7 @@ import {
 } from "./attention.ts";
 import { layerBytesAt } from "../../src/kv/accounting.ts";
 import { checkBits, type QuantBits } from "../../src/quant/format.ts";
-import { BudgetError, NonFiniteError, QuantConfigError, TensorShapeError } from "../../src/errors.ts";
+import { BudgetError, GpuError, NonFiniteError, QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 
 /** Parameters of one layer. */
 export interface GpuGroupedLayerSpec {
@@ -302,21 +302,73 @@ export class GpuGroupedLayer {
   async append(src: AppendSource, t: number): Promise<void> {
     if (!Number.isSafeInteger(t) || t < 0) throw new TensorShapeError(`append: token count ${t}`);
     if (t === 0) return;
+    const target = this.#targetBits(this.tokens + t);
+    // compile what this append needs before recording (nothing is mutated until the pass is recorded)
+    await this.#quant(16);
+    if (this.spec.window === 0) await this.#quant(this.#bits);
+    for (let b = this.#bits as number; b > target; b /= 2) await this.#ersK(b, b / 2);
+    if (this.spec.window > 0) await this.#ersK(16, this.#bits);
+    for (let b = this.#bits as number; b >= target; b /= 2) await this.#ersK(b, b);
+    const enc = this.gpu.device.createCommandEncoder({ label: "pmkvq append" });
+    const pass = enc.beginComputePass({ label: "pmkvq append" });
+    const temps = this.recordAppend(pass, src, t);
+    pass.end();
+    this.gpu.device.queue.submit([enc.finish()]);
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    for (const b of temps) b.destroy();
+    this.gpu.ctx.check();
+  }
+
+
+  /**
+   * Compiles every kernel an append can need from the current width down to the final one (so that
+   * {@link GpuGroupedLayer.recordAppend} can record synchronously).
+   *
+   * @example
+   * ```ts
+   * await layer.precompile();
+   * ```
+   */
+  async precompile(): Promise<void> {
+    await this.#quant(16);
+    for (let b = this.#bits as number; b >= this.spec.finalBits; b /= 2) {
+      if (this.spec.window === 0) await this.#quant(b);
+      if (this.spec.window > 0) await this.#ersK(16, b);
+      await this.#ersK(b, b);
+      if (b > this.spec.finalBits) await this.#ersK(b, b / 2);
+    }
+  }
+
+  /**
+   * Records the dispatches of appending `t` tokens into `pass` (the host state advances now) and returns
+   * the temporaries (uniforms, replaced stores) to destroy once the pass is submitted. Throws BudgetError
+   * (nothing changed) like the CPU cache, GpuError when a kernel was not compiled ({@link precompile}).
+   *
+   * @example
+   * ```ts
+   * const temps = layer.recordAppend(pass, src, 1);
+   * ```
+   */
+  recordAppend(pass: GPUComputePassEncoder, src: AppendSource, t: number): GPUBuffer[] {
+    if (!Number.isSafeInteger(t) || t < 0) throw new TensorShapeError(`append: token count ${t}`);
+    if (t === 0) return [];
     const newLen = this.tokens + t;
     const target = this.#targetBits(newLen);
     const { sink, window: W, batch: B } = this.spec;
-    // compile what this append needs before recording (nothing is mutated until the pass is recorded)
-    const q16 = await this.#quant(16);
-    const qb = W === 0 ? await this.#quant(this.#bits) : null;
-    const kernels = new Map<string, ErsKernel>();
-    for (let b = this.#bits as number; b > target; b /= 2) {
-      kernels.set(`${b}-${b / 2}`, await this.#ersK(b, b / 2));
-    }
-    if (W > 0) kernels.set(`16-${this.#bits}`, await this.#ersK(16, this.#bits));
-    for (let b = this.#bits as number; b >= target; b /= 2) kernels.set(`${b}-${b}`, await this.#ersK(b, b));
+    const need = <T>(k: T | undefined, what: string): T => {
+      if (!k) throw new GpuError(`GPU layer: kernel ${what} not compiled (call precompile() first)`);
+      return k;
+    };
+    const q16 = need(this.#qa.get(16), "quantize b16");
+    const qb = W === 0 ? need(this.#qa.get(this.#bits), `quantize b${this.#bits}`) : null;
+    const kernels = {
+      get: (key: string) => need(this.#ers.get(key), `ers ${key}`),
+    };
+    // every kernel this append uses must exist before anything is mutated
+    for (let b = this.#bits as number; b > target; b /= 2) kernels.get(`${b}-${b / 2}`);
+    if (W > 0) kernels.get(`16-${this.#bits}`);
+    for (let b = this.#bits as number; b >= target; b /= 2) kernels.get(`${b}-${b}`);
     const temps: GPUBuffer[] = [];
-    const enc = this.gpu.device.createCommandEncoder({ label: "pmkvq append" });
-    const pass = enc.beginComputePass({ label: "pmkvq append" });
     const quantize = (k: QuantizeAppendKernel, store: Store, from: number, n: number, pos: number) => {
       const d = k.prepare({ x: src.x, store: store.buffer, status: this.status }, {
         batch: B,
@@ -342,7 +394,7 @@ export class GpuGroupedLayer {
       dstTok: number,
       n: number,
     ) => {
-      const k = kernels.get(`${fromBits}-${toBits}`)!;
+      const k = kernels.get(`${fromBits}-${toBits}`);
       for (const tensor of ["k", "v"] as const) {
         const d = k.prepare({ src: from.buffer, dst: to.buffer }, {
           batch: B,
@@ -399,11 +451,40 @@ export class GpuGroupedLayer {
       this.events.push({ step: newLen, from: this.#bits, to });
       this.#bits = to;
     }
-    pass.end();
-    this.gpu.device.queue.submit([enc.finish()]);
-    await this.gpu.device.queue.onSubmittedWorkDone();
-    for (const b of temps) b.destroy();
-    this.gpu.ctx.check();
+    return temps;
+  }
+
+  /**
+   * Throws the BudgetError appending `t` tokens would raise; changes nothing.
+   *
+   * @example
+   * ```ts
+   * layer.checkCapacity(1);
+   * ```
+   */
+  checkCapacity(t: number): void {
+    this.#targetBits(this.tokens + t);
+  }
+
+  /**
+   * Empties the layer back to its initial width (stores reallocated; events cleared).
+   *
+   * @example
+   * ```ts
+   * layer.reset();
+   * ```
+   */
+  reset(): void {
+    this.#sinkCount = 0;
+    this.#winCount = 0;
+    this.#bodyTokens = 0;
+    this.events.length = 0;
+    const init = checkBits(this.spec.initBits);
+    if (this.#bits !== init || this.#body.layout.k!.cap !== Math.max(1, this.#bodyCapacity(init))) {
+      this.#body.buffer.destroy();
+      this.#bits = init;
+      this.#body = this.#alloc("body", init, this.#bodyCapacity(init));
+    }
   }
 
   /**

@@ -31,6 +31,7 @@ Usage: deno task eval [options]
   --kl-tokens N        override the teacher-forced length
   --artifact-samples N, --artifact-length N
                        override the windows used to profile and calibrate
+  --resume FILE        reuse finished jobs from a results/partial-results JSON of the same config
   --sensitivity FILE   use this sensitivity artifact (default: profile with the config's settings)
   --calibration FILE   calibration with s = 4 (default: calibrate)
   --calibration-nopi FILE   calibration with s = 1 (default: calibrate)
@@ -161,6 +162,7 @@ export async function main(args: string[]): Promise<number> {
       config: { type: "string" }, model: { type: "string" }, out: { type: "string" }, jobs: { type: "string" },
       methods: { type: "string" }, levels: { type: "string" }, "new-tokens": { type: "string" },
       "kl-tokens": { type: "string" }, "artifact-samples": { type: "string" }, "artifact-length": { type: "string" },
+      resume: { type: "string" }, "example-passages": { type: "string" }, "extra-passages": { type: "string" },
       sensitivity: { type: "string" }, calibration: { type: "string" }, "calibration-nopi": { type: "string" },
       worker: { type: "string" }, help: { type: "boolean" },
     },
@@ -193,6 +195,8 @@ export async function main(args: string[]): Promise<number> {
   };
   cfg.newTokens = posInt(values["new-tokens"], "new-tokens") ?? cfg.newTokens;
   cfg.klTokens = posInt(values["kl-tokens"], "kl-tokens") ?? cfg.klTokens;
+  if (values["example-passages"] !== undefined) cfg.examplePassages = Math.min(2, Number(values["example-passages"]));
+  if (values["extra-passages"] !== undefined) cfg.extraPassages = Number(values["extra-passages"]);
   const as = posInt(values["artifact-samples"], "artifact-samples"), al = posInt(values["artifact-length"], "artifact-length");
   cfg.profile = { ...cfg.profile, samples: as ?? cfg.profile.samples, length: al ?? cfg.profile.length };
   cfg.calib = { ...cfg.calib, samples: as ?? cfg.calib.samples, length: al ?? cfg.calib.length };
@@ -206,8 +210,19 @@ export async function main(args: string[]): Promise<number> {
   log(`eval ${cfg.name}: methods ${cfg.methods.join(", ")}; levels ${cfg.levels.join(", ")}; ${jobsN} job(s) at a time`);
   const artifacts = await prepareArtifacts(cfg, modelDir, out, { sensitivity: values.sensitivity, calibration: values.calibration, calibrationNoPi: values["calibration-nopi"] }, jobsN);
   const data = await prepareData(cfg, modelDir, out);
-  const jobs = jobsOf(cfg, data);
-  const results = await runAll(jobs, jobsN, modelDir, artifacts, data, out);
+  let jobs = jobsOf(cfg, data);
+  const resumed: JobResult[] = [];
+  if (values.resume) {
+    const prev = JSON.parse(await Deno.readTextFile(values.resume));
+    const list = (Array.isArray(prev) ? prev : prev.results) as JobResult[];
+    const id = (j: { method: string; level: number | null; task: EvalJob["task"] }) => JSON.stringify([j.method, j.level, j.task]);
+    const wanted = new Set(jobs.filter((j) => j.task.kind !== "kl-reference").map(id));
+    for (const r of list) if (wanted.has(id(r))) resumed.push(r);
+    const done = new Set(resumed.map(id));
+    jobs = jobs.filter((j) => !done.has(id(j)));
+    log(`resumed ${resumed.length} finished jobs from ${values.resume}; ${jobs.length} to run`);
+  }
+  const results = [...resumed, ...await runAll(jobs, jobsN, modelDir, artifacts, data, out)];
   const rows = rowsOf(results);
   const seconds = (performance.now() - t0) / 1000;
   await Deno.writeTextFile(`${out}/results.json`, JSON.stringify({ config: cfg, artifacts, passages: data.passages.map((p) => p.source), seconds, rows, results }, null, 1));

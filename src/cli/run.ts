@@ -17,7 +17,8 @@ import { formatBytes, formatCacheSummary } from "./summary.ts";
 export const DEFAULT_MODEL_DIR = fromFileUrl(new URL("../../models/tiny-lm", import.meta.url));
 
 /** The default prompt: the opening of Moby-Dick, which tiny-lm learned by heart. */
-export const DEFAULT_PROMPT = "Call me Ishmael. Some years ago\u2014never mind how long precisely\u2014having";
+export const DEFAULT_PROMPT =
+  "Call me Ishmael. Some years ago\u2014never mind how long precisely\u2014having little or no money in my purse, and nothing particular to interest me on shore, I thought I would sail about";
 
 const HELP = `pmkvq run: generate text with a (quantized) KV cache
 
