@@ -72,23 +72,8 @@ export interface CalibrationArtifact {
   checksum: string;
 }
 
-/**
- * JSON with object keys sorted at every level (undefined members dropped), so equal values serialize equally.
- *
- * @example
- * ```ts
- * canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }] }); // '{"a":[2,{"c":4,"d":3}],"b":1}'
- * ```
- */
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (typeof v === "object" && v !== null) {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o).sort().filter((k) => o[k] !== undefined);
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v);
-}
+import { canonicalJson } from "../src/util/canonical.ts";
+export { canonicalJson };
 
 /**
  * Hex SHA-256 of the canonical JSON of every field except `checksum`.

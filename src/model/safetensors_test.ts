@@ -11,6 +11,7 @@ import {
   readSafetensorsHeader,
 } from "./safetensors.ts";
 import { assembleSafetensors, f32Bytes, type TensorToWrite, writeSafetensors } from "./safetensors_write.ts";
+import { mulberry32 } from "../sampling.ts";
 
 const FILE = "weights-under-test.safetensors";
 
@@ -245,16 +246,6 @@ Deno.test("safetensors: bad offsets, overlaps, holes and duplicate keys", () => 
 const FUZZ_SEED = 0x5eed2024;
 const FUZZ_CASES = 6000;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function checkInvariants(bytes: Uint8Array): void {
   let st;

@@ -35,7 +35,7 @@
 import { dirname } from "node:path";
 import { ArtifactError } from "../errors.ts";
 import type { LoadedModel, ModelConfig } from "../model/types.ts";
-import { canonicalJson, sha256Hex } from "./canonical.ts";
+import { canonicalJson, sha256Hex } from "../util/canonical.ts";
 import type { ProfileSettings, SensitivityResult, SensitivityTable } from "./sensitivity.ts";
 
 /** The `format` field. */

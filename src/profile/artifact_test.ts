@@ -8,7 +8,7 @@ import {
   sensitivityChecksum,
   writeSensitivity,
 } from "./artifact.ts";
-import { canonicalJson, sha256Hex } from "./canonical.ts";
+import { canonicalJson, sha256Hex } from "../util/canonical.ts";
 import { resolveSettings, type SensitivityResult } from "./sensitivity.ts";
 
 const FP_A = "a".repeat(64);

@@ -4,17 +4,9 @@ import { bf16ToF32, f32ToBf16RNE, f32ToBits } from "./bf16.ts";
 import { ersCode, ersRows, ersScaleBits } from "./ers.ts";
 import { formatFor } from "./format.ts";
 import { allocQuantBuffers, dequantizeRows, quantizeRows, unpackCodes } from "./quantizer.ts";
+import { mulberry32 } from "../sampling.ts";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function f32Parts(x: number): [bigint, number] {
   const u = f32ToBits(x);

@@ -11,17 +11,9 @@ import {
   quantizeGroupGpuStyle,
   roundF32,
 } from "./quantizer_gpu_style.ts";
+import { mulberry32 } from "../sampling.ts";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** Move an f32 by k ulps (k may be negative), crossing zero and signs correctly. */
 function addUlps(x: number, k: number): number {

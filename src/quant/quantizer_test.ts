@@ -14,20 +14,12 @@ import {
   scaleBitsFor,
   unpackCodes,
 } from "./quantizer.ts";
+import { mulberry32 } from "../sampling.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers: seeded PRNG and an exact (BigInt) oracle for the codes.
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** A non-negative f32 as m·2^e with m an integer. */
 function f32Parts(x: number): [bigint, number] {

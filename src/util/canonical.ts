@@ -31,7 +31,8 @@ export function canonicalJson(v: unknown, path = "$"): string {
   if (Array.isArray(v)) return `[${v.map((x, i) => canonicalJson(x, `${path}[${i}]`)).join(",")}]`;
   if (typeof v === "object") {
     const o = v as Record<string, unknown>;
-    const keys = Object.keys(o).sort();
+    // Like JSON.stringify, object members whose value is undefined are left out.
+    const keys = Object.keys(o).sort().filter((k) => o[k] !== undefined);
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k], `${path}.${k}`)}`).join(",")}}`;
   }
   throw new TypeError(`${path} is a ${typeof v}, which JSON cannot hold`);

@@ -1,0 +1,349 @@
+/**
+ * The packed (quantized) KV cache on the GPU for the grouped methods — `{ method: "static", bits }` and
+ * `{ method: "pmkvq", ... }` — batch 1: one {@link GpuGroupedLayer} per layer (gpu/packed/grouped_layer.ts),
+ * which moves tokens exactly like the CPU `GroupedCache` (src/kv/grouped.ts), so codes, scales, zeros,
+ * widths, shrink events and byte counts match the CPU cache fed the same K/V.
+ *
+ * Per layer and step (inside the engine's compute pass, see gpu/cache/types.ts):
+ * | step | kernels |
+ * | --- | --- |
+ * | decode (T = 1) | FusedAttention (split-K partial + reduce) over [sink \| body \| window] of the packed store plus the new token's exact K/V from `io.qkv` |
+ * | prefill (T > 1, empty cache) | the exact prefill attention (kernels/attention) over the prompt's own exact K/V (CPU semantics) |
+ * | prefill (T > 1, tokens cached) | not supported (GpuError): would need the cached tokens dequantized head-major |
+ * | append | `GpuGroupedLayer.recordAppend`: quantize_append / ERS flushes / shrink, recorded into the same pass |
+ *
+ * Host decisions (width, BudgetError) are taken at record time from the token counts, so chained greedy
+ * steps record correctly; {@link PackedGpuCache.checkSteps} raises the BudgetError before anything is recorded.
+ * A packed cache cannot roll back: {@link PackedGpuCache.truncate} below the length poisons it until `reset()`.
+ *
+ * Buffers:
+ * | buffer | shape | type |
+ * |---|---|---|
+ * | per layer: sinkWindow, body, status | GpuGroupedLayer stores (layout.ts) | u32 |
+ * | decode partials (all layers) | FusedAttention.partialFloats(1, splits) | f32 |
+ * | prefill placeholders (cacheK/V, partials; never read with P = 0) | [nKv, 1, D], [nH, 1, D + 2] | f32 |
+ *
+ * @example
+ * ```ts
+ * const cache = await createPackedGpuCache(env, { method: "static", bits: 4 });
+ * cache.checkSteps([1]);
+ * cache.encodeAttention(pass, 0, 1, P);
+ * cache.encodeAppend(pass, 0, 1, P);
+ * cache.commit(1);
+ * ```
+ * @module
+ */
+import type { CacheSpec, CacheStats, ShrinkEvent } from "../../src/kv/cache.ts";
+import type { CacheStepFields, GpuCache, GpuCacheEnv } from "./types.ts";
+import { groupedConfigOf } from "../../src/kv/factory.ts";
+import { layerBytesAt } from "../../src/kv/accounting.ts";
+import { storageBuffer } from "../buffers.ts";
+import { type AttentionBindings, AttentionKernels } from "../kernels/attention.ts";
+import { PackedGpu } from "../packed/util.ts";
+import { GpuGroupedLayer } from "../packed/grouped_layer.ts";
+import { DEFAULT_ATTENTION_TUNING, FusedAttention, type FusedAttentionConfig } from "../packed/attention.ts";
+import { type TensorFormat, tokenFormat } from "../packed/layout.ts";
+import { GpuError } from "../../src/errors.ts";
+
+/** Target splits per KV head of the decode attention. */
+function splitTarget(numKvHeads: number): number {
+  return Math.max(1, Math.ceil(1024 / numKvHeads));
+}
+
+/**
+ * Creates the packed cache of `spec` ("static" or "pmkvq"): allocates every layer and compiles every kernel
+ * any width it can reach needs.
+ *
+ * @example
+ * ```ts
+ * const cache = await createPackedGpuCache(env, { method: "pmkvq", finalBits: [2, 2], budgets: null, maxLen: 512 });
+ * ```
+ */
+export async function createPackedGpuCache(env: GpuCacheEnv, spec: CacheSpec): Promise<PackedGpuCache> {
+  if (spec.method !== "static" && spec.method !== "pmkvq") {
+    throw new GpuError(`packed GPU cache: method "${spec.method}" is not a grouped method`);
+  }
+  const s = env.shape;
+  const cfg = groupedConfigOf(spec, s.numLayers);
+  if (cfg.finalBits.length !== s.numLayers) {
+    throw new GpuError(`packed GPU cache: finalBits has ${cfg.finalBits.length} entries for ${s.numLayers} layers`);
+  }
+  if (cfg.budgets !== null && cfg.budgets.length !== s.numLayers) {
+    throw new GpuError(`packed GPU cache: budgets has ${cfg.budgets.length} entries for ${s.numLayers} layers`);
+  }
+  const gpu = new PackedGpu(env.reg.ctx);
+  const layers: GpuGroupedLayer[] = [];
+  try {
+    for (let l = 0; l < s.numLayers; l++) {
+      const layer = await GpuGroupedLayer.create(gpu, {
+        batch: 1,
+        numKvHeads: s.numKvHeads,
+        headDim: s.headDim,
+        sink: cfg.sink,
+        window: cfg.window,
+        initBits: cfg.initBits === "final" ? cfg.finalBits[l] : cfg.initBits,
+        finalBits: cfg.finalBits[l],
+        budget: cfg.budgets?.[l] ?? null,
+        maxLen: env.capacity,
+      });
+      layers.push(layer);
+      await layer.precompile();
+    }
+    const widths = new Set<number>();
+    layers.forEach((L) => {
+      for (let b = L.spec.initBits; b >= L.spec.finalBits; b /= 2) widths.add(b);
+    });
+    const att = new Map<number, FusedAttention>();
+    for (const b of widths) {
+      att.set(b, await FusedAttention.create(gpu, fusedConfig(env, cfg.sink, cfg.window, b)));
+    }
+    const prefill = await AttentionKernels.create(env.reg, {
+      numHeads: s.numHeads,
+      numKvHeads: s.numKvHeads,
+      headDim: s.headDim,
+      capacity: 1,
+      maxSplits: 1,
+    });
+    return new PackedGpuCache(env, spec, cfg.method, gpu, layers, att, prefill);
+  } catch (e) {
+    for (const L of layers) L.destroy();
+    throw e;
+  }
+}
+
+/** The FusedAttention config of a layer at body width `bits` (mirrors GpuGroupedLayer.attentionConfig). */
+function fusedConfig(env: GpuCacheEnv, sink: number, window: number, bits: number): FusedAttentionConfig {
+  const stores: { k: TensorFormat; v: TensorFormat }[] = [];
+  const sw = sink + window > 0;
+  if (sw) stores.push({ k: "q16", v: "q16" });
+  const bf = tokenFormat(bits);
+  stores.push({ k: bf, v: bf });
+  const seg = (i: number) => ({ k: { store: i, tensor: "k" as const }, v: { store: i, tensor: "v" as const } });
+  const segments = [];
+  if (sink > 0) segments.push(seg(0));
+  segments.push(seg(sw ? 1 : 0));
+  if (window > 0) segments.push(seg(0));
+  return {
+    numHeads: env.shape.numHeads,
+    numKvHeads: env.shape.numKvHeads,
+    headDim: env.shape.headDim,
+    maxBatch: 1,
+    tuning: DEFAULT_ATTENTION_TUNING,
+    stores,
+    segments,
+  };
+}
+
+/**
+ * See the module doc.
+ *
+ * @example
+ * ```ts
+ * const cache: PackedGpuCache = await createPackedGpuCache(env, { method: "static", bits: 4 });
+ * ```
+ */
+export class PackedGpuCache implements GpuCache {
+  readonly spec: CacheSpec;
+  readonly capacity: number;
+  readonly canTruncate = false;
+  /** The GPU layers (stores readable with `gpu.read`, for tests and tools). */
+  readonly layers: readonly GpuGroupedLayer[];
+  readonly gpu: PackedGpu;
+  readonly #env: GpuCacheEnv;
+  readonly #method: string;
+  readonly #att: Map<number, FusedAttention>;
+  readonly #prefill: AttentionKernels;
+  readonly #prefillBind: AttentionBindings;
+  readonly #dummies: GPUBuffer[];
+  /** decode partials, shared by all layers */ readonly #part: GPUBuffer;
+  readonly #qkvStride: number;
+  readonly #target: number;
+  /** Temporaries recorded since the last commit (uniforms, replaced stores). */
+  #temps: GPUBuffer[] = [];
+  #events: ShrinkEvent[] = [];
+  #peak = 0;
+  #length = 0;
+  #broken = false;
+
+  constructor(
+    env: GpuCacheEnv,
+    spec: CacheSpec,
+    method: string,
+    gpu: PackedGpu,
+    layers: GpuGroupedLayer[],
+    att: Map<number, FusedAttention>,
+    prefill: AttentionKernels,
+  ) {
+    this.#env = env;
+    this.spec = spec;
+    this.#method = method;
+    this.capacity = env.capacity;
+    this.gpu = gpu;
+    this.layers = layers;
+    this.#att = att;
+    this.#prefill = prefill;
+    const { numHeads: nH, numKvHeads: nKv, headDim: D } = env.shape;
+    this.#qkvStride = (nH + 2 * nKv) * D;
+    this.#target = splitTarget(nKv);
+    const ctx = env.reg.ctx;
+    // splits ≤ target + one per segment (planSplits rounds each segment up)
+    let floats = 0;
+    for (const a of att.values()) floats = Math.max(floats, a.partialFloats(1, this.#target + 4));
+    this.#part = storageBuffer(ctx, `packed decode partials [${floats}] f32`, 4 * floats);
+    const dk = storageBuffer(ctx, "packed prefill placeholder K", 4 * nKv * D);
+    const dv = storageBuffer(ctx, "packed prefill placeholder V", 4 * nKv * D);
+    const pa = storageBuffer(ctx, "packed prefill placeholder partial acc", 4 * nH * D);
+    const ps = storageBuffer(ctx, "packed prefill placeholder partial stats", 4 * nH * 2);
+    this.#dummies = [dk, dv, pa, ps];
+    this.#prefillBind = prefill.bind({
+      qkv: env.io.qkv,
+      cacheK: dk,
+      cacheV: dv,
+      out: env.io.out,
+      partAcc: pa,
+      partStats: ps,
+    });
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  #checkUsable(): void {
+    if (this.#broken) {
+      throw new GpuError("the packed GPU cache cannot roll back a failed or overshooting step; reset() it");
+    }
+  }
+
+  /**
+   * Throws (before anything is recorded) what recording steps of `Ts` tokens would raise: BudgetError when
+   * a layer outgrows its budget, GpuError for a multi-token step after cached tokens.
+   *
+   * @example
+   * ```ts
+   * cache.checkSteps([1, 1, 1]);
+   * ```
+   */
+  checkSteps(Ts: readonly number[]): void {
+    this.#checkUsable();
+    let n = this.#length;
+    for (const T of Ts) {
+      if (T > 1 && n > 0) {
+        throw new GpuError(
+          `a ${T}-token prefill after ${n} cached tokens is not yet supported by the packed webgpu cache ` +
+            `(prefill the whole prompt at once, or decode token by token)`,
+        );
+      }
+      n += T;
+    }
+    const total = n - this.#length;
+    for (const L of this.layers) L.checkCapacity(total);
+  }
+
+  stepFields(_T: number, _P: number): CacheStepFields {
+    return { split: 64, nSplits: 1 };
+  }
+
+  encodeAttention(pass: GPUComputePassEncoder, layer: number, T: number, P: number): void {
+    this.#checkUsable();
+    const L = this.layers[layer];
+    if (L.tokens !== P) throw new GpuError(`packed cache layer ${layer}: step after ${P} tokens, holds ${L.tokens}`);
+    if (T > 1) {
+      if (P > 0) throw new GpuError(`packed cache: ${T}-token prefill after ${P} cached tokens is not supported`);
+      this.#prefill.encodePrefill(pass, this.#prefillBind, T);
+      return;
+    }
+    const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
+    const att = this.#att.get(L.bits)!;
+    const inp = L.attentionInputs();
+    const d = att.prepare({ qkv: this.#env.io.qkv, part: this.#part, out: this.#env.io.out, stores: inp.stores }, {
+      batch: 1,
+      q: { off: 0, rowStride: this.#qkvStride },
+      newKV: { k: nH * D, v: (nH + nKv) * D },
+      refs: inp.refs,
+      counts: inp.counts,
+      splits: { target: this.#target },
+    });
+    this.#temps.push(...d.uniforms);
+    att.encode(pass, d);
+  }
+
+  encodeAppend(pass: GPUComputePassEncoder, layer: number, T: number, _P: number): void {
+    this.#checkUsable();
+    const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
+    const L = this.layers[layer];
+    const before = L.events.length;
+    const temps = L.recordAppend(pass, {
+      x: this.#env.io.qkv,
+      k: nH * D,
+      v: (nH + nKv) * D,
+      tokStride: this.#qkvStride,
+      batchStride: 0,
+    }, T);
+    this.#temps.push(...temps);
+    for (const e of L.events.slice(before)) this.#events.push({ step: e.step, layer, from: e.from, to: e.to });
+    const total = this.#totalBytes();
+    if (total > this.#peak) this.#peak = total;
+  }
+
+  commit(T: number): void {
+    this.#length += T;
+    // the pass using them is submitted: destroying now frees them once the GPU is done with it
+    for (const b of this.#temps) b.destroy();
+    this.#temps = [];
+  }
+
+  truncate(length: number): void {
+    for (const b of this.#temps) b.destroy();
+    this.#temps = [];
+    if (length < this.#length || this.layers.some((L) => L.tokens !== this.#length)) this.#broken = true;
+  }
+
+  /** Bytes the CPU GroupedCache holds for `L` (layerBytesAt: its allocation rule). */
+  #layerBytes(L: GpuGroupedLayer): number {
+    const shape = { numLayers: 1, numKvHeads: L.spec.numKvHeads, headDim: L.spec.headDim };
+    return layerBytesAt(shape, { bits: L.bits, sink: L.spec.sink, window: L.spec.window }, L.tokens);
+  }
+
+  #totalBytes(): number {
+    let b = 0;
+    for (const L of this.layers) b += this.#layerBytes(L);
+    return b;
+  }
+
+  /** Accounting in the CPU GroupedCache's terms (bytes by its allocation rule; GPU store sizes in `scratchBytes`). */
+  stats(): CacheStats {
+    let gpuBytes = this.#part.size;
+    for (const L of this.layers) gpuBytes += L.bytes();
+    return {
+      method: this.#method,
+      tokens: this.#length,
+      bytes: this.#totalBytes(),
+      peakBytes: this.#peak,
+      scratchBytes: gpuBytes,
+      layers: this.layers.map((L) => ({
+        bits: L.bits,
+        tokens: L.tokens,
+        bytes: this.#layerBytes(L),
+        budget: L.spec.budget,
+      })),
+      events: this.#events.map((e) => ({ ...e })),
+    };
+  }
+
+  reset(): void {
+    for (const b of this.#temps) b.destroy();
+    this.#temps = [];
+    for (const L of this.layers) L.reset();
+    this.#events = [];
+    this.#peak = 0;
+    this.#length = 0;
+    this.#broken = false;
+  }
+
+  destroy(): void {
+    for (const b of this.#temps) b.destroy();
+    for (const L of this.layers) L.destroy();
+    for (const b of [this.#part, ...this.#dummies]) b.destroy();
+  }
+}
