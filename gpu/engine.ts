@@ -9,7 +9,9 @@
  * step's argmax wrote) and reads back all tokens at once, avoiding a GPU→host round trip per token, which
  * in Deno costs ≥ 10 ms (its mapAsync polls every 10 ms).
  *
- * Phase 1 supports `{ method: "exact" }` (f32 K/V). Other methods throw GpuError "not yet supported on webgpu".
+ * Caches: `{ method: "exact" }` (f32 K/V, gpu/cache/exact.ts), and the grouped packed methods `static` and
+ * `pmkvq` (gpu/cache/packed.ts; their prompt is prefilled in one chunk by default). Other methods throw
+ * GpuError "not yet supported on webgpu".
  *
  * Host-side buffers:
  * | buffer | shape | type |
@@ -41,13 +43,17 @@ import { Readback } from "./buffers.ts";
 import { type GpuWeights, uploadWeights } from "./weights.ts";
 import { GpuForward } from "./forward.ts";
 import { createExactGpuCache } from "./cache/exact.ts";
+import { createPackedGpuCache } from "./cache/packed.ts";
 import { GpuError, InputError, NonFiniteError } from "../src/errors.ts";
 
 /** Options of {@link createGpuEngine}. */
 export interface GpuEngineOptions {
   /** Context capacity in tokens (default: max_position_embeddings). The cache is allocated for it. */
   maxLen?: number;
-  /** Prompt tokens per prefill step (default 256). Activations are sized for it. */
+  /**
+   * Prompt tokens per prefill step (default 256; packed caches: {@link PACKED_PREFILL_CHUNK}, capped at
+   * maxLen, since they prefill a prompt in one chunk). Activations are sized for it.
+   */
   prefillChunk?: number;
   /** Greedy steps chained per submit by {@link GpuEngine.decodeGreedyMany} (default 64). */
   greedyChunk?: number;
@@ -67,6 +73,12 @@ export interface GreedyManyOptions {
   onToken?: (id: number, index: number) => void;
 }
 
+/**
+ * Default prefill chunk of the packed caches (static, pmkvq): they prefill a prompt in one chunk, so this is
+ * the longest prompt they take without an explicit `prefillChunk`.
+ */
+export const PACKED_PREFILL_CHUNK = 4096;
+
 function cacheFactoryFor(spec: CacheSpec): (env: GpuCacheEnv) => Promise<GpuCache> {
   if (spec.method === "exact") {
     if (spec.dtype !== undefined && spec.dtype !== "f32") {
@@ -74,8 +86,11 @@ function cacheFactoryFor(spec: CacheSpec): (env: GpuCacheEnv) => Promise<GpuCach
     }
     return createExactGpuCache;
   }
+  if (spec.method === "static" || spec.method === "pmkvq") {
+    return (env) => createPackedGpuCache(env, spec);
+  }
   throw new GpuError(
-    `KV cache method "${spec.method}" is not yet supported on webgpu (phase 1 supports exact f32)`,
+    `KV cache method "${spec.method}" is not yet supported on webgpu (exact f32, static and pmkvq are)`,
   );
 }
 
@@ -99,7 +114,10 @@ export async function createGpuEngine(
   if (!Number.isInteger(capacity) || capacity < 1 || capacity > c.maxPositionEmbeddings) {
     throw new InputError(`maxLen ${capacity} must be an integer in [1, ${c.maxPositionEmbeddings}]`);
   }
-  const chunk = Math.min(options.prefillChunk ?? 256, capacity);
+  // packed caches: a prompt attends to its own EXACT K/V (CPU semantics), so it is prefilled in one chunk
+  // (activations sized for up to PACKED_PREFILL_CHUNK tokens unless prefillChunk says otherwise)
+  const packed = !options.cacheFactory && (spec.method === "static" || spec.method === "pmkvq");
+  const chunk = Math.min(options.prefillChunk ?? (packed ? PACKED_PREFILL_CHUNK : 256), capacity);
   const greedyChunk = options.greedyChunk ?? 64;
   if (!Number.isInteger(chunk) || chunk < 1) {
     throw new InputError(`prefillChunk ${chunk} must be a positive integer`);
@@ -220,6 +238,7 @@ export class GpuEngine implements Engine {
     steps: { T: number; P: number; argmax: boolean }[],
     after?: (enc: GPUCommandEncoder) => void,
   ): void {
+    this.forward.cache.checkSteps?.(steps.map((s) => s.T));
     this.#steps.flush();
     const enc = this.ctx.device.createCommandEncoder({ label: "forward" });
     const pass = enc.beginComputePass({ label: "forward" });
@@ -344,8 +363,10 @@ export class GpuEngine implements Engine {
     const out: number[] = [];
     const slots = this.forward.sizes.idSlots;
     let cur = id;
+    // a cache that cannot roll back records no step past a possible stop token
+    const chain = stop.size > 0 && this.forward.cache.canTruncate === false ? 1 : this.#greedyChunk;
     while (out.length < n) {
-      const m = Math.min(this.#greedyChunk, n - out.length);
+      const m = Math.min(chain, n - out.length);
       const P0 = this.#position;
       this.ctx.device.queue.writeBuffer(this.forward.act.ids, 0, new Uint32Array([cur]));
       const steps = [];

@@ -66,10 +66,14 @@ export async function createPackedGpuCache(env: GpuCacheEnv, spec: CacheSpec): P
   const s = env.shape;
   const cfg = groupedConfigOf(spec, s.numLayers);
   if (cfg.finalBits.length !== s.numLayers) {
-    throw new GpuError(`packed GPU cache: finalBits has ${cfg.finalBits.length} entries for ${s.numLayers} layers`);
+    throw new GpuError(
+      `packed GPU cache: finalBits has ${cfg.finalBits.length} entries for ${s.numLayers} layers`,
+    );
   }
   if (cfg.budgets !== null && cfg.budgets.length !== s.numLayers) {
-    throw new GpuError(`packed GPU cache: budgets has ${cfg.budgets.length} entries for ${s.numLayers} layers`);
+    throw new GpuError(
+      `packed GPU cache: budgets has ${cfg.budgets.length} entries for ${s.numLayers} layers`,
+    );
   }
   const gpu = new PackedGpu(env.reg.ctx);
   const layers: GpuGroupedLayer[] = [];
@@ -118,7 +122,10 @@ function fusedConfig(env: GpuCacheEnv, sink: number, window: number, bits: numbe
   if (sw) stores.push({ k: "q16", v: "q16" });
   const bf = tokenFormat(bits);
   stores.push({ k: bf, v: bf });
-  const seg = (i: number) => ({ k: { store: i, tensor: "k" as const }, v: { store: i, tensor: "v" as const } });
+  const seg = (i: number) => ({
+    k: { store: i, tensor: "k" as const },
+    v: { store: i, tensor: "v" as const },
+  });
   const segments = [];
   if (sink > 0) segments.push(seg(0));
   segments.push(seg(sw ? 1 : 0));
@@ -247,16 +254,25 @@ export class PackedGpuCache implements GpuCache {
   encodeAttention(pass: GPUComputePassEncoder, layer: number, T: number, P: number): void {
     this.#checkUsable();
     const L = this.layers[layer];
-    if (L.tokens !== P) throw new GpuError(`packed cache layer ${layer}: step after ${P} tokens, holds ${L.tokens}`);
+    if (L.tokens !== P) {
+      throw new GpuError(`packed cache layer ${layer}: step after ${P} tokens, holds ${L.tokens}`);
+    }
     if (T > 1) {
-      if (P > 0) throw new GpuError(`packed cache: ${T}-token prefill after ${P} cached tokens is not supported`);
+      if (P > 0) {
+        throw new GpuError(`packed cache: ${T}-token prefill after ${P} cached tokens is not supported`);
+      }
       this.#prefill.encodePrefill(pass, this.#prefillBind, T);
       return;
     }
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
     const att = this.#att.get(L.bits)!;
     const inp = L.attentionInputs();
-    const d = att.prepare({ qkv: this.#env.io.qkv, part: this.#part, out: this.#env.io.out, stores: inp.stores }, {
+    const d = att.prepare({
+      qkv: this.#env.io.qkv,
+      part: this.#part,
+      out: this.#env.io.out,
+      stores: inp.stores,
+    }, {
       batch: 1,
       q: { off: 0, rowStride: this.#qkvStride },
       newKV: { k: nH * D, v: (nH + nKv) * D },
@@ -281,7 +297,9 @@ export class PackedGpuCache implements GpuCache {
       batchStride: 0,
     }, T);
     this.#temps.push(...temps);
-    for (const e of L.events.slice(before)) this.#events.push({ step: e.step, layer, from: e.from, to: e.to });
+    for (const e of L.events.slice(before)) {
+      this.#events.push({ step: e.step, layer, from: e.from, to: e.to });
+    }
     const total = this.#totalBytes();
     if (total > this.#peak) this.#peak = total;
   }

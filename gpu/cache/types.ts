@@ -69,6 +69,16 @@ export interface GpuCache {
   encodeAppend(pass: GPUComputePassEncoder, layer: number, T: number, P: number): void;
   /** Host bookkeeping after a recorded step of T tokens (called in step order). */
   commit(T: number): void;
+  /**
+   * Throws (before anything is recorded) what recording steps of `Ts` new tokens would raise, e.g. the
+   * BudgetError of a budgeted cache (the CPU's `checkCapacity`). Optional: no check when absent.
+   */
+  checkSteps?(Ts: readonly number[]): void;
+  /**
+   * False when {@link GpuCache.truncate} cannot drop stored tokens (a packed cache); the engine then records
+   * nothing it may have to roll back (greedy steps with stop ids one per submit). Absent: true.
+   */
+  readonly canTruncate?: boolean;
   /** Truncates to `length` tokens (used to roll back after an error). */
   truncate(length: number): void;
   /** Byte accounting (src/kv/cache.ts rules: allocated storage in `bytes`). */

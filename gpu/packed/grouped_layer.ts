@@ -51,7 +51,13 @@ import {
 } from "./attention.ts";
 import { layerBytesAt } from "../../src/kv/accounting.ts";
 import { checkBits, type QuantBits } from "../../src/quant/format.ts";
-import { BudgetError, GpuError, NonFiniteError, QuantConfigError, TensorShapeError } from "../../src/errors.ts";
+import {
+  BudgetError,
+  GpuError,
+  NonFiniteError,
+  QuantConfigError,
+  TensorShapeError,
+} from "../../src/errors.ts";
 
 /** Parameters of one layer. */
 export interface GpuGroupedLayerSpec {
@@ -318,7 +324,6 @@ export class GpuGroupedLayer {
     for (const b of temps) b.destroy();
     this.gpu.ctx.check();
   }
-
 
   /**
    * Compiles every kernel an append can need from the current width down to the final one (so that
