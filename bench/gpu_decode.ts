@@ -3,6 +3,10 @@
  *
  *   deno run -A bench/gpu_decode.ts [--model DIR] [--prompt 1000] [--new 512] [--chunk 256] [--greedy-chunk 64]
  *                                    [--modes logits,greedy,chain] [--profile] [--json out.json]
+ *                                    [--kv exact|int8|int4|int2|pmkvq] [--kv-bits 16|8|4|2] [--kv-budget BYTES]
+ *
+ * `--kv` takes `deno task run`'s cache flags (planned length = prompt + new); packed caches (int*, pmkvq)
+ * prefill the prompt in one chunk (--chunk is raised to the prompt length) and `--profile` needs the exact cache.
  *
  * The prompt is the recitation example's prompt + true continuation, cycled to --prompt tokens. Each mode
  * runs on a fresh context: prefill the prompt, then --new greedy tokens through
@@ -28,6 +32,7 @@ import { createGpuEngine, type GpuEngine } from "../gpu/engine.ts";
 import { acquireGpu } from "../gpu/device.ts";
 import { StepBuffer } from "../gpu/step.ts";
 import { PassTimer } from "../gpu/timer.ts";
+import { cacheSpecFromFlags } from "../src/cli/kv_flags.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -40,6 +45,9 @@ const { values } = parseArgs({
     modes: { type: "string", default: "logits,greedy,chain" },
     json: { type: "string" },
     profile: { type: "boolean", default: false },
+    kv: { type: "string", default: "exact" },
+    "kv-bits": { type: "string" },
+    "kv-budget": { type: "string" },
   },
 });
 
@@ -63,8 +71,17 @@ const prompt = Array.from(
   { length: promptLen },
   (_, i) => source[i % source.length] % model.config.vocabSize,
 );
+const spec = await cacheSpecFromFlags(
+  { kv: values.kv, "kv-bits": values["kv-bits"], "kv-budget": values["kv-budget"] },
+  model,
+  promptLen + newTokens,
+);
+const packed = spec.method !== "exact";
+if (packed && values.profile) throw new Error("--profile needs --kv exact (it records steps without appending)");
 const ctx = await acquireGpu();
-console.log(`device: ${ctx.description}; model ${values.model}; prompt ${promptLen}, new ${newTokens}`);
+console.log(
+  `device: ${ctx.description}; model ${values.model}; prompt ${promptLen}, new ${newTokens}; kv ${values.kv}`,
+);
 
 async function runMode(engine: GpuEngine, mode: string): Promise<ModeResult> {
   engine.reset();
@@ -92,19 +109,26 @@ async function runMode(engine: GpuEngine, mode: string): Promise<ModeResult> {
   };
 }
 
-const engine = await createGpuEngine(model, { method: "exact" }, {
+const engine = await createGpuEngine(model, spec, {
   context: ctx,
   maxLen: Math.min(
     model.config.maxPositionEmbeddings,
-    promptLen + Math.max(newTokens, Number(values["greedy-chunk"])) + 1,
+    packed ? promptLen + newTokens : promptLen + Math.max(newTokens, Number(values["greedy-chunk"])) + 1,
   ),
-  prefillChunk: Number(values.chunk),
+  prefillChunk: packed ? Math.max(promptLen, Number(values.chunk)) : Number(values.chunk),
   greedyChunk: Number(values["greedy-chunk"]),
 });
-// Warm-up: compiles and first-use costs are not part of the measurement.
-await engine.prefill(prompt.slice(0, Math.min(8, promptLen)));
-await engine.decodeGreedyMany(1, 2);
-await engine.decode(1);
+// Warm-up: compiles and first-use costs are not part of the measurement (a packed cache also runs its
+// window flush and shrink kernels once here, at the full prompt length).
+if (packed) {
+  await engine.prefill(prompt);
+  await engine.decodeGreedyMany(1, Math.min(newTokens - 1, 130));
+  engine.reset();
+} else {
+  await engine.prefill(prompt.slice(0, Math.min(8, promptLen)));
+  await engine.decodeGreedyMany(1, 2);
+  await engine.decode(1);
+}
 const results: ModeResult[] = [];
 for (const mode of values.modes.split(",")) {
   const r = await runMode(engine, mode);
@@ -162,6 +186,9 @@ if (values.json) {
     JSON.stringify(
       {
         device: ctx.description,
+        kv: values.kv,
+        kvBits: values["kv-bits"] ?? null,
+        stats: engine.cacheStats(),
         promptLen,
         newTokens,
         same,

@@ -31,6 +31,8 @@ Usage: deno task eval [options]
   --kl-tokens N        override the teacher-forced length
   --artifact-samples N, --artifact-length N
                        override the windows used to profile and calibrate
+  --example-passages N recitation passages taken from recitation-examples.json (0-2)
+  --extra-passages N   extra seeded passages drawn from the training corpus
   --resume FILE        reuse finished jobs from a results/partial-results JSON of the same config
   --sensitivity FILE   use this sensitivity artifact (default: profile with the config's settings)
   --calibration FILE   calibration with s = 4 (default: calibrate)
@@ -195,8 +197,17 @@ export async function main(args: string[]): Promise<number> {
   };
   cfg.newTokens = posInt(values["new-tokens"], "new-tokens") ?? cfg.newTokens;
   cfg.klTokens = posInt(values["kl-tokens"], "kl-tokens") ?? cfg.klTokens;
-  if (values["example-passages"] !== undefined) cfg.examplePassages = Math.min(2, Number(values["example-passages"]));
-  if (values["extra-passages"] !== undefined) cfg.extraPassages = Number(values["extra-passages"]);
+  const count = (v: string | undefined, name: string, max: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0 || n > max) {
+      throw new InputError(`--${name} ${JSON.stringify(v)} must be an integer in [0, ${max}]`);
+    }
+    return n;
+  };
+  cfg.examplePassages = count(values["example-passages"], "example-passages", 2) ?? cfg.examplePassages;
+  cfg.extraPassages = count(values["extra-passages"], "extra-passages", 64) ?? cfg.extraPassages;
+  if (cfg.examplePassages + cfg.extraPassages < 1) throw new InputError("the evaluation needs at least one recitation passage");
   const as = posInt(values["artifact-samples"], "artifact-samples"), al = posInt(values["artifact-length"], "artifact-length");
   cfg.profile = { ...cfg.profile, samples: as ?? cfg.profile.samples, length: al ?? cfg.profile.length };
   cfg.calib = { ...cfg.calib, samples: as ?? cfg.calib.samples, length: al ?? cfg.calib.length };
