@@ -44,6 +44,7 @@ import { type GpuWeights, uploadWeights } from "./weights.ts";
 import { GpuForward } from "./forward.ts";
 import { createExactGpuCache } from "./cache/exact.ts";
 import { createPackedGpuCache } from "./cache/packed.ts";
+import { createKiviGpuCache } from "./cache/kivi.ts";
 import { GpuError, InputError, NonFiniteError } from "../src/errors.ts";
 
 /** Options of {@link createGpuEngine}. */
@@ -89,6 +90,7 @@ function cacheFactoryFor(spec: CacheSpec): (env: GpuCacheEnv) => Promise<GpuCach
   if (spec.method === "static" || spec.method === "pmkvq") {
     return (env) => createPackedGpuCache(env, spec);
   }
+  if (spec.method === "kivi") return (env) => createKiviGpuCache(env, spec);
   throw new GpuError(
     `KV cache method "${spec.method}" is not yet supported on webgpu (exact f32, static and pmkvq are)`,
   );

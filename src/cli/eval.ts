@@ -33,6 +33,7 @@ Usage: deno task eval [options]
                        override the windows used to profile and calibrate
   --example-passages N recitation passages taken from recitation-examples.json (0-2)
   --extra-passages N   extra seeded passages drawn from the training corpus
+  --report FILE        only redraw table.md and the SVG plots from a finished results.json (into --out or its folder)
   --resume FILE        reuse finished jobs from a results/partial-results JSON of the same config
   --sensitivity FILE   use this sensitivity artifact (default: profile with the config's settings)
   --calibration FILE   calibration with s = 4 (default: calibrate)
@@ -156,6 +157,18 @@ async function runAll(jobs: EvalJob[], n: number, modelDir: string, artifacts: E
   return results;
 }
 
+/** Writes table.md and the four SVG plots of `results` into `out`; returns the table. */
+async function writeReport(out: string, cfg: EvalConfig, results: JobResult[]): Promise<string> {
+  const rows = rowsOf(results);
+  const table = markdownTable(rows);
+  await Deno.writeTextFile(`${out}/table.md`, table);
+  await Deno.writeTextFile(`${out}/recitation-vs-bytes.svg`, qualityVsBytesSvg(rows, "meanPrefix", `Recitation (${cfg.newTokens} greedy tokens) vs KV bytes`));
+  await Deno.writeTextFile(`${out}/kl-vs-bytes.svg`, qualityVsBytesSvg(rows, "kl", `Teacher-forced KL to the exact cache (${cfg.klTokens} tokens) vs KV bytes`));
+  await Deno.writeTextFile(`${out}/layer-bits.svg`, layerBitsSvg(rows));
+  await Deno.writeTextFile(`${out}/bytes-trace.svg`, bytesTraceSvg(results, cfg.levels[0]));
+  return table;
+}
+
 /** Entry point; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -166,12 +179,23 @@ export async function main(args: string[]): Promise<number> {
       "kl-tokens": { type: "string" }, "artifact-samples": { type: "string" }, "artifact-length": { type: "string" },
       resume: { type: "string" }, "example-passages": { type: "string" }, "extra-passages": { type: "string" },
       sensitivity: { type: "string" }, calibration: { type: "string" }, "calibration-nopi": { type: "string" },
-      worker: { type: "string" }, help: { type: "boolean" },
+      worker: { type: "string" }, report: { type: "string" }, help: { type: "boolean" },
     },
     strict: true,
   });
   if (values.help) {
     console.log(HELP);
+    return 0;
+  }
+  if (values.report) {
+    // redraw the table and plots of a finished run (e.g. after a report change) without running anything
+    const prev = JSON.parse(await Deno.readTextFile(values.report)) as { config?: EvalConfig; results?: JobResult[] };
+    if (!prev.config || !Array.isArray(prev.results)) {
+      throw new InputError(`--report ${values.report}: not an eval results.json (no config/results)`);
+    }
+    const out = values.out ?? values.report.replace(/\/[^/]*$/, "");
+    console.log(await writeReport(out, prev.config, prev.results));
+    log(`rewrote ${out}/table.md and 4 SVG plots from ${values.report}`);
     return 0;
   }
   if (values.worker) {
@@ -234,16 +258,9 @@ export async function main(args: string[]): Promise<number> {
     log(`resumed ${resumed.length} finished jobs from ${values.resume}; ${jobs.length} to run`);
   }
   const results = [...resumed, ...await runAll(jobs, jobsN, modelDir, artifacts, data, out)];
-  const rows = rowsOf(results);
   const seconds = (performance.now() - t0) / 1000;
-  await Deno.writeTextFile(`${out}/results.json`, JSON.stringify({ config: cfg, artifacts, passages: data.passages.map((p) => p.source), seconds, rows, results }, null, 1));
-  const table = markdownTable(rows);
-  await Deno.writeTextFile(`${out}/table.md`, table);
-  await Deno.writeTextFile(`${out}/recitation-vs-bytes.svg`, qualityVsBytesSvg(rows, "meanPrefix", `Recitation (${cfg.newTokens} greedy tokens) vs KV bytes`));
-  await Deno.writeTextFile(`${out}/kl-vs-bytes.svg`, qualityVsBytesSvg(rows, "kl", `Teacher-forced KL to the exact cache (${cfg.klTokens} tokens) vs KV bytes`));
-  await Deno.writeTextFile(`${out}/layer-bits.svg`, layerBitsSvg(rows));
-  await Deno.writeTextFile(`${out}/bytes-trace.svg`, bytesTraceSvg(results, cfg.levels[0]));
-  console.log(table);
+  await Deno.writeTextFile(`${out}/results.json`, JSON.stringify({ config: cfg, artifacts, passages: data.passages.map((p) => p.source), seconds, rows: rowsOf(results), results }, null, 1));
+  console.log(await writeReport(out, cfg, results));
   log(`wrote ${out}/results.json, table.md and 4 SVG plots in ${seconds.toFixed(0)} s`);
   return 0;
 }

@@ -9,6 +9,7 @@
  * @module
  */
 import type { JobResult } from "./job.ts";
+import { ALL_METHODS } from "./methods.ts";
 
 /** One table row: a method at a level, aggregated over its jobs. */
 export interface Row {
@@ -62,7 +63,15 @@ export function rowsOf(results: JobResult[]): Row[] {
       tokensPerSecond: rec.length ? rec.reduce((a, r) => a + r.decodeTokensPerSecond, 0) / rec.length : NaN,
     });
   }
-  return rows.sort((a, b) => (a.level ?? 0) - (b.level ?? 0));
+  // unbudgeted methods first, then by level; within a level, in ALL_METHODS order (deterministic whatever
+  // order the jobs finished or were resumed in)
+  const order = (m: string) => {
+    const i = (ALL_METHODS as readonly string[]).indexOf(m);
+    return i < 0 ? ALL_METHODS.length : i;
+  };
+  return rows.sort((a, b) =>
+    (a.level ?? 0) - (b.level ?? 0) || order(a.method) - order(b.method) || a.method.localeCompare(b.method)
+  );
 }
 
 const kib = (n: number | null) => (n === null || Number.isNaN(n) ? "–" : (n / 1024).toFixed(1));
@@ -91,38 +100,54 @@ function frame(title: string, xLabel: string, yLabel: string, w: number, h: numb
     `<text x="16" y="${h / 2}" text-anchor="middle" transform="rotate(-90 16 ${h / 2})">${esc(yLabel)}</text>`;
 }
 
-/** Scatter of a quality metric against KV bytes, one colour per method. */
+/**
+ * Quality metric against KV bytes, one colour per method: a point per (method, level), the levels of a
+ * budgeted method joined by a line. Bytes on a log2 axis (the exact caches hold 4–10× the quantized ones).
+ */
 export function qualityVsBytesSvg(rows: Row[], metric: "meanPrefix" | "kl", title: string): string {
   const pts = rows
     .map((r) => ({ r, x: metric === "kl" ? r.klPeakBytes : r.recitePeakBytes, y: metric === "kl" ? r.kl : r.meanPrefix }))
-    .filter((p) => p.x !== null && p.y !== null && !Number.isNaN(p.x) && !Number.isNaN(p.y) && (metric !== "kl" || p.y! > 0)) as {
+    .filter((p) => p.x !== null && p.y !== null && !Number.isNaN(p.x) && p.x! > 0 && !Number.isNaN(p.y) && (metric !== "kl" || p.y! > 0)) as {
       r: Row;
       x: number;
       y: number;
     }[];
   const W = 760, H = 460, L = 70, R = 200, T = 40, B = 50;
-  let s = frame(title, "KV-cache peak bytes (KiB)", metric === "kl" ? "KL to exact cache (nats/token, log scale)" : "recitation prefix match (tokens)", W, H);
+  let s = frame(title, "KV-cache peak bytes (KiB, log scale)", metric === "kl" ? "KL to exact cache (nats/token, log scale)" : "recitation prefix match (tokens)", W, H);
   if (!pts.length) return s + "</svg>";
-  const xs = pts.map((p) => p.x / 1024), ys = pts.map((p) => (metric === "kl" ? Math.log10(p.y) : p.y));
-  const x0 = 0, x1 = Math.max(...xs) * 1.05;
+  const xs = pts.map((p) => Math.log2(p.x / 1024)), ys = pts.map((p) => (metric === "kl" ? Math.log10(p.y) : p.y));
+  const x0 = Math.floor(Math.min(...xs)), x1 = Math.ceil(Math.max(...xs) + 0.01);
   const y0 = metric === "kl" ? Math.floor(Math.min(...ys)) : 0, y1 = metric === "kl" ? Math.ceil(Math.max(...ys)) : Math.max(...ys) * 1.05 || 1;
-  const sx = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const sx = (x: number) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
   const sy = (y: number) => H - B - ((y - y0) / (y1 - y0 || 1)) * (H - T - B);
   s += `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`;
-  for (let i = 0; i <= 5; i++) {
-    const xv = x0 + ((x1 - x0) * i) / 5;
-    s += `<text x="${sx(xv)}" y="${H - B + 16}" text-anchor="middle">${xv.toFixed(0)}</text>`;
-    const yv = y0 + ((y1 - y0) * i) / 5;
-    s += `<text x="${L - 6}" y="${sy(yv) + 4}" text-anchor="end">${metric === "kl" ? `1e${yv.toFixed(1)}` : yv.toFixed(0)}</text>`;
+  for (let e = x0; e <= x1; e++) {
+    s += `<text x="${sx(e)}" y="${H - B + 16}" text-anchor="middle">${2 ** e}</text>` +
+      `<line x1="${sx(e)}" y1="${H - B}" x2="${sx(e)}" y2="${H - B + 4}" stroke="black"/>`;
+  }
+  if (metric === "kl") {
+    for (let e = y0; e <= y1; e++) s += `<text x="${L - 6}" y="${sy(e) + 4}" text-anchor="end">1e${e}</text>`;
+  } else {
+    for (let i = 0; i <= 5; i++) {
+      const yv = y0 + ((y1 - y0) * i) / 5;
+      s += `<text x="${L - 6}" y="${sy(yv) + 4}" text-anchor="end">${yv.toFixed(0)}</text>`;
+    }
   }
   const methods = [...new Set(pts.map((p) => p.r.method))];
+  const colour = (m: string) => COLORS[methods.indexOf(m) % COLORS.length];
+  for (const m of methods) {
+    const line = pts.map((p, i) => ({ p, i })).filter(({ p }) => p.r.method === m).sort((a, b) => xs[a.i] - xs[b.i]);
+    if (line.length > 1) {
+      const d = line.map(({ i }, j) => `${j ? "L" : "M"}${sx(xs[i]).toFixed(1)},${sy(ys[i]).toFixed(1)}`).join("");
+      s += `<path d="${d}" fill="none" stroke="${colour(m)}" stroke-width="1.5"/>`;
+    }
+  }
   pts.forEach((p, i) => {
-    const c = COLORS[methods.indexOf(p.r.method) % COLORS.length];
-    s += `<circle cx="${sx(xs[i])}" cy="${sy(ys[i])}" r="5" fill="${c}"><title>${esc(p.r.method)} @${p.r.level ?? "-"}</title></circle>`;
+    s += `<circle cx="${sx(xs[i])}" cy="${sy(ys[i])}" r="5" fill="${colour(p.r.method)}"><title>${esc(p.r.method)} @${p.r.level ?? "-"}</title></circle>`;
   });
   methods.forEach((m, i) => {
     const y = T + 10 + i * 18;
-    s += `<circle cx="${W - R + 20}" cy="${y}" r="5" fill="${COLORS[i % COLORS.length]}"/><text x="${W - R + 30}" y="${y + 4}">${esc(m)}</text>`;
+    s += `<circle cx="${W - R + 20}" cy="${y}" r="5" fill="${colour(m)}"/><text x="${W - R + 30}" y="${y + 4}">${esc(m)}</text>`;
   });
   return s + "</svg>";
 }
@@ -148,9 +173,14 @@ export function layerBitsSvg(rows: Row[]): string {
 
 /** KV bytes over the context length of recitation passage 0 for the given runs, shrink events marked. */
 export function bytesTraceSvg(results: JobResult[], level: number): string {
-  const rs = results.filter((r) => r.recitation && r.task.kind === "recite" && r.task.passage === 0 && (r.level === level || r.level === null));
-  const W = 820, H = 460, L = 80, R = 200, T = 40, B = 50;
-  let s = frame(`KV bytes over the sequence (passage 0, budget level ${level}; ▼ = shrink event)`, "tokens in context", "KV-cache bytes (KiB)", W, H);
+  const all = results.filter((r) => r.recitation && r.task.kind === "recite" && r.task.passage === 0 && (r.level === level || r.level === null));
+  // the exact caches grow 4–10× above the rest: named in the title with their final size instead of plotted
+  const exact = all.filter((r) => r.method.startsWith("exact"));
+  const rs = all.filter((r) => !r.method.startsWith("exact"));
+  const note = exact.map((r) => `${r.method} ends at ${(r.recitation!.bytesTrace.at(-1)![1] / 1024).toFixed(0)} KiB`).join(", ");
+  const W = 820, H = 460, L = 80, R = 200, T = 48, B = 50;
+  let s = frame(`KV bytes over the sequence (passage 0, level ${level}; ▼ = shrink event)`, "tokens in context", "KV-cache bytes (KiB)", W, H);
+  if (note) s += `<text x="${W / 2}" y="34" text-anchor="middle" font-size="11">not drawn: ${esc(note)}</text>`;
   if (!rs.length) return s + "</svg>";
   const xMax = Math.max(...rs.flatMap((r) => r.recitation!.bytesTrace.map((p) => p[0])));
   const yMax = Math.max(...rs.flatMap((r) => r.recitation!.bytesTrace.map((p) => p[1]))) / 1024 * 1.05;
