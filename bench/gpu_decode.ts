@@ -77,7 +77,9 @@ const spec = await cacheSpecFromFlags(
   promptLen + newTokens,
 );
 const packed = spec.method !== "exact";
-if (packed && values.profile) throw new Error("--profile needs --kv exact (it records steps without appending)");
+if (packed && values.profile) {
+  throw new Error("--profile needs --kv exact (it records steps without appending)");
+}
 const ctx = await acquireGpu();
 console.log(
   `device: ${ctx.description}; model ${values.model}; prompt ${promptLen}, new ${newTokens}; kv ${values.kv}`,
