@@ -9,9 +9,9 @@
  * step's argmax wrote) and reads back all tokens at once, avoiding a GPU→host round trip per token, which
  * in Deno costs ≥ 10 ms (its mapAsync polls every 10 ms).
  *
- * Caches: `{ method: "exact" }` (f32 K/V, gpu/cache/exact.ts), and the grouped packed methods `static` and
- * `pmkvq` (gpu/cache/packed.ts; their prompt is prefilled in one chunk by default). Other methods throw
- * GpuError "not yet supported on webgpu".
+ * Caches: `{ method: "exact" }` (f32 K/V, gpu/cache/exact.ts), the grouped packed methods `static` and
+ * `pmkvq` (gpu/cache/packed.ts) and `kivi` (gpu/cache/kivi.ts); the packed ones prefill a prompt in one chunk
+ * by default. Other methods (bf16 exact, mixkvq) throw GpuError "not yet supported on webgpu".
  *
  * Host-side buffers:
  * | buffer | shape | type |
@@ -75,7 +75,7 @@ export interface GreedyManyOptions {
 }
 
 /**
- * Default prefill chunk of the packed caches (static, pmkvq): they prefill a prompt in one chunk, so this is
+ * Default prefill chunk of the packed caches (static, pmkvq, kivi): they prefill a prompt in one chunk, so this is
  * the longest prompt they take without an explicit `prefillChunk`.
  */
 export const PACKED_PREFILL_CHUNK = 4096;
@@ -92,7 +92,7 @@ function cacheFactoryFor(spec: CacheSpec): (env: GpuCacheEnv) => Promise<GpuCach
   }
   if (spec.method === "kivi") return (env) => createKiviGpuCache(env, spec);
   throw new GpuError(
-    `KV cache method "${spec.method}" is not yet supported on webgpu (exact f32, static and pmkvq are)`,
+    `KV cache method "${spec.method}" is not yet supported on webgpu (exact f32, static, kivi and pmkvq are)`,
   );
 }
 
@@ -118,7 +118,8 @@ export async function createGpuEngine(
   }
   // packed caches: a prompt attends to its own EXACT K/V (CPU semantics), so it is prefilled in one chunk
   // (activations sized for up to PACKED_PREFILL_CHUNK tokens unless prefillChunk says otherwise)
-  const packed = !options.cacheFactory && (spec.method === "static" || spec.method === "pmkvq");
+  const packed = !options.cacheFactory &&
+    (spec.method === "static" || spec.method === "pmkvq" || spec.method === "kivi");
   const chunk = Math.min(options.prefillChunk ?? (packed ? PACKED_PREFILL_CHUNK : 256), capacity);
   const greedyChunk = options.greedyChunk ?? 64;
   if (!Number.isInteger(chunk) || chunk < 1) {

@@ -87,6 +87,26 @@ interface Case {
   /** observe queries before append i? */
   observe: (i: number) => boolean;
   seed: number;
+  /** mix in adversarial channels (zero / constant / tiny / subnormal / spiky keys; zero / constant / tiny / large values) */
+  adversarial?: boolean;
+}
+
+/** Adversarial key (kind k = channel mod 16), or null for the ordinary random value. */
+function advKey(kind: number, tok: number, u: number): number | null {
+  if (kind === 1) return 0;
+  if (kind === 2) return 1.5;
+  if (kind === 4) return u * 1e-25; // below the 2^-64 flush in the quantizer, not in the salience
+  if (kind === 6) return u * 1e-40; // f32 subnormal (bf16 subnormal in the residual)
+  if (kind === 8) return tok % 50 === 7 ? 30 : u;
+  return null;
+}
+
+function advValue(kind: number, u: number): number | null {
+  if (kind === 1) return 0;
+  if (kind === 2) return -2.5;
+  if (kind === 4) return u * 1e-30;
+  if (kind === 8) return u * 1e3;
+  return null;
 }
 
 /** K/V/Q generator: per-channel scales with a few outlier channels (×12 keys, ×6 queries). */
@@ -95,15 +115,21 @@ function source(c: Case) {
   const row = c.numKvHeads * c.headDim;
   const kScale = Float32Array.from({ length: row }, (_, i) => (i % 29 === 3 ? 12 : 0.3 + 2 * r()));
   const kShift = Float32Array.from({ length: row }, () => 2 * r() - 1);
-  const qScale = Float32Array.from({ length: c.numHeads * c.headDim }, (_, i) => (i % 37 === 5 ? 6 : 0.5 + r()));
+  const qScale = Float32Array.from(
+    { length: c.numHeads * c.headDim },
+    (_, i) => (i % 37 === 5 ? 6 : 0.5 + r()),
+  );
   const u = () => 2 * r() - 1;
+  let tokens = 0;
   return {
     kv(t: number) {
       const k = new Float32Array(t * row), v = new Float32Array(t * row);
       for (let i = 0; i < t * row; i++) {
-        k[i] = kShift[i % row] + u() * kScale[i % row];
-        v[i] = u() * (1 + (i % 7));
+        const kind = c.adversarial ? (i % row) % 16 : 0, tok = tokens + Math.floor(i / row);
+        k[i] = advKey(kind, tok, u()) ?? kShift[i % row] + u() * kScale[i % row];
+        v[i] = advValue(kind, u()) ?? u() * (1 + (i % 7));
       }
+      tokens += t;
       return { k, v };
     },
     q(t: number) {
@@ -191,19 +217,22 @@ async function runCase(g: PackedGpu, c: Case): Promise<TierCounts> {
 
 const RAGGED = [1, 7, 40, 1, 1, 23, 64, 2, 1, 30, 5, 1, 1, 33, 17, 1, 1, 1, 12, 20, 3];
 
-gpuCase("query-aware, 3 tiers, ragged appends crossing flushes (nKv 2, D 128, R 32, 2-bit values)", async (g) => {
-  const c: Case = {
-    spec: { method: "mixkvq", tau16: 2.5, tau4: 1.1, residual: 32 },
-    numKvHeads: 2,
-    headDim: 128,
-    numHeads: 4,
-    appends: RAGGED,
-    observe: (i) => i % 5 !== 3,
-    seed: 11,
-  };
-  const tiers = await runCase(g, c);
-  assert.ok(tiers.n16 > 0 && tiers.n4 > 0 && tiers.n2 > 0, `all tiers used: ${JSON.stringify(tiers)}`);
-});
+gpuCase(
+  "query-aware, 3 tiers, ragged appends crossing flushes (nKv 2, D 128, R 32, 2-bit values)",
+  async (g) => {
+    const c: Case = {
+      spec: { method: "mixkvq", tau16: 2.5, tau4: 1.1, residual: 32 },
+      numKvHeads: 2,
+      headDim: 128,
+      numHeads: 4,
+      appends: RAGGED,
+      observe: (i) => i % 5 !== 3,
+      seed: 11,
+    };
+    const tiers = await runCase(g, c);
+    assert.ok(tiers.n16 > 0 && tiers.n4 > 0 && tiers.n2 > 0, `all tiers used: ${JSON.stringify(tiers)}`);
+  },
+);
 
 gpuCase("no queries (I = 1), g 16 < R 64, 4-bit values (nKv 1, D 64, nH 2)", async (g) => {
   await runCase(g, {
@@ -214,6 +243,19 @@ gpuCase("no queries (I = 1), g 16 < R 64, 4-bit values (nKv 1, D 64, nH 2)", asy
     appends: [3, 64, 1, 90, 1, 1, 60, 2, 41],
     observe: () => false,
     seed: 23,
+  });
+});
+
+gpuCase("adversarial channels, default R = g = 128 and thresholds, 4 query heads per KV head", async (g) => {
+  await runCase(g, {
+    spec: { method: "mixkvq" },
+    numKvHeads: 2,
+    headDim: 128,
+    numHeads: 8,
+    appends: [130, 1, 1, 124, 3],
+    observe: (i) => i !== 1,
+    seed: 37,
+    adversarial: true,
   });
 });
 

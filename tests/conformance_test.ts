@@ -513,7 +513,12 @@ Deno.test({
     assert.equal(engine.cacheStats().tokens, 3);
     engine.reset();
     assert.equal(engine.position, 0);
-    for (const spec of [{ method: "kivi", bits: 4 } as const, { method: "exact", dtype: "bf16" } as const]) {
+    for (
+      const spec of [
+        { method: "mixkvq", tau16: 6, tau4: 1.15, numHeads: 4 } as const,
+        { method: "exact", dtype: "bf16" } as const,
+      ]
+    ) {
       await assert.rejects(
         createGpuEngine(await model(), spec, { context: gpu.ctx! }),
         (e: unknown) => e instanceof GpuError && /not yet supported on webgpu/.test((e as Error).message),

@@ -90,7 +90,9 @@ export class MixKvqAttention {
     const lim = gpu.ctx.limits.maxComputeWorkgroupStorageSize;
     if (wgBytes > lim) {
       throw new QuantConfigError(
-        `MixKVQ attention: residual ${geo.R} with ${numHeads / geo.numKvHeads} query heads per KV head needs ` +
+        `MixKVQ attention: residual ${geo.R} with ${
+          numHeads / geo.numKvHeads
+        } query heads per KV head needs ` +
           `${wgBytes} bytes of workgroup memory; the adapter allows ${lim}`,
       );
     }

@@ -57,7 +57,9 @@ export function mixkvqPartialWorkgroupBytes(geo: MixKvqGeometry, numHeads: numbe
 }
 
 function tree(op: "max" | "+"): string {
-  const f = op === "max" ? "red[lid] = max(red[lid], red[lid + st]);" : "red[lid] = red[lid] + red[lid + st];";
+  const f = op === "max"
+    ? "red[lid] = max(red[lid], red[lid + st]);"
+    : "red[lid] = red[lid] + red[lid + st];";
   return `for (var st = ${u32(MA_THREADS / 2)}; st > 0u; st = st >> 1u) {
       if (lid < st) { ${f} }
       workgroupBarrier();

@@ -46,19 +46,19 @@ import type { PackedGpu } from "./util.ts";
 import type { CacheSpec } from "../../src/kv/cache.ts";
 import {
   type MixKvqConfig,
-  type MixKvqLayerExport,
   mixkvqLayerBytes,
+  type MixKvqLayerExport,
   resolveMixKvqSpec,
   type TierCounts,
 } from "../../src/kv/mixkvq.ts";
 import { accumulateQueryStats, queryMagnitudes } from "../../src/kv/mixkvq_select.ts";
 import {
   blockDescriptor,
+  blockRegion,
+  DESC_WORDS,
   type MixKvqBlockRegion,
   type MixKvqGeometry,
   mixkvqGeometry,
-  blockRegion,
-  DESC_WORDS,
   tierMapWords,
   unpackBlock,
 } from "./mixkvq_layout.ts";
@@ -409,7 +409,11 @@ export class GpuMixKvqLayer {
     this.#checkUsable();
     let temps: GPUBuffer[] = [];
     await this.gpu.submit((pass) => {
-      temps = att.encode(pass, this.attentionBuffers(bufs.qkv, bufs.part, bufs.out), this.attentionParams(off));
+      temps = att.encode(
+        pass,
+        this.attentionBuffers(bufs.qkv, bufs.part, bufs.out),
+        this.attentionParams(off),
+      );
     });
     for (const b of temps) b.destroy();
   }

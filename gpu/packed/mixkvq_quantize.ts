@@ -19,11 +19,11 @@
  */
 import type { MixKvqBlockRegion, MixKvqGeometry } from "./mixkvq_layout.ts";
 import {
-  MQ_THREADS,
   mixkvqKeyQuantWgsl,
   mixkvqKeyStatsWgsl,
   mixkvqResidualWgsl,
   mixkvqValueQuantWgsl,
+  MQ_THREADS,
 } from "./mixkvq_quantize.wgsl.ts";
 import { grid2d, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
 import { TensorShapeError } from "../../src/errors.ts";
@@ -113,7 +113,9 @@ export class MixKvqQuantKernels {
   ): GPUBuffer {
     const g = this.geo;
     if (at.firstRow + at.m > g.R || at.m < 1) {
-      throw new TensorShapeError(`mixkvq residual: rows [${at.firstRow}, ${at.firstRow + at.m}) outside [0, ${g.R})`);
+      throw new TensorShapeError(
+        `mixkvq residual: rows [${at.firstRow}, ${at.firstRow + at.m}) outside [0, ${g.R})`,
+      );
     }
     const grid = grid2d(Math.ceil((at.m * g.row) / MQ_THREADS));
     const u = packUniform([src.k, src.v, src.tokStride, at.m, at.firstRow, at.done, at.t, grid[0]]);

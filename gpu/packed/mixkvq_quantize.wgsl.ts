@@ -226,6 +226,8 @@ ${constants(geo)}
 ${groupWorkspace(geo.g)}
 ${QUANT_WGSL}
 var<private> cbase: u32;
+var<workgroup> wtier: u32;
+var<workgroup> wslot: u32;
 fn load(i: u32) -> f32 { return res_at(0u, cbase + i * ROW); }
 @compute @workgroup_size(${MQ_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -233,8 +235,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   if (id >= ROW * GPC) { return; }
   let c = id / GPC;
   let gi = id % GPC;
-  let qbits = (arena[p.a.x + c / 4u] >> ((c % 4u) * 8u)) & 0xffu;
-  let s = (arena[p.a.y + c / 2u] >> ((c % 2u) * 16u)) & 0xffffu;
+  // tier and row through workgroupUniformLoad: the branch below precedes barriers, so it must be uniform
+  if (lid == 0u) {
+    wtier = (arena[p.a.x + c / 4u] >> ((c % 4u) * 8u)) & 0xffu;
+    wslot = (arena[p.a.y + c / 2u] >> ((c % 2u) * 16u)) & 0xffffu;
+  }
+  let qbits = workgroupUniformLoad(&wtier);
+  let s = workgroupUniformLoad(&wslot);
   if (qbits == 16u) {
     if (gi != 0u) { return; }
     for (var w = lid; w < R / 2u; w += QT) {
@@ -246,7 +253,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   cbase = gi * KG * ROW + c;
   let grp = s * GPC + gi;
-  let codesAt = select(p.b.y, p.a.w, qbits == 4u) + grp * select(${u32(geo.wpg2)}, ${u32(geo.wpg4)}, qbits == 4u);
+  let codesAt = select(p.b.y, p.a.w, qbits == 4u) + grp * select(${u32(geo.wpg2)}, ${
+    u32(geo.wpg4)
+  }, qbits == 4u);
   let szAt = select(p.b.z, p.b.x, qbits == 4u) + grp;
 ${groupQuantBody(geo.g)}
 }

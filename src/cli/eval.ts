@@ -16,6 +16,7 @@ import { CONFIGS, type EvalConfig } from "../eval/config.ts";
 import { ALL_METHODS, isBudgeted } from "../eval/methods.ts";
 import {
   type EvalArtifacts,
+  type EvalBackend,
   type EvalData,
   type EvalJob,
   type JobResult,
@@ -31,6 +32,8 @@ Usage: deno task eval [options]
   --config NAME        small (default; CI-sized) | full
   --model DIR          model directory (default: the embedded tiny-lm)
   --out DIR            output directory (default out/eval/<config>)
+  --backend NAME       cpu (default) | webgpu: methods with a WebGPU cache (exact-f32, int8/4/2, kivi*, pmkvq*) run
+                       there, the others on the CPU; each job's "backend" in results.json says where
   --jobs N             parallel worker processes (default 1: in-process)
   --methods LIST       comma-separated subset of: ${ALL_METHODS.join(", ")}
   --levels LIST        budget levels (2, 3, 4, 8, 16) for the budgeted methods
@@ -185,6 +188,7 @@ async function runAll(
   artifacts: EvalArtifacts,
   data: EvalData,
   out: string,
+  backend: EvalBackend,
 ): Promise<JobResult[]> {
   const results: JobResult[] = [];
   const t0 = performance.now();
@@ -205,7 +209,7 @@ async function runAll(
   };
   if (n <= 1) {
     const ctx = await loadContext(modelDir, artifacts);
-    for (const j of jobs) report(await runJob(j, ctx, data));
+    for (const j of jobs) report(await runJob(j, ctx, data, backend));
     return results;
   }
   const dataFile = `${out}/data.json`;
@@ -228,7 +232,7 @@ async function runAll(
         "-A",
         SELF,
         "--worker",
-        JSON.stringify({ job, modelDir, artifacts, dataFile, out: file }),
+        JSON.stringify({ job, modelDir, artifacts, dataFile, out: file, backend }),
       ]);
       const r = JSON.parse(await Deno.readTextFile(file)) as JobResult;
       if (job.task.kind === "kl-reference") referenceDone = true;
@@ -283,6 +287,7 @@ export async function main(args: string[]): Promise<number> {
       calibration: { type: "string" },
       "calibration-nopi": { type: "string" },
       worker: { type: "string" },
+      backend: { type: "string" },
       report: { type: "string" },
       help: { type: "boolean" },
     },
@@ -313,10 +318,11 @@ export async function main(args: string[]): Promise<number> {
       artifacts: EvalArtifacts;
       dataFile: string;
       out: string;
+      backend: EvalBackend;
     };
     const ctx = await loadContext(w.modelDir, w.artifacts);
     const data = JSON.parse(await Deno.readTextFile(w.dataFile)) as EvalData;
-    await Deno.writeTextFile(w.out, JSON.stringify(await runJob(w.job, ctx, data)));
+    await Deno.writeTextFile(w.out, JSON.stringify(await runJob(w.job, ctx, data, w.backend)));
     return 0;
   }
   const base = CONFIGS[values.config ?? "small"];
@@ -365,6 +371,10 @@ export async function main(args: string[]): Promise<number> {
   for (const l of cfg.levels) {
     if (![2, 3, 4, 8, 16].includes(l)) throw new InputError(`--levels: ${l} is not one of 2, 3, 4, 8, 16`);
   }
+  const backend = (values.backend ?? "cpu") as EvalBackend;
+  if (backend !== "cpu" && backend !== "webgpu") {
+    throw new InputError(`--backend ${JSON.stringify(values.backend)}: expected cpu or webgpu`);
+  }
   const jobsN = Number(values.jobs ?? "1");
   if (!Number.isInteger(jobsN) || jobsN < 1) {
     throw new InputError(`--jobs ${values.jobs} must be a positive integer`);
@@ -376,7 +386,7 @@ export async function main(args: string[]): Promise<number> {
   log(
     `eval ${cfg.name}: methods ${cfg.methods.join(", ")}; levels ${
       cfg.levels.join(", ")
-    }; ${jobsN} job(s) at a time`,
+    }; ${jobsN} job(s) at a time; backend ${backend}`,
   );
   const artifacts = await prepareArtifacts(cfg, modelDir, out, {
     sensitivity: values.sensitivity,
@@ -397,7 +407,7 @@ export async function main(args: string[]): Promise<number> {
     jobs = jobs.filter((j) => !done.has(id(j)));
     log(`resumed ${resumed.length} finished jobs from ${values.resume}; ${jobs.length} to run`);
   }
-  const results = [...resumed, ...await runAll(jobs, jobsN, modelDir, artifacts, data, out)];
+  const results = [...resumed, ...await runAll(jobs, jobsN, modelDir, artifacts, data, out, backend)];
   const seconds = (performance.now() - t0) / 1000;
   await Deno.writeTextFile(
     `${out}/results.json`,

@@ -1,6 +1,8 @@
 /**
  * One evaluation job: a method at a budget level on one task (a recitation passage, or the teacher-forced
- * held-out sequence), run on the CPU backend. Jobs are independent so they can run in parallel processes.
+ * held-out sequence), run on the CPU backend, or on WebGPU for the methods the WebGPU engine has caches for
+ * (exact f32, static int, KIVI, PM-KVQ and its ablations; the others fall back to the CPU and say so in
+ * `backend`). Jobs are independent so they can run in parallel processes.
  *
  * @example
  * ```ts
@@ -15,8 +17,16 @@ import { readSensitivity } from "../profile/artifact.ts";
 import { readCalibration } from "../../calib/artifact.ts";
 import { applyCalibration } from "../../calib/fold.ts";
 import { createCpuEngine } from "../../cpu/engine.ts";
+import type { Engine } from "../engine.ts";
+import type { CacheSpec } from "../kv/cache.ts";
 import { buildMethod, type MethodContext } from "./methods.ts";
-import { compareLogProbs, recite, type RecitationResult, teacherForcedLogProbs, type TeacherForcedResult } from "./metrics.ts";
+import {
+  compareLogProbs,
+  type RecitationResult,
+  recite,
+  teacherForcedLogProbs,
+  type TeacherForcedResult,
+} from "./metrics.ts";
 
 /** A task of a job. */
 export type EvalTask = { kind: "recite"; passage: number } | { kind: "kl" } | { kind: "kl-reference" };
@@ -52,7 +62,32 @@ export interface JobResult {
   plannedBits: number[] | null;
   recitation?: RecitationResult;
   teacherForced?: TeacherForcedResult & { peakBytes: number; layerBits: number[] };
+  /** Where it ran: "cpu", or "webgpu: <adapter>" (absent in results made before backends were selectable). */
+  backend?: string;
   seconds: number;
+}
+
+/** Backend of an evaluation run. */
+export type EvalBackend = "cpu" | "webgpu";
+
+/** Whether the WebGPU engine has a cache for `spec` (else a webgpu run uses the CPU for that method). */
+export function webgpuRuns(spec: CacheSpec): boolean {
+  return (spec.method === "exact" && (spec.dtype ?? "f32") === "f32") || spec.method === "static" ||
+    spec.method === "pmkvq" || spec.method === "kivi";
+}
+
+async function engineFor(
+  model: LoadedModel,
+  spec: CacheSpec,
+  maxLen: number,
+  backend: EvalBackend,
+): Promise<{ engine: Engine; where: string }> {
+  if (backend === "webgpu" && webgpuRuns(spec)) {
+    const { createGpuEngine } = await import("../../gpu/engine.ts");
+    const engine = await createGpuEngine(model, spec, { maxLen });
+    return { engine, where: `webgpu: ${engine.device}` };
+  }
+  return { engine: createCpuEngine(model, spec), where: "cpu" };
 }
 
 /** Loads the model and the artifacts, folding both calibrations. */
@@ -70,15 +105,43 @@ export async function loadContext(modelDir: string, a: EvalArtifacts): Promise<M
 }
 
 /** Runs one job. */
-export async function runJob(job: EvalJob, ctx: MethodContext, data: EvalData): Promise<JobResult> {
+export async function runJob(
+  job: EvalJob,
+  ctx: MethodContext,
+  data: EvalData,
+  backend: EvalBackend = "cpu",
+): Promise<JobResult> {
   const t0 = performance.now();
   const vocab = ctx.model.config.vocabSize;
   const maxLen = job.task.kind === "recite"
     ? data.passages[job.task.passage].prompt.length + data.passages[job.task.passage].truth.length
     : data.klIds.length;
   const run = buildMethod(job.method, ctx, job.level, maxLen);
-  const engine = createCpuEngine(run.model, run.spec);
-  const base = { method: job.method, level: job.level, task: job.task, budgetBytes: run.budgetBytes, plannedBits: run.plan?.finalBits ?? null };
+  const { engine, where } = await engineFor(run.model, run.spec, maxLen, backend);
+  try {
+    return await runOn(engine, where, job, run, data, vocab, t0);
+  } finally {
+    engine.dispose();
+  }
+}
+
+async function runOn(
+  engine: Engine,
+  where: string,
+  job: EvalJob,
+  run: ReturnType<typeof buildMethod>,
+  data: EvalData,
+  vocab: number,
+  t0: number,
+): Promise<JobResult> {
+  const base = {
+    method: job.method,
+    level: job.level,
+    task: job.task,
+    budgetBytes: run.budgetBytes,
+    plannedBits: run.plan?.finalBits ?? null,
+    backend: where,
+  };
   if (job.task.kind === "recite") {
     const p = data.passages[job.task.passage];
     const recitation = await recite(engine, p.prompt, p.truth);
@@ -93,7 +156,11 @@ export async function runJob(job: EvalJob, ctx: MethodContext, data: EvalData): 
   const stats = engine.cacheStats();
   return {
     ...base,
-    teacherForced: { ...compareLogProbs(exact, lp, data.klIds, vocab), peakBytes: stats.peakBytes, layerBits: stats.layers.map((l) => l.bits) },
+    teacherForced: {
+      ...compareLogProbs(exact, lp, data.klIds, vocab),
+      peakBytes: stats.peakBytes,
+      layerBits: stats.layers.map((l) => l.bits),
+    },
     seconds: (performance.now() - t0) / 1000,
   };
 }
