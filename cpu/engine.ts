@@ -41,7 +41,9 @@ export class CpuEngine implements Engine {
     const max = this.config.maxPositionEmbeddings;
     if (this.#position + n > max) {
       throw new InputError(
-        `context of ${this.#position + n} tokens (${this.#position} in context + ${n} new) exceeds the model's ` +
+        `context of ${
+          this.#position + n
+        } tokens (${this.#position} in context + ${n} new) exceeds the model's ` +
           `max_position_embeddings ${max}`,
       );
     }
@@ -52,7 +54,10 @@ export class CpuEngine implements Engine {
     if (ids.length === 0) throw new InputError("prefill needs at least one token (the prompt is empty)");
     this.#checkRoom(ids.length);
     const positions = Array.from({ length: ids.length }, (_, i) => this.#position + i);
-    const logits = this.forwardPass.forward(ids, positions, this.cache, { logits: "last", onProgress: options.onProgress });
+    const logits = this.forwardPass.forward(ids, positions, this.cache, {
+      logits: "last",
+      onProgress: options.onProgress,
+    });
     this.#position += ids.length;
     return logits;
   }

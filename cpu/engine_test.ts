@@ -20,8 +20,14 @@ Deno.test("cpu engine: a prompt longer than the model's context is a typed error
 Deno.test("cpu engine: empty prompt and out-of-vocabulary ids are typed errors", async () => {
   const e = createCpuEngine(model);
   await assert.rejects(() => e.prefill([]), InputError);
-  await assert.rejects(() => e.prefill([1, 4096]), (err: Error) => err instanceof InputError && /4096/.test(err.message));
-  await assert.rejects(() => e.decode(-1), (err: Error) => err instanceof InputError && /-1/.test(err.message));
+  await assert.rejects(
+    () => e.prefill([1, 4096]),
+    (err: Error) => err instanceof InputError && /4096/.test(err.message),
+  );
+  await assert.rejects(
+    () => e.decode(-1),
+    (err: Error) => err instanceof InputError && /-1/.test(err.message),
+  );
 });
 
 Deno.test("cpu engine: prefill in two parts equals prefill in one (exact cache), and reset restarts", async () => {

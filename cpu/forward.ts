@@ -55,7 +55,12 @@ export class CpuForward {
    * const logits = fwd.forward([85, 296], [0, 1], cache, { logits: "last" });
    * ```
    */
-  forward(ids: ArrayLike<number>, positions: ArrayLike<number>, cache: KVCache, options: ForwardOptions = {}): Float32Array {
+  forward(
+    ids: ArrayLike<number>,
+    positions: ArrayLike<number>,
+    cache: KVCache,
+    options: ForwardOptions = {},
+  ): Float32Array {
     const c = this.config;
     const w = this.model.weights;
     const T = ids.length;
@@ -83,7 +88,7 @@ export class CpuForward {
     // Refuse a step that would outgrow any layer's budget before any layer stores anything.
     cache.checkCapacity?.(T);
     const past0 = cache.length(0);
-    const scores = new Float64Array(past0 + T);
+    const scores = new Float64Array(2 * (past0 + T));
     for (let t = 0; t < T; t++) h.set(w.embed.subarray(ids[t] * H, (ids[t] + 1) * H), t * H);
     const { cos, sin } = ropeTable(this.invFreq, positions);
 
@@ -100,7 +105,18 @@ export class CpuForward {
       options.hooks?.onKV?.(l, k, v, T);
       cache.observeQuery?.(l, q, T);
       const past = cache.view(l);
-      attention(att, q, past, k, v, T, nH, nKv, D, past.length + T <= scores.length ? scores : new Float64Array(past.length + T));
+      attention(
+        att,
+        q,
+        past,
+        k,
+        v,
+        T,
+        nH,
+        nKv,
+        D,
+        past.length + T <= scores.length ? scores : new Float64Array(past.length + T),
+      );
       cache.append(l, k, v, T);
       matmul(o, att, T, nH * D, L.o, H, null);
       addInPlace(h, o, T * H);

@@ -46,7 +46,31 @@ export function matmul(
   }
   for (; t < T; t++) {
     const xb = t * inDim;
-    for (let j = 0; j < outDim; j++) {
+    let j = 0;
+    // Two weight rows at a time share each x load; every row's sum runs in the same order as the loop below.
+    for (; j + 2 <= outDim; j += 2) {
+      const wb = j * inDim, wc = wb + inDim;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+      let k = 0;
+      for (; k + 4 <= inDim; k += 4) {
+        const x0 = x[xb + k], x1 = x[xb + k + 1], x2 = x[xb + k + 2], x3 = x[xb + k + 3];
+        s0 += x0 * w[wb + k];
+        s1 += x1 * w[wb + k + 1];
+        s2 += x2 * w[wb + k + 2];
+        s3 += x3 * w[wb + k + 3];
+        r0 += x0 * w[wc + k];
+        r1 += x1 * w[wc + k + 1];
+        r2 += x2 * w[wc + k + 2];
+        r3 += x3 * w[wc + k + 3];
+      }
+      for (; k < inDim; k++) {
+        s0 += x[xb + k] * w[wb + k];
+        r0 += x[xb + k] * w[wc + k];
+      }
+      out[t * outDim + j] = s0 + s1 + s2 + s3 + (bias ? bias[j] : 0);
+      out[t * outDim + j + 1] = r0 + r1 + r2 + r3 + (bias ? bias[j + 1] : 0);
+    }
+    for (; j < outDim; j++) {
       const wb = j * inDim;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       let k = 0;
@@ -63,7 +87,14 @@ export function matmul(
 }
 
 /** RMSNorm: out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight. x, out: [T, dim], weight: [dim]. */
-export function rmsnorm(out: Float32Array, x: Float32Array, T: number, dim: number, weight: Float32Array, eps: number): void {
+export function rmsnorm(
+  out: Float32Array,
+  x: Float32Array,
+  T: number,
+  dim: number,
+  weight: Float32Array,
+  eps: number,
+): void {
   for (let t = 0; t < T; t++) {
     const b = t * dim;
     let ss = 0;
