@@ -11,6 +11,8 @@
  * | dequantize.ts | codes → f32, bit-identical |
  * | attention.ts | fused split-K decode attention + reduce |
  * | grouped_layer.ts | GpuGroupedLayer: GroupedCache's token movement on the GPU |
+ * | kivi_layout.ts, kivi_quantize.ts, kivi_layer.ts | KIVI: layout table, key-group / value quantization, GpuKiviLayer |
+ * | mixkvq_layout.ts, mixkvq_quantize.ts, mixkvq_tiers.ts, mixkvq_attention.ts, mixkvq_layer.ts | MixKVQ: layout, kernels, host tier choice, fused attention, GpuMixKvqLayer |
  * | util.ts | PackedGpu (pipelines, buffers, readback) |
  *
  * @example
@@ -31,4 +33,12 @@ export * from "./ers.ts";
 export * from "./dequantize.ts";
 export * from "./attention.ts";
 export * from "./grouped_layer.ts";
+export * from "./kivi_layout.ts";
+export * from "./kivi_quantize.ts";
+export * from "./kivi_layer.ts";
+export * from "./mixkvq_layout.ts";
+export * from "./mixkvq_quantize.ts";
+export * from "./mixkvq_tiers.ts";
+export * from "./mixkvq_attention.ts";
+export * from "./mixkvq_layer.ts";
 export { QUANT_WGSL } from "./wgsl_common.ts";
