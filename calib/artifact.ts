@@ -43,7 +43,9 @@ export interface CalibrationSettings {
   stretch: number;
   /** Window-selection seed. */
   seed: number;
+  /** Key bit-width the α search quantized with (the student's keys). */
   kBits: number;
+  /** Value bit-width the α search quantized with (the student's values). */
   vBits: number;
   /** The α grid searched. */
   alphaGrid: number[];
@@ -63,12 +65,19 @@ export interface CalibrationLayer {
 
 /** A complete, sealed artifact. */
 export interface CalibrationArtifact {
+  /** Format tag {@link CALIBRATION_FORMAT}. */
   format: typeof CALIBRATION_FORMAT;
+  /** Format version {@link CALIBRATION_VERSION}. */
   version: typeof CALIBRATION_VERSION;
+  /** Fingerprint of the base (uncalibrated) model it was made for; refused for any other model. */
   modelFingerprint: string;
+  /** How the calibration was made. */
   settings: CalibrationSettings;
+  /** One result per decoder layer, in order. */
   layers: CalibrationLayer[];
+  /** ISO-8601 creation time. */
   createdAt: string;
+  /** Hex SHA-256 of the canonical JSON of every other field ({@link calibrationChecksum}). */
   checksum: string;
 }
 

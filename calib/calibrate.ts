@@ -28,8 +28,11 @@ export interface CalibrateOptions {
   stretch?: number;
   /** Seed the windows were selected with (recorded only; default 0). */
   seed?: number;
+  /** Key bit-width the α search quantizes with (default 4). */
   kBits?: number;
+  /** Value bit-width the α search quantizes with (default 4). */
   vBits?: number;
+  /** Candidate α values (default {@link ALPHA_GRID}). */
   grid?: readonly number[];
   /** Progress: pass 1 = max|K|, pass 2 = α search. */
   onProgress?: (p: { pass: 1 | 2; window: number; windows: number; layer: number; layers: number }) => void;
@@ -37,8 +40,11 @@ export interface CalibrateOptions {
 
 /** The artifact plus the intermediate results (for studies and reports). */
 export interface CalibrationRun {
+  /** The sealed artifact (write it with `writeCalibration`). */
   artifact: CalibrationArtifact;
+  /** Pass 1: per-layer max|K| of each RoPE channel pair, [numKvHeads, headDim / 2] per layer. */
   maxKeys: MaxKeys;
+  /** Pass 2: each layer's α-search result, in layer order. */
   searches: LayerSearchResult[];
 }
 

@@ -38,6 +38,7 @@ export async function loadCorpusSegments(path: string = DEFAULT_CORPUS): Promise
 
 /** Something that turns text into token ids. */
 export interface Encoder {
+  /** Token ids of `text` (no special tokens added), e.g. `TextTokenizer.encode`. */
   encode(text: string): number[];
 }
 
@@ -58,15 +59,21 @@ export interface WindowOptions {
  */
 export function tokenWindows(segments: string[], tok: Encoder, options: WindowOptions): number[][] {
   const { count, length } = options;
-  if (!Number.isInteger(count) || count < 1) throw new InputError(`window count ${count} must be a positive integer`);
-  if (!Number.isInteger(length) || length < 2) throw new InputError(`window length ${length} must be an integer >= 2`);
+  if (!Number.isInteger(count) || count < 1) {
+    throw new InputError(`window count ${count} must be a positive integer`);
+  }
+  if (!Number.isInteger(length) || length < 2) {
+    throw new InputError(`window length ${length} must be an integer >= 2`);
+  }
   const all: number[][] = [];
   for (const s of segments) {
     const ids = tok.encode(s);
     for (let i = 0; i + length <= ids.length; i += length) all.push(ids.slice(i, i + length));
   }
   if (all.length < count) {
-    throw new InputError(`the corpus holds ${all.length} windows of ${length} tokens; ${count} were asked for`);
+    throw new InputError(
+      `the corpus holds ${all.length} windows of ${length} tokens; ${count} were asked for`,
+    );
   }
   const order = all.map((_, i) => i);
   const rand = mulberry32(options.seed ?? 0);
@@ -79,6 +86,8 @@ export function tokenWindows(segments: string[], tok: Encoder, options: WindowOp
 
 /** Positions 0, s, 2s, … for positional interpolation (s = 1: ordinary positions). */
 export function stretchedPositions(length: number, s: number): number[] {
-  if (!(s >= 1) || !Number.isInteger(s)) throw new InputError(`position stretch s = ${s} must be an integer >= 1`);
+  if (!(s >= 1) || !Number.isInteger(s)) {
+    throw new InputError(`position stretch s = ${s} must be an integer >= 1`);
+  }
   return Array.from({ length }, (_, i) => i * s);
 }

@@ -129,6 +129,7 @@ export interface SearchOptions {
 
 /** What the search of one layer found. */
 export interface LayerSearchResult {
+  /** The chosen α (lowest loss; the larger α on ties). */
   alpha: number;
   /** Loss at the chosen α. */
   loss: number;
@@ -138,6 +139,7 @@ export interface LayerSearchResult {
   lambda: Float32Array;
   /** The grid searched and the loss of each entry. */
   grid: number[];
+  /** Loss of each `grid` entry, same order. */
   losses: number[];
   /** Windows seen. */
   windows: number;

@@ -16,16 +16,40 @@ import { createCache, kvShapeOf } from "../src/kv/factory.ts";
 import { CpuForward } from "./forward.ts";
 import { InputError } from "../src/errors.ts";
 
-/** CPU engine: one sequence, one cache. */
+/**
+ * CPU engine: one sequence, one cache. Logits are f32 [vocab_size]; positions advance by the tokens run.
+ *
+ * @example
+ * ```ts
+ * import { CpuEngine } from "./engine.ts";
+ * import { loadModel } from "../src/model/load.ts";
+ * const model = await loadModel("models/tiny-lm");
+ * const engine = new CpuEngine(model, { method: "static", bits: 8 });
+ * await engine.prefill([85, 296, 270]);
+ * const logits = await engine.decode(261); // [vocab_size]
+ * engine.position; // 4
+ * engine.cacheStats().bytes;
+ * engine.reset(); // empty cache, position 0
+ * ```
+ */
 export class CpuEngine implements Engine {
   readonly backend = "cpu" as const;
   readonly device = "CPU (TypeScript, f32 with f64 accumulation)";
   readonly config: ModelConfig;
   readonly cacheSpec: CacheSpec;
+  /** The stateless forward pass over the model's weights. */
   readonly forwardPass: CpuForward;
+  /** This sequence's KV cache (built from `cacheSpec`, or the one given to the constructor). */
   readonly cache: KVCache;
   #position = 0;
 
+  /**
+   * Builds the engine; prefer {@link createCpuEngine}.
+   *
+   * @param model the loaded model (weights stay shared, not copied)
+   * @param cacheSpec the cache to build, and to report as `cacheSpec`
+   * @param cache an already built cache to use instead of building one from `cacheSpec` (e.g. a custom {@link KVCache})
+   */
   constructor(model: LoadedModel, cacheSpec: CacheSpec, cache?: KVCache) {
     this.config = model.config;
     this.cacheSpec = cacheSpec;
@@ -84,7 +108,18 @@ export class CpuEngine implements Engine {
   }
 }
 
-/** Creates a CPU engine for `model` with a cache built from `cacheSpec`. */
+/**
+ * Creates a CPU engine for `model` with a cache built from `cacheSpec` (default: exact f32).
+ *
+ * @example
+ * ```ts
+ * import { createCpuEngine } from "./engine.ts";
+ * import { loadModel } from "../src/model/load.ts";
+ * const model = await loadModel("models/tiny-lm");
+ * const engine = createCpuEngine(model, { method: "kivi", bits: 2 });
+ * const logits = await engine.prefill([85, 296, 270]); // [vocab_size] of the last token
+ * ```
+ */
 export function createCpuEngine(model: LoadedModel, cacheSpec: CacheSpec = { method: "exact" }): CpuEngine {
   return new CpuEngine(model, cacheSpec);
 }

@@ -26,18 +26,37 @@ export type LogitsMode = "last" | "all" | "none";
 
 /** Options of {@link CpuForward.forward}. */
 export interface ForwardOptions {
+  /** Which logits to return (default `"last"`). */
   logits?: LogitsMode;
+  /** Observers of keys/values, queries and layer inputs. */
   hooks?: ForwardHooks;
   /** Called after each layer: (layers done, total layers). */
   onProgress?: (done: number, total: number) => void;
 }
 
-/** A loaded model ready to run on the CPU. Stateless apart from the cache it is given. */
+/**
+ * A loaded model ready to run on the CPU. Stateless apart from the cache it is given.
+ *
+ * @example
+ * ```ts
+ * import { CpuForward } from "./forward.ts";
+ * import { loadModel } from "../src/model/load.ts";
+ * import { createCache, kvShapeOf } from "../src/kv/factory.ts";
+ * const model = await loadModel("models/tiny-lm");
+ * const fwd = new CpuForward(model);
+ * const cache = createCache({ method: "exact" }, kvShapeOf(model.config));
+ * const all = fwd.forward([85, 296, 270], [0, 1, 2], cache, { logits: "all" }); // [3, vocab_size]
+ * ```
+ */
 export class CpuForward {
+  /** The model's configuration. */
   readonly config: ModelConfig;
+  /** The model whose weights it runs. */
   readonly model: LoadedModel;
+  /** RoPE inverse frequencies, [headDim / 2] f32 (from the config's theta and scaling). */
   readonly invFreq: Float32Array;
 
+  /** Prepares `model` for the CPU (computes the RoPE frequencies; weights are used in place). */
   constructor(model: LoadedModel) {
     this.model = model;
     this.config = model.config;

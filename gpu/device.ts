@@ -53,7 +53,9 @@ export interface AcquireOptions {
 
 /** An acquired adapter + device with error bookkeeping. */
 export interface GpuContext {
+  /** The adapter the device was requested from. */
   readonly adapter: GPUAdapter;
+  /** The device every buffer and pipeline of this context lives on. */
   readonly device: GPUDevice;
   /** Human-readable adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
   readonly description: string;

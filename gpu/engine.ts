@@ -10,8 +10,10 @@
  * in Deno costs ≥ 10 ms (its mapAsync polls every 10 ms).
  *
  * Caches: `{ method: "exact" }` (f32 K/V, gpu/cache/exact.ts), the grouped packed methods `static` and
- * `pmkvq` (gpu/cache/packed.ts) and `kivi` (gpu/cache/kivi.ts); the packed ones prefill a prompt in one chunk
- * by default. Other methods (bf16 exact, mixkvq) throw GpuError "not yet supported on webgpu".
+ * `pmkvq` (gpu/cache/packed.ts), `kivi` (gpu/cache/kivi.ts) and `mixkvq` (gpu/cache/mixkvq.ts); the packed
+ * ones prefill a prompt in one chunk by default. bf16 exact throws GpuError "not yet supported on webgpu".
+ * A cache may need the host between submissions (MixKVQ's block flush): the engine awaits its optional
+ * `settle()` after every submit and ends greedy chains at its optional `maxChainSteps()`.
  *
  * Host-side buffers:
  * | buffer | shape | type |
@@ -45,6 +47,7 @@ import { GpuForward } from "./forward.ts";
 import { createExactGpuCache } from "./cache/exact.ts";
 import { createPackedGpuCache } from "./cache/packed.ts";
 import { createKiviGpuCache } from "./cache/kivi.ts";
+import { createMixKvqGpuCache } from "./cache/mixkvq.ts";
 import { GpuError, InputError, NonFiniteError } from "../src/errors.ts";
 
 /** Options of {@link createGpuEngine}. */
@@ -75,7 +78,7 @@ export interface GreedyManyOptions {
 }
 
 /**
- * Default prefill chunk of the packed caches (static, pmkvq, kivi): they prefill a prompt in one chunk, so this is
+ * Default prefill chunk of the packed caches (static, pmkvq, kivi, mixkvq): they prefill a prompt in one chunk, so this is
  * the longest prompt they take without an explicit `prefillChunk`.
  */
 export const PACKED_PREFILL_CHUNK = 4096;
@@ -91,8 +94,11 @@ function cacheFactoryFor(spec: CacheSpec): (env: GpuCacheEnv) => Promise<GpuCach
     return (env) => createPackedGpuCache(env, spec);
   }
   if (spec.method === "kivi") return (env) => createKiviGpuCache(env, spec);
+  if (spec.method === "mixkvq") return (env) => createMixKvqGpuCache(env, spec);
   throw new GpuError(
-    `KV cache method "${spec.method}" is not yet supported on webgpu (exact f32, static, kivi and pmkvq are)`,
+    `KV cache method "${
+      (spec as { method: string }).method
+    }" is not yet supported on webgpu (exact f32, static, kivi, pmkvq and mixkvq are)`,
   );
 }
 
@@ -119,7 +125,8 @@ export async function createGpuEngine(
   // packed caches: a prompt attends to its own EXACT K/V (CPU semantics), so it is prefilled in one chunk
   // (activations sized for up to PACKED_PREFILL_CHUNK tokens unless prefillChunk says otherwise)
   const packed = !options.cacheFactory &&
-    (spec.method === "static" || spec.method === "pmkvq" || spec.method === "kivi");
+    (spec.method === "static" || spec.method === "pmkvq" || spec.method === "kivi" ||
+      spec.method === "mixkvq");
   const chunk = Math.min(options.prefillChunk ?? (packed ? PACKED_PREFILL_CHUNK : 256), capacity);
   const greedyChunk = options.greedyChunk ?? 64;
   if (!Number.isInteger(chunk) || chunk < 1) {
@@ -159,9 +166,13 @@ export class GpuEngine implements Engine {
   readonly device: string;
   readonly config: ModelConfig;
   readonly cacheSpec: CacheSpec;
+  /** The device context the engine runs on. */
   readonly ctx: GpuContext;
+  /** Compiled kernels of the device (one registry per device). */
   readonly registry: KernelRegistry;
+  /** Model weights uploaded to the device. */
   readonly weights: GpuWeights;
+  /** The recorded forward pass (activations, cache, per-step encoding). */
   readonly forward: GpuForward;
   readonly #owned: boolean;
   readonly #steps: StepBuffer;
@@ -171,6 +182,7 @@ export class GpuEngine implements Engine {
   #position = 0;
   #disposed = false;
 
+  /** Internal: use {@link createGpuEngine}, which validates options and allocates every buffer. */
   constructor(
     ctx: GpuContext,
     owned: boolean,
@@ -255,6 +267,12 @@ export class GpuEngine implements Engine {
     for (const s of steps) this.forward.cache.commit(s.T);
   }
 
+  /** Awaits the cache's host work after a submission (GpuCache.settle; absent for most caches). */
+  async #settle(): Promise<void> {
+    const cache = this.forward.cache;
+    if (cache.settle) await cache.settle();
+  }
+
   async #readLogits(): Promise<Float32Array> {
     const logits = new Float32Array(await this.#logitsRb.read(4 * this.config.vocabSize));
     this.ctx.check();
@@ -288,6 +306,7 @@ export class GpuEngine implements Engine {
         const last = c === total - 1;
         this.#submitSteps([{ T, P, argmax: false }], last ? (enc) => this.#copyLogits(enc) : undefined);
         this.#position = P + T;
+        await this.#settle();
         if (options.onProgress && !last) {
           await this.ctx.device.queue.onSubmittedWorkDone();
           this.#check();
@@ -322,6 +341,7 @@ export class GpuEngine implements Engine {
     this.#submitSteps([{ T: 1, P, argmax: false }], (enc) => this.#copyLogits(enc));
     this.#position = P + 1;
     try {
+      await this.#settle();
       return await this.#readLogits();
     } catch (e) {
       this.#rollback(P);
@@ -369,7 +389,8 @@ export class GpuEngine implements Engine {
     // a cache that cannot roll back records no step past a possible stop token
     const chain = stop.size > 0 && this.forward.cache.canTruncate === false ? 1 : this.#greedyChunk;
     while (out.length < n) {
-      const m = Math.min(chain, n - out.length);
+      // a cache that needs the host every few steps (MixKVQ: at a block flush) ends the chain there
+      const m = Math.min(chain, n - out.length, Math.max(1, this.forward.cache.maxChainSteps?.() ?? chain));
       const P0 = this.#position;
       this.ctx.device.queue.writeBuffer(this.forward.act.ids, 0, new Uint32Array([cur]));
       const steps = [];
@@ -384,6 +405,7 @@ export class GpuEngine implements Engine {
       this.#position = P0 + m;
       let words: Uint32Array;
       try {
+        await this.#settle();
         words = new Uint32Array(await this.#tokensRb.read());
         this.ctx.check();
       } catch (e) {

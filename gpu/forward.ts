@@ -88,17 +88,29 @@ interface Kernels {
 
 /** Activations of {@link GpuForward} (see the module doc for shapes). */
 export interface Activations {
+  /** u32 [idSlots] token ids: the step's input ids, and each argmax's output (ids[step.idOut]). */
   ids: GPUBuffer;
+  /** u32 [idSlots] non-finite logit count written next to each argmax. */
   flags: GPUBuffer;
+  /** f32 [Tmax, hidden] residual stream. */
   h: GPUBuffer;
+  /** f32 [Tmax, hidden] RMS-normed `h` (input of the qkv and gate|up matmuls). */
   xn: GPUBuffer;
+  /** f32 [Tmax, (numHeads + 2·numKvHeads)·headDim] q|k|v projections (q and k rotated in place by RoPE). */
   qkv: GPUBuffer;
+  /** f32 [Tmax, numHeads·headDim] attention output (written by the cache, input of o_proj). */
   att: GPUBuffer;
+  /** f32 [Tmax, 2·intermediate] gate|up projections (T > 1). */
   gu: GPUBuffer;
+  /** f32 [Tmax, intermediate] SwiGLU output (input of the down matmul). */
   act: GPUBuffer;
+  /** f32 [hidden] RMS-normed last row of `h`. */
   xnLast: GPUBuffer;
+  /** f32 [vocab] logits of the step's last token. */
   logits: GPUBuffer;
+  /** f32 [capacity, headDim / 2] RoPE cosines per position. */
   ropeCos: GPUBuffer;
+  /** f32 [capacity, headDim / 2] RoPE sines per position. */
   ropeSin: GPUBuffer;
 }
 
@@ -116,17 +128,35 @@ function checkSupported(c: ModelConfig): void {
 }
 
 /**
- * Records forward steps of one model over one {@link GpuCache}.
+ * Records forward steps of one model over one {@link GpuCache}. Made by {@link GpuForward.create}; one
+ * `encodeStep` records the whole step (all layers, then the logits of the last token) into a compute pass.
  *
  * @example
  * ```ts
- * fwd.encodeStep(pass, T, P, false);
+ * import { GpuForward } from "./forward.ts";
+ * import { acquireGpu } from "./device.ts";
+ * import { registryFor } from "./registry.ts";
+ * import { uploadWeights } from "./weights.ts";
+ * import { createExactGpuCache } from "./cache/exact.ts";
+ * import { loadModel } from "../src/model/load.ts";
+ * const model = await loadModel("models/tiny-lm");
+ * const ctx = await acquireGpu();
+ * const reg = registryFor(ctx);
+ * const sizes = { capacity: 4096, maxTokens: 256, idSlots: 257 };
+ * const fwd = await GpuForward.create(reg, model, uploadWeights(ctx, model), sizes, createExactGpuCache);
+ * // per step, with the step's uniform slot bound as group 1 (see gpu/step.ts):
+ * // fwd.encodeStep(pass, T, P, false);
+ * fwd.destroy();
  * ```
  */
 export class GpuForward {
+  /** The model's configuration. */
   readonly config: ModelConfig;
+  /** Capacity, tokens per step and id slots it was created with. */
   readonly sizes: ForwardSizes;
+  /** The activation buffers (see {@link Activations}). */
   readonly act: Activations;
+  /** The cache the steps attend over and append to (built by `create`'s `makeCache`). */
   readonly cache: GpuCache;
   readonly #k: Kernels;
   readonly #layers: LayerBinds[];

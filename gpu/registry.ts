@@ -25,8 +25,11 @@ export type BindingKind = "storage" | "read-only-storage" | "uniform";
 
 /** A compiled kernel: its pipeline and its group-0 layout (group 1 is {@link KernelRegistry.stepLayout}). */
 export interface Kernel {
+  /** The kernel's unique key (kernel name + every baked constant), also its pipeline label. */
   readonly key: string;
+  /** The compiled compute pipeline (entry point `main`). */
   readonly pipeline: GPUComputePipeline;
+  /** Group-0 bind group layout of the kernel's buffers. */
   readonly layout: GPUBindGroupLayout;
 }
 
@@ -35,10 +38,19 @@ export interface Kernel {
  *
  * @example
  * ```ts
+ * import { KernelRegistry } from "./registry.ts";
+ * import { acquireGpu } from "./device.ts";
+ * import { SOFTWARE_TUNING } from "./tuning.ts";
+ * const ctx = await acquireGpu();
  * const reg = new KernelRegistry(ctx, SOFTWARE_TUNING);
+ * const wgsl = "@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n" +
+ *   "@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) i: vec3u) { x[i.x] = 0.0; }";
+ * const k = await reg.kernel("zero:f32", ["storage"], () => wgsl);
+ * reg.compiled; // 1 (asking for "zero:f32" again reuses it)
  * ```
  */
 export class KernelRegistry {
+  /** The device the pipelines are compiled for. */
   readonly ctx: GpuContext;
   /** Kernel variant choices for this adapter (gpu/tuning.ts). */
   readonly tuning: KernelTuning;
@@ -48,6 +60,12 @@ export class KernelRegistry {
   #kernels = new Map<string, Promise<Kernel>>();
   #compiles = 0;
 
+  /**
+   * An empty registry for `ctx`; prefer {@link registryFor}, which shares one per device.
+   *
+   * @param ctx the acquired device
+   * @param tuning kernel variant choices (default: `tuningFor(ctx)`, from the adapter)
+   */
   constructor(ctx: GpuContext, tuning: KernelTuning = tuningFor(ctx)) {
     this.ctx = ctx;
     this.tuning = tuning;

@@ -32,8 +32,11 @@ import { uploadBuffer } from "./buffers.ts";
 export interface GpuMatrix {
   /** [rows, cols] as bf16 pairs in u32 (cols/2 words per row) or f32 */
   buffer: GPUBuffer;
+  /** Storage of `buffer`: `"bf16"` (pairs packed in u32) or `"f32"`. */
   format: WeightFormat;
+  /** Rows (output features). */
   rows: number;
+  /** Columns (input features). */
   cols: number;
 }
 
@@ -41,18 +44,25 @@ export interface GpuMatrix {
 export interface GpuLayerWeights {
   /** [hidden] f32 */ inputNorm: GPUBuffer;
   /** [hidden] f32 */ postNorm: GPUBuffer;
+  /** Fused q|k|v projection, [(nH + 2·nKv)·D, hidden]. */
   qkv: GpuMatrix;
   /** [(nH + 2·nKv)·D] f32, or null */ qkvBias: GPUBuffer | null;
+  /** Output projection, [hidden, nH·D]. */
   o: GpuMatrix;
+  /** Fused gate|up projection, [2·intermediate, hidden]. */
   gateUp: GpuMatrix;
+  /** Down projection, [hidden, intermediate]. */
   down: GpuMatrix;
 }
 
 /** All GPU weights of a model. */
 export interface GpuWeights {
+  /** Token embedding, [vocab, hidden]. */
   embed: GpuMatrix;
+  /** LM head, [vocab, hidden] (the same buffer as `embed` when embeddings are tied). */
   lmHead: GpuMatrix;
   /** [hidden] f32 */ finalNorm: GPUBuffer;
+  /** Decoder layers in order. */
   layers: GpuLayerWeights[];
   /** "bf16" when every matrix is packed, "f32" when none, "mixed" otherwise. */
   format: "bf16" | "f32" | "mixed";

@@ -24,6 +24,7 @@ interface GreedyChain {
 
 /** Generation settings. */
 export interface GenerateOptions extends SamplingOptions {
+  /** Tokens to generate at most (a non-negative integer; 0 only runs the prefill). */
   maxNewTokens: number;
   /** Stop at these token ids (default: none). The stop token is included in `ids`. */
   stopIds?: number[];
@@ -35,17 +36,44 @@ export interface GenerateOptions extends SamplingOptions {
 
 /** What a generation produced and how fast. */
 export interface GenerateResult {
+  /** Tokens in the prompt. */
   promptTokens: number;
+  /** Generated token ids, in order (including the stop token when one ended the run). */
   ids: number[];
+  /** Why generation ended: the `maxNewTokens` limit or a token of `stopIds`. */
   stoppedBy: "max-new-tokens" | "stop-token";
+  /** Wall-clock seconds of the prefill (prompt forward pass, the first logits). */
   prefillSeconds: number;
+  /** Wall-clock seconds from the end of the prefill to the last token. */
   decodeSeconds: number;
   /** Generated tokens after the first, per second of decode time. */
   decodeTokensPerSecond: number;
+  /** The engine's cache accounting after the run. */
   cache: CacheStats;
 }
 
-/** Runs `prompt` then samples up to `maxNewTokens` tokens. */
+/**
+ * Runs `prompt` (token ids) through `engine.prefill`, then picks up to `maxNewTokens` tokens (greedy when
+ * `temperature` is 0 or absent, else seeded sampling), decoding each one but the last. Stops early at a token of
+ * `stopIds`. Throws InputError for a bad option.
+ *
+ * @example
+ * ```ts
+ * import { generate } from "./generate.ts";
+ * import { loadModel } from "./model/load.ts";
+ * import { loadTokenizer } from "./model/tokenizer.ts";
+ * import { createCpuEngine } from "../cpu/engine.ts";
+ * const model = await loadModel("models/tiny-lm");
+ * const tok = await loadTokenizer(model.tokenizerPath!);
+ * const engine = createCpuEngine(model, { method: "kivi", bits: 4 });
+ * const out = await generate(engine, tok.encode("Call me Ishmael."), {
+ *   maxNewTokens: 32,
+ *   stopIds: model.config.eosTokenIds,
+ *   onToken: (id) => console.log(tok.decode([id])),
+ * });
+ * console.log(out.stoppedBy, out.decodeTokensPerSecond, out.cache.bytes);
+ * ```
+ */
 export async function generate(
   engine: Engine,
   prompt: ArrayLike<number>,

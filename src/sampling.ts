@@ -14,13 +14,27 @@ import { InputError } from "./errors.ts";
 
 /** Sampling settings. temperature 0 means greedy. */
 export interface SamplingOptions {
+  /** Softmax temperature (≥ 0, default 0: greedy argmax). */
   temperature?: number;
+  /** Keep only the `topK` most likely tokens (integer ≥ 0, default 0: no limit). */
   topK?: number;
+  /**
+   * Nucleus sampling: keep the smallest set of most likely tokens whose probability reaches `topP` (in (0, 1], default 1).
+   */
   topP?: number;
+  /** Seed of the PRNG (mulberry32) used for sampling (default 0). */
   seed?: number;
 }
 
-/** Index of the largest logit; the lowest index wins ties. */
+/**
+ * Index of the largest logit; the lowest index wins ties.
+ *
+ * @example
+ * ```ts
+ * import { argmax } from "./sampling.ts";
+ * argmax([0.1, 2, 2, 1]); // 1
+ * ```
+ */
 export function argmax(logits: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
@@ -39,14 +53,31 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** Returns a function that picks the next token from logits. */
+/**
+ * Returns a function that picks the next token id from logits ([vocab_size]): {@link argmax} when the
+ * temperature is 0 (default), else seeded sampling with temperature, then top-k, then top-p. Throws InputError
+ * for a negative temperature, top-p outside (0, 1] or a bad top-k.
+ *
+ * @example
+ * ```ts
+ * import { makeSampler } from "./sampling.ts";
+ * const greedy = makeSampler();
+ * greedy(new Float32Array([0.1, 2, 1])); // 1
+ * const pick = makeSampler({ temperature: 0.6, topK: 40, topP: 0.95, seed: 42 });
+ * pick(new Float32Array([0.1, 2, 1])); // same id for the same seed and call sequence
+ * ```
+ */
 export function makeSampler(options: SamplingOptions = {}): (logits: Float32Array) => number {
   const temperature = options.temperature ?? 0;
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new InputError(`temperature ${temperature} must be >= 0`);
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) {
+    throw new InputError(`temperature ${temperature} must be >= 0`);
+  }
   const topP = options.topP ?? 1;
   if (!(topP > 0 && topP <= 1)) throw new InputError(`top-p ${topP} must be in (0, 1]`);
   const topK = options.topK ?? 0;
-  if (!Number.isInteger(topK) || topK < 0) throw new InputError(`top-k ${topK} must be a non-negative integer`);
+  if (!Number.isInteger(topK) || topK < 0) {
+    throw new InputError(`top-k ${topK} must be a non-negative integer`);
+  }
   if (temperature === 0) return argmax;
   const rand = mulberry32(options.seed ?? 0);
   return (logits: Float32Array) => {

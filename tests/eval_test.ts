@@ -93,7 +93,7 @@ Deno.test({
           "--config",
           "small",
           "--methods",
-          "exact-f32,kivi2,pmkvq",
+          "exact-f32,kivi2,pmkvq,mixkvq",
           "--new-tokens",
           "40",
           "--kl-tokens",
@@ -112,7 +112,8 @@ Deno.test({
         results[backend] = JSON.parse(await Deno.readTextFile(`${out}/results.json`)).results;
       }
       for (const r of results.webgpu) {
-        const want = r.method === "mixkvq" ? "cpu" : "webgpu";
+        // every method in --methods has a WebGPU cache (mixkvq since gpu/cache/mixkvq.ts)
+        const want = "webgpu";
         assert.ok(
           r.backend.startsWith(want),
           `${r.method} ${r.task.kind} ran on ${r.backend}, expected ${want}`,

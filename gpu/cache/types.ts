@@ -5,7 +5,9 @@
  * Per layer and step the engine records, inside one compute pass, with the step uniform (group 1) already set:
  *   rope(q, k) → cache.encodeAttention(layer) → cache.encodeAppend(layer) → o_proj ...
  * exactly the CPU order (attention over the P cached tokens as the cache stores them plus the T new tokens'
- * EXACT K/V from `io.qkv`, then the append). Host bookkeeping follows with {@link GpuCache.commit}.
+ * EXACT K/V from `io.qkv`, then the append). Host bookkeeping follows with {@link GpuCache.commit}, then
+ * (optional) the awaited {@link GpuCache.settle}; a cache that needs the host every few steps bounds the
+ * steps per submission with {@link GpuCache.maxChainSteps}.
  *
  * Engine-owned buffers a cache reads/writes ({@link GpuCacheIO}):
  * | buffer | shape | type | use |
@@ -27,9 +29,13 @@ import type { KernelRegistry } from "../registry.ts";
 
 /** Head geometry of the model a cache serves. */
 export interface GpuCacheShape {
+  /** Transformer layers (one cache layer each). */
   numLayers: number;
+  /** Query heads per token. */
   numHeads: number;
+  /** Key/value heads per token (GQA: numHeads is a multiple). */
   numKvHeads: number;
+  /** Channels per head. */
   headDim: number;
 }
 
@@ -41,21 +47,27 @@ export interface GpuCacheIO {
 
 /** What a cache factory receives. */
 export interface GpuCacheEnv {
+  /** The engine's kernel registry (device, pipelines). */
   reg: KernelRegistry;
+  /** Head geometry of the model. */
   shape: GpuCacheShape;
   /** Tokens the cache must hold (prompt + generated). */
   capacity: number;
+  /** The engine's activation buffers the cache reads K/V/q from and writes attention output to. */
   io: GpuCacheIO;
 }
 
 /** Step-uniform fields a cache controls (written into the `Step` slot of each step). */
 export interface CacheStepFields {
+  /** Tokens per split of the split-K decode attention of the exact cache (packed caches split their own way). */
   split: number;
+  /** Number of splits of that attention for this step. */
   nSplits: number;
 }
 
 /** A per-sequence KV cache living on the GPU. */
 export interface GpuCache {
+  /** The cache method and settings it was created for. */
   readonly spec: CacheSpec;
   /** Tokens it can hold. */
   readonly capacity: number;
@@ -79,6 +91,18 @@ export interface GpuCache {
    * nothing it may have to roll back (greedy steps with stop ids one per submit). Absent: true.
    */
   readonly canTruncate?: boolean;
+  /**
+   * Single-token steps that may be recorded in one submission before the cache needs the host (at least 1;
+   * a MixKVQ cache: until its residual fills). The engine ends a greedy chain there. Optional: no limit.
+   */
+  maxChainSteps?(): number;
+  /**
+   * Host work due after a submission (a MixKVQ cache: read back statistics and queries, choose a block's
+   * tiers on the host, submit its quantization). The engine awaits it after every submit, before it reads
+   * results or records more, so the cache is complete (stats as the CPU's) when an engine call returns.
+   * An error leaves the engine rolling back (see `truncate`). Optional: nothing to do.
+   */
+  settle?(): Promise<void>;
   /** Truncates to `length` tokens (used to roll back after an error). */
   truncate(length: number): void;
   /** Byte accounting (src/kv/cache.ts rules: allocated storage in `bytes`). */

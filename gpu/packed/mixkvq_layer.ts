@@ -18,8 +18,10 @@
  * see mixkvq_tiers.ts), from statistics the host has after one readback per block of R tokens. The query
  * sums stay on the host because the CPU reduces each token's |q| over the GQA group in f64 before rounding
  * to f32: on a GPU that is exact only for groups of ≤ 2 heads. A caller gives `observeQuery` the post-RoPE
- * queries as a host array, as the CPU backend does; an engine that keeps q on the GPU would read it back per
- * step (nH·D floats) — not done here (see docs/mixkvq.md, "GPU kernels").
+ * queries as a host array, as the CPU backend does. An engine that records whole steps uses
+ * {@link GpuMixKvqLayer.recordToken} (residual append in its pass, no flush), then after the submission
+ * {@link GpuMixKvqLayer.addQueries} (q read back from a log) and {@link GpuMixKvqLayer.finishBlock} (tier
+ * choice and quantization) — see gpu/cache/mixkvq.ts.
  *
  * Buffers owned:
  * | buffer | type | shape |
@@ -196,10 +198,15 @@ export class GpuMixKvqLayer {
    * ```
    */
   observeQuery(q: Float32Array, t: number): void {
-    const { numKvHeads: nKv, headDim: D } = this.geo;
     if (!Number.isSafeInteger(t) || t < 0) {
       throw new TensorShapeError(`query token count ${t} must be a non-negative integer`);
     }
+    this.#pending = { t, mags: this.#magnitudes(q, t) };
+  }
+
+  /** `queryMagnitudes` of host queries [t, numHeads, D] (numHeads inferred on first use, as the CPU). */
+  #magnitudes(q: Float32Array, t: number): Float32Array {
+    const { numKvHeads: nKv, headDim: D } = this.geo;
     let nH = this.#numHeads;
     if (nH === null) {
       nH = t > 0 ? q.length / (t * D) : nKv;
@@ -212,7 +219,134 @@ export class GpuMixKvqLayer {
     }
     const mags = queryMagnitudes(q, t, nH, nKv, D);
     if (t > 0) this.#numHeads = nH;
-    this.#pending = { t, mags };
+    return mags;
+  }
+
+  /** Residual rows left before a block is due: R − residualTokens (0 after {@link recordToken} filled it). */
+  get room(): number {
+    return this.geo.R - this.#resCount;
+  }
+
+  /** Residual tokens whose queries are in the query sums. */
+  get queryTokens(): number {
+    return this.#qTokens;
+  }
+
+  /** True when recorded tokens filled the residual and {@link finishBlock} must run before more tokens. */
+  get blockDue(): boolean {
+    return this.#resCount === this.geo.R;
+  }
+
+  /**
+   * Records, into the caller's compute pass, the append of ONE token (K/V at row 0 of `src`) into the
+   * residual, plus the key statistics when it fills the residual. Nothing is submitted or awaited: the
+   * caller submits, then (when {@link blockDue}) calls {@link finishBlock}, which chooses the tiers and
+   * quantizes the block. This is how an engine records whole steps (gpu/cache/mixkvq.ts). Host state
+   * advances now. The token's queries are folded later with {@link addQueries}. Returns the uniforms to
+   * destroy once the pass is submitted. TensorShapeError when a block is due, the layer is full, or an
+   * `observeQuery` is pending (that belongs to {@link append}); GpuError when the layer is unusable.
+   *
+   * @example
+   * ```ts
+   * const temps = layer.recordToken(pass, { x: qkv, k: nH * D, v: (nH + nKv) * D, tokStride: 0 });
+   * ```
+   */
+  recordToken(pass: GPUComputePassEncoder, src: MixKvqSource): GPUBuffer[] {
+    this.#checkUsable();
+    const maxLen = this.geo.maxBlocks * this.geo.R + this.geo.R - 1;
+    if (this.blockDue || this.length + 1 > maxLen || this.#pending) {
+      throw new TensorShapeError(
+        `cannot record a token: ${
+          this.blockDue
+            ? "a block is due (finishBlock first)"
+            : this.#pending
+            ? "observeQuery is pending for append"
+            : `${this.length} tokens fill the layer's capacity ${maxLen}`
+        }`,
+      );
+    }
+    const temps = [
+      this.kernels.encodeResidual(pass, { resid: this.resid, status: this.status }, src, {
+        firstRow: this.#resCount,
+        done: 0,
+        m: 1,
+        t: 1,
+      }),
+    ];
+    this.#touched = true;
+    this.#resCount++;
+    if (this.blockDue) {
+      temps.push(this.kernels.encodeKeyStats(pass, { resid: this.resid, stats: this.stats }));
+    }
+    return temps;
+  }
+
+  /**
+   * Folds host queries [t, numHeads, D] of the next `t` residual tokens stored by {@link recordToken} into
+   * the query sums, as `observeQuery` + `append` do on the CPU (tokens [queryTokens, queryTokens + t) of
+   * the residual, in order, so the f32 sums are the CPU's). TensorShapeError when fewer than t residual
+   * tokens lack queries; NonFiniteError (token, head, channel) with the layer unchanged.
+   *
+   * @example
+   * ```ts
+   * layer.addQueries(qHost, layer.residualTokens - layer.queryTokens);
+   * ```
+   */
+  addQueries(q: Float32Array, t: number): void {
+    this.#checkUsable();
+    if (!Number.isSafeInteger(t) || t < 0 || this.#qTokens + t > this.#resCount) {
+      throw new TensorShapeError(
+        `queries of ${t} tokens, but only ${this.#resCount - this.#qTokens} residual tokens lack them`,
+      );
+    }
+    const mags = this.#magnitudes(q, t);
+    accumulateQueryStats(this.#qsum, mags, 0, t, this.geo.row);
+    this.#qTokens += t;
+  }
+
+  /**
+   * Completes the block {@link recordToken} filled: reads back the key statistics and the bad-input flag
+   * (one readback), chooses the tiers on the host (f64, the CPU's functions) and submits the key/value
+   * quantization and the residual clear; waits for the GPU. Fold the block's queries with
+   * {@link addQueries} first. NonFiniteError for a NaN/Inf/|x| ≥ 2^64 among the recorded tokens (the layer
+   * is then unusable until `reset()`); GpuError when no block is due.
+   *
+   * @example
+   * ```ts
+   * if (layer.blockDue) await layer.finishBlock();
+   * ```
+   */
+  async finishBlock(): Promise<void> {
+    this.#checkUsable();
+    if (!this.blockDue) {
+      throw new GpuError(`no MixKVQ block is due (${this.#resCount} of ${this.geo.R} tokens)`);
+    }
+    const { row, headDim: D } = this.geo;
+    const dev = this.gpu.device;
+    const enc = dev.createCommandEncoder({ label: "mixkvq block status" });
+    enc.copyBufferToBuffer(this.status, 0, this.stats, 8 * row, 4);
+    dev.queue.submit([enc.finish()]);
+    const temps: GPUBuffer[] = [];
+    try {
+      const buf = await this.gpu.read(this.stats, 0, 8 * row + 4);
+      const word = new Uint32Array(buf, 8 * row, 1)[0];
+      if (word !== 0) {
+        const e = 0xffffffff - word, c = e % row;
+        throw new NonFiniteError(
+          `GPU MixKVQ: ${Math.floor(e / row) === 0 ? "key" : "value"} of a token recorded into this block, ` +
+            `head ${Math.floor(c / D)}, channel ${
+              c % D
+            } is NaN, ±Inf or |x| >= 2^64 (the layer must be reset)`,
+        );
+      }
+      this.#flush(new Float32Array(buf, 0, 2 * row), temps);
+    } catch (e) {
+      this.#broken = true;
+      throw e;
+    } finally {
+      await dev.queue.onSubmittedWorkDone();
+      for (const b of temps) b.destroy();
+    }
   }
 
   /**

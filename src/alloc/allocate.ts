@@ -26,7 +26,9 @@ import { ArtifactError, InputError } from "../errors.ts";
 export interface AllocateOptions {
   /** Candidate final bit-widths (default [2, 4, 8]; each must be in the artifact). */
   choices?: number[];
+  /** 16-bit sink tokens of the planned cache (default {@link PLAN_DEFAULT_SINK}). */
   sink?: number;
+  /** 16-bit window capacity in tokens of the planned cache (default {@link PLAN_DEFAULT_WINDOW}). */
   window?: number;
 }
 
@@ -55,12 +57,16 @@ export function allocate(
     );
   }
   if (art.model.numLayers !== shape.numLayers) {
-    throw new ArtifactError(`sensitivity artifact has ${art.model.numLayers} layers, the model ${shape.numLayers}`);
+    throw new ArtifactError(
+      `sensitivity artifact has ${art.model.numLayers} layers, the model ${shape.numLayers}`,
+    );
   }
   const choices = [...(options.choices ?? [2, 4, 8])].sort((a, b) => a - b);
   for (const b of choices) {
     if (!art.total[String(b)]) {
-      throw new InputError(`bit-width ${b} was not profiled (the artifact has ${Object.keys(art.total).join(", ")})`);
+      throw new InputError(
+        `bit-width ${b} was not profiled (the artifact has ${Object.keys(art.total).join(", ")})`,
+      );
     }
   }
   const sink = options.sink ?? PLAN_DEFAULT_SINK, window = options.window ?? PLAN_DEFAULT_WINDOW;
@@ -82,7 +88,24 @@ export function allocate(
   };
 }
 
-/** {@link allocate}, returning only the plan. */
+/**
+ * {@link allocate}, returning only the plan: the per-layer final bit-widths (from `options.choices`) that
+ * minimize the summed sensitivity while every layer's bytes at `maxLen` tokens fit `budget` bytes in total.
+ * Throws ArtifactError for another model's artifact, InputError for an unprofiled width, BudgetError when
+ * even the narrowest widths do not fit.
+ *
+ * @example
+ * ```ts
+ * import { allocatePlan } from "./allocate.ts";
+ * import { readSensitivity } from "../profile/artifact.ts";
+ * import { writePlan } from "../kv/plan.ts";
+ * const shape = { numLayers: 6, numKvHeads: 2, headDim: 128 };
+ * const fingerprint = "ab12…"; // LoadedModel.fingerprint
+ * const art = await readSensitivity("out/sensitivity.json", fingerprint);
+ * const plan = allocatePlan(shape, fingerprint, art, 4096, 3_000_000, { choices: [2, 4, 8] });
+ * await writePlan("out/plan.json", plan); // plan.source === "allocator"
+ * ```
+ */
 export function allocatePlan(
   shape: KVShape,
   fingerprint: string,

@@ -73,7 +73,7 @@ export type EvalBackend = "cpu" | "webgpu";
 /** Whether the WebGPU engine has a cache for `spec` (else a webgpu run uses the CPU for that method). */
 export function webgpuRuns(spec: CacheSpec): boolean {
   return (spec.method === "exact" && (spec.dtype ?? "f32") === "f32") || spec.method === "static" ||
-    spec.method === "pmkvq" || spec.method === "kivi";
+    spec.method === "pmkvq" || spec.method === "kivi" || spec.method === "mixkvq";
 }
 
 async function engineFor(

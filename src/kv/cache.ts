@@ -20,8 +20,11 @@
  * ```
  */
 export interface KVShape {
+  /** Transformer layers, each with its own K and V cache. */
   numLayers: number;
+  /** Key/value heads per layer (GQA: may be fewer than the query heads). */
   numKvHeads: number;
+  /** Elements per head vector. */
   headDim: number;
 }
 
@@ -65,8 +68,11 @@ export type CacheSpec =
 export interface ShrinkEvent {
   /** Tokens in the layer when it shrank. */
   step: number;
+  /** Layer index (0-based). */
   layer: number;
+  /** Bit-width before the change. */
   from: number;
+  /** Bit-width after the change (lower than `from`). */
   to: number;
 }
 
@@ -82,7 +88,9 @@ export interface ShrinkEvent {
 export interface LayerStats {
   /** Current bit-width of the layer's quantized body (16 for exact caches). */
   bits: number;
+  /** Tokens stored in the layer. */
   tokens: number;
+  /** Storage bytes the layer holds now, K and V (allocated capacity: see the module's accounting rule). */
   bytes: number;
   /** Byte budget of the layer, or null when unbounded. */
   budget: number | null;
@@ -98,7 +106,9 @@ export interface LayerStats {
  * ```
  */
 export interface CacheStats {
+  /** Cache method and variant, e.g. `"exact-f32"`, `"static-int4"`, `"kivi2"`. */
   method: string;
+  /** Tokens stored (layer 0; every layer holds the same count after a complete forward pass). */
   tokens: number;
   /** Storage bytes held now (all layers, K and V). */
   bytes: number;
@@ -106,7 +116,9 @@ export interface CacheStats {
   peakBytes: number;
   /** Backend scratch (dequantized working copy), not counted in `bytes`. */
   scratchBytes: number;
+  /** Per-layer accounting, one entry per layer. */
   layers: LayerStats[];
+  /** Bit-width changes so far, in order (empty for caches that never shrink). */
   events: ShrinkEvent[];
   /**
    * Average code width in bits per stored element of the quantized body (caches with a mixed-precision body,
@@ -127,6 +139,7 @@ export interface CacheStats {
 export interface LayerView {
   /** [length, numKvHeads, headDim] */ k: Float32Array;
   /** [length, numKvHeads, headDim] */ v: Float32Array;
+  /** Tokens in the view (rows of `k` and `v`). */
   length: number;
 }
 
@@ -141,7 +154,9 @@ export interface LayerView {
  * ```
  */
 export interface KVCache {
+  /** The spec the cache was built from. */
   readonly spec: CacheSpec;
+  /** Layers, KV heads and head size of the cache. */
   readonly shape: KVShape;
   /** Tokens stored in `layer`. */
   length(layer: number): number;
@@ -160,6 +175,7 @@ export interface KVCache {
    * caches that do not need queries leave it undefined.
    */
   observeQuery?(layer: number, q: Float32Array, t: number): void;
+  /** Current accounting: storage bytes, peak, scratch, per-layer widths and shrink events. */
   stats(): CacheStats;
   /**
    * Optional: throws the BudgetError that appending `t` more tokens to EVERY layer would raise, without

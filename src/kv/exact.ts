@@ -35,14 +35,36 @@ interface LayerState {
   /** [cap, nKv, D] */ vf: Float32Array;
 }
 
-/** Exact KV cache. */
+/**
+ * Exact KV cache: keys and values stored unquantized as f32, bf16 or f16 (see the module table for bytes).
+ *
+ * @example
+ * ```ts
+ * import { ExactCache } from "./exact.ts";
+ * const cache = new ExactCache({ method: "exact", dtype: "bf16" }, { numLayers: 1, numKvHeads: 1, headDim: 2 });
+ * cache.append(0, new Float32Array([1, 2]), new Float32Array([3, 4]), 1); // k, v: [t=1, numKvHeads, headDim]
+ * cache.view(0).k; // Float32Array [1, 2]
+ * cache.stats().bytes; // 2 · 128 tokens capacity · 2 elements · 2 bytes = 1024
+ * ```
+ */
 export class ExactCache implements KVCache {
+  /** The spec the cache was built from. */
   readonly spec: CacheSpec;
+  /** Layers, KV heads and head size of the cache. */
   readonly shape: KVShape;
+  /**
+   * Storage element type (`spec.dtype`, default `"f32"`); bf16/f16 keep an extra f32 working copy as scratch.
+   */
   readonly dtype: "f32" | "bf16" | "f16";
   #layers: LayerState[] = [];
   #peak = 0;
 
+  /**
+   * Creates an empty cache.
+   *
+   * @param spec `{ method: "exact", dtype? }`
+   * @param shape layers, KV heads and head size
+   */
   constructor(spec: CacheSpec & { method: "exact" }, shape: KVShape) {
     this.spec = spec;
     this.shape = shape;
@@ -53,7 +75,14 @@ export class ExactCache implements KVCache {
   reset(): void {
     this.#layers = [];
     for (let l = 0; l < this.shape.numLayers; l++) {
-      this.#layers.push({ len: 0, cap: 0, k: new Float32Array(0), v: new Float32Array(0), kf: new Float32Array(0), vf: new Float32Array(0) });
+      this.#layers.push({
+        len: 0,
+        cap: 0,
+        k: new Float32Array(0),
+        v: new Float32Array(0),
+        kf: new Float32Array(0),
+        vf: new Float32Array(0),
+      });
     }
     this.#peak = 0;
   }
@@ -63,7 +92,11 @@ export class ExactCache implements KVCache {
   }
 
   #alloc(n: number): Store {
-    return this.dtype === "f32" ? new Float32Array(n) : this.dtype === "bf16" ? new Uint16Array(n) : new Float16Array(n);
+    return this.dtype === "f32"
+      ? new Float32Array(n)
+      : this.dtype === "bf16"
+      ? new Uint16Array(n)
+      : new Float16Array(n);
   }
 
   append(layer: number, k: Float32Array, v: Float32Array, t: number): void {
@@ -73,7 +106,9 @@ export class ExactCache implements KVCache {
       if (!Number.isFinite(k[i]) || !Number.isFinite(v[i])) {
         const which = Number.isFinite(k[i]) ? "value" : "key";
         throw new NonFiniteError(
-          `${which} of layer ${layer}, token ${this.#layers[layer].len + Math.floor(i / row)}, channel ${i % row} is ${which === "key" ? k[i] : v[i]}`,
+          `${which} of layer ${layer}, token ${this.#layers[layer].len + Math.floor(i / row)}, channel ${
+            i % row
+          } is ${which === "key" ? k[i] : v[i]}`,
         );
       }
     }
@@ -133,17 +168,25 @@ export class ExactCache implements KVCache {
     return b;
   }
 
+  /**
+   * Storage bytes (allocated capacity, K and V, all layers), peak, f32 scratch of bf16/f16 storage, per-layer widths (32 or 16); never any shrink events.
+   */
   stats(): CacheStats {
     const bits = this.dtype === "f32" ? 32 : 16;
     let scratch = 0;
-    if (this.dtype !== "f32") for (const L of this.#layers) scratch += L.kf.byteLength + L.vf.byteLength;
+    if (this.dtype !== "f32") { for (const L of this.#layers) scratch += L.kf.byteLength + L.vf.byteLength; }
     return {
       method: `exact-${this.dtype}`,
       tokens: this.#layers[0]?.len ?? 0,
       bytes: this.#bytes(),
       peakBytes: this.#peak,
       scratchBytes: scratch,
-      layers: this.#layers.map((L) => ({ bits, tokens: L.len, bytes: L.k.byteLength + L.v.byteLength, budget: null })),
+      layers: this.#layers.map((L) => ({
+        bits,
+        tokens: L.len,
+        bytes: L.k.byteLength + L.v.byteLength,
+        budget: null,
+      })),
       events: [],
     };
   }

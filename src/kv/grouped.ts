@@ -107,7 +107,9 @@ export interface GroupedConfig {
  * ```
  */
 export interface KVBuffers {
+  /** Key codes, scales and zeros of the region. */
   k: QuantBuffers;
+  /** Value codes, scales and zeros of the region. */
   v: QuantBuffers;
 }
 
@@ -121,6 +123,7 @@ export interface KVBuffers {
  * ```
  */
 export interface BodyChunk extends KVBuffers {
+  /** Tokens used in this chunk (≤ `chunkTokens`; only the last chunk may be partly filled). */
   tokens: number;
 }
 
@@ -135,8 +138,11 @@ export interface BodyChunk extends KVBuffers {
  * ```
  */
 export interface GroupedLayerExport {
+  /** Layer index. */
   layer: number;
+  /** KV heads (nKv). */
   numKvHeads: number;
+  /** Elements per head (D). */
   headDim: number;
   /** G. */
   groupSize: number;
@@ -146,16 +152,23 @@ export interface GroupedLayerExport {
   bits: number;
   /** Width of sink and window codes (16). */
   sinkBits: number;
+  /** Width of window codes (16). */
   windowBits: number;
+  /** Sink capacity in tokens (the configured `sink`). */
   sinkCapacity: number;
+  /** Window capacity W in tokens (0: no window). */
   windowCapacity: number;
   /** Capacity of each body chunk in tokens. */
   chunkTokens: number;
+  /** Tokens stored in the sink (logical tokens 0 … sinkTokens − 1). */
   sinkTokens: number;
+  /** Tokens stored in the body chunks. */
   bodyTokens: number;
+  /** Tokens waiting in the window (< W between appends). */
   windowTokens: number;
   /** null until the first token. */
   sink: KVBuffers | null;
+  /** Body chunks in chronological order, each at width `bits`. */
   body: BodyChunk[];
   /** null until the first token reaches the window (always null when W = 0). */
   window: KVBuffers | null;
@@ -194,8 +207,11 @@ function checkCount(name: string, n: number): void {
  * ```
  */
 export class GroupedCache implements KVCache {
+  /** The spec the cache was built from. */
   readonly spec: CacheSpec;
+  /** Layers, KV heads and head size of the cache. */
   readonly shape: KVShape;
+  /** Resolved parameters (method name, sink, window, initial/final widths, budgets). */
   readonly config: Readonly<GroupedConfig>;
   /** Group size G. */
   readonly groupSize: number;

@@ -78,7 +78,9 @@ export const KIVI_DEFAULT_RESIDUAL = 128;
  * ```
  */
 export interface KiviValueChunk {
+  /** Codes [128, nKv, D/G, wordsPerGroup(b, G)], bf16 scales and zeros [128, nKv, D/G]. */
   q: QuantBuffers;
+  /** Tokens used in this chunk (≤ 128). */
   tokens: number;
 }
 
@@ -93,9 +95,13 @@ export interface KiviValueChunk {
  * ```
  */
 export interface KiviLayerExport {
+  /** Layer index. */
   layer: number;
+  /** KV heads (nKv). */
   numKvHeads: number;
+  /** Elements per head (D). */
   headDim: number;
+  /** Code width b of keys and values (2 or 4). */
   bits: number;
   /** Tokens per key-channel group g. */
   group: number;
@@ -103,16 +109,25 @@ export interface KiviLayerExport {
   residual: number;
   /** G of the per-token value groups. */
   valueGroupSize: number;
+  /** Tokens stored in the layer. */
   tokens: number;
   /** null until the first token. */
   keyResidual: Uint16Array | null;
+  /** Rows of `keyResidual` in use (tokens mod R between appends). */
   keyResidualTokens: number;
+  /** Per-channel quantized key blocks, R tokens each, oldest first. */
   keyBlocks: QuantBuffers[];
+  /** Tokens held in `keyBlocks` (keyBlocks.length · R). */
   keyQuantTokens: number;
+  /** bf16 values [R, nKv, D] of the most recent tokens, oldest first; null until the first token. */
   valueFifo: Uint16Array | null;
+  /** Rows of `valueFifo` in use (min(tokens, R)). */
   valueFifoTokens: number;
+  /** Per-token quantized value chunks, oldest first. */
   valueChunks: KiviValueChunk[];
+  /** Tokens held in `valueChunks` (tokens − valueFifoTokens). */
   valueQuantTokens: number;
+  /** Capacity of each value chunk in tokens (128). */
   valueChunkTokens: number;
 }
 
@@ -142,10 +157,15 @@ interface LayerState {
  * ```
  */
 export class KiviCache implements KVCache {
+  /** The spec the cache was built from. */
   readonly spec: CacheSpec;
+  /** Layers, KV heads and head size of the cache. */
   readonly shape: KVShape;
+  /** Code width b of keys and values. */
   readonly bits: 2 | 4;
+  /** Tokens per key-channel group g (`spec.group`, default {@link KIVI_DEFAULT_GROUP}). */
   readonly group: number;
+  /** Residual length R in tokens (`spec.residual`, default {@link KIVI_DEFAULT_RESIDUAL}). */
   readonly residual: number;
   /** G of the value groups. */
   readonly valueGroupSize: number;

@@ -119,11 +119,17 @@ export const MIXKVQ_DEFAULTS = Object.freeze({
 
 /** Resolved parameters of a {@link MixKvqCache}. */
 export interface MixKvqConfig {
+  /** Normalized-salience threshold above which a key channel is kept bf16. */
   tau16: number;
+  /** Normalized-salience threshold above which (up to `tau16`) a key channel gets 4 bits; else 2 bits. */
   tau4: number;
+  /** R: block length and residual capacity in tokens. */
   residual: number;
+  /** g: tokens per per-channel key quantization group (divides R). */
   keyGroup: number;
+  /** Per-token value code width. */
   valueBits: 2 | 4;
+  /** Query heads, or null until inferred from the first `observeQuery`. */
   numHeads: number | null;
 }
 
@@ -194,12 +200,15 @@ export interface MixKeyBlock {
   q2: QuantBuffers;
   /** Channels (all heads) per tier. */
   n16: number;
+  /** 4-bit channels (all heads). */
   n4: number;
+  /** 2-bit channels (all heads). */
   n2: number;
 }
 
 /** One quantized block of R tokens. */
 export interface MixBlock {
+  /** Mixed-precision keys of the block. */
   k: MixKeyBlock;
   /** Per-token value groups [R, nKv, D/G] at valueBits. */
   v: QuantBuffers;
@@ -207,8 +216,11 @@ export interface MixBlock {
 
 /** The raw storage of one layer (module table). */
 export interface MixKvqLayerExport {
+  /** Layer index. */
   layer: number;
+  /** KV heads (nKv). */
   numKvHeads: number;
+  /** Elements per head (D). */
   headDim: number;
   /** R. */
   residual: number;
@@ -216,14 +228,19 @@ export interface MixKvqLayerExport {
   keyGroup: number;
   /** G (channels per value group). */
   valueGroup: number;
+  /** Per-token value code width (2 or 4). */
   valueBits: number;
+  /** Threshold for bf16 key channels. */
   tau16: number;
+  /** Threshold for 4-bit key channels. */
   tau4: number;
   /** Block b holds tokens [b·R, (b+1)·R). */
   blocks: MixBlock[];
   /** [R, nKv, D] bf16 bits; null before the first token. */
   residualK: Uint16Array | null;
+  /** [R, nKv, D] bf16 bits of the residual values; null before the first token. */
   residualV: Uint16Array | null;
+  /** Rows of `residualK`/`residualV` in use (tokens mod R between appends). */
   residualTokens: number;
   /** [nKv, D]; null before the first token. */
   querySum: Float32Array | null;
@@ -233,8 +250,11 @@ export interface MixKvqLayerExport {
 
 /** Tier counts of a set of channels. */
 export interface TierCounts {
+  /** Channels kept bf16. */
   n16: number;
+  /** Channels at 4 bits. */
   n4: number;
+  /** Channels at 2 bits. */
   n2: number;
 }
 
@@ -307,10 +327,28 @@ function qBytes(q: QuantBuffers): number {
   return q.codes.byteLength + q.scales.byteLength + q.zeros.byteLength;
 }
 
-/** The MixKVQ cache. */
+/**
+ * The MixKVQ cache: per block of R tokens, key channels at bf16 / 4 / 2 bits chosen from query-aware
+ * salience, per-token values at `valueBits`, and a bf16 residual of the newest tokens (see the module docs).
+ *
+ * @example
+ * ```ts
+ * import { MixKvqCache } from "./mixkvq.ts";
+ * const shape = { numLayers: 1, numKvHeads: 2, headDim: 128 };
+ * const cache = new MixKvqCache({ method: "mixkvq", residual: 64 }, shape);
+ * const t = 64; // one full block: it is quantized by this append
+ * cache.observeQuery(0, new Float32Array(t * 4 * 128).fill(1), t); // q: [t, numHeads = 4, headDim]
+ * cache.append(0, new Float32Array(t * 256).map(Math.sin), new Float32Array(t * 256).map(Math.cos), t);
+ * const { n16, n4, n2 } = cache.keyTierCounts(0); // n16 + n4 + n2 === 256 channels
+ * cache.exportLayer(0).blocks.length; // 1
+ * ```
+ */
 export class MixKvqCache implements KVCache {
+  /** The spec the cache was built from. */
   readonly spec: CacheSpec;
+  /** Layers, KV heads and head size of the cache. */
   readonly shape: KVShape;
+  /** Resolved parameters (spec with defaults filled in, see {@link resolveMixKvqSpec}). */
   readonly config: Readonly<MixKvqConfig>;
   /** G: channels per value group. */
   readonly valueGroup: number;

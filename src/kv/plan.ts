@@ -87,16 +87,27 @@ export const PLAN_DEFAULT_WINDOW = 128;
  * ```
  */
 export interface KvPlan {
+  /** Format tag {@link PLAN_FORMAT}. */
   format: "pmkvq-plan";
+  /** Format version {@link PLAN_VERSION}. */
   version: 1;
+  /** `LoadedModel.fingerprint` of the model the plan was made for. */
   modelFingerprint: string;
+  /** Tokens (prompt + generated) the budgets hold. */
   maxLen: number;
+  /** 16-bit sink tokens of the cache layout the budgets were computed with. */
   sink: number;
+  /** 16-bit window capacity (tokens) of the cache layout the budgets were computed with. */
   window: number;
+  /** Per-layer floor bit-width (16, 8, 4 or 2), one entry per layer. */
   finalBits: number[];
+  /** Per-layer byte budgets (integers), one entry per layer. */
   budgets: number[];
+  /** How the plan was made: one width for all layers, from a total budget, or by the allocator. */
   source: "uniform" | "budget" | "allocator";
+  /** ISO-8601 creation time. */
   createdAt: string;
+  /** Hex SHA-256 of the canonical body ({@link canonicalPlanBody}). */
   checksum: string;
 }
 

@@ -12,10 +12,30 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { ConfigError } from "../errors.ts";
 
-/** Encoder/decoder for one model. */
+/**
+ * Encoder/decoder for one model. Usually made by {@link loadTokenizer}.
+ *
+ * @example
+ * ```ts
+ * import { loadTokenizer } from "./tokenizer.ts";
+ * const tok = await loadTokenizer("models/tiny-lm/tokenizer.json");
+ * const ids = tok.encode("Call me Ishmael."); // number[], no special tokens added
+ * tok.decode(ids); // "Call me Ishmael."
+ * const stream = tok.streamer();
+ * let text = "";
+ * for (const id of ids) text += stream(id); // text arrives as UTF-8 characters complete
+ * ```
+ */
 export class TextTokenizer {
   readonly #tok: Tokenizer;
+  /** Path of the `tokenizer.json` it was loaded from. */
   readonly path: string;
+  /**
+   * Wraps a parsed Hugging Face tokenizer.
+   *
+   * @param tok the `@huggingface/tokenizers` instance
+   * @param path the file it came from (reported as {@link TextTokenizer.path})
+   */
   constructor(tok: Tokenizer, path: string) {
     this.#tok = tok;
     this.path = path;
@@ -48,7 +68,16 @@ export class TextTokenizer {
   }
 }
 
-/** Loads `tokenizer.json`. Throws ConfigError naming the file if it is missing or malformed. */
+/**
+ * Loads `tokenizer.json`. Throws ConfigError naming the file if it is missing or malformed.
+ *
+ * @example
+ * ```ts
+ * import { loadTokenizer } from "./tokenizer.ts";
+ * const tok = await loadTokenizer("models/tiny-lm/tokenizer.json");
+ * tok.decode(tok.encode("hello world")); // "hello world"
+ * ```
+ */
 export async function loadTokenizer(path: string): Promise<TextTokenizer> {
   let json: unknown;
   try {

@@ -19,21 +19,33 @@ export type RopeScaling =
 export interface ModelConfig {
   /** `architectures[0]` of config.json. */
   architecture: "LlamaForCausalLM" | "Qwen2ForCausalLM";
+  /** `vocab_size`: rows of the embedding and LM head. */
   vocabSize: number;
+  /** `hidden_size`: width of the residual stream. */
   hiddenSize: number;
+  /** `intermediate_size`: width of the MLP (gate/up outputs). */
   intermediateSize: number;
+  /** `num_hidden_layers`: decoder layers. */
   numLayers: number;
+  /** `num_attention_heads`: query heads. */
   numHeads: number;
+  /** `num_key_value_heads` (default `numHeads`): key/value heads, a divisor of `numHeads` (GQA). */
   numKvHeads: number;
   /** Explicit `head_dim`, or hidden_size / num_attention_heads. */
   headDim: number;
+  /** `rms_norm_eps`: epsilon of every RMSNorm. */
   rmsNormEps: number;
+  /** `rope_theta` (default 10000): RoPE base frequency. */
   ropeTheta: number;
+  /** `rope_scaling`, normalized (`{ type: "default" }` when absent). */
   ropeScaling: RopeScaling;
+  /** `max_position_embeddings`: the model's context length in tokens. */
   maxPositionEmbeddings: number;
+  /** `tie_word_embeddings` (default false): the LM head is the embedding matrix. */
   tieWordEmbeddings: boolean;
   /** q/k/v projections carry biases (Qwen2 always; Llama when `attention_bias`). */
   attentionBias: boolean;
+  /** `bos_token_id`, or null when the config has none. */
   bosTokenId: number | null;
   /** Generation stops at any of these. */
   eosTokenIds: number[];
@@ -58,6 +70,7 @@ export interface LayerWeights {
 /** All weights of a model, converted to f32. */
 export interface ModelWeights {
   /** [vocab, hidden] */ embed: Float32Array;
+  /** Decoder layers in order, `numLayers` entries. */
   layers: LayerWeights[];
   /** [hidden] */ finalNorm: Float32Array;
   /** [vocab, hidden]; the same array as `embed` when embeddings are tied. */
@@ -68,7 +81,9 @@ export interface ModelWeights {
 export interface LoadedModel {
   /** The directory it came from. */
   dir: string;
+  /** The normalized `config.json`. */
   config: ModelConfig;
+  /** All weights, converted to f32. */
   weights: ModelWeights;
   /**
    * Hex SHA-256 over the normalized config and every tensor's name, dtype, shape and bytes: artifacts

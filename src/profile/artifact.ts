@@ -45,15 +45,20 @@ export const SENSITIVITY_VERSION = 1;
 
 /** A sensitivity artifact (see the module comment for the file layout). */
 export interface SensitivityArtifact {
+  /** Format tag {@link SENSITIVITY_FORMAT}. */
   format: typeof SENSITIVITY_FORMAT;
+  /** Format version {@link SENSITIVITY_VERSION}. */
   version: typeof SENSITIVITY_VERSION;
+  /** `LoadedModel.fingerprint` of the profiled model; readers refuse the artifact for any other model. */
   modelFingerprint: string;
+  /** Shape of the profiled model (checked against the model a plan is made for). */
   model: {
     architecture: ModelConfig["architecture"];
     numLayers: number;
     numKvHeads: number;
     headDim: number;
   };
+  /** The {@link ProfileSettings} the profile ran with (`corpus`: a label of the corpus file). */
   settings: {
     samples: number;
     length: number;
@@ -62,11 +67,17 @@ export interface SensitivityArtifact {
     corpus: string;
     bits: number[];
   };
+  /** s^K per bit-width (key: the width as a decimal string), `model.numLayers` entries each. */
   kSensitivity: SensitivityTable;
+  /** s^V per bit-width, `model.numLayers` entries each. */
   vSensitivity: SensitivityTable;
+  /** s^K + s^V per bit-width and layer: the costs the allocator minimizes. */
   total: SensitivityTable;
+  /** Mean loss of the profiled windows (nats). */
   loss: number;
+  /** ISO-8601 creation time. */
   createdAt: string;
+  /** Hex SHA-256 of the canonical JSON of every other field. */
   checksum: string;
 }
 

@@ -71,7 +71,9 @@ export const DEFAULT_PROFILE_SETTINGS: Readonly<ProfileSettings> = Object.freeze
 export interface ProfileProgress {
   /** Windows done (1-based). */
   window: number;
+  /** Windows in total. */
   windows: number;
+  /** Seconds since profiling started. */
   elapsedSeconds: number;
   /** Estimated seconds left (mean time per window so far × windows left). */
   etaSeconds: number;
@@ -84,6 +86,7 @@ export type SensitivityTable = Record<string, number[]>;
 
 /** The profile of one model. */
 export interface SensitivityResult {
+  /** The profiled bit-widths (the keys of the tables, as numbers). */
   bits: number[];
   /** s^K per bit-width, per layer. */
   k: SensitivityTable;
@@ -93,7 +96,9 @@ export interface SensitivityResult {
   total: SensitivityTable;
   /** Mean of the windows' losses (nats). */
   loss: number;
+  /** Windows averaged over. */
   windows: number;
+  /** Wall-clock seconds the profile took. */
   seconds: number;
 }
 
