@@ -8,6 +8,8 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 import { loadModel } from "../model/load.ts";
 import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.ts";
 import { generate } from "../generate.ts";
+import { readCalibration } from "../../calib/artifact.ts";
+import { applyCalibration } from "../../calib/fold.ts";
 import { createBackend } from "./backend.ts";
 import { cacheSpecFromFlags, KV_FLAGS_HELP } from "./kv_flags.ts";
 import { InputError, PmkvqError } from "../errors.ts";
@@ -36,6 +38,10 @@ Model and prompt:
   --seed N               sampling seed (default 0)
   --stop-at-eos          stop at the model's end-of-text token (default off)
 
+Calibration:
+  --calibration FILE     fold a key-smoothing calibration (deno task calibrate) into the q/k weights first;
+                         an artifact for another model is refused
+
 Backend:
   --backend NAME         cpu | webgpu | auto (default cpu; auto picks WebGPU when an adapter exists)
 
@@ -51,8 +57,12 @@ async function readPrompt(
   values: { prompt?: string; "prompt-file"?: string; "prompt-ids"?: string },
   tok: TextTokenizer | null,
 ): Promise<{ ids: number[]; text: string | null }> {
-  const given = ["prompt", "prompt-file", "prompt-ids"].filter((k) => values[k as keyof typeof values] !== undefined);
-  if (given.length > 1) throw new InputError(`give only one of --prompt, --prompt-file, --prompt-ids (got ${given.join(", ")})`);
+  const given = ["prompt", "prompt-file", "prompt-ids"].filter((k) =>
+    values[k as keyof typeof values] !== undefined
+  );
+  if (given.length > 1) {
+    throw new InputError(`give only one of --prompt, --prompt-file, --prompt-ids (got ${given.join(", ")})`);
+  }
   if (values["prompt-ids"] !== undefined) {
     const file = values["prompt-ids"];
     let parsed: unknown;
@@ -83,7 +93,9 @@ async function readPrompt(
 function num(v: string | undefined, name: string, def: number): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n)) throw new InputError(`--${name} ${JSON.stringify(v)} is not a number`);
+  if (v.trim() === "" || !Number.isFinite(n)) {
+    throw new InputError(`--${name} ${JSON.stringify(v)} is not a number`);
+  }
   return n;
 }
 
@@ -103,6 +115,7 @@ export async function main(args: string[]): Promise<number> {
       seed: { type: "string" },
       "stop-at-eos": { type: "boolean" },
       backend: { type: "string" },
+      calibration: { type: "string" },
       kv: { type: "string" },
       "kv-budget": { type: "string" },
       "kv-bits": { type: "string" },
@@ -126,16 +139,24 @@ export async function main(args: string[]): Promise<number> {
   const dir = values.model ?? DEFAULT_MODEL_DIR;
   const log = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(s));
   log(`loading ${dir} ...\n`);
-  const model = await loadModel(dir);
+  const loaded = await loadModel(dir);
+  // key smoothing folded into the q/k projections (scores unchanged in exact arithmetic; flatter keys)
+  const model = values.calibration === undefined
+    ? loaded
+    : applyCalibration(loaded, await readCalibration(values.calibration, loaded));
+  if (values.calibration !== undefined) log(`calibration ${values.calibration} folded into q/k weights\n`);
   const tok = model.tokenizerPath ? await loadTokenizer(model.tokenizerPath) : null;
   const prompt = await readPrompt(values, tok);
   const maxNew = num(values["max-new-tokens"], "max-new-tokens", 128);
-  const spec = await cacheSpecFromFlags(values, model, prompt.ids.length + maxNew, {
+  // plans are checked against the checkpoint's own fingerprint (calibration does not change cache shapes)
+  const spec = await cacheSpecFromFlags(values, loaded, prompt.ids.length + maxNew, {
     prompt: prompt.ids.length,
     newTokens: maxNew,
   });
   const engine = await createBackend(values.backend ?? "cpu", model, spec);
-  log(`model ${model.config.architecture} (${model.config.numLayers} layers), backend ${engine.backend}: ${engine.device}\n`);
+  log(
+    `model ${model.config.architecture} (${model.config.numLayers} layers), backend ${engine.backend}: ${engine.device}\n`,
+  );
   log(`KV cache: ${spec.method}; prompt ${prompt.ids.length} tokens\n`);
   const stream = tok && !values.quiet ? tok.streamer() : null;
   const enc = new TextEncoder();
@@ -164,9 +185,12 @@ export async function main(args: string[]): Promise<number> {
   const c = result.cache;
   log(
     `\n--- summary ---\nprompt tokens ${result.promptTokens}, generated ${result.ids.length} (${result.stoppedBy})\n` +
-      `prefill ${result.prefillSeconds.toFixed(3)} s (${(result.promptTokens / Math.max(result.prefillSeconds, 1e-9)).toFixed(1)} tokens/s), ` +
+      `prefill ${result.prefillSeconds.toFixed(3)} s (${
+        (result.promptTokens / Math.max(result.prefillSeconds, 1e-9)).toFixed(1)
+      } tokens/s), ` +
       `decode ${result.decodeTokensPerSecond.toFixed(1)} tokens/s\n` +
-      `KV cache ${c.method}: ${formatBytes(c.bytes)} now, peak ${formatBytes(c.peakBytes)}\n` + formatCacheSummary(c),
+      `KV cache ${c.method}: ${formatBytes(c.bytes)} now, peak ${formatBytes(c.peakBytes)}\n` +
+      formatCacheSummary(c),
   );
   if (values.json) {
     const report = {
@@ -174,6 +198,7 @@ export async function main(args: string[]): Promise<number> {
       fingerprint: model.fingerprint,
       backend: engine.backend,
       device: engine.device,
+      calibration: values.calibration ?? null,
       cacheSpec: spec,
       promptIds: prompt.ids,
       generatedIds: result.ids,
