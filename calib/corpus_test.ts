@@ -16,11 +16,17 @@ Deno.test("corpus: shipped sample has 32 segments; windows are seeded, disjoint 
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
   assert.ok(a.every((w) => w.length === 256));
-  assert.throws(() => tokenWindows(few, tok, { count: 100000, length: 256 }), (e: Error) => e instanceof InputError && /100000/.test(e.message));
+  assert.throws(
+    () => tokenWindows(few, tok, { count: 100000, length: 256 }),
+    (e: Error) => e instanceof InputError && /100000/.test(e.message),
+  );
 });
 
 Deno.test("corpus: stretched positions and bad input", async () => {
   assert.deepEqual(stretchedPositions(4, 4), [0, 4, 8, 12]);
   assert.throws(() => stretchedPositions(4, 0), InputError);
-  await assert.rejects(() => loadCorpusSegments("/nonexistent.txt"), (e: Error) => e instanceof InputError && /nonexistent/.test(e.message));
+  await assert.rejects(
+    () => loadCorpusSegments("/nonexistent.txt"),
+    (e: Error) => e instanceof InputError && /nonexistent/.test(e.message),
+  );
 });

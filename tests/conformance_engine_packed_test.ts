@@ -190,10 +190,9 @@ for (const [name, maxLen] of [["pmkvq kv-bits 2", 420], ["static int4", 420]] as
 
 for (const name of ["pmkvq kv-bits 2", "static int4"]) {
   Deno.test({
-    name:
-      `packed-engine[webgpu] tiny-lm ${name}: prefill + ${
-        name === "static int4" ? STATIC_STEPS : STEPS
-      } greedy steps identical to the CPU engine`,
+    name: `packed-engine[webgpu] tiny-lm ${name}: prefill + ${
+      name === "static int4" ? STATIC_STEPS : STEPS
+    } greedy steps identical to the CPU engine`,
     ignore: noGpu,
     fn: async () => {
       const m = await model();

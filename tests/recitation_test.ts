@@ -22,7 +22,11 @@ Deno.test("tiny-lm recites 1,536 tokens exactly with the exact f32 cache (CPU)",
     const r = await generate(engine, ex.prompt_ids, { maxNewTokens: ex.truth_ids.length });
     let prefix = 0;
     while (prefix < r.ids.length && r.ids[prefix] === ex.truth_ids[prefix]) prefix++;
-    console.log(`passage ${i}: prefix match ${prefix}/${ex.truth_ids.length}, ${r.decodeTokensPerSecond.toFixed(1)} tokens/s`);
+    console.log(
+      `passage ${i}: prefix match ${prefix}/${ex.truth_ids.length}, ${
+        r.decodeTokensPerSecond.toFixed(1)
+      } tokens/s`,
+    );
     assert.equal(prefix, ex.truth_ids.length, `passage ${i} diverged at token ${prefix}`);
   }
 });

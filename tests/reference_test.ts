@@ -34,7 +34,11 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-async function greedy(dir: string, ids: number[], n: number): Promise<{ first: Float32Array; out: number[] }> {
+async function greedy(
+  dir: string,
+  ids: number[],
+  n: number,
+): Promise<{ first: Float32Array; out: number[] }> {
   const engine = createCpuEngine(await loadModel(dir), { method: "exact" });
   let logits = await engine.prefill(ids);
   const first = logits;
@@ -68,12 +72,23 @@ Deno.test("tiny-lm: logits, greedy-64 and post-RoPE K/V match the reference", as
   const short = ref.cases.find((c) => c.layer0_k)!;
   const model = await loadModel(TINY_LM);
   const kv = new Map<number, { k: Float32Array; v: Float32Array }>();
-  new CpuForward(model).forward(short.ids, short.ids.map((_, i) => i), createCache({ method: "exact" }, kvShapeOf(model.config)), {
-    logits: "none",
-    hooks: { onKV: (l, k, v) => kv.set(l, { k: k.slice(), v: v.slice() }) },
-  });
+  new CpuForward(model).forward(
+    short.ids,
+    short.ids.map((_, i) => i),
+    createCache({ method: "exact" }, kvShapeOf(model.config)),
+    {
+      logits: "none",
+      hooks: { onKV: (l, k, v) => kv.set(l, { k: k.slice(), v: v.slice() }) },
+    },
+  );
   const nKv = model.config.numKvHeads, D = model.config.headDim, T = short.ids.length;
-  for (const [layer, kk, vv] of [[0, short.layer0_k!, short.layer0_v!], [5, short.layer5_k!, short.layer5_v!]] as const) {
+  for (
+    const [layer, kk, vv] of [[0, short.layer0_k!, short.layer0_v!], [
+      5,
+      short.layer5_k!,
+      short.layer5_v!,
+    ]] as const
+  ) {
     // reference layout [nKv][T][D]; ours [T][nKv][D]
     const ours = kv.get(layer)!;
     let dk = 0, dv = 0;
@@ -85,7 +100,9 @@ Deno.test("tiny-lm: logits, greedy-64 and post-RoPE K/V match the reference", as
         }
       }
     }
-    console.log(`tiny-lm layer ${layer}: key max |diff| ${dk.toExponential(3)}, value ${dv.toExponential(3)}`);
+    console.log(
+      `tiny-lm layer ${layer}: key max |diff| ${dk.toExponential(3)}, value ${dv.toExponential(3)}`,
+    );
     assert.ok(dk <= KV_TOL && dv <= KV_TOL, `layer ${layer}: K diff ${dk}, V diff ${dv}`);
   }
 });

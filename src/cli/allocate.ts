@@ -35,7 +35,9 @@ function intArg(v: string | undefined, name: string, def?: number): number {
     return def;
   }
   const n = Number(v);
-  if (v.trim() === "" || !Number.isSafeInteger(n) || n < 0) throw new InputError(`--${name} ${JSON.stringify(v)} must be a non-negative integer`);
+  if (v.trim() === "" || !Number.isSafeInteger(n) || n < 0) {
+    throw new InputError(`--${name} ${JSON.stringify(v)} must be a non-negative integer`);
+  }
   return n;
 }
 
@@ -44,8 +46,15 @@ export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      budget: { type: "string" }, "max-len": { type: "string" }, sensitivity: { type: "string" }, model: { type: "string" },
-      choices: { type: "string" }, sink: { type: "string" }, window: { type: "string" }, out: { type: "string" }, help: { type: "boolean" },
+      budget: { type: "string" },
+      "max-len": { type: "string" },
+      sensitivity: { type: "string" },
+      model: { type: "string" },
+      choices: { type: "string" },
+      sink: { type: "string" },
+      window: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean" },
     },
     strict: true,
   });
@@ -58,7 +67,9 @@ export async function main(args: string[]): Promise<number> {
   if (maxLen < 1) throw new InputError(`--max-len ${maxLen} must be at least 1`);
   const choices = (values.choices ?? "2,4,8").split(",").map((s) => {
     const b = Number(s);
-    if (![2, 4, 8, 16].includes(b)) throw new InputError(`--choices: ${JSON.stringify(s)} is not one of 2, 4, 8, 16`);
+    if (![2, 4, 8, 16].includes(b)) {
+      throw new InputError(`--choices: ${JSON.stringify(s)} is not one of 2, 4, 8, 16`);
+    }
     return b;
   });
   const sink = intArg(values.sink, "sink", 1), window = intArg(values.window, "window", 128);
@@ -71,13 +82,22 @@ export async function main(args: string[]): Promise<number> {
   const out = values.out ?? "out/plan.json";
   await Deno.mkdir(out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
   await writePlan(out, a.plan);
-  console.log(`plan for ${maxLen} tokens under ${budget} bytes (solved in ${ms.toFixed(1)} ms, ${a.nodes} nodes):`);
+  console.log(
+    `plan for ${maxLen} tokens under ${budget} bytes (solved in ${ms.toFixed(1)} ms, ${a.nodes} nodes):`,
+  );
   console.log("| layer | final bits | budget bytes | sensitivity |");
   console.log("| ---: | ---: | ---: | ---: |");
-  a.plan.finalBits.forEach((b, l) => console.log(`| ${l} | ${b} | ${a.plan.budgets[l]} | ${art.total[String(b)][l].toExponential(3)} |`));
-  const uniform = choices.map((b) => ({ b, bytes: shape.numLayers * layerBytesAt(shape, { bits: b, sink, window }, maxLen) }));
+  a.plan.finalBits.forEach((b, l) =>
+    console.log(`| ${l} | ${b} | ${a.plan.budgets[l]} | ${art.total[String(b)][l].toExponential(3)} |`)
+  );
+  const uniform = choices.map((b) => ({
+    b,
+    bytes: shape.numLayers * layerBytesAt(shape, { bits: b, sink, window }, maxLen),
+  }));
   console.log(`total ${a.bytes} bytes of ${budget}; total sensitivity ${a.cost.toExponential(4)}`);
-  console.log(`uniform plans for comparison: ${uniform.map((u) => `${u.b}-bit ${u.bytes} bytes`).join(", ")}`);
+  console.log(
+    `uniform plans for comparison: ${uniform.map((u) => `${u.b}-bit ${u.bytes} bytes`).join(", ")}`,
+  );
   console.log(`wrote ${out}`);
   return 0;
 }

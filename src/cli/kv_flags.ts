@@ -88,7 +88,9 @@ export const MIXKVQ_CLI_DEFAULTS = { tau16: 6, tau4: 1.15 } as const;
 function floatFlag(v: string | undefined, name: string, def: number): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (v.trim() === "" || Number.isNaN(n) || n < 0) throw new InputError(`--${name} ${JSON.stringify(v)} must be a number >= 0`);
+  if (v.trim() === "" || Number.isNaN(n) || n < 0) {
+    throw new InputError(`--${name} ${JSON.stringify(v)} must be a number >= 0`);
+  }
   return n;
 }
 

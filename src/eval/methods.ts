@@ -88,7 +88,12 @@ export function budgetBytesFor(shape: KVShape, level: number, maxLen: number): n
 }
 
 /** Builds the model and cache spec of `method` at `level` for sequences of `maxLen` tokens. */
-export function buildMethod(method: string, ctx: MethodContext, level: number | null, maxLen: number): MethodRun {
+export function buildMethod(
+  method: string,
+  ctx: MethodContext,
+  level: number | null,
+  maxLen: number,
+): MethodRun {
   const plain = (spec: CacheSpec): MethodRun => ({ model: ctx.model, spec, plan: null, budgetBytes: null });
   switch (method) {
     case "exact-f32":
@@ -108,9 +113,11 @@ export function buildMethod(method: string, ctx: MethodContext, level: number | 
   if (level === null) throw new InputError(`method ${method} needs a budget level`);
   const shape = kvShapeOf(ctx.model.config);
   const budget = budgetBytesFor(shape, level, maxLen);
-  const blockwise = (m: LoadedModel): KvPlan =>
-    // The sensitivity was profiled on the original model; its fingerprint is the original's.
-    { const p = allocatePlan(shape, ctx.model.fingerprint, ctx.sensitivity, maxLen, budget); return { ...p, modelFingerprint: m.fingerprint }; };
+  const blockwise = (m: LoadedModel): KvPlan => // The sensitivity was profiled on the original model; its fingerprint is the original's.
+  {
+    const p = allocatePlan(shape, ctx.model.fingerprint, ctx.sensitivity, maxLen, budget);
+    return { ...p, modelFingerprint: m.fingerprint };
+  };
   let model: LoadedModel, plan: KvPlan, spec: CacheSpec;
   switch (method) {
     case "pmkvq":
@@ -139,7 +146,9 @@ export function buildMethod(method: string, ctx: MethodContext, level: number | 
       spec = planToCacheSpec(plan);
       break;
     default:
-      throw new InputError(`unknown method ${JSON.stringify(method)}: expected one of ${ALL_METHODS.join(", ")}`);
+      throw new InputError(
+        `unknown method ${JSON.stringify(method)}: expected one of ${ALL_METHODS.join(", ")}`,
+      );
   }
   return { model, spec, plan, budgetBytes: budget };
 }

@@ -48,7 +48,10 @@ export function ropeInvFreq(
 }
 
 /** cos/sin tables for the given positions: each [positions.length, headDim / 2], f32. */
-export function ropeTable(invFreq: Float32Array, positions: ArrayLike<number>): { cos: Float32Array; sin: Float32Array } {
+export function ropeTable(
+  invFreq: Float32Array,
+  positions: ArrayLike<number>,
+): { cos: Float32Array; sin: Float32Array } {
   const half = invFreq.length;
   const cos = new Float32Array(positions.length * half);
   const sin = new Float32Array(positions.length * half);

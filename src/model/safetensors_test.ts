@@ -246,7 +246,6 @@ Deno.test("safetensors: bad offsets, overlaps, holes and duplicate keys", () => 
 const FUZZ_SEED = 0x5eed2024;
 const FUZZ_CASES = 6000;
 
-
 function checkInvariants(bytes: Uint8Array): void {
   let st;
   try {
