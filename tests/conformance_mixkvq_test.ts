@@ -14,11 +14,11 @@ import { acquireGpu, type GpuContext } from "../gpu/device.ts";
 import { PackedGpu } from "../gpu/packed/util.ts";
 import { GpuMixKvqLayer } from "../gpu/packed/mixkvq_layer.ts";
 import { MixKvqAttention } from "../gpu/packed/mixkvq_attention.ts";
-import { MixKvqCache, type MixKvqLayerExport, type MixKvqSpec, type TierCounts } from "../src/kv/mixkvq.ts";
-import type { QuantBuffers } from "../src/quant/quantizer.ts";
+import { MixKvqCache, type MixKvqSpec, type TierCounts } from "../src/kv/mixkvq.ts";
 import { attention } from "../cpu/attention.ts";
 import { mulberry32 } from "../src/sampling.ts";
 import { GpuError, NonFiniteError } from "../src/errors.ts";
+import { sameMixExport } from "./support/mixkvq_compare.ts";
 
 let ctx: GpuContext | null = null;
 try {
@@ -31,48 +31,6 @@ const ADAPTER = ctx ? ctx.description.slice(0, 40) : "no adapter";
 
 function gpuCase(name: string, fn: (g: PackedGpu) => Promise<void>): void {
   Deno.test({ name: `mixkvq[${ADAPTER}] ${name}`, ignore: gpu === null, fn: () => fn(gpu!) });
-}
-
-// ------------------------------------------------------------------ comparison
-
-function sameArray(got: ArrayLike<number> | null, want: ArrayLike<number> | null, what: string): void {
-  if (got === null || want === null) {
-    assert.equal(got === null, want === null, `${what}: null on one side only`);
-    return;
-  }
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < want.length; i++) {
-    if (got[i] !== want[i] && !(Number.isNaN(got[i]) && Number.isNaN(want[i]))) {
-      let n = 0;
-      for (let j = 0; j < want.length; j++) if (got[j] !== want[j]) n++;
-      assert.fail(`${what}: ${n} mismatches, first at ${i}: got ${got[i]}, want ${want[i]}`);
-    }
-  }
-}
-
-function sameQuant(got: QuantBuffers, want: QuantBuffers, what: string): void {
-  sameArray(got.codes, want.codes, `${what} codes`);
-  sameArray(got.scales, want.scales, `${what} scales`);
-  sameArray(got.zeros, want.zeros, `${what} zeros`);
-}
-
-function sameExport(g: MixKvqLayerExport, c: MixKvqLayerExport, step: string): void {
-  assert.equal(g.residualTokens, c.residualTokens, `${step}: residual tokens`);
-  assert.equal(g.queryTokens, c.queryTokens, `${step}: query tokens`);
-  assert.equal(g.blocks.length, c.blocks.length, `${step}: blocks`);
-  sameArray(g.residualK, c.residualK, `${step}: residual K`);
-  sameArray(g.residualV, c.residualV, `${step}: residual V`);
-  sameArray(g.querySum, c.querySum, `${step}: query sums`);
-  g.blocks.forEach((gb, b) => {
-    const cb = c.blocks[b], w = `${step}: block ${b}`;
-    assert.deepEqual([gb.k.n16, gb.k.n4, gb.k.n2], [cb.k.n16, cb.k.n4, cb.k.n2], `${w} tier counts`);
-    sameArray(gb.k.bits, cb.k.bits, `${w} tier map`);
-    sameArray(gb.k.slot, cb.k.slot, `${w} slots`);
-    sameArray(gb.k.bf16, cb.k.bf16, `${w} bf16 keys`);
-    sameQuant(gb.k.q4, cb.k.q4, `${w} 4-bit keys`);
-    sameQuant(gb.k.q2, cb.k.q2, `${w} 2-bit keys`);
-    sameQuant(gb.v, cb.v, `${w} values`);
-  });
 }
 
 // ------------------------------------------------------------------ data
@@ -198,7 +156,7 @@ async function runCase(g: PackedGpu, c: Case): Promise<TierCounts> {
       await layer.append({ x, k: 0, v: t * row, tokStride: row }, t);
       x.destroy();
       assert.equal(layer.length, cpu.length(0), `${step}: length`);
-      sameExport(await layer.readExport(), cpu.exportLayer(0), step);
+      sameMixExport(await layer.readExport(), cpu.exportLayer(0), step);
       assert.equal(layer.cpuBytes(), cpu.stats().layers[0].bytes, `${step}: bytes`);
     }
     const tiers = cpu.keyTierCounts(0);
@@ -282,7 +240,7 @@ gpuCase("NaN value: NonFiniteError naming the position, GpuError until reset", a
     const x2 = uploadKV(g, k2, v2);
     await layer.append({ x: x2, k: 0, v: 11 * row, tokStride: row }, 11);
     x2.destroy();
-    sameExport(await layer.readExport(), cpu.exportLayer(0), "after reset");
+    sameMixExport(await layer.readExport(), cpu.exportLayer(0), "after reset");
   } finally {
     layer.destroy();
   }

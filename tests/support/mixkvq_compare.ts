@@ -1,6 +1,7 @@
 /**
  * Byte comparison of two MixKVQ layer exports (`MixKvqCache.exportLayer` vs the GPU's `readExport`), naming
- * the first mismatching field and index. Used by tests/conformance_engine_mixkvq_test.ts.
+ * the first mismatching field and index. Used by tests/conformance_mixkvq_test.ts and
+ * tests/conformance_engine_mixkvq_test.ts.
  *
  * @example
  * ```ts
