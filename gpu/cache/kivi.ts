@@ -19,7 +19,7 @@
  * |---|---|---|
  * | per layer: keys, values, keyResidual, valueFifo ×2, status | kivi_layout.ts | u32 |
  * | decode partials (all layers) | FusedAttention.partialFloats(1, splits) | f32 |
- * | prefill placeholders (cacheK/V, partials; never read with P = 0) | [nKv, 1, D], [nH, 1, D + 2] | f32 |
+ * | prefill placeholders (cacheK/V, partials; never read with P = 0): gpu/cache/prompt_attention.ts | [nKv, 1, D], [nH, 1, D + 2] | f32 |
  *
  * @example
  * ```ts
@@ -35,7 +35,7 @@ import type { CacheStepFields, GpuCache, GpuCacheEnv } from "./types.ts";
 import { KIVI_DEFAULT_GROUP, KIVI_DEFAULT_RESIDUAL } from "../../src/kv/kivi.ts";
 import { kiviLayerBytesAt } from "../../src/kv/accounting.ts";
 import { storageBuffer } from "../buffers.ts";
-import { type AttentionBindings, AttentionKernels } from "../kernels/attention.ts";
+import { PromptAttention } from "./prompt_attention.ts";
 import { PackedGpu } from "../packed/util.ts";
 import { GpuKiviLayer } from "../packed/kivi_layer.ts";
 import { DEFAULT_ATTENTION_TUNING, FusedAttention } from "../packed/attention.ts";
@@ -76,14 +76,8 @@ export async function createKiviGpuCache(env: GpuCacheEnv, spec: CacheSpec): Pro
       gpu,
       layers[0].attentionConfig(s.numHeads, DEFAULT_ATTENTION_TUNING),
     );
-    const prefill = await AttentionKernels.create(env.reg, {
-      numHeads: s.numHeads,
-      numKvHeads: s.numKvHeads,
-      headDim: s.headDim,
-      capacity: 1,
-      maxSplits: 1,
-    });
-    return new KiviGpuCache(env, spec, gpu, layers, att, prefill);
+    const prompt = await PromptAttention.create(env, "kivi");
+    return new KiviGpuCache(env, spec, gpu, layers, att, prompt);
   } catch (e) {
     for (const L of layers) L.destroy();
     throw e;
@@ -108,9 +102,7 @@ export class KiviGpuCache implements GpuCache {
   readonly #env: GpuCacheEnv;
   readonly #kivi: KiviSpec;
   readonly #att: FusedAttention;
-  readonly #prefill: AttentionKernels;
-  readonly #prefillBind: AttentionBindings;
-  readonly #dummies: GPUBuffer[];
+  readonly #prompt: PromptAttention;
   /** decode partials, shared by all layers */ readonly #part: GPUBuffer;
   readonly #qkvStride: number;
   readonly #target: number;
@@ -125,7 +117,7 @@ export class KiviGpuCache implements GpuCache {
     gpu: PackedGpu,
     layers: GpuKiviLayer[],
     att: FusedAttention,
-    prefill: AttentionKernels,
+    prompt: PromptAttention,
   ) {
     this.#env = env;
     this.spec = spec;
@@ -134,7 +126,7 @@ export class KiviGpuCache implements GpuCache {
     this.gpu = gpu;
     this.layers = layers;
     this.#att = att;
-    this.#prefill = prefill;
+    this.#prompt = prompt;
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = env.shape;
     this.#qkvStride = (nH + 2 * nKv) * D;
     this.#target = Math.max(1, Math.ceil(1024 / nKv));
@@ -142,19 +134,6 @@ export class KiviGpuCache implements GpuCache {
     // splits ≤ target + one per segment (planSplits rounds each segment up)
     const floats = att.partialFloats(1, this.#target + 4);
     this.#part = storageBuffer(ctx, `kivi decode partials [${floats}] f32`, 4 * floats);
-    const dk = storageBuffer(ctx, "kivi prefill placeholder K", 4 * nKv * D);
-    const dv = storageBuffer(ctx, "kivi prefill placeholder V", 4 * nKv * D);
-    const pa = storageBuffer(ctx, "kivi prefill placeholder partial acc", 4 * nH * D);
-    const ps = storageBuffer(ctx, "kivi prefill placeholder partial stats", 4 * nH * 2);
-    this.#dummies = [dk, dv, pa, ps];
-    this.#prefillBind = prefill.bind({
-      qkv: env.io.qkv,
-      cacheK: dk,
-      cacheV: dv,
-      out: env.io.out,
-      partAcc: pa,
-      partStats: ps,
-    });
   }
 
   get length(): number {
@@ -205,7 +184,7 @@ export class KiviGpuCache implements GpuCache {
       if (P > 0) {
         throw new GpuError(`KIVI cache: ${T}-token prefill after ${P} cached tokens is not supported`);
       }
-      this.#prefill.encodePrefill(pass, this.#prefillBind, T);
+      this.#prompt.encode(pass, T);
       return;
     }
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
@@ -303,6 +282,7 @@ export class KiviGpuCache implements GpuCache {
   destroy(): void {
     for (const b of this.#temps) b.destroy();
     for (const L of this.layers) L.destroy();
-    for (const b of [this.#part, ...this.#dummies]) b.destroy();
+    for (const b of [this.#part]) b.destroy();
+    this.#prompt.destroy();
   }
 }

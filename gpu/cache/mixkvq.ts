@@ -31,7 +31,7 @@
  * | query log, per layer | [R, nH·D]: q of residual row r | f32 |
  * | prompt staging, per layer, during a prefill only | [T, (nH + 2·nKv)·D] (the qkv rows) | f32 |
  * | decode partials (all layers) | MixKvqAttention.partFloats() | f32 |
- * | prefill placeholders (cacheK/V, partials; never read with P = 0) | [nKv, 1, D], [nH, 1, D + 2] | f32 |
+ * | prefill placeholders (cacheK/V, partials; never read with P = 0): gpu/cache/prompt_attention.ts | [nKv, 1, D], [nH, 1, D + 2] | f32 |
  *
  * @example
  * ```ts
@@ -46,8 +46,7 @@
 import type { CacheSpec, CacheStats } from "../../src/kv/cache.ts";
 import type { MixKvqLayerExport, TierCounts } from "../../src/kv/mixkvq.ts";
 import type { CacheStepFields, GpuCache, GpuCacheEnv } from "./types.ts";
-import { storageBuffer } from "../buffers.ts";
-import { type AttentionBindings, AttentionKernels } from "../kernels/attention.ts";
+import { PromptAttention } from "./prompt_attention.ts";
 import { PackedGpu } from "../packed/util.ts";
 import { GpuMixKvqLayer, type MixKvqSource } from "../packed/mixkvq_layer.ts";
 import { MixKvqAttention } from "../packed/mixkvq_attention.ts";
@@ -88,18 +87,12 @@ export async function createMixKvqGpuCache(env: GpuCacheEnv, spec: CacheSpec): P
         }),
       );
     }
-    const [att, copy, prefill] = await Promise.all([
+    const [att, copy, prompt] = await Promise.all([
       MixKvqAttention.create(gpu, layers[0].geo, s.numHeads),
       CopyWords.create(gpu),
-      AttentionKernels.create(env.reg, {
-        numHeads: s.numHeads,
-        numKvHeads: s.numKvHeads,
-        headDim: s.headDim,
-        capacity: 1,
-        maxSplits: 1,
-      }),
+      PromptAttention.create(env, "mixkvq"),
     ]);
-    return new MixKvqGpuCache(env, spec, gpu, layers, att, copy, prefill);
+    return new MixKvqGpuCache(env, spec, gpu, layers, att, copy, prompt);
   } catch (e) {
     for (const L of layers) L.destroy();
     throw e;
@@ -124,9 +117,7 @@ export class MixKvqGpuCache implements GpuCache {
   readonly #env: GpuCacheEnv;
   readonly #att: MixKvqAttention;
   readonly #copy: CopyWords;
-  readonly #prefill: AttentionKernels;
-  readonly #prefillBind: AttentionBindings;
-  readonly #dummies: GPUBuffer[];
+  readonly #prompt: PromptAttention;
   /** decode partials, shared by all layers */ readonly #part: GPUBuffer;
   /** per layer [R, nH·D] f32: q of residual row r */ readonly #qlog: GPUBuffer[];
   /** per layer: a recorded prompt waiting for settle() */ #staged: ({ buf: GPUBuffer; T: number } | null)[];
@@ -144,7 +135,7 @@ export class MixKvqGpuCache implements GpuCache {
     layers: GpuMixKvqLayer[],
     att: MixKvqAttention,
     copy: CopyWords,
-    prefill: AttentionKernels,
+    prompt: PromptAttention,
   ) {
     this.#env = env;
     this.spec = spec;
@@ -153,29 +144,15 @@ export class MixKvqGpuCache implements GpuCache {
     this.layers = layers;
     this.#att = att;
     this.#copy = copy;
-    this.#prefill = prefill;
+    this.#prompt = prompt;
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = env.shape;
     this.#qkvStride = (nH + 2 * nKv) * D;
     this.#qWords = nH * D;
-    const ctx = env.reg.ctx;
     this.#part = gpu.storage("mixkvq decode partials", 4 * att.partFloats());
     this.#qlog = layers.map((L, l) =>
       gpu.storage(`mixkvq query log ${l} [${L.geo.R}, ${nH * D}] f32`, 4 * L.geo.R * nH * D)
     );
     this.#staged = layers.map(() => null);
-    const dk = storageBuffer(ctx, "mixkvq prefill placeholder K", 4 * nKv * D);
-    const dv = storageBuffer(ctx, "mixkvq prefill placeholder V", 4 * nKv * D);
-    const pa = storageBuffer(ctx, "mixkvq prefill placeholder partial acc", 4 * nH * D);
-    const ps = storageBuffer(ctx, "mixkvq prefill placeholder partial stats", 4 * nH * 2);
-    this.#dummies = [dk, dv, pa, ps];
-    this.#prefillBind = prefill.bind({
-      qkv: env.io.qkv,
-      cacheK: dk,
-      cacheV: dv,
-      out: env.io.out,
-      partAcc: pa,
-      partStats: ps,
-    });
   }
 
   get length(): number {
@@ -259,7 +236,7 @@ export class MixKvqGpuCache implements GpuCache {
       if (P > 0) {
         throw new GpuError(`MixKVQ cache: ${T}-token prefill after ${P} cached tokens is not supported`);
       }
-      this.#prefill.encodePrefill(pass, this.#prefillBind, T);
+      this.#prompt.encode(pass, T);
       return;
     }
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
@@ -453,6 +430,7 @@ export class MixKvqGpuCache implements GpuCache {
     for (const b of this.#temps) b.destroy();
     for (const s of this.#staged) s?.buf.destroy();
     for (const L of this.layers) L.destroy();
-    for (const b of [this.#part, ...this.#qlog, ...this.#dummies]) b.destroy();
+    for (const b of [this.#part, ...this.#qlog]) b.destroy();
+    this.#prompt.destroy();
   }
 }

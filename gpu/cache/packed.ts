@@ -21,7 +21,7 @@
  * |---|---|---|
  * | per layer: sinkWindow, body, status | GpuGroupedLayer stores (layout.ts) | u32 |
  * | decode partials (all layers) | FusedAttention.partialFloats(1, splits) | f32 |
- * | prefill placeholders (cacheK/V, partials; never read with P = 0) | [nKv, 1, D], [nH, 1, D + 2] | f32 |
+ * | prefill placeholders (cacheK/V, partials; never read with P = 0): gpu/cache/prompt_attention.ts | [nKv, 1, D], [nH, 1, D + 2] | f32 |
  *
  * @example
  * ```ts
@@ -38,7 +38,7 @@ import type { CacheStepFields, GpuCache, GpuCacheEnv } from "./types.ts";
 import { groupedConfigOf } from "../../src/kv/factory.ts";
 import { layerBytesAt } from "../../src/kv/accounting.ts";
 import { storageBuffer } from "../buffers.ts";
-import { type AttentionBindings, AttentionKernels } from "../kernels/attention.ts";
+import { PromptAttention } from "./prompt_attention.ts";
 import { PackedGpu } from "../packed/util.ts";
 import { GpuGroupedLayer } from "../packed/grouped_layer.ts";
 import { DEFAULT_ATTENTION_TUNING, FusedAttention, type FusedAttentionConfig } from "../packed/attention.ts";
@@ -101,14 +101,8 @@ export async function createPackedGpuCache(env: GpuCacheEnv, spec: CacheSpec): P
     for (const b of widths) {
       att.set(b, await FusedAttention.create(gpu, fusedConfig(env, cfg.sink, cfg.window, b)));
     }
-    const prefill = await AttentionKernels.create(env.reg, {
-      numHeads: s.numHeads,
-      numKvHeads: s.numKvHeads,
-      headDim: s.headDim,
-      capacity: 1,
-      maxSplits: 1,
-    });
-    return new PackedGpuCache(env, spec, cfg.method, gpu, layers, att, prefill);
+    const prompt = await PromptAttention.create(env, "packed");
+    return new PackedGpuCache(env, spec, cfg.method, gpu, layers, att, prompt);
   } catch (e) {
     for (const L of layers) L.destroy();
     throw e;
@@ -159,9 +153,7 @@ export class PackedGpuCache implements GpuCache {
   readonly #env: GpuCacheEnv;
   readonly #method: string;
   readonly #att: Map<number, FusedAttention>;
-  readonly #prefill: AttentionKernels;
-  readonly #prefillBind: AttentionBindings;
-  readonly #dummies: GPUBuffer[];
+  readonly #prompt: PromptAttention;
   /** decode partials, shared by all layers */ readonly #part: GPUBuffer;
   readonly #qkvStride: number;
   readonly #target: number;
@@ -179,7 +171,7 @@ export class PackedGpuCache implements GpuCache {
     gpu: PackedGpu,
     layers: GpuGroupedLayer[],
     att: Map<number, FusedAttention>,
-    prefill: AttentionKernels,
+    prompt: PromptAttention,
   ) {
     this.#env = env;
     this.spec = spec;
@@ -188,7 +180,7 @@ export class PackedGpuCache implements GpuCache {
     this.gpu = gpu;
     this.layers = layers;
     this.#att = att;
-    this.#prefill = prefill;
+    this.#prompt = prompt;
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = env.shape;
     this.#qkvStride = (nH + 2 * nKv) * D;
     this.#target = splitTarget(nKv);
@@ -197,19 +189,6 @@ export class PackedGpuCache implements GpuCache {
     let floats = 0;
     for (const a of att.values()) floats = Math.max(floats, a.partialFloats(1, this.#target + 4));
     this.#part = storageBuffer(ctx, `packed decode partials [${floats}] f32`, 4 * floats);
-    const dk = storageBuffer(ctx, "packed prefill placeholder K", 4 * nKv * D);
-    const dv = storageBuffer(ctx, "packed prefill placeholder V", 4 * nKv * D);
-    const pa = storageBuffer(ctx, "packed prefill placeholder partial acc", 4 * nH * D);
-    const ps = storageBuffer(ctx, "packed prefill placeholder partial stats", 4 * nH * 2);
-    this.#dummies = [dk, dv, pa, ps];
-    this.#prefillBind = prefill.bind({
-      qkv: env.io.qkv,
-      cacheK: dk,
-      cacheV: dv,
-      out: env.io.out,
-      partAcc: pa,
-      partStats: ps,
-    });
   }
 
   get length(): number {
@@ -261,7 +240,7 @@ export class PackedGpuCache implements GpuCache {
       if (P > 0) {
         throw new GpuError(`packed cache: ${T}-token prefill after ${P} cached tokens is not supported`);
       }
-      this.#prefill.encodePrefill(pass, this.#prefillBind, T);
+      this.#prompt.encode(pass, T);
       return;
     }
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
@@ -362,6 +341,7 @@ export class PackedGpuCache implements GpuCache {
   destroy(): void {
     for (const b of this.#temps) b.destroy();
     for (const L of this.layers) L.destroy();
-    for (const b of [this.#part, ...this.#dummies]) b.destroy();
+    for (const b of [this.#part]) b.destroy();
+    this.#prompt.destroy();
   }
 }
