@@ -32,7 +32,13 @@
  * @module
  */
 import { formatFor, groupSizeFor } from "../../src/quant/format.ts";
-import { QUANT_WGSL, u32 } from "./wgsl_common.ts";
+import {
+  GROUP_MINMAX_DECL_WGSL,
+  GROUP_MINMAX_WGSL,
+  GROUP_REDUCE_THREADS,
+  QUANT_WGSL,
+  u32,
+} from "./wgsl_common.ts";
 
 /** Compile-time constants of a KIVI quantize pipeline. */
 export interface KiviQuantizeShape {
@@ -47,7 +53,7 @@ export interface KiviQuantizeShape {
 }
 
 /** Invocations per workgroup (one workgroup per group). */
-export const KIVI_QUANT_THREADS = 64;
+export const KIVI_QUANT_THREADS = GROUP_REDUCE_THREADS;
 
 /**
  * WGSL helper `load_stream(b, p, h, dim) -> f32` shared by the KIVI kernels that read the stream (module doc
@@ -149,10 +155,7 @@ struct P {
 @group(0) @binding(2) var<storage, read> bsrc: array<u32>;
 @group(0) @binding(3) var<storage, read_write> st: array<u32>;
 @group(0) @binding(4) var<storage, read_write> status: array<atomic<u32>>;
-var<workgroup> rmn: array<f32, QT>;
-var<workgroup> rmx: array<f32, QT>;
-var<workgroup> r2mn: array<f32, 8>;
-var<workgroup> r2mx: array<f32, 8>;
+${GROUP_MINMAX_DECL_WGSL}
 var<workgroup> cs: array<u32, GS>;
 ${QUANT_WGSL}
 ${KIVI_LOAD_WGSL}
@@ -164,16 +167,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var mn = 3.0e38;
   var mx = -3.0e38;
 ${loads.join("")}
-  rmn[lid] = mn; rmx[lid] = mx;
-  workgroupBarrier();
-  if (lid < 8u) {
-    var a = rmn[lid * 8u]; var c = rmx[lid * 8u];
-    for (var kk = 1u; kk < 8u; kk++) { a = min(a, rmn[lid * 8u + kk]); c = max(c, rmx[lid * 8u + kk]); }
-    r2mn[lid] = a; r2mx[lid] = c;
-  }
-  workgroupBarrier();
-  mn = r2mn[0]; mx = r2mx[0];
-  for (var kk = 1u; kk < 8u; kk++) { mn = min(mn, r2mn[kk]); mx = max(mx, r2mx[kk]); }
+${GROUP_MINMAX_WGSL}
   // Steps 2-4 (every invocation computes the same bits).
   let zb = bf16_up_bits(bitcast<u32>(mn) ^ 0x80000000u);
   let z = bf16(zb);

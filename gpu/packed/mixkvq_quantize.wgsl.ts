@@ -29,10 +29,16 @@
  * @module
  */
 import type { MixKvqGeometry } from "./mixkvq_layout.ts";
-import { QUANT_WGSL, u32 } from "./wgsl_common.ts";
+import {
+  GROUP_MINMAX_DECL_WGSL,
+  GROUP_MINMAX_WGSL,
+  GROUP_REDUCE_THREADS,
+  QUANT_WGSL,
+  u32,
+} from "./wgsl_common.ts";
 
 /** Invocations per workgroup of every MixKVQ quantizing kernel. */
-export const MQ_THREADS = 64;
+export const MQ_THREADS = GROUP_REDUCE_THREADS;
 
 function constants(geo: MixKvqGeometry): string {
   return `
@@ -83,16 +89,7 @@ function groupQuantBody(n: number): string {
   var mn = 3.0e38;
   var mx = -3.0e38;
 ${loads.join("")}
-  rmn[lid] = mn; rmx[lid] = mx;
-  workgroupBarrier();
-  if (lid < 8u) {
-    var a = rmn[lid * 8u]; var c = rmx[lid * 8u];
-    for (var k = 1u; k < 8u; k++) { a = min(a, rmn[lid * 8u + k]); c = max(c, rmx[lid * 8u + k]); }
-    r2mn[lid] = a; r2mx[lid] = c;
-  }
-  workgroupBarrier();
-  mn = r2mn[0]; mx = r2mx[0];
-  for (var k = 1u; k < 8u; k++) { mn = min(mn, r2mn[k]); mx = max(mx, r2mx[k]); }
+${GROUP_MINMAX_WGSL}
   let qmax = (1u << qbits) - 1u;
   let qf = f32(qmax);
   let zb = bf16_up_bits(bitcast<u32>(mn) ^ 0x80000000u);
@@ -117,10 +114,7 @@ ${codes.join("")}
 function groupWorkspace(n: number): string {
   return `
 const GN = ${u32(n)};
-var<workgroup> rmn: array<f32, QT>;
-var<workgroup> rmx: array<f32, QT>;
-var<workgroup> r2mn: array<f32, 8>;
-var<workgroup> r2mx: array<f32, 8>;
+${GROUP_MINMAX_DECL_WGSL}
 var<workgroup> cs: array<u32, GN>;
 `;
 }

@@ -28,7 +28,13 @@
  * @module
  */
 import { formatFor, groupSizeFor } from "../../src/quant/format.ts";
-import { QUANT_WGSL, u32 } from "./wgsl_common.ts";
+import {
+  GROUP_MINMAX_DECL_WGSL,
+  GROUP_MINMAX_WGSL,
+  GROUP_REDUCE_THREADS,
+  QUANT_WGSL,
+  u32,
+} from "./wgsl_common.ts";
 
 /** Compile-time constants of a quantize_append pipeline. */
 export interface QuantizeAppendShape {
@@ -40,7 +46,7 @@ export interface QuantizeAppendShape {
 }
 
 /** Invocations per workgroup (one workgroup per group). */
-export const QA_THREADS = 64;
+export const QA_THREADS = GROUP_REDUCE_THREADS;
 
 /**
  * The WGSL source (module doc for the bindings). Uniform struct:
@@ -100,10 +106,7 @@ struct P {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> st: array<u32>;
 @group(0) @binding(3) var<storage, read_write> status: array<atomic<u32>>;
-var<workgroup> rmn: array<f32, QT>;
-var<workgroup> rmx: array<f32, QT>;
-var<workgroup> r2mn: array<f32, 8>;
-var<workgroup> r2mx: array<f32, 8>;
+${GROUP_MINMAX_DECL_WGSL}
 var<workgroup> cs: array<u32, G>;
 ${QUANT_WGSL}
 @compute @workgroup_size(${QA_THREADS})
@@ -121,16 +124,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var mn = 3.0e38;
   var mx = -3.0e38;
 ${loads.join("")}
-  rmn[lid] = mn; rmx[lid] = mx;
-  workgroupBarrier();
-  if (lid < 8u) {
-    var a = rmn[lid * 8u]; var c = rmx[lid * 8u];
-    for (var k = 1u; k < 8u; k++) { a = min(a, rmn[lid * 8u + k]); c = max(c, rmx[lid * 8u + k]); }
-    r2mn[lid] = a; r2mx[lid] = c;
-  }
-  workgroupBarrier();
-  mn = r2mn[0]; mx = r2mx[0];
-  for (var k = 1u; k < 8u; k++) { mn = min(mn, r2mn[k]); mx = max(mx, r2mx[k]); }
+${GROUP_MINMAX_WGSL}
   // Steps 2-4 (every invocation computes the same bits).
   let zb = bf16_up_bits(bitcast<u32>(mn) ^ 0x80000000u);
   let z = bf16(zb);

@@ -130,3 +130,43 @@ function inplaceParts(bits: number, k: number): { src: number; sh: number } {
   const s0 = Math.ceil(9 / bits) * bits;
   return { src: s0, sh: pos - s0 };
 }
+
+/** Invocations of a quantizer workgroup that {@link GROUP_MINMAX_WGSL} reduces over (8 × 8). */
+export const GROUP_REDUCE_THREADS = 64;
+
+/**
+ * WGSL module-scope workgroup arrays that {@link GROUP_MINMAX_WGSL} needs.
+ *
+ * | array | shape | type |
+ * | --- | --- | --- |
+ * | rmn, rmx | [64] | f32 |
+ * | r2mn, r2mx | [8] | f32 |
+ */
+export const GROUP_MINMAX_DECL_WGSL = /* wgsl */ `
+var<workgroup> rmn: array<f32, 64>;
+var<workgroup> rmx: array<f32, 64>;
+var<workgroup> r2mn: array<f32, 8>;
+var<workgroup> r2mx: array<f32, 8>;`;
+
+/**
+ * WGSL statements for a 64-invocation workgroup (local index `lid`) where each invocation holds a partial
+ * `var mn, mx: f32` of one quantization group: afterwards every invocation's `mn`, `mx` are the group's min and
+ * max (min/max are exact, so the order of the two-level reduction cannot change a bit). Shared by the
+ * grouped quantize-append, KIVI and MixKVQ quantizers.
+ *
+ * @example
+ * ```ts
+ * const body = "var mn = 3.0e38; var mx = -3.0e38;" + GROUP_MINMAX_WGSL; // then the scale and the codes
+ * ```
+ */
+export const GROUP_MINMAX_WGSL = /* wgsl */ `
+  rmn[lid] = mn; rmx[lid] = mx;
+  workgroupBarrier();
+  if (lid < 8u) {
+    var a = rmn[lid * 8u]; var c = rmx[lid * 8u];
+    for (var kr = 1u; kr < 8u; kr++) { a = min(a, rmn[lid * 8u + kr]); c = max(c, rmx[lid * 8u + kr]); }
+    r2mn[lid] = a; r2mx[lid] = c;
+  }
+  workgroupBarrier();
+  mn = r2mn[0]; mx = r2mx[0];
+  for (var kr = 1u; kr < 8u; kr++) { mn = min(mn, r2mn[kr]); mx = max(mx, r2mx[kr]); }`;
