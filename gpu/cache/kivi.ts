@@ -35,10 +35,10 @@ import type { CacheStepFields, GpuCache, GpuCacheEnv } from "./types.ts";
 import { KIVI_DEFAULT_GROUP, KIVI_DEFAULT_RESIDUAL } from "../../src/kv/kivi.ts";
 import { kiviLayerBytesAt } from "../../src/kv/accounting.ts";
 import { storageBuffer } from "../buffers.ts";
-import { PromptAttention } from "./prompt_attention.ts";
+import { checkPromptSteps, PromptAttention } from "./prompt_attention.ts";
 import { PackedGpu } from "../packed/util.ts";
 import { GpuKiviLayer } from "../packed/kivi_layer.ts";
-import { DEFAULT_ATTENTION_TUNING, FusedAttention } from "../packed/attention.ts";
+import { decodeSplitTarget, DEFAULT_ATTENTION_TUNING, FusedAttention } from "../packed/attention.ts";
 import { GpuError } from "../../src/errors.ts";
 
 type KiviSpec = CacheSpec & { method: "kivi" };
@@ -129,7 +129,7 @@ export class KiviGpuCache implements GpuCache {
     this.#prompt = prompt;
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = env.shape;
     this.#qkvStride = (nH + 2 * nKv) * D;
-    this.#target = Math.max(1, Math.ceil(1024 / nKv));
+    this.#target = decodeSplitTarget(nKv);
     const ctx = env.reg.ctx;
     // splits ≤ target + one per segment (planSplits rounds each segment up)
     const floats = att.partialFloats(1, this.#target + 4);
@@ -157,17 +157,8 @@ export class KiviGpuCache implements GpuCache {
    */
   checkSteps(Ts: readonly number[]): void {
     this.#checkUsable();
-    let n = this.#length;
-    for (const T of Ts) {
-      if (T > 1 && n > 0) {
-        throw new GpuError(
-          `a ${T}-token prefill after ${n} cached tokens is not yet supported by the KIVI webgpu cache ` +
-            `(prefill the whole prompt at once, or decode token by token)`,
-        );
-      }
-      n += T;
-    }
-    for (const L of this.layers) L.checkCapacity(n - this.#length);
+    const added = checkPromptSteps("KIVI", this.#length, Ts);
+    for (const L of this.layers) L.checkCapacity(added);
   }
 
   stepFields(_T: number, _P: number): CacheStepFields {
@@ -181,10 +172,7 @@ export class KiviGpuCache implements GpuCache {
       throw new GpuError(`KIVI cache layer ${layer}: step after ${P} tokens, holds ${L.tokens}`);
     }
     if (T > 1) {
-      if (P > 0) {
-        throw new GpuError(`KIVI cache: ${T}-token prefill after ${P} cached tokens is not supported`);
-      }
-      this.#prompt.encode(pass, T);
+      this.#prompt.encode(pass, T, P, "KIVI");
       return;
     }
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;

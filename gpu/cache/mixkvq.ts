@@ -233,10 +233,7 @@ export class MixKvqGpuCache implements GpuCache {
       );
     }
     if (T > 1) {
-      if (P > 0) {
-        throw new GpuError(`MixKVQ cache: ${T}-token prefill after ${P} cached tokens is not supported`);
-      }
-      this.#prompt.encode(pass, T);
+      this.#prompt.encode(pass, T, P, "MixKVQ");
       return;
     }
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;

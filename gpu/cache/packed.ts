@@ -38,17 +38,17 @@ import type { CacheStepFields, GpuCache, GpuCacheEnv } from "./types.ts";
 import { groupedConfigOf } from "../../src/kv/factory.ts";
 import { layerBytesAt } from "../../src/kv/accounting.ts";
 import { storageBuffer } from "../buffers.ts";
-import { PromptAttention } from "./prompt_attention.ts";
+import { checkPromptSteps, PromptAttention } from "./prompt_attention.ts";
 import { PackedGpu } from "../packed/util.ts";
 import { GpuGroupedLayer } from "../packed/grouped_layer.ts";
-import { DEFAULT_ATTENTION_TUNING, FusedAttention, type FusedAttentionConfig } from "../packed/attention.ts";
+import {
+  decodeSplitTarget,
+  DEFAULT_ATTENTION_TUNING,
+  FusedAttention,
+  type FusedAttentionConfig,
+} from "../packed/attention.ts";
 import { type TensorFormat, tokenFormat } from "../packed/layout.ts";
 import { GpuError } from "../../src/errors.ts";
-
-/** Target splits per KV head of the decode attention. */
-function splitTarget(numKvHeads: number): number {
-  return Math.max(1, Math.ceil(1024 / numKvHeads));
-}
 
 /**
  * Creates the packed cache of `spec` ("static" or "pmkvq"): allocates every layer and compiles every kernel
@@ -183,7 +183,7 @@ export class PackedGpuCache implements GpuCache {
     this.#prompt = prompt;
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = env.shape;
     this.#qkvStride = (nH + 2 * nKv) * D;
-    this.#target = splitTarget(nKv);
+    this.#target = decodeSplitTarget(nKv);
     const ctx = env.reg.ctx;
     // splits ≤ target + one per segment (planSplits rounds each segment up)
     let floats = 0;
@@ -212,18 +212,8 @@ export class PackedGpuCache implements GpuCache {
    */
   checkSteps(Ts: readonly number[]): void {
     this.#checkUsable();
-    let n = this.#length;
-    for (const T of Ts) {
-      if (T > 1 && n > 0) {
-        throw new GpuError(
-          `a ${T}-token prefill after ${n} cached tokens is not yet supported by the packed webgpu cache ` +
-            `(prefill the whole prompt at once, or decode token by token)`,
-        );
-      }
-      n += T;
-    }
-    const total = n - this.#length;
-    for (const L of this.layers) L.checkCapacity(total);
+    const added = checkPromptSteps("packed", this.#length, Ts);
+    for (const L of this.layers) L.checkCapacity(added);
   }
 
   stepFields(_T: number, _P: number): CacheStepFields {
@@ -237,10 +227,7 @@ export class PackedGpuCache implements GpuCache {
       throw new GpuError(`packed cache layer ${layer}: step after ${P} tokens, holds ${L.tokens}`);
     }
     if (T > 1) {
-      if (P > 0) {
-        throw new GpuError(`packed cache: ${T}-token prefill after ${P} cached tokens is not supported`);
-      }
-      this.#prompt.encode(pass, T);
+      this.#prompt.encode(pass, T, P, "packed");
       return;
     }
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;

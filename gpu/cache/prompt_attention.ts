@@ -13,6 +13,30 @@
 import type { GpuCacheEnv } from "./types.ts";
 import { storageBuffer } from "../buffers.ts";
 import { type AttentionBindings, AttentionKernels } from "../kernels/attention.ts";
+import { GpuError } from "../../src/errors.ts";
+
+/**
+ * The quantized caches prefill only a prompt on an empty cache: checks the T of each step of a submission
+ * (a multi-token step after cached tokens is a GpuError naming `owner`) and returns the tokens it adds.
+ *
+ * @example
+ * ```ts
+ * checkPromptSteps("KIVI", 0, [256, 1, 1]); // 258
+ * ```
+ */
+export function checkPromptSteps(owner: string, length: number, Ts: readonly number[]): number {
+  let n = length;
+  for (const T of Ts) {
+    if (T > 1 && n > 0) {
+      throw new GpuError(
+        `a ${T}-token prefill after ${n} cached tokens is not yet supported by the ${owner} webgpu cache ` +
+          `(prefill the whole prompt at once, or decode token by token)`,
+      );
+    }
+    n += T;
+  }
+  return n - length;
+}
 
 /**
  * Exact prompt attention over the engine's `qkv` activation into its `out` activation.
@@ -20,7 +44,7 @@ import { type AttentionBindings, AttentionKernels } from "../kernels/attention.t
  * @example
  * ```ts
  * const prompt = await PromptAttention.create(env, "packed");
- * prompt.encode(pass, T); // T prompt tokens, nothing cached
+ * prompt.encode(pass, T, 0, "packed"); // T prompt tokens, nothing cached
  * prompt.destroy();
  * ```
  */
@@ -61,8 +85,14 @@ export class PromptAttention {
     return new PromptAttention(kernels, bind, [dk, dv, pa, ps]);
   }
 
-  /** Records the attention of `T` prompt tokens (positions 0..T-1, causal) over their own K/V. */
-  encode(pass: GPUComputePassEncoder, T: number): void {
+  /**
+   * Records the attention of `T` prompt tokens (positions 0..T-1, causal) over their own K/V; GpuError naming
+   * `owner` when `P` tokens are already cached (only a prompt on an empty cache is supported).
+   */
+  encode(pass: GPUComputePassEncoder, T: number, P: number, owner: string): void {
+    if (P > 0) {
+      throw new GpuError(`${owner} cache: ${T}-token prefill after ${P} cached tokens is not supported`);
+    }
     this.#kernels.encodePrefill(pass, this.#bind, T);
   }
 

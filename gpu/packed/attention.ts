@@ -378,3 +378,15 @@ export class FusedAttention {
     pass.dispatchWorkgroups(this.config.numHeads, d.batch);
   }
 }
+
+/**
+ * Splits per KV head the engine's packed caches aim for in one decode attention (≈ 1,024 workgroups in all).
+ *
+ * @example
+ * ```ts
+ * decodeSplitTarget(8); // 128
+ * ```
+ */
+export function decodeSplitTarget(numKvHeads: number): number {
+  return Math.max(1, Math.ceil(1024 / numKvHeads));
+}
