@@ -9,6 +9,7 @@
  * Run as a script (prints a Markdown table, then JSON):
  *
  *   deno run -A bench/gpu_packed_bench.ts [--small] [--quick] [--budget SECONDS] [--json FILE] [--md FILE]
+ *                                         [--tunings JSON] [--targets 8,16,32] [--layouts int4,PM-KVQ]
  *
  * `--small` uses a shape llvmpipe finishes in seconds (B 2, 8 / 2 heads, 2,048 tokens); `--quick` sweeps
  * only two tunings. Under `deno bench` it registers one case per layout (default tuning; small shape on
@@ -68,6 +69,8 @@ export interface BenchOptions {
   prefillTokens: number;
   /** Seconds after which the remaining layouts only run the default tuning at one split target. */
   budgetSeconds?: number;
+  /** Only layouts whose name starts with one of these (default: all). */
+  layouts?: string[];
 }
 
 /** One timed attention configuration. */
@@ -125,6 +128,10 @@ export const LARGE: BenchOptions = {
     { wg: 128, tpt: 1, uv: 2, kpre: 16 },
     { wg: 128, tpt: 2, uv: 2, kpre: 16 },
     { wg: 256, tpt: 1, uv: 4, kpre: 16 },
+    { wg: 128, tpt: 2, uv: 2, tv: 8 },
+    { wg: 256, tpt: 2, uv: 2, tv: 8 },
+    { wg: 256, tpt: 1, uv: 2, tv: 4 },
+    { wg: 128, tpt: 4, uv: 2, tv: 4 },
   ],
   targets: [8, 16, 32],
   iters: 20,
@@ -339,6 +346,7 @@ export async function runPackedBench(
   const maxPart = B * nH * (Math.max(...o.targets) + 8) * (D + 2) * 4;
   const part = gpu.storage("part", maxPart);
   for (const spec of layoutsFor(o.tokens)) {
+    if (o.layouts && !o.layouts.some((l) => spec.name.startsWith(l))) continue;
     const layouts = spec.stores.map(([f, cap]) =>
       storeLayout({ batch: B, numKvHeads: nKv, headDim: D, capacity: cap, k: f, v: f })
     );
@@ -588,7 +596,8 @@ export async function runPackedBench(
 export function benchMarkdown(r: BenchReport): string {
   const o = r.options;
   const gb = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(2));
-  const t = (x: AttentionTuning) => `wg ${x.wg}, tpt ${x.tpt}, uv ${x.uv ?? 1}, kpre ${x.kpre ?? 4}`;
+  const t = (x: AttentionTuning) =>
+    `wg ${x.wg}, tpt ${x.tpt}, uv ${x.uv ?? 1}, kpre ${x.kpre ?? 4}${x.tv ? `, team ${x.tv}` : ""}`;
   const lines = [
     `- Adapter: ${r.adapter}; timing: ${r.timing}; ${r.date}`,
     `- Shape: batch ${o.batch}, ${o.numHeads} query / ${o.numKvHeads} KV heads, head_dim ${o.headDim}, ${o.tokens} cached tokens + 1 new`,
@@ -645,6 +654,9 @@ if (import.meta.main) {
   const opts: BenchOptions = { ...(flag("--small") || isSoftware(ctx) && !flag("--large") ? SMALL : LARGE) };
   if (flag("--quick")) opts.tunings = [{ wg: 64, tpt: 1, uv: 1 }, DEFAULT_ATTENTION_TUNING];
   if (val("--budget")) opts.budgetSeconds = Number(val("--budget"));
+  if (val("--tunings")) opts.tunings = JSON.parse(val("--tunings")!) as AttentionTuning[];
+  if (val("--targets")) opts.targets = val("--targets")!.split(",").map(Number);
+  if (val("--layouts")) opts.layouts = val("--layouts")!.split(",");
   const t0 = performance.now();
   const report = await runPackedBench(ctx, opts);
   const md = benchMarkdown(report);
