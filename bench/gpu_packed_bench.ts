@@ -128,10 +128,6 @@ export const LARGE: BenchOptions = {
     { wg: 128, tpt: 1, uv: 2, kpre: 16 },
     { wg: 128, tpt: 2, uv: 2, kpre: 16 },
     { wg: 256, tpt: 1, uv: 4, kpre: 16 },
-    { wg: 128, tpt: 2, uv: 2, tv: 8 },
-    { wg: 256, tpt: 2, uv: 2, tv: 8 },
-    { wg: 256, tpt: 1, uv: 2, tv: 4 },
-    { wg: 128, tpt: 4, uv: 2, tv: 4 },
   ],
   targets: [8, 16, 32],
   iters: 20,
@@ -597,7 +593,9 @@ export function benchMarkdown(r: BenchReport): string {
   const o = r.options;
   const gb = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(2));
   const t = (x: AttentionTuning) =>
-    `wg ${x.wg}, tpt ${x.tpt}, uv ${x.uv ?? 1}, kpre ${x.kpre ?? 4}${x.tv ? `, team ${x.tv}` : ""}`;
+    `wg ${x.wg}, tpt ${x.tpt}, uv ${x.uv ?? 1}, kpre ${x.kpre ?? 4}${x.vd ? `, vd ${x.vd}` : ""}${
+      x.vpre ? ", vpre" : ""
+    }${x.kilp ? `, kilp ${x.kilp}` : ""}`;
   const lines = [
     `- Adapter: ${r.adapter}; timing: ${r.timing}; ${r.date}`,
     `- Shape: batch ${o.batch}, ${o.numHeads} query / ${o.numKvHeads} KV heads, head_dim ${o.headDim}, ${o.tokens} cached tokens + 1 new`,

@@ -72,10 +72,15 @@ export interface AttentionTuning {
   /** K rows of at most this many `vec4<u32>` are loaded whole before use (default 4: 2- and 4-bit); longer
    * rows (8-, 16-bit) are streamed in a loop. 16 preloads every format at G = 128. */
   kpre?: number;
-  /** **Team scheme** when set: invocations per token in the V phase (1, 2, 4 or 8; D/tv must be a multiple of
-   * 16). Each team of `tv` invocations keeps its own running max, Σp and accumulators over the split, so a
-   * chunk needs one barrier and no workgroup max reduction; the teams are merged once per split (module doc). */
-  tv?: number;
+  /** Dims each invocation owns in the V phase: 16 (default) or 8 (half the accumulator registers; a 2-bit V
+   * word is then shared by two invocations, each taking its half). */
+  vd?: number;
+  /** Load every V word of the invocation's chunk tokens at the start of the chunk, before the K phase (one
+   * memory round trip per chunk instead of one per V step). Applied to the segments whose chunk words fit in
+   * 64 registers per invocation (2-, 4-bit rows); the others stream as without it. */
+  vpre?: boolean;
+  /** Independent partial sums per K dot product (1 or 2; default 1). */
+  kilp?: number;
 }
 
 /** Default tuning (chosen on the H100, docs/gpu-packed.md). */
@@ -113,14 +118,12 @@ interface Derived {
   CH: number;
   TPW: number;
   LANES: number;
+  VD: number;
+  VPRE: boolean;
+  KILP: number;
   NSEG: number;
   NCNT: number;
   PS: number;
-  /** Team scheme: invocations per token (0: classic scheme), dims per invocation, teams, merge slots. */
-  TV: number;
-  DV: number;
-  NT: number;
-  SL: number;
 }
 
 function derive(c: FusedAttentionConfig): Derived {
@@ -135,10 +138,15 @@ function derive(c: FusedAttentionConfig): Derived {
   const HPK = c.numHeads / c.numKvHeads;
   const NV = Math.ceil(HPK / 4);
   const WG = c.tuning.wg, TPT = c.tuning.tpt;
-  const TPW = D / V_DIMS_PER_THREAD;
+  const VD = c.tuning.vd ?? V_DIMS_PER_THREAD;
+  if (VD !== 8 && VD !== 16) throw new QuantConfigError(`fused attention: vd ${VD} must be 8 or 16`);
+  if (![1, 2, 4].includes(c.tuning.kilp ?? 1)) {
+    throw new QuantConfigError(`fused attention: kilp ${c.tuning.kilp} must be 1, 2 or 4`);
+  }
+  const TPW = D / VD;
   if (![64, 128, 256].includes(WG) || WG % TPW !== 0) {
     throw new QuantConfigError(
-      `fused attention: workgroup ${WG} must be 64/128/256 and a multiple of D/16 = ${TPW}`,
+      `fused attention: workgroup ${WG} must be 64/128/256 and a multiple of D/vd = ${TPW}`,
     );
   }
   if (![1, 2, 4].includes(TPT)) throw new QuantConfigError(`fused attention: tpt ${TPT} must be 1, 2 or 4`);
@@ -147,18 +155,7 @@ function derive(c: FusedAttentionConfig): Derived {
   if (c.segments.length === 0) throw new TensorShapeError("fused attention: no segments");
   const NSEG = c.segments.length;
   const CH = WG * TPT;
-  const TV = c.tuning.tv ?? 0;
-  if (TV !== 0 && (![1, 2, 4, 8].includes(TV) || (D / TV) % 16 !== 0 || D / TV > G)) {
-    throw new QuantConfigError(
-      `fused attention: tv ${TV} must be 1, 2, 4 or 8 with D/tv a multiple of 16 and at most G (D ${D}, G ${G})`,
-    );
-  }
-  const NT = TV ? WG / TV : 0;
   return {
-    TV,
-    DV: TV ? D / TV : 0,
-    NT,
-    SL: TV ? Math.min(NT, 8) : 0,
     D,
     G,
     GPH: D / G,
@@ -171,6 +168,9 @@ function derive(c: FusedAttentionConfig): Derived {
     CH,
     TPW,
     LANES: WG / TPW,
+    VD,
+    VPRE: c.tuning.vpre === true,
+    KILP: c.tuning.kilp ?? 1,
     NSEG,
     NCNT: Math.max(1, Math.ceil((c.maxBatch * NSEG) / 4)),
     PS: Math.max(CH * (D / G), D) * NV,
@@ -188,9 +188,6 @@ function derive(c: FusedAttentionConfig): Derived {
  */
 export function attentionSharedBytes(c: FusedAttentionConfig): number {
   const d = derive(c);
-  if (d.TV) {
-    return 16 * d.NV * (2 * d.D + d.GPH + 2 * d.CH + d.SL * d.D + 2 * d.NT);
-  }
   const vec4s = 2 * d.D * d.NV + d.GPH * d.NV + d.WG * d.NV + (d.WG / 8) * d.NV + d.PS + d.GPH * d.NV +
     2 * d.NV;
   return vec4s * 16;
@@ -277,7 +274,9 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
         w.push(`    let szk${k} = ld${st}(kr.y + gi${k});`);
         w.push(`    let Sk${k} = bf16(szk${k} & 0xffffu); let zk${k} = bf16(szk${k} >> 16u);`);
       }
-      for (const u of us) w.push(`    var dt${k}_${u} = vec4<f32>(0.0);`);
+      for (const u of us) {
+        for (let a = 0; a < c.KILP; a++) w.push(`    var dt${k}_${u}_${a} = vec4<f32>(0.0);`);
+      }
     }
     const decode = (word: string, cc: number) =>
       isBf
@@ -294,7 +293,8 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
           }
           for (const k of ks) {
             b.push(`      { let f = ${decode(words(k, e), cc)};`);
-            for (const u of us) b.push(`        dt${k}_${u} += q${e}_${cc}_${u} * f;`);
+            const a = (e * cpw + cc) % c.KILP; // independent partial sums: shorter FMA dependency chains
+            for (const u of us) b.push(`        dt${k}_${u}_${a} += q${e}_${cc}_${u} * f;`);
             b.push("      }");
           }
         }
@@ -328,10 +328,11 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
     }
     for (const k of ks) {
       for (const u of us) {
+        const dt = [...Array(c.KILP).keys()].map((a) => `dt${k}_${u}_${a}`).join(" + ");
         w.push(
           isBf
-            ? `    sc${k}_${u} += dt${k}_${u};`
-            : `    sc${k}_${u} += Sk${k} * dt${k}_${u} - zk${k} * qsum[${u32(j * NV + u)}];`,
+            ? `    sc${k}_${u} += ${dt};`
+            : `    sc${k}_${u} += Sk${k} * (${dt}) - zk${k} * qsum[${u32(j * NV + u)}];`,
         );
       }
     }
@@ -372,65 +373,117 @@ function pPhase(c: Derived, f: TensorFormat, st: number): string {
   return w.join("\n");
 }
 
-/** V phase: dim-parallel accumulation of (p·S)·c into a{i}_{u}. */
-function vPhase(c: Derived, f: TensorFormat, st: number): string {
-  const { NV, D, G, GPH, UV } = c;
+/** V-phase geometry of format `f`: codes per word, words per invocation and token, half-word mode. */
+function vGeom(c: Derived, f: TensorFormat) {
   const isBf = f === "bf16";
   const bits = formatBits(f);
   const cpw = isBf ? 2 : formatFor(bits).codesPerWord;
-  const gph = isBf ? 1 : GPH;
-  const VW = V_DIMS_PER_THREAD / cpw;
+  const gph = isBf ? 1 : c.GPH;
+  // VD 8 with 2-bit codes: half a word per invocation (the word is pre-shifted to bring its half down)
+  const half = c.VD < cpw;
+  return { isBf, bits, cpw, gph, half, VW: half ? 1 : c.VD / cpw, ncc: half ? c.VD : cpw };
+}
+
+/**
+ * Loads of the V words of one token of an invocation: `tok` is the token's index inside the chunk (a WGSL
+ * expression), `n` a name suffix. Returns the statements (declaring `ok{n}`, `tl{n}` and the words) and the
+ * word expressions.
+ */
+function vLoad(
+  c: Derived,
+  f: TensorFormat,
+  st: number,
+  tok: string,
+  n: string,
+): { lines: string[]; words: string[] } {
+  const { D, G, VD } = c;
+  const { isBf, bits, cpw, gph, half, VW } = vGeom(c, f);
   const w: string[] = [];
-  w.push(`  for (var tb = lane; tb < clen; tb += ${u32(c.LANES * UV)}) {`);
-  const words: string[][] = [];
-  for (let k = 0; k < UV; k++) {
-    // token k of this unrolled step (clamped to a valid row; its weights are zeroed when out of range)
-    w.push(`    let ok${k} = tb + ${u32(k * c.LANES)} < clen;`);
-    w.push(`    let tl${k} = min(tb + ${u32(k * c.LANES)}, clen - 1u);`);
-    w.push(`    let row${k} = (b * NKV + kvh) * vr.z + vr.w + c0 + tl${k};`);
-    if (isBf) w.push(`    let wb${k} = vr.x + row${k} * ${u32(D / 2)} + d0 / 2u;`);
-    else {w.push(
-        `    let wb${k} = vr.x + (row${k} * ${u32(gph)} + jv) * ${u32(G / cpw)} + (d0 % G) / ${u32(cpw)};`,
-      );}
-    const ws: string[] = [];
-    if (VW === 1) {
-      w.push(`    let w${k}_0 = ld${st}(wb${k});`);
-      ws.push(`w${k}_0`);
-    } else if (VW === 2) {
-      w.push(`    let v4_${k} = s${st}[wb${k} >> 2u]; let hi${k} = ((wb${k} >> 1u) & 1u) == 1u;`);
-      w.push(
-        `    let w${k}_0 = select(v4_${k}.x, v4_${k}.z, hi${k}); let w${k}_1 = select(v4_${k}.y, v4_${k}.w, hi${k});`,
-      );
-      ws.push(`w${k}_0`, `w${k}_1`);
-    } else {
-      for (let q = 0; q < VW / 4; q++) {
-        w.push(`    let v${k}_${q} = s${st}[(wb${k} >> 2u) + ${u32(q)}];`);
-        for (let e = 0; e < 4; e++) ws.push(`v${k}_${q}.${V[e]}`);
-      }
-    }
-    words.push(ws);
-  }
-  for (let k = 0; k < UV; k++) {
-    for (let u = 0; u < NV; u++) {
-      const idx = `(tl${k} * ${u32(gph)}${isBf ? "" : " + jv"}) * ${u32(NV)} + ${u32(u)}`;
-      w.push(`    let pw${k}_${u} = select(vec4<f32>(0.0), ps[${idx}], ok${k});`);
+  // clamped to a valid row; its weights are zeroed when out of range
+  w.push(`let ok${n} = ${tok} < clen;`);
+  w.push(`let tl${n} = min(${tok}, clen - 1u);`);
+  w.push(`let row${n} = (b * NKV + kvh) * vr.z + vr.w + c0 + tl${n};`);
+  if (isBf) w.push(`let wb${n} = vr.x + row${n} * ${u32(D / 2)} + d0 / 2u;`);
+  else w.push(`let wb${n} = vr.x + (row${n} * ${u32(gph)} + jv) * ${u32(G / cpw)} + (d0 % G) / ${u32(cpw)};`);
+  const ws: string[] = [];
+  if (half) {
+    w.push(`let w${n}_0 = ld${st}(wb${n}) >> (((d0 / ${u32(VD)}) % ${u32(cpw / VD)}) * ${u32(VD * bits)});`);
+    ws.push(`w${n}_0`);
+  } else if (VW === 1) {
+    w.push(`let w${n}_0 = ld${st}(wb${n});`);
+    ws.push(`w${n}_0`);
+  } else if (VW === 2) {
+    w.push(`let v4_${n} = s${st}[wb${n} >> 2u]; let hi${n} = ((wb${n} >> 1u) & 1u) == 1u;`);
+    w.push(
+      `let w${n}_0 = select(v4_${n}.x, v4_${n}.z, hi${n}); let w${n}_1 = select(v4_${n}.y, v4_${n}.w, hi${n});`,
+    );
+    ws.push(`w${n}_0`, `w${n}_1`);
+  } else {
+    for (let q = 0; q < VW / 4; q++) {
+      w.push(`let v${n}_${q} = s${st}[(wb${n} >> 2u) + ${u32(q)}];`);
+      for (let e = 0; e < 4; e++) ws.push(`v${n}_${q}.${V[e]}`);
     }
   }
-  for (let k = 0; k < UV; k++) {
-    words[k].forEach((word, m) => {
-      for (let cc = 0; cc < cpw; cc++) {
-        const i = m * cpw + cc;
-        const dec = isBf
-          ? (cc === 0 ? `bitcast<f32>(${word} << 16u)` : `bitcast<f32>(${word} & 0xffff0000u)`)
-          : inplaceCodeExpr(word, bits, cc);
-        w.push(`    { let f = ${dec};`);
-        for (let u = 0; u < NV; u++) w.push(`      a${i}_${u} += pw${k}_${u} * f;`);
-        w.push("    }");
-      }
-    });
+  return { lines: w, words: ws };
+}
+
+/** The weight reads and FMAs of one token loaded by {@link vLoad} (suffix `n`). */
+function vAccumulate(c: Derived, f: TensorFormat, n: string, words: string[]): string[] {
+  const { NV } = c;
+  const { isBf, bits, cpw, gph, ncc } = vGeom(c, f);
+  const w: string[] = [];
+  for (let u = 0; u < NV; u++) {
+    const idx = `(tl${n} * ${u32(gph)}${isBf ? "" : " + jv"}) * ${u32(NV)} + ${u32(u)}`;
+    w.push(`let pw${n}_${u} = select(vec4<f32>(0.0), ps[${idx}], ok${n});`);
   }
+  words.forEach((word, m) => {
+    for (let cc = 0; cc < ncc; cc++) {
+      const i = m * cpw + cc;
+      const dec = isBf
+        ? (cc === 0 ? `bitcast<f32>(${word} << 16u)` : `bitcast<f32>(${word} & 0xffff0000u)`)
+        : inplaceCodeExpr(word, bits, cc);
+      w.push(`{ let f = ${dec};`);
+      for (let u = 0; u < NV; u++) w.push(`  a${i}_${u} += pw${n}_${u} * f;`);
+      w.push("}");
+    }
+  });
+  return w;
+}
+
+/** Tokens of one chunk an invocation accumulates in the V phase (CH / LANES). */
+function vTokensPerChunk(c: Derived): number {
+  return c.CH / c.LANES;
+}
+
+/**
+ * V phase: dim-parallel accumulation of (p·S)·c into a{i}_{u}. Streamed: UV tokens' words loaded per loop
+ * step. Preloaded (`vpre`): {@link vPreload} issued every word of the chunk before the K phase, and this
+ * accumulates them in a fully unrolled sequence.
+ */
+function vPhase(c: Derived, f: TensorFormat, st: number, pre: string[][] | null): string {
+  const ind = (l: string[], n: number) => l.map((x) => " ".repeat(n) + x);
+  if (pre) {
+    return pre.flatMap((words, j) => ind(vAccumulate(c, f, `p${j}`, words), 4)).join("\n");
+  }
+  const w: string[] = [];
+  w.push(`  for (var tb = lane; tb < clen; tb += ${u32(c.LANES * c.UV)}) {`);
+  const loads = [...Array(c.UV).keys()].map((k) => vLoad(c, f, st, `tb + ${u32(k * c.LANES)}`, `${k}`));
+  for (const l of loads) w.push(...ind(l.lines, 4));
+  loads.forEach((l, k) => w.push(...ind(vAccumulate(c, f, `${k}`, l.words), 4)));
   w.push("  }");
   return w.join("\n");
+}
+
+/** `vpre`: loads of every V word of the invocation's chunk tokens (issued before the K phase). */
+function vPreload(c: Derived, f: TensorFormat, st: number): { code: string; words: string[][] } {
+  const n = vTokensPerChunk(c);
+  const out: string[] = [], words: string[][] = [];
+  for (let j = 0; j < n; j++) {
+    const l = vLoad(c, f, st, `lane + ${u32(j * c.LANES)}`, `p${j}`);
+    out.push(...l.lines.map((x) => "    " + x));
+    words.push(l.words);
+  }
+  return { code: out.join("\n"), words };
 }
 
 /** Key of the code path of a segment: segments reading the same store tensors share one WGSL function. */
@@ -444,8 +497,10 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
   if (isChannelFormat(vf)) throw new QuantConfigError(`fused attention: V cannot be in channel format ${vf}`);
   const { NV, TPT, GPH, WG } = d;
   const ks = [...Array(TPT).keys()], us = [...Array(NV).keys()], js = [...Array(GPH).keys()];
-  const accs = [...Array(V_DIMS_PER_THREAD).keys()];
+  const accs = [...Array(d.VD).keys()];
   const cg = cfg.stores[seg.k.store].channelGroup ?? 128;
+  // vpre only where the chunk's words fit in 64 registers (e.g. not 16-bit rows); other segments stream
+  const vp = d.VPRE && vTokensPerChunk(d) * vGeom(d, vf).VW <= 64 ? vPreload(d, vf, seg.v.store) : null;
   const kq = kf.startsWith("q");
   const kcpw = kq ? formatFor(formatBits(kf)).codesPerWord : 1;
   // q·2^-sh for the in-place K codes (exact power-of-two scaling), one barrier per split
@@ -484,13 +539,14 @@ fn ${name}(s: u32, b: u32, kvh: u32, x: u32, lid: u32) {
   let vr = p.vref[s];
 ${qkPrep}
   let lane = lid / TPW;
-  let d0 = (lid % TPW) * ${u32(V_DIMS_PER_THREAD)};
+  let d0 = (lid % TPW) * ${u32(d.VD)};
   let jv = d0 / G;
 ${us.map((u) => `  var m${u} = vec4<f32>(NEG);\n  var l${u} = vec4<f32>(0.0);`).join("\n")}
 ${js.flatMap((j) => us.map((u) => `  var zs${j}_${u} = vec4<f32>(0.0);`)).join("\n")}
 ${accs.flatMap((i) => us.map((u) => `  var a${i}_${u} = vec4<f32>(0.0);`)).join("\n")}
   for (var c0 = t0; c0 < t1; c0 += CH) {
     let clen = min(CH, t1 - c0);
+${vp ? vp.code : ""}
 ${
     ks.map((k) =>
       `    let tk${k} = c0 + lid + ${
@@ -515,7 +571,7 @@ ${js.flatMap((j) => us.map((u) => `    zs${j}_${u} *= al${u};`)).join("\n")}
 ${accs.flatMap((i) => us.map((u) => `    a${i}_${u} *= al${u};`)).join("\n")}
 ${pPhase(d, vf, seg.v.store)}
     workgroupBarrier();
-${vPhase(d, vf, seg.v.store)}
+${vPhase(d, vf, seg.v.store, vp ? vp.words : null)}
   }
 ${wgReduce(d, us.map((u) => `l${u}`), "add")}
 ${js.map((j) => wgReduce(d, us.map((u) => `zs${j}_${u}`), "add")).join("\n")}
@@ -547,232 +603,6 @@ ${
     let u = lid / 4u; let cc = lid % 4u;
     let o = p.io.w + ((b * NH + kvh * HPK + lid) * S + x) * 2u;
     part[o] = mlsh[u][cc]; part[o + 1u] = mlsh[${u32(NV)} + u][cc];
-  }
-}
-`;
-}
-
-/** Shared head of both segment schemes: split bounds, the empty-split partial, and q·2^-sh for in-place K codes. */
-function segmentHead(cfg: FusedAttentionConfig, s: number): string {
-  const seg = cfg.segments[s];
-  const kf = tensorFormat(cfg, seg.k);
-  const d = derive(cfg);
-  const kq = kf.startsWith("q");
-  const kcpw = kq ? formatFor(formatBits(kf)).codesPerWord : 1;
-  const qkPrep = !kq ? "" : `  for (var i = lid; i < D * ${u32(d.NV)}; i += WG) {
-    let k = (i / ${u32(d.NV)}) % ${u32(kcpw)};
-    var sh = k * ${u32(formatBits(kf))};
-    if (sh + ${u32(formatBits(kf))} > 23u) { sh = sh - ${
-    u32(Math.ceil(9 / formatBits(kf)) * formatBits(kf))
-  }; }
-    qk[i] = qsh[i] * bitcast<f32>((127u - sh) << 23u);
-  }
-  workgroupBarrier();`;
-  return `  let sp = p.seg[s];
-  let ci = b * NSEG + s;
-  let cnt = p.cnt[ci / 4u][ci % 4u];
-  let t0 = (x - sp.x) * sp.z;
-  let t1 = min(t0 + sp.z, cnt);
-  let S = p.io.z;
-  if (t0 >= t1) {
-    for (var i = lid; i < HPK * D; i += WG) {
-      part[((b * NH + kvh * HPK + i / D) * S + x) * D + i % D] = 0.0;
-    }
-    if (lid < HPK) {
-      let o = p.io.w + ((b * NH + kvh * HPK + lid) * S + x) * 2u;
-      part[o] = NEG; part[o + 1u] = 0.0;
-    }
-    return;
-  }
-  let kr = p.kref[s];
-  let vr = p.vref[s];
-${qkPrep}`;
-}
-
-/**
- * Team scheme of one segment (tuning.tv set). Per chunk: the K phase (token-parallel, as the classic scheme)
- * writes raw scores to `sbuf[par]` (double-buffered, so one barrier per chunk suffices); then each team of
- * TV invocations (DV = D/TV dims each) walks the chunk's tokens team, team + NT, …: its chunk max, one
- * rescale of its accumulators, then p = exp(s − m_team) and acc += (p·S_V)·c. At the end of the split the
- * teams' (m, Σp, acc) are merged in workgroup memory: M = max m_team, everything scaled by e^(m_team − M)
- * and summed over teams in NT/SL rounds of SL slots.
- */
-function segmentFnTeam(cfg: FusedAttentionConfig, d: Derived, s: number, name: string): string {
-  const seg = cfg.segments[s];
-  const kf = tensorFormat(cfg, seg.k), vf = tensorFormat(cfg, seg.v);
-  if (isChannelFormat(vf)) throw new QuantConfigError(`fused attention: V cannot be in channel format ${vf}`);
-  const { NV, TPT, WG, G, GPH, D, TV, DV, NT, SL, UV, CH } = d;
-  const ks = [...Array(TPT).keys()], us = [...Array(NV).keys()], uvs = [...Array(UV).keys()];
-  const accs = [...Array(DV).keys()];
-  const cg = cfg.stores[seg.k.store].channelGroup ?? 128;
-  const st = seg.v.store;
-  const isBf = vf === "bf16";
-  const bits = formatBits(vf);
-  const cpw = isBf ? 2 : formatFor(bits).codesPerWord;
-  const gph = isBf ? 1 : GPH;
-  const VW = DV / cpw;
-  const vscale = (i: number) => (isBf ? 1 : 2 ** -inplaceShift(bits, i % cpw));
-  const w: string[] = [];
-  // V words of token k of one unrolled step
-  const words: string[][] = [];
-  for (const k of uvs) {
-    const ws: string[] = [];
-    if (VW === 1) {
-      w.push(`      let w${k}_0 = ld${st}(wb${k});`);
-      ws.push(`w${k}_0`);
-    } else if (VW === 2) {
-      w.push(`      let v4_${k} = s${st}[wb${k} >> 2u]; let hi${k} = ((wb${k} >> 1u) & 1u) == 1u;`);
-      w.push(
-        `      let w${k}_0 = select(v4_${k}.x, v4_${k}.z, hi${k}); let w${k}_1 = select(v4_${k}.y, v4_${k}.w, hi${k});`,
-      );
-      ws.push(`w${k}_0`, `w${k}_1`);
-    } else {
-      for (let q = 0; q < VW / 4; q++) {
-        w.push(`      let v${k}_${q} = s${st}[(wb${k} >> 2u) + ${u32(q)}];`);
-        for (let e = 0; e < 4; e++) ws.push(`v${k}_${q}.${V[e]}`);
-      }
-    }
-    words.push(ws);
-  }
-  const loads = w.join("\n");
-  const fmas: string[] = [];
-  for (const k of uvs) {
-    words[k].forEach((word, m) => {
-      for (let cc = 0; cc < cpw; cc++) {
-        const i = m * cpw + cc;
-        const dec = isBf
-          ? (cc === 0 ? `bitcast<f32>(${word} << 16u)` : `bitcast<f32>(${word} & 0xffff0000u)`)
-          : inplaceCodeExpr(word, bits, cc);
-        fmas.push(`      { let f = ${dec};`);
-        for (const u of us) fmas.push(`        a${i}_${u} += pw${k}_${u} * f;`);
-        fmas.push("      }");
-      }
-    });
-  }
-  const tokenSetup = uvs.map((k) => {
-    const l: string[] = [];
-    l.push(`      let ok${k} = tb + ${u32(k * NT)} < clen;`);
-    l.push(`      let tl${k} = min(tb + ${u32(k * NT)}, clen - 1u);`);
-    l.push(`      let row${k} = (b * NKV + kvh) * vr.z + vr.w + c0 + tl${k};`);
-    for (const u of us) {
-      l.push(
-        `      let p${k}_${u} = select(vec4<f32>(0.0), exp(sbuf[sb + tl${k} * ${u32(NV)} + ${
-          u32(u)
-        }] - m${u}), ok${k});`,
-      );
-      l.push(`      l${u} += p${k}_${u};`);
-    }
-    if (isBf) {
-      for (const u of us) l.push(`      let pw${k}_${u} = p${k}_${u};`);
-      l.push(`      let wb${k} = vr.x + row${k} * ${u32(D / 2)} + d0 / 2u;`);
-    } else {
-      l.push(`      let szv${k} = ld${st}(vr.y + row${k} * ${u32(gph)} + jv);`);
-      l.push(`      let Sv${k} = bf16(szv${k} & 0xffffu); let zv${k} = bf16(szv${k} >> 16u);`);
-      for (const u of us) {
-        l.push(`      let pw${k}_${u} = p${k}_${u} * Sv${k};`);
-        l.push(`      zs${u} += p${k}_${u} * zv${k};`);
-      }
-      l.push(
-        `      let wb${k} = vr.x + (row${k} * ${u32(gph)} + jv) * ${u32(G / cpw)} + (d0 % G) / ${u32(cpw)};`,
-      );
-    }
-    return l.join("\n");
-  }).join("\n");
-  const fin = (i: number, u: number) => {
-    const sc = vscale(i);
-    const a = sc === 1 ? `a${i}_${u}` : `a${i}_${u} * ${sc}`;
-    return isBf ? `${a}` : `(${a} - zs${u})`;
-  };
-  return /* wgsl */ `
-fn ${name}(s: u32, b: u32, kvh: u32, x: u32, lid: u32) {
-${segmentHead(cfg, s)}
-  let team = lid / ${u32(TV)};
-  let d0 = (lid % ${u32(TV)}) * ${u32(DV)};
-  let jv = d0 / G;
-${
-    us.map((u) =>
-      `  var m${u} = vec4<f32>(NEG);\n  var l${u} = vec4<f32>(0.0);\n  var zs${u} = vec4<f32>(0.0);`
-    ).join("\n")
-  }
-${accs.flatMap((i) => us.map((u) => `  var a${i}_${u} = vec4<f32>(0.0);`)).join("\n")}
-  var par = 0u;
-  for (var c0 = t0; c0 < t1; c0 += CH) {
-    let clen = min(CH, t1 - c0);
-    let sb = par * ${u32(CH * NV)};
-${
-    ks.map((k) => `    let tk${k} = c0 + lid + ${u32(k * WG)};\n    let tc${k} = min(tk${k}, t1 - 1u);`).join(
-      "\n",
-    )
-  }
-${ks.flatMap((k) => us.map((u) => `    var sc${k}_${u} = vec4<f32>(0.0);`)).join("\n")}
-${kPhase(d, kf, seg.k.store, cg)}
-${
-    ks.flatMap((k) =>
-      us.map((u) => `    sbuf[sb + (lid + ${u32(k * WG)}) * ${u32(NV)} + ${u32(u)}] = sc${k}_${u};`)
-    ).join("\n")
-  }
-    workgroupBarrier();
-${us.map((u) => `    var cm${u} = vec4<f32>(NEG);`).join("\n")}
-    for (var tb = team; tb < clen; tb += ${u32(NT)}) {
-${us.map((u) => `      cm${u} = max(cm${u}, sbuf[sb + tb * ${u32(NV)} + ${u32(u)}]);`).join("\n")}
-    }
-${
-    us.map((u) =>
-      `    { let mn = max(m${u}, cm${u}); let al = exp(m${u} - mn); m${u} = mn; l${u} *= al; zs${u} *= al;
-${accs.map((i) => `      a${i}_${u} *= al;`).join("\n")}
-    }`
-    ).join("\n")
-  }
-    for (var tb = team; tb < clen; tb += ${u32(NT * UV)}) {
-${tokenSetup}
-${loads}
-${fmas.join("\n")}
-    }
-    par = 1u - par;
-  }
-  if (lid % ${u32(TV)} == 0u) {
-${us.map((u) => `    tmv[team * ${u32(NV)} + ${u32(u)}] = m${u};`).join("\n")}
-  }
-  workgroupBarrier();
-${
-    us.map((u) =>
-      `  var M${u} = tmv[${u32(u)}];
-  for (var t = 1u; t < ${u32(NT)}; t++) { M${u} = max(M${u}, tmv[t * ${u32(NV)} + ${u32(u)}]); }
-  let f${u} = exp(m${u} - M${u});`
-    ).join("\n")
-  }
-  if (lid % ${u32(TV)} == 0u) {
-${us.map((u) => `    tlv[team * ${u32(NV)} + ${u32(u)}] = l${u} * f${u};`).join("\n")}
-  }
-  for (var rd = 0u; rd < ${u32(NT / SL)}; rd++) {
-    if (team / ${u32(SL)} == rd) {
-      let sbase = ((team % ${u32(SL)}) * D + d0) * ${u32(NV)};
-${
-    accs.flatMap((i) =>
-      us.map((u) =>
-        `      { let o = sbase + ${u32(i * NV + u)}; let v = ${
-          fin(i, u)
-        } * f${u}; mslot[o] = select(mslot[o] + v, v, rd == 0u); }`
-      )
-    ).join("\n")
-  }
-    }
-    workgroupBarrier();
-  }
-  for (var i = lid; i < HPK * D; i += WG) {
-    let hh = i / D; let d = i % D; let u = hh / 4u; let cc = hh % 4u;
-    var acc = 0.0;
-    for (var sl = 0u; sl < ${u32(SL)}; sl++) { acc += mslot[(sl * D + d) * ${u32(NV)} + u][cc]; }
-    part[((b * NH + kvh * HPK + hh) * S + x) * D + d] = acc;
-  }
-  if (lid < HPK) {
-    let u = lid / 4u; let cc = lid % 4u;
-    var Mx = 0.0;
-${us.map((u) => `    if (u == ${u32(u)}) { Mx = M${u}[cc]; }`).join("\n")}
-    var Lx = 0.0;
-    for (var t = 0u; t < ${u32(NT)}; t++) { Lx += tlv[t * ${u32(NV)} + u][cc]; }
-    let o = p.io.w + ((b * NH + kvh * HPK + lid) * S + x) * 2u;
-    part[o] = Mx; part[o + 1u] = Lx;
   }
 }
 `;
@@ -810,12 +640,7 @@ fn ld${i}(w: u32) -> u32 {
   }
   const combos = [...new Set(cfg.segments.map(comboKey))];
   const fns = combos.map((key, ci) =>
-    (d.TV ? segmentFnTeam : segmentFn)(
-      cfg,
-      d,
-      cfg.segments.findIndex((g) => comboKey(g) === key),
-      `seg_c${ci}`,
-    )
+    segmentFn(cfg, d, cfg.segments.findIndex((g) => comboKey(g) === key), `seg_c${ci}`)
   );
   const dispatch = combos.length === 1 ? "  seg_c0(s, b, kvh, x, lid);" : combos.map((key, ci) => {
     const members = cfg.segments.map((g, i) => (comboKey(g) === key ? `s == ${u32(i)}` : "")).filter((t) =>
@@ -852,18 +677,11 @@ ${stores.join("\n")}
 var<workgroup> qsh: array<vec4<f32>, ${d.D * NV}>;
 var<workgroup> qk: array<vec4<f32>, ${d.D * NV}>;
 var<workgroup> qsum: array<vec4<f32>, ${d.GPH * NV}>;
-${
-    d.TV
-      ? `var<workgroup> sbuf: array<vec4<f32>, ${2 * d.CH * NV}>;
-var<workgroup> mslot: array<vec4<f32>, ${d.SL * d.D * NV}>;
-var<workgroup> tmv: array<vec4<f32>, ${d.NT * NV}>;
-var<workgroup> tlv: array<vec4<f32>, ${d.NT * NV}>;`
-      : `var<workgroup> red: array<vec4<f32>, ${d.WG * NV}>;
+var<workgroup> red: array<vec4<f32>, ${d.WG * NV}>;
 var<workgroup> red2: array<vec4<f32>, ${(d.WG / 8) * NV}>;
 var<workgroup> ps: array<vec4<f32>, ${d.PS}>;
 var<workgroup> zsh: array<vec4<f32>, ${d.GPH * NV}>;
-var<workgroup> mlsh: array<vec4<f32>, ${2 * NV}>;`
-  }
+var<workgroup> mlsh: array<vec4<f32>, ${2 * NV}>;
 ${QUANT_WGSL}
 ${fns.join("\n")}
 @compute @workgroup_size(${d.WG})
