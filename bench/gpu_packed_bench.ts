@@ -128,6 +128,9 @@ export const LARGE: BenchOptions = {
     { wg: 128, tpt: 1, uv: 2, kpre: 16 },
     { wg: 128, tpt: 2, uv: 2, kpre: 16 },
     { wg: 256, tpt: 1, uv: 4, kpre: 16 },
+    { wg: 128, tpt: 2, uv: 4, vd: 8 },
+    { wg: 128, tpt: 2, uv: 2, vd: 8 },
+    { wg: 64, tpt: 2, uv: 2, vd: 8 },
   ],
   targets: [8, 16, 32],
   iters: 20,
@@ -593,9 +596,7 @@ export function benchMarkdown(r: BenchReport): string {
   const o = r.options;
   const gb = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(2));
   const t = (x: AttentionTuning) =>
-    `wg ${x.wg}, tpt ${x.tpt}, uv ${x.uv ?? 1}, kpre ${x.kpre ?? 4}${x.vd ? `, vd ${x.vd}` : ""}${
-      x.vpre ? ", vpre" : ""
-    }${x.kilp ? `, kilp ${x.kilp}` : ""}`;
+    `wg ${x.wg}, tpt ${x.tpt}, uv ${x.uv ?? 1}, kpre ${x.kpre ?? 4}, vd ${x.vd ?? 16}`;
   const lines = [
     `- Adapter: ${r.adapter}; timing: ${r.timing}; ${r.date}`,
     `- Shape: batch ${o.batch}, ${o.numHeads} query / ${o.numKvHeads} KV heads, head_dim ${o.headDim}, ${o.tokens} cached tokens + 1 new`,

@@ -79,17 +79,15 @@ const TUNINGS: AttentionTuning[] = software ? [{ wg: 64, tpt: 1 }] : [
   { wg: 128, tpt: 2, uv: 2, kpre: 16 },
   { wg: 128, tpt: 2, uv: 2, vd: 8 },
   { wg: 64, tpt: 2, uv: 4, vd: 8 },
-  { wg: 128, tpt: 2, uv: 2, vd: 8, vpre: true },
-  { wg: 64, tpt: 2, uv: 2, vpre: true, kilp: 2 },
 ];
 /** Half-width V lanes (vd 8) on software adapters. */
-const SOFT_VD8: AttentionTuning = { wg: 64, tpt: 2, uv: 2, vd: 8, vpre: true, kilp: 2 };
+const SOFT_VD8: AttentionTuning = { wg: 64, tpt: 2, uv: 2, vd: 8 };
 /** On software adapters each static case runs one different tuning (compiling is what costs time there). */
 const SOFT_STATIC: Record<number, AttentionTuning> = {
-  16: { wg: 64, tpt: 1, uv: 1, kpre: 16, kilp: 2 },
+  16: { wg: 64, tpt: 1, uv: 1, kpre: 16 },
   8: { wg: 64, tpt: 2, uv: 4, kpre: 8, vd: 8 },
-  4: { wg: 64, tpt: 1, uv: 2, vd: 8, vpre: true },
-  2: { wg: 128, tpt: 2, uv: 4, vd: 8, vpre: true },
+  4: { wg: 64, tpt: 1, uv: 2, vd: 8 },
+  2: { wg: 128, tpt: 2, uv: 4, vd: 8 },
 };
 
 function gpuCase(name: string, fn: (g: PackedGpu) => Promise<void>): void {

@@ -16,9 +16,10 @@
  * 2. Chunk max over the workgroup (two-stage reduction), online-softmax rescale α = exp(m_old − m_new).
  * 3. p phase: p = exp(s − m); each invocation keeps its own running Σp and Σp·z_V (rescaled by α) and
  *    writes p·S_V per (token, V group) to workgroup memory.
- * 4. V phase (dim-parallel): D/16 invocations per token, each owning 16 consecutive dims (one u32 of 2-bit
- *    codes, `vec2<u32>` of 4-bit, `vec4<u32>` of 8-bit, 2×`vec4<u32>` of 16-bit or bf16), WG/(D/16) tokens
- *    in flight; acc[d][h] += (p·S)·c. At the end of the split the token lanes are summed, Σp·z is
+ * 4. V phase (dim-parallel): D/vd invocations per token, each owning vd = 16 (or 8, `tuning.vd`) consecutive
+ *    dims (at vd 16: one u32 of 2-bit codes, `vec2<u32>` of 4-bit, `vec4<u32>` of 8-bit, 2×`vec4<u32>` of
+ *    16-bit or bf16; at vd 8 half of that, two invocations sharing a 2-bit word), WG/(D/vd) tokens in flight;
+ *    acc[d][h] += (p·S)·c. At the end of the split the token lanes are summed, Σp·z is
  *    subtracted, and (acc, max, Σp) are written as the split's partial.
  *
  * **Reduce kernel** ({@link attentionReduceWgsl}). Grid (nH, B): merges the partials of all splits and the
@@ -41,7 +42,7 @@
  * | 3 | `out` | `array<f32>` read_write | [B, nH, D] |
  *
  * Requirements: D % 16 = 0 (so every format packs whole words per 16 dims), nH % nKv = 0, WG a multiple of
- * D/16 and ≥ 64. Numerics: f32 with folded dequantization and `exp`; within the bound stated in
+ * D/vd and ≥ 64. Numerics: f32 with folded dequantization and `exp`; within the bound stated in
  * docs/gpu-packed.md of cpu/attention.ts run on the dequantized cache (codes themselves are exact).
  *
  * @example
@@ -75,16 +76,10 @@ export interface AttentionTuning {
   /** Dims each invocation owns in the V phase: 16 (default) or 8 (half the accumulator registers; a 2-bit V
    * word is then shared by two invocations, each taking its half). */
   vd?: number;
-  /** Load every V word of the invocation's chunk tokens at the start of the chunk, before the K phase (one
-   * memory round trip per chunk instead of one per V step). Applied to the segments whose chunk words fit in
-   * 64 registers per invocation (2-, 4-bit rows); the others stream as without it. */
-  vpre?: boolean;
-  /** Independent partial sums per K dot product (1 or 2; default 1). */
-  kilp?: number;
 }
 
 /** Default tuning (chosen on the H100, docs/gpu-packed.md). */
-export const DEFAULT_ATTENTION_TUNING: AttentionTuning = { wg: 128, tpt: 2, uv: 2 };
+export const DEFAULT_ATTENTION_TUNING: AttentionTuning = { wg: 128, tpt: 2, uv: 4, vd: 8 };
 
 /** Compile-time description of a fused attention pipeline. */
 export interface FusedAttentionConfig {
@@ -119,8 +114,6 @@ interface Derived {
   TPW: number;
   LANES: number;
   VD: number;
-  VPRE: boolean;
-  KILP: number;
   NSEG: number;
   NCNT: number;
   PS: number;
@@ -140,9 +133,6 @@ function derive(c: FusedAttentionConfig): Derived {
   const WG = c.tuning.wg, TPT = c.tuning.tpt;
   const VD = c.tuning.vd ?? V_DIMS_PER_THREAD;
   if (VD !== 8 && VD !== 16) throw new QuantConfigError(`fused attention: vd ${VD} must be 8 or 16`);
-  if (![1, 2, 4].includes(c.tuning.kilp ?? 1)) {
-    throw new QuantConfigError(`fused attention: kilp ${c.tuning.kilp} must be 1, 2 or 4`);
-  }
   const TPW = D / VD;
   if (![64, 128, 256].includes(WG) || WG % TPW !== 0) {
     throw new QuantConfigError(
@@ -169,8 +159,6 @@ function derive(c: FusedAttentionConfig): Derived {
     TPW,
     LANES: WG / TPW,
     VD,
-    VPRE: c.tuning.vpre === true,
-    KILP: c.tuning.kilp ?? 1,
     NSEG,
     NCNT: Math.max(1, Math.ceil((c.maxBatch * NSEG) / 4)),
     PS: Math.max(CH * (D / G), D) * NV,
@@ -274,9 +262,7 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
         w.push(`    let szk${k} = ld${st}(kr.y + gi${k});`);
         w.push(`    let Sk${k} = bf16(szk${k} & 0xffffu); let zk${k} = bf16(szk${k} >> 16u);`);
       }
-      for (const u of us) {
-        for (let a = 0; a < c.KILP; a++) w.push(`    var dt${k}_${u}_${a} = vec4<f32>(0.0);`);
-      }
+      for (const u of us) w.push(`    var dt${k}_${u} = vec4<f32>(0.0);`);
     }
     const decode = (word: string, cc: number) =>
       isBf
@@ -293,8 +279,7 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
           }
           for (const k of ks) {
             b.push(`      { let f = ${decode(words(k, e), cc)};`);
-            const a = (e * cpw + cc) % c.KILP; // independent partial sums: shorter FMA dependency chains
-            for (const u of us) b.push(`        dt${k}_${u}_${a} += q${e}_${cc}_${u} * f;`);
+            for (const u of us) b.push(`        dt${k}_${u} += q${e}_${cc}_${u} * f;`);
             b.push("      }");
           }
         }
@@ -328,11 +313,10 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
     }
     for (const k of ks) {
       for (const u of us) {
-        const dt = [...Array(c.KILP).keys()].map((a) => `dt${k}_${u}_${a}`).join(" + ");
         w.push(
           isBf
-            ? `    sc${k}_${u} += ${dt};`
-            : `    sc${k}_${u} += Sk${k} * (${dt}) - zk${k} * qsum[${u32(j * NV + u)}];`,
+            ? `    sc${k}_${u} += dt${k}_${u};`
+            : `    sc${k}_${u} += Sk${k} * dt${k}_${u} - zk${k} * qsum[${u32(j * NV + u)}];`,
         );
       }
     }
@@ -450,21 +434,11 @@ function vAccumulate(c: Derived, f: TensorFormat, n: string, words: string[]): s
   return w;
 }
 
-/** Tokens of one chunk an invocation accumulates in the V phase (CH / LANES). */
-function vTokensPerChunk(c: Derived): number {
-  return c.CH / c.LANES;
-}
-
 /**
- * V phase: dim-parallel accumulation of (p·S)·c into a{i}_{u}. Streamed: UV tokens' words loaded per loop
- * step. Preloaded (`vpre`): {@link vPreload} issued every word of the chunk before the K phase, and this
- * accumulates them in a fully unrolled sequence.
+ * V phase: dim-parallel accumulation of (p·S)·c into a{i}_{u}, UV tokens' words loaded per loop step.
  */
-function vPhase(c: Derived, f: TensorFormat, st: number, pre: string[][] | null): string {
+function vPhase(c: Derived, f: TensorFormat, st: number): string {
   const ind = (l: string[], n: number) => l.map((x) => " ".repeat(n) + x);
-  if (pre) {
-    return pre.flatMap((words, j) => ind(vAccumulate(c, f, `p${j}`, words), 4)).join("\n");
-  }
   const w: string[] = [];
   w.push(`  for (var tb = lane; tb < clen; tb += ${u32(c.LANES * c.UV)}) {`);
   const loads = [...Array(c.UV).keys()].map((k) => vLoad(c, f, st, `tb + ${u32(k * c.LANES)}`, `${k}`));
@@ -472,18 +446,6 @@ function vPhase(c: Derived, f: TensorFormat, st: number, pre: string[][] | null)
   loads.forEach((l, k) => w.push(...ind(vAccumulate(c, f, `${k}`, l.words), 4)));
   w.push("  }");
   return w.join("\n");
-}
-
-/** `vpre`: loads of every V word of the invocation's chunk tokens (issued before the K phase). */
-function vPreload(c: Derived, f: TensorFormat, st: number): { code: string; words: string[][] } {
-  const n = vTokensPerChunk(c);
-  const out: string[] = [], words: string[][] = [];
-  for (let j = 0; j < n; j++) {
-    const l = vLoad(c, f, st, `lane + ${u32(j * c.LANES)}`, `p${j}`);
-    out.push(...l.lines.map((x) => "    " + x));
-    words.push(l.words);
-  }
-  return { code: out.join("\n"), words };
 }
 
 /** Key of the code path of a segment: segments reading the same store tensors share one WGSL function. */
@@ -499,8 +461,6 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
   const ks = [...Array(TPT).keys()], us = [...Array(NV).keys()], js = [...Array(GPH).keys()];
   const accs = [...Array(d.VD).keys()];
   const cg = cfg.stores[seg.k.store].channelGroup ?? 128;
-  // vpre only where the chunk's words fit in 64 registers (e.g. not 16-bit rows); other segments stream
-  const vp = d.VPRE && vTokensPerChunk(d) * vGeom(d, vf).VW <= 64 ? vPreload(d, vf, seg.v.store) : null;
   const kq = kf.startsWith("q");
   const kcpw = kq ? formatFor(formatBits(kf)).codesPerWord : 1;
   // q·2^-sh for the in-place K codes (exact power-of-two scaling), one barrier per split
@@ -546,7 +506,6 @@ ${js.flatMap((j) => us.map((u) => `  var zs${j}_${u} = vec4<f32>(0.0);`)).join("
 ${accs.flatMap((i) => us.map((u) => `  var a${i}_${u} = vec4<f32>(0.0);`)).join("\n")}
   for (var c0 = t0; c0 < t1; c0 += CH) {
     let clen = min(CH, t1 - c0);
-${vp ? vp.code : ""}
 ${
     ks.map((k) =>
       `    let tk${k} = c0 + lid + ${
@@ -571,7 +530,7 @@ ${js.flatMap((j) => us.map((u) => `    zs${j}_${u} *= al${u};`)).join("\n")}
 ${accs.flatMap((i) => us.map((u) => `    a${i}_${u} *= al${u};`)).join("\n")}
 ${pPhase(d, vf, seg.v.store)}
     workgroupBarrier();
-${vPhase(d, vf, seg.v.store, vp ? vp.words : null)}
+${vPhase(d, vf, seg.v.store)}
   }
 ${wgReduce(d, us.map((u) => `l${u}`), "add")}
 ${js.map((j) => wgReduce(d, us.map((u) => `zs${j}_${u}`), "add")).join("\n")}
