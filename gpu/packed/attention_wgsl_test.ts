@@ -1,0 +1,68 @@
+/**
+ * Host-only checks of the fused attention's WGSL generator (attention.wgsl.ts): every bad tuning or shape is
+ * a typed error naming the value, and the V-phase width `vd` changes what the kernel declares. The kernels
+ * themselves are checked against the CPU in tests/conformance_packed_test.ts.
+ */
+import assert from "node:assert/strict";
+import {
+  attentionPartialWgsl,
+  type AttentionTuning,
+  DEFAULT_ATTENTION_TUNING,
+  type FusedAttentionConfig,
+} from "./attention.wgsl.ts";
+import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
+
+function cfg(tuning: AttentionTuning, over: Partial<FusedAttentionConfig> = {}): FusedAttentionConfig {
+  return {
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    maxBatch: 8,
+    stores: [{ k: "q16", v: "q16" }, { k: "q2", v: "q2" }],
+    segments: [0, 1, 0].map((i) => ({ k: { store: i, tensor: "k" }, v: { store: i, tensor: "v" } })),
+    tuning,
+    ...over,
+  };
+}
+
+Deno.test("attention wgsl: bad tunings and shapes are typed errors naming the value", () => {
+  const bad: [AttentionTuning, RegExp][] = [
+    [{ wg: 96, tpt: 2 }, /workgroup 96/],
+    [{ wg: 128, tpt: 3 }, /tpt 3/],
+    [{ wg: 128, tpt: 2, uv: 8 }, /uv 8/],
+    [{ wg: 128, tpt: 2, vd: 4 }, /vd 4/],
+    [{ wg: 128, tpt: 2, vd: 32 }, /vd 32/],
+  ];
+  for (const [t, re] of bad) {
+    assert.throws(
+      () => attentionPartialWgsl(cfg(t)),
+      (e: Error) => e instanceof QuantConfigError && re.test(e.message),
+    );
+  }
+  assert.throws(
+    () => attentionPartialWgsl(cfg(DEFAULT_ATTENTION_TUNING, { headDim: 72 })),
+    (e: Error) => e instanceof QuantConfigError && /72/.test(e.message),
+  );
+  assert.throws(
+    () => attentionPartialWgsl(cfg(DEFAULT_ATTENTION_TUNING, { numHeads: 30 })),
+    (e: Error) => e instanceof TensorShapeError && /30/.test(e.message),
+  );
+  // D/vd invocations per token must divide the workgroup: D 1024, vd 8 → 128 per token, more than wg 64
+  assert.throws(
+    () => attentionPartialWgsl(cfg({ wg: 64, tpt: 1, vd: 8 }, { headDim: 1024, numHeads: 8, numKvHeads: 8 })),
+    (e: Error) => e instanceof QuantConfigError && /D\/vd = 128/.test(e.message),
+  );
+});
+
+Deno.test("attention wgsl: vd 8 halves the V accumulators and shares 2-bit words between two invocations", () => {
+  const v16 = attentionPartialWgsl(cfg({ wg: 128, tpt: 2, uv: 4, vd: 16 }));
+  const v8 = attentionPartialWgsl(cfg({ wg: 128, tpt: 2, uv: 4, vd: 8 }));
+  const accs = (code: string) => new Set(code.match(/var a\d+_0 = /g)).size;
+  assert.equal(accs(v16), 16);
+  assert.equal(accs(v8), 8);
+  assert.match(v8, /let d0 = \(lid % TPW\) \* 8u;/);
+  assert.match(v8, /const TPW = 16u;/);
+  // the 2-bit body: each invocation shifts its half of the shared word down
+  assert.match(v8, />> \(\(\(d0 \/ 8u\) % 2u\) \* 16u\)/);
+  assert.doesNotMatch(v16, /% 2u\) \* 16u\)/);
+});
