@@ -6,8 +6,9 @@
  * submit and ONE readback (the logits, or 8 bytes for {@link GpuEngine.decodeGreedy}). Prefill runs the prompt
  * in chunks of `prefillChunk` tokens, one submit per chunk, and reads back only the last logits.
  * {@link GpuEngine.decodeGreedyMany} chains greedy steps on the GPU (each step embeds the token the previous
- * step's argmax wrote) and reads back all tokens at once, avoiding a GPU→host round trip per token, which
- * in Deno costs ≥ 10 ms (its mapAsync polls every 10 ms).
+ * step's argmax wrote) and reads back all tokens of a chunk at once, avoiding a GPU→host round trip per
+ * token, which in Deno costs ≥ 10 ms (its mapAsync polls every 10 ms); it records and submits the next chunk
+ * before reading the previous one back, so host recording and readback overlap the GPU's work.
  *
  * Caches: `{ method: "exact" }` (f32 K/V, gpu/cache/exact.ts), the grouped packed methods `static` and
  * `pmkvq` (gpu/cache/packed.ts), `kivi` (gpu/cache/kivi.ts) and `mixkvq` (gpu/cache/mixkvq.ts); the packed
@@ -20,7 +21,7 @@
  * |---|---|---|
  * | step params | [stepSlots, stride] (gpu/step.ts) | uniform u32 |
  * | logits readback | [vocab] | f32, MAP_READ |
- * | token readback | [2, idSlots]: chosen ids, then non-finite counts | u32, MAP_READ |
+ * | token readback ×2 | [2, greedyChunk + 1] per id region: chosen ids, then non-finite counts | u32, MAP_READ |
  *
  * @example
  * ```ts
@@ -141,7 +142,8 @@ export async function createGpuEngine(
   try {
     const reg = registryFor(ctx);
     weights = uploadWeights(ctx, model, { format: options.weights ?? "auto" });
-    const sizes = { capacity, maxTokens: chunk, idSlots: Math.max(chunk, greedyChunk + 1) };
+    // greedy chains alternate between two id regions of greedyChunk + 1 slots (engine.decodeGreedyMany)
+    const sizes = { capacity, maxTokens: chunk, idSlots: Math.max(chunk, 2 * (greedyChunk + 1)) };
     const fwd = await GpuForward.create(reg, model, weights, sizes, makeCache);
     const engine = new GpuEngine(ctx, owned, reg, weights, fwd, spec, greedyChunk);
     ctx.check();
@@ -177,7 +179,8 @@ export class GpuEngine implements Engine {
   readonly #owned: boolean;
   readonly #steps: StepBuffer;
   readonly #logitsRb: Readback;
-  readonly #tokensRb: Readback;
+  /** per id region r of a greedy chain: [2, greedyChunk + 1] u32 (chosen tokens, then non-finite counts) */
+  readonly #tokensRb: [Readback, Readback];
   readonly #greedyChunk: number;
   #position = 0;
   #disposed = false;
@@ -203,7 +206,11 @@ export class GpuEngine implements Engine {
     this.#greedyChunk = greedyChunk;
     this.#steps = new StepBuffer(reg, greedyChunk);
     this.#logitsRb = new Readback(ctx, `logits [${fwd.config.vocabSize}] f32`, 4 * fwd.config.vocabSize);
-    this.#tokensRb = new Readback(ctx, `tokens [2, ${fwd.sizes.idSlots}] u32`, 8 * fwd.sizes.idSlots);
+    const R = greedyChunk + 1;
+    this.#tokensRb = [0, 1].map((r) => new Readback(ctx, `tokens region ${r} [2, ${R}] u32`, 8 * R)) as [
+      Readback,
+      Readback,
+    ];
   }
 
   get position(): number {
@@ -263,6 +270,7 @@ export class GpuEngine implements Engine {
     });
     pass.end();
     after?.(enc);
+    this.forward.cache.flush?.();
     this.ctx.device.queue.submit([enc.finish()]);
     for (const s of steps) this.forward.cache.commit(s.T);
   }
@@ -367,7 +375,18 @@ export class GpuEngine implements Engine {
   /**
    * Runs `n` greedy decode steps chained on the GPU: step i embeds the token step i−1 chose (step 0 embeds
    * `id`) and returns the n chosen tokens; the context grows by n (less when a stop id ends it early).
-   * Steps are recorded `greedyChunk` per submit with one 8-byte-per-token readback per submit.
+   * Steps are recorded `greedyChunk` per submit with one 8-byte-per-token readback per submit. Chunks
+   * alternate between two id regions, and the next chunk reads its input token from the previous chunk's
+   * last slot on the GPU, so — unless the cache needs the host between submissions (`settle`,
+   * `maxChainSteps`) or a stop id could not be rolled back — chunk k+1 is recorded and submitted BEFORE
+   * chunk k's tokens are read back: the host records while the GPU runs. A stop id (or a non-finite logit)
+   * found in chunk k rolls back the steps already submitted after it.
+   *
+   * | chunk in region r, step i | reads `ids[…]` | writes `ids[…]` and `flags[…]` |
+   * | --- | --- | --- |
+   * | i = 0 | r·R (`id`, first chunk) or the previous chunk's last slot | r·R + 1 |
+   * | 0 < i < m | r·R + i | r·R + i + 1 |
+   * (R = greedyChunk + 1; the chunk's tokens and flags are copied to readback region r.)
    *
    * @example
    * ```ts
@@ -383,50 +402,77 @@ export class GpuEngine implements Engine {
     this.#checkRoom(n);
     this.#checkIds([id]);
     const stop = new Set(options.stopIds ?? []);
+    const cache = this.forward.cache;
     const out: number[] = [];
-    const slots = this.forward.sizes.idSlots;
-    let cur = id;
+    const R = this.#greedyChunk + 1;
     // a cache that cannot roll back records no step past a possible stop token
-    const chain = stop.size > 0 && this.forward.cache.canTruncate === false ? 1 : this.#greedyChunk;
-    while (out.length < n) {
-      // a cache that needs the host every few steps (MixKVQ: at a block flush) ends the chain there
-      const m = Math.min(chain, n - out.length, Math.max(1, this.forward.cache.maxChainSteps?.() ?? chain));
-      const P0 = this.#position;
-      this.ctx.device.queue.writeBuffer(this.forward.act.ids, 0, new Uint32Array([cur]));
-      const steps = [];
-      for (let i = 0; i < m; i++) {
-        this.#setStep(i, 1, P0 + i, i, i + 1);
-        steps.push({ T: 1, P: P0 + i, argmax: true });
-      }
-      this.#submitSteps(steps, (enc) => {
-        this.#tokensRb.copyFrom(enc, this.forward.act.ids, 4, 4 * m, 0);
-        this.#tokensRb.copyFrom(enc, this.forward.act.flags, 4, 4 * m, 4 * slots);
-      });
-      this.#position = P0 + m;
+    const chain = stop.size > 0 && cache.canTruncate === false ? 1 : this.#greedyChunk;
+    const pipelined = !cache.settle && !cache.maxChainSteps &&
+      (stop.size === 0 || cache.canTruncate !== false);
+    /** Reads chunk `c`'s tokens; true when the chain ended (stop id), after rolling back what follows it. */
+    const finish = async (c: { P0: number; m: number; region: number }): Promise<boolean> => {
       let words: Uint32Array;
       try {
         await this.#settle();
-        words = new Uint32Array(await this.#tokensRb.read());
+        words = new Uint32Array(await this.#tokensRb[c.region].read());
         this.ctx.check();
       } catch (e) {
-        this.#rollback(P0);
+        this.#rollback(c.P0);
         throw e;
       }
-      for (let i = 0; i < m; i++) {
-        if (words[slots + i] !== 0) {
-          this.#rollback(P0 + i);
-          throw new NonFiniteError(`${words[slots + i]} logits of position ${P0 + i} are NaN or infinite`);
+      for (let i = 0; i < c.m; i++) {
+        if (words[R + i] !== 0) {
+          this.#rollback(c.P0 + i);
+          throw new NonFiniteError(`${words[R + i]} logits of position ${c.P0 + i} are NaN or infinite`);
         }
         const tok = words[i];
         out.push(tok);
         options.onToken?.(tok, out.length - 1);
         if (stop.has(tok)) {
-          this.#rollback(P0 + i + 1);
-          return out;
+          this.#rollback(c.P0 + i + 1);
+          return true;
         }
       }
-      cur = out[out.length - 1];
+      return false;
+    };
+    let submitted = 0, region = 0;
+    let inSlot = -1; // ids slot holding the next chunk's input token (-1: `id`, written from the host)
+    let pending: { P0: number; m: number; region: number } | null = null;
+    while (submitted < n) {
+      // a cache that needs the host every few steps (MixKVQ: at a block flush) ends the chain there
+      const m = Math.min(chain, n - submitted, Math.max(1, cache.maxChainSteps?.() ?? chain));
+      const P0 = this.#position, base = region * R;
+      if (inSlot < 0) {
+        this.ctx.device.queue.writeBuffer(this.forward.act.ids, 4 * base, new Uint32Array([id]));
+        inSlot = base;
+      }
+      const steps = [];
+      for (let i = 0; i < m; i++) {
+        this.#setStep(i, 1, P0 + i, i === 0 ? inSlot : base + i, base + i + 1);
+        steps.push({ T: 1, P: P0 + i, argmax: true });
+      }
+      const rb = this.#tokensRb[region];
+      try {
+        this.#submitSteps(steps, (enc) => {
+          rb.copyFrom(enc, this.forward.act.ids, 4 * (base + 1), 4 * m, 0);
+          rb.copyFrom(enc, this.forward.act.flags, 4 * (base + 1), 4 * m, 4 * R);
+        });
+      } catch (e) {
+        // e.g. a BudgetError of this chunk: the chunk before it still delivers its tokens first
+        if (pending && await finish(pending)) return out;
+        throw e;
+      }
+      this.#position = P0 + m;
+      submitted += m;
+      const chunk = { P0, m, region };
+      inSlot = base + m;
+      region = 1 - region;
+      if (pending && await finish(pending)) return out;
+      pending = null;
+      if (pipelined) pending = chunk;
+      else if (await finish(chunk)) return out;
     }
+    if (pending) await finish(pending);
     return out;
   }
 
@@ -446,7 +492,7 @@ export class GpuEngine implements Engine {
     this.weights.destroy();
     this.#steps.destroy();
     this.#logitsRb.destroy();
-    this.#tokensRb.destroy();
+    for (const rb of this.#tokensRb) rb.destroy();
     if (this.#owned) this.ctx.destroy();
   }
 }

@@ -13,7 +13,7 @@
  * Activation buffers (allocated once; Tmax = the prefill chunk):
  * | buffer | shape | type |
  * |---|---|---|
- * | ids | [idSlots] token ids (prefill: ids[0..T); greedy chain: ids[i] → step i, argmax → ids[i+1]) | u32 |
+ * | ids | [idSlots] token ids (prefill: ids[0..T); greedy chain: ids[step.idBase] → step, argmax → ids[step.idOut], two regions: engine.decodeGreedyMany) | u32 |
  * | flags | [idSlots] non-finite logit count written next to each argmax | u32 |
  * | h | [Tmax, hidden] residual stream | f32 |
  * | xn | [Tmax, hidden] normed | f32 |
@@ -27,7 +27,7 @@
  *
  * @example
  * ```ts
- * const fwd = await GpuForward.create(reg, model, weights, { capacity: 4096, maxTokens: 256, idSlots: 257 }, cacheFactory);
+ * const fwd = await GpuForward.create(reg, model, weights, { capacity: 4096, maxTokens: 256, idSlots: 258 }, cacheFactory);
  * const pass = encoder.beginComputePass();
  * pass.setBindGroup(1, steps.bindGroup, [steps.offset(0)]);
  * fwd.encodeStep(pass, T, P, false);
@@ -142,7 +142,7 @@ function checkSupported(c: ModelConfig): void {
  * const model = await loadModel("models/tiny-lm");
  * const ctx = await acquireGpu();
  * const reg = registryFor(ctx);
- * const sizes = { capacity: 4096, maxTokens: 256, idSlots: 257 };
+ * const sizes = { capacity: 4096, maxTokens: 256, idSlots: 258 };
  * const fwd = await GpuForward.create(reg, model, uploadWeights(ctx, model), sizes, createExactGpuCache);
  * // per step, with the step's uniform slot bound as group 1 (see gpu/step.ts):
  * // fwd.encodeStep(pass, T, P, false);

@@ -34,6 +34,9 @@ export class PassTimer {
   readonly #query: GPUQuerySet | null;
   readonly #resolve: GPUBuffer | null;
   readonly #rb: Readback | null;
+  /** Host milliseconds the last {@link PassTimer.time} spent in `pass.end()`, `finish()` and `submit()`
+   * (WebGPU implementations validate and translate the recorded commands there, not while recording). */
+  lastSubmitMs = 0;
 
   constructor(ctx: GpuContext) {
     this.#ctx = ctx;
@@ -73,17 +76,20 @@ export class PassTimer {
     );
     pass.setBindGroup(1, step, [stepOffset]);
     encode(pass);
+    const h0 = performance.now();
     pass.end();
     if (this.#query && this.#resolve && this.#rb) {
       enc.resolveQuerySet(this.#query, 0, 2, this.#resolve, 0);
       this.#rb.copyFrom(enc, this.#resolve, 0, 16);
       device.queue.submit([enc.finish()]);
+      this.lastSubmitMs = performance.now() - h0;
       const [t0, t1] = new BigUint64Array(await this.#rb.read(16));
       this.#ctx.check();
       return Number(t1 - t0) / 1e9;
     }
     const t0 = performance.now();
     device.queue.submit([enc.finish()]);
+    this.lastSubmitMs = performance.now() - h0;
     await device.queue.onSubmittedWorkDone();
     this.#ctx.check();
     return (performance.now() - t0) / 1000;

@@ -115,6 +115,7 @@ for (const [name, spec] of SPECS) {
             cpu.append(l, k, v, t);
           }
           pass.end();
+          cache.flush();
           ctx.device.queue.submit([enc.finish()]);
           cache.commit(t);
           n += t;

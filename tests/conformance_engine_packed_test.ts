@@ -168,6 +168,7 @@ for (const [name, maxLen] of [["pmkvq kv-bits 2", 420], ["static int4", 420]] as
             cpu.append(l, k, v, t);
           }
           pass.end();
+          cache.flush();
           ctx.device.queue.submit([enc.finish()]);
           cache.commit(t);
           n += t;

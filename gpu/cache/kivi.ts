@@ -37,6 +37,7 @@ import { kiviLayerBytesAt } from "../../src/kv/accounting.ts";
 import { storageBuffer } from "../buffers.ts";
 import { checkPromptSteps, PromptAttention } from "./prompt_attention.ts";
 import { PackedGpu } from "../packed/util.ts";
+import { UniformArena } from "../packed/uniform_arena.ts";
 import { GpuKiviLayer } from "../packed/kivi_layer.ts";
 import { decodeSplitTarget, DEFAULT_ATTENTION_TUNING, FusedAttention } from "../packed/attention.ts";
 import { GpuError } from "../../src/errors.ts";
@@ -106,6 +107,9 @@ export class KiviGpuCache implements GpuCache {
   /** decode partials, shared by all layers */ readonly #part: GPUBuffer;
   readonly #qkvStride: number;
   readonly #target: number;
+  /** Uniforms of the recorded, not yet committed steps (one upload per submission in flush()). */
+  readonly #arena: UniformArena;
+  /** Fresh uniforms recorded since the last commit (none while the arena serves every kernel). */
   #temps: GPUBuffer[] = [];
   #peak = 0;
   #length = 0;
@@ -130,6 +134,7 @@ export class KiviGpuCache implements GpuCache {
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = env.shape;
     this.#qkvStride = (nH + 2 * nKv) * D;
     this.#target = decodeSplitTarget(nKv);
+    this.#arena = new UniformArena(gpu, "KIVI cache uniforms");
     const ctx = env.reg.ctx;
     // splits ≤ target + one per segment (planSplits rounds each segment up)
     const floats = att.partialFloats(1, this.#target + 4);
@@ -189,8 +194,7 @@ export class KiviGpuCache implements GpuCache {
       refs: inp.refs,
       counts: inp.counts,
       splits: { target: this.#target },
-    });
-    this.#temps.push(...d.uniforms);
+    }, this.#arena);
     this.#att.encode(pass, d);
   }
 
@@ -198,27 +202,46 @@ export class KiviGpuCache implements GpuCache {
     this.#checkUsable();
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
     this.#temps.push(
-      ...this.layers[layer].recordAppend(pass, {
-        x: this.#env.io.qkv,
-        k: nH * D,
-        v: (nH + nKv) * D,
-        tokStride: this.#qkvStride,
-        batchStride: 0,
-      }, T),
+      ...this.layers[layer].recordAppend(
+        pass,
+        {
+          x: this.#env.io.qkv,
+          k: nH * D,
+          v: (nH + nKv) * D,
+          tokStride: this.#qkvStride,
+          batchStride: 0,
+        },
+        T,
+        this.#arena,
+      ),
     );
     const total = this.#totalBytes();
     if (total > this.#peak) this.#peak = total;
+  }
+
+  /**
+   * Uploads the uniforms staged while recording (call after recording, before the submit).
+   *
+   * @example
+   * ```ts
+   * cache.flush();
+   * ```
+   */
+  flush(): void {
+    this.#arena.flush();
   }
 
   commit(T: number): void {
     this.#length += T;
     for (const b of this.#temps) b.destroy();
     this.#temps = [];
+    this.#arena.release();
   }
 
   truncate(length: number): void {
     for (const b of this.#temps) b.destroy();
     this.#temps = [];
+    this.#arena.release(true);
     if (length < this.#length || this.layers.some((L) => L.tokens !== this.#length)) this.#broken = true;
   }
 
@@ -261,6 +284,7 @@ export class KiviGpuCache implements GpuCache {
   reset(): void {
     for (const b of this.#temps) b.destroy();
     this.#temps = [];
+    this.#arena.release(true);
     for (const L of this.layers) L.reset();
     this.#peak = 0;
     this.#length = 0;
@@ -269,6 +293,7 @@ export class KiviGpuCache implements GpuCache {
 
   destroy(): void {
     for (const b of this.#temps) b.destroy();
+    this.#arena.destroy();
     for (const L of this.layers) L.destroy();
     for (const b of [this.#part]) b.destroy();
     this.#prompt.destroy();

@@ -5,7 +5,8 @@
  * Per layer and step the engine records, inside one compute pass, with the step uniform (group 1) already set:
  *   rope(q, k) → cache.encodeAttention(layer) → cache.encodeAppend(layer) → o_proj ...
  * exactly the CPU order (attention over the P cached tokens as the cache stores them plus the T new tokens'
- * EXACT K/V from `io.qkv`, then the append). Host bookkeeping follows with {@link GpuCache.commit}, then
+ * EXACT K/V from `io.qkv`, then the append). After recording and before the submit the engine calls
+ * {@link GpuCache.flush} (uniforms a cache staged while recording). Host bookkeeping follows with {@link GpuCache.commit}, then
  * (optional) the awaited {@link GpuCache.settle}; a cache that needs the host every few steps bounds the
  * steps per submission with {@link GpuCache.maxChainSteps}.
  *
@@ -79,7 +80,12 @@ export interface GpuCache {
   encodeAttention(pass: GPUComputePassEncoder, layer: number, T: number, P: number): void;
   /** Records storing the step's T new keys/values of layer `layer` at positions [P, P + T). */
   encodeAppend(pass: GPUComputePassEncoder, layer: number, T: number, P: number): void;
-  /** Host bookkeeping after a recorded step of T tokens (called in step order). */
+  /**
+   * Uploads what recording staged on the host (uniforms of the recorded steps); called after the steps of a
+   * submission are recorded and before it is submitted. Optional: nothing staged.
+   */
+  flush?(): void;
+  /** Host bookkeeping after a recorded step of T tokens (called in step order, after the submit). */
   commit(T: number): void;
   /**
    * Throws (before anything is recorded) what recording steps of `Ts` new tokens would raise, e.g. the

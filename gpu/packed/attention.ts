@@ -33,6 +33,7 @@ import {
   type FusedAttentionConfig,
 } from "./attention.wgsl.ts";
 import { f32u, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
+import { bindUniform, type UniformArena, type UniformBinding } from "./uniform_arena.ts";
 import type { PackedCacheImage, TensorLayout } from "./layout.ts";
 import { GpuError, TensorShapeError } from "../../src/errors.ts";
 
@@ -68,10 +69,11 @@ export interface SplitPlan {
   total: number;
 }
 
-/** A prepared call: two bind groups and their uniforms. */
+/** A prepared call: two bind groups, their dynamic uniform offsets and the fresh uniforms (none with an arena). */
 export interface FusedAttentionDispatch {
-  partial: GPUBindGroup;
-  reduce: GPUBindGroup;
+  partial: UniformBinding;
+  reduce: UniformBinding;
+  /** Fresh uniform buffers to destroy after the submit (empty when prepared with an arena). */
   uniforms: GPUBuffer[];
   plan: SplitPlan;
   batch: number;
@@ -191,8 +193,8 @@ export class FusedAttention {
       config.stores.map((s) => `${s.k ?? "-"}/${s.v ?? "-"}`).join(",")
     } wg${config.tuning.wg} tpt${config.tuning.tpt}`;
     const [partial, reduce] = await Promise.all([
-      gpu.pipeline(`attention partial ${tag}`, attentionPartialWgsl(config)),
-      gpu.pipeline("attention reduce", attentionReduceWgsl(config)),
+      gpu.pipeline(`attention partial ${tag}`, attentionPartialWgsl(config), { dynamicUniform: true }),
+      gpu.pipeline("attention reduce", attentionReduceWgsl(config), { dynamicUniform: true }),
     ]);
     return new FusedAttention(gpu, config, partial, reduce);
   }
@@ -235,7 +237,9 @@ export class FusedAttention {
   }
 
   /**
-   * Binds buffers and writes fresh uniforms for `params`.
+   * Binds buffers and writes the uniforms of `params`: staged in `arena` (cached bind groups, nothing
+   * created; the arena's owner flushes before the submit) or, without one, into fresh uniform buffers
+   * (`d.uniforms`, to destroy after the submit).
    *
    * @example
    * ```ts
@@ -245,6 +249,7 @@ export class FusedAttention {
   prepare(
     bufs: { qkv: GPUBuffer; part: GPUBuffer; out: GPUBuffer; stores: GPUBuffer[] },
     params: FusedAttentionParams,
+    arena?: UniformArena,
   ): FusedAttentionDispatch {
     const c = this.config;
     const nSeg = c.segments.length;
@@ -322,30 +327,21 @@ export class FusedAttention {
       0,
       0,
     ]);
-    const u1 = this.gpu.uniform("attention partial params", pu);
-    const u2 = this.gpu.uniform("attention reduce params", ru);
-    const dev = this.gpu.device;
-    const partial = dev.createBindGroup({
-      label: "attention partial",
-      layout: this.#partial.layout,
-      entries: [
-        { binding: 0, resource: { buffer: u1 } },
-        { binding: 1, resource: { buffer: bufs.qkv } },
-        { binding: 2, resource: { buffer: bufs.part } },
-        ...bufs.stores.map((b, i) => ({ binding: 3 + i, resource: { buffer: b } })),
-      ],
-    });
-    const reduce = dev.createBindGroup({
-      label: "attention reduce",
-      layout: this.#reduce.layout,
-      entries: [
-        { binding: 0, resource: { buffer: u2 } },
-        { binding: 1, resource: { buffer: bufs.qkv } },
-        { binding: 2, resource: { buffer: bufs.part } },
-        { binding: 3, resource: { buffer: bufs.out } },
-      ],
-    });
-    return { partial, reduce, uniforms: [u1, u2], plan, batch: params.batch };
+    const partial = bindUniform(
+      this.gpu,
+      this.#partial,
+      "attention partial",
+      pu,
+      [bufs.qkv, bufs.part, ...bufs.stores],
+      arena,
+    );
+    const reduce = bindUniform(this.gpu, this.#reduce, "attention reduce", ru, [
+      bufs.qkv,
+      bufs.part,
+      bufs.out,
+    ], arena);
+    const uniforms = [partial.uniform, reduce.uniform].filter((u): u is GPUBuffer => u !== null);
+    return { partial, reduce, uniforms, plan, batch: params.batch };
   }
 
   /**
@@ -359,7 +355,7 @@ export class FusedAttention {
   encodePartial(pass: GPUComputePassEncoder, d: FusedAttentionDispatch): void {
     if (d.plan.total === 0) return;
     pass.setPipeline(this.#partial.pipeline);
-    pass.setBindGroup(0, d.partial);
+    pass.setBindGroup(0, d.partial.bindGroup, d.partial.offsets);
     pass.dispatchWorkgroups(d.plan.total, this.config.numKvHeads, d.batch);
   }
 
@@ -374,7 +370,7 @@ export class FusedAttention {
   encode(pass: GPUComputePassEncoder, d: FusedAttentionDispatch): void {
     this.encodePartial(pass, d);
     pass.setPipeline(this.#reduce.pipeline);
-    pass.setBindGroup(0, d.reduce);
+    pass.setBindGroup(0, d.reduce.bindGroup, d.reduce.offsets);
     pass.dispatchWorkgroups(this.config.numHeads, d.batch);
   }
 }

@@ -23,6 +23,7 @@
  */
 import { ERS_THREADS, type ErsShape, ersWgsl } from "./ers.wgsl.ts";
 import { grid2d, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
+import { bindUniform, type UniformArena } from "./uniform_arena.ts";
 import type { TensorLayout } from "./layout.ts";
 import { formatFor, groupSizeFor } from "../../src/quant/format.ts";
 import { TensorShapeError } from "../../src/errors.ts";
@@ -47,7 +48,10 @@ export interface StoreOpParams {
 /** A prepared dispatch. */
 export interface StoreOpDispatch {
   bindGroup: GPUBindGroup;
-  uniform: GPUBuffer;
+  /** [binding 0's dynamic offset] */
+  offsets: number[];
+  /** Fresh uniform buffer to destroy after the submit (null when staged in an arena). */
+  uniform: GPUBuffer | null;
   grid: [number, number];
   params: StoreOpParams;
 }
@@ -91,7 +95,9 @@ export class ErsKernel {
    * ```
    */
   static async create(gpu: PackedGpu, shape: ErsShape): Promise<ErsKernel> {
-    const pipe = await gpu.pipeline(`ers ${shape.bitsIn}->${shape.bitsOut}`, ersWgsl(shape));
+    const pipe = await gpu.pipeline(`ers ${shape.bitsIn}->${shape.bitsOut}`, ersWgsl(shape), {
+      dynamicUniform: true,
+    });
     return new ErsKernel(gpu, shape, pipe);
   }
 
@@ -117,7 +123,11 @@ export class ErsKernel {
    * const d = ers.prepare({ src: win, dst: body }, { batch: 1, tokens: 128, src: { t: W.k!, tok0: 0 }, dst: { t: Bd.k!, tok0: 256 } });
    * ```
    */
-  prepare(bufs: { src: GPUBuffer; dst: GPUBuffer }, params: StoreOpParams): StoreOpDispatch {
+  prepare(
+    bufs: { src: GPUBuffer; dst: GPUBuffer },
+    params: StoreOpParams,
+    arena?: UniformArena,
+  ): StoreOpDispatch {
     if (bufs.src === bufs.dst) throw new TensorShapeError("ers: src and dst must be different buffers");
     if (params.src.t.format !== `q${this.shape.bitsIn}` || params.dst.t.format !== `q${this.shape.bitsOut}`) {
       throw new TensorShapeError(
@@ -128,33 +138,22 @@ export class ErsKernel {
     checkRange("ers dst", params.dst, params.batch, params.tokens);
     const n = this.threads(params.batch, params.tokens);
     const grid = grid2d(Math.ceil(n / ERS_THREADS));
-    const uniform = this.gpu.uniform(
-      "ers params",
-      packUniform([
-        params.batch,
-        params.tokens,
-        n,
-        grid[0],
-        params.src.t.codesOff,
-        params.src.t.szOff,
-        params.src.t.cap,
-        params.src.tok0,
-        params.dst.t.codesOff,
-        params.dst.t.szOff,
-        params.dst.t.cap,
-        params.dst.tok0,
-      ]),
-    );
-    const bindGroup = this.gpu.device.createBindGroup({
-      label: "ers",
-      layout: this.#pipe.layout,
-      entries: [
-        { binding: 0, resource: { buffer: uniform } },
-        { binding: 1, resource: { buffer: bufs.src } },
-        { binding: 2, resource: { buffer: bufs.dst } },
-      ],
-    });
-    return { bindGroup, uniform, grid, params };
+    const data = packUniform([
+      params.batch,
+      params.tokens,
+      n,
+      grid[0],
+      params.src.t.codesOff,
+      params.src.t.szOff,
+      params.src.t.cap,
+      params.src.tok0,
+      params.dst.t.codesOff,
+      params.dst.t.szOff,
+      params.dst.t.cap,
+      params.dst.tok0,
+    ]);
+    const b = bindUniform(this.gpu, this.#pipe, "ers", data, [bufs.src, bufs.dst], arena);
+    return { bindGroup: b.bindGroup, offsets: b.offsets, uniform: b.uniform, grid, params };
   }
 
   /**
@@ -167,7 +166,7 @@ export class ErsKernel {
    */
   encode(pass: GPUComputePassEncoder, d: StoreOpDispatch): void {
     pass.setPipeline(this.#pipe.pipeline);
-    pass.setBindGroup(0, d.bindGroup);
+    pass.setBindGroup(0, d.bindGroup, d.offsets);
     pass.dispatchWorkgroups(d.grid[0], d.grid[1]);
   }
 }

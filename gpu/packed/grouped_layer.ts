@@ -43,6 +43,7 @@ import type { PackedGpu } from "./util.ts";
 import { type StoreLayout, storeLayout, type TensorFormat, tokenFormat } from "./layout.ts";
 import { QuantizeAppendKernel } from "./quantize_append.ts";
 import { ErsKernel } from "./ers.ts";
+import type { UniformArena } from "./uniform_arena.ts";
 import {
   type AttentionTuning,
   DEFAULT_ATTENTION_TUNING,
@@ -346,7 +347,8 @@ export class GpuGroupedLayer {
 
   /**
    * Records the dispatches of appending `t` tokens into `pass` (the host state advances now) and returns
-   * the temporaries (uniforms, replaced stores) to destroy once the pass is submitted. Throws BudgetError
+   * the temporaries (fresh uniforms — none when `arena` is given, whose owner flushes it before the submit —
+   * and replaced stores) to destroy once the pass is submitted. Throws BudgetError
    * (nothing changed) like the CPU cache, GpuError when a kernel was not compiled ({@link precompile}).
    *
    * @example
@@ -354,7 +356,7 @@ export class GpuGroupedLayer {
    * const temps = layer.recordAppend(pass, src, 1);
    * ```
    */
-  recordAppend(pass: GPUComputePassEncoder, src: AppendSource, t: number): GPUBuffer[] {
+  recordAppend(pass: GPUComputePassEncoder, src: AppendSource, t: number, arena?: UniformArena): GPUBuffer[] {
     if (!Number.isSafeInteger(t) || t < 0) throw new TensorShapeError(`append: token count ${t}`);
     if (t === 0) return [];
     const newLen = this.tokens + t;
@@ -386,8 +388,8 @@ export class GpuGroupedLayer {
         },
         dst: { k: store.layout.k!, v: store.layout.v! },
         pos: new Array(B).fill(pos),
-      });
-      temps.push(d.uniform);
+      }, arena);
+      if (d.uniform) temps.push(d.uniform);
       k.encode(pass, d);
     };
     const ers = (
@@ -406,8 +408,8 @@ export class GpuGroupedLayer {
           tokens: n,
           src: { t: from.layout[tensor]!, tok0 },
           dst: { t: to.layout[tensor]!, tok0: dstTok },
-        });
-        temps.push(d.uniform);
+        }, arena);
+        if (d.uniform) temps.push(d.uniform);
         k.encode(pass, d);
       }
     };

@@ -27,6 +27,7 @@
  * @module
  */
 import type { PackedGpu } from "./util.ts";
+import type { UniformArena } from "./uniform_arena.ts";
 import type { StoreLayout } from "./layout.ts";
 import { unpackTokenTensor } from "./layout.ts";
 import {
@@ -214,7 +215,8 @@ export class GpuKiviLayer {
 
   /**
    * Records the dispatches of appending `t` tokens into `pass` (the host state advances now) and returns the
-   * uniforms to destroy once the pass is submitted. TensorShapeError (nothing changed) beyond `maxLen`.
+   * fresh uniforms to destroy once the pass is submitted (none when `arena` is given: its owner flushes it
+   * before the submit). TensorShapeError (nothing changed) beyond `maxLen`.
    * Bad input is flagged in {@link GpuKiviLayer.status} ({@link GpuKiviLayer.checkStatus}).
    *
    * @example
@@ -222,7 +224,7 @@ export class GpuKiviLayer {
    * const temps = layer.recordAppend(pass, { x: qkv, k: nH * D, v: (nH + nKv) * D, tokStride: QKV, batchStride: 0 }, 1);
    * ```
    */
-  recordAppend(pass: GPUComputePassEncoder, src: AppendSource, t: number): GPUBuffer[] {
+  recordAppend(pass: GPUComputePassEncoder, src: AppendSource, t: number, arena?: UniformArena): GPUBuffer[] {
     this.checkCapacity(t);
     if (t === 0) return [];
     const { batch, residual: R } = this.spec;
@@ -246,7 +248,7 @@ export class GpuKiviLayer {
       first: this.#kBlocks,
       source: L.keyResidual.k!,
       dest: L.keys.k!,
-    }));
+    }, arena));
     const flushed = plan.keyBlocks > 0;
     out.push(kk.encodeStage(pass, {
       x: src.x,
@@ -263,7 +265,7 @@ export class GpuKiviLayer {
       total: this.#kRes + t,
       source: L.keyResidual.k!,
       dest: L.keyResidual.k!,
-    }));
+    }, arena));
     // values: quantize the evicted stream head, then write the new FIFO into the other buffer
     const cur = this.#fifo[this.#cur], next = this.#fifo[1 - this.#cur];
     out.push(kk.encodeValueQuant(pass, {
@@ -279,7 +281,7 @@ export class GpuKiviLayer {
       first: this.#vQuant,
       source: L.valueFifo.v!,
       dest: L.values.v!,
-    }));
+    }, arena));
     out.push(kk.encodeStage(pass, {
       x: src.x,
       source: cur.buffer,
@@ -295,7 +297,7 @@ export class GpuKiviLayer {
       total: this.#vFifo + t,
       source: L.valueFifo.v!,
       dest: L.valueFifo.v!,
-    }));
+    }, arena));
     this.#cur = 1 - this.#cur;
     this.#kBlocks += plan.keyBlocks;
     this.#kRes = plan.keyResidualAfter;

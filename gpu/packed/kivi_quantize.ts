@@ -23,6 +23,7 @@
 import { kiviQuantizeWgsl } from "./kivi_quantize.wgsl.ts";
 import { KIVI_STAGE_THREADS, kiviStageWgsl } from "./kivi_stage.wgsl.ts";
 import { grid2d, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
+import { bindUniform, type UniformArena } from "./uniform_arena.ts";
 import type { TensorLayout } from "./layout.ts";
 import { groupSizeFor } from "../../src/quant/format.ts";
 import { TensorShapeError } from "../../src/errors.ts";
@@ -121,9 +122,12 @@ export class KiviKernels {
       gpu.pipeline(
         `kivi key flush b${shape.bits} g${shape.group}`,
         kiviQuantizeWgsl({ ...shape, kind: "key" }),
+        { dynamicUniform: true },
       ),
-      gpu.pipeline(`kivi value quantize b${shape.bits}`, kiviQuantizeWgsl({ ...shape, kind: "value" })),
-      gpu.pipeline("kivi stage", kiviStageWgsl(shape)),
+      gpu.pipeline(`kivi value quantize b${shape.bits}`, kiviQuantizeWgsl({ ...shape, kind: "value" }), {
+        dynamicUniform: true,
+      }),
+      gpu.pipeline("kivi stage", kiviStageWgsl(shape), { dynamicUniform: true }),
     ]);
     return new KiviKernels(gpu, shape, key, value, stage);
   }
@@ -135,23 +139,13 @@ export class KiviKernels {
     data: Uint32Array<ArrayBuffer>,
     grid: [number, number],
     label: string,
-  ): GPUBuffer {
-    const uniform = this.gpu.uniform(`${label} params`, data);
-    const bindGroup = this.gpu.device.createBindGroup({
-      label,
-      layout: pipe.layout,
-      entries: [
-        { binding: 0, resource: { buffer: uniform } },
-        { binding: 1, resource: { buffer: bufs.x } },
-        { binding: 2, resource: { buffer: bufs.source } },
-        { binding: 3, resource: { buffer: bufs.dest } },
-        { binding: 4, resource: { buffer: bufs.status } },
-      ],
-    });
+    arena?: UniformArena,
+  ): GPUBuffer | null {
+    const b = bindUniform(this.gpu, pipe, label, data, [bufs.x, bufs.source, bufs.dest, bufs.status], arena);
     pass.setPipeline(pipe.pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, b.bindGroup, b.offsets);
     pass.dispatchWorkgroups(grid[0], grid[1]);
-    return uniform;
+    return b.uniform;
   }
 
   #quant(
@@ -159,7 +153,8 @@ export class KiviKernels {
     kind: "key" | "value",
     bufs: KiviDispatchBuffers,
     q: KiviQuantParams,
-  ): GPUBuffer {
+    arena?: UniformArena,
+  ): GPUBuffer | null {
     const s = this.shape;
     const perUnit = kind === "key" ? (s.residual / s.group) * s.headDim : s.headDim / groupSizeFor(s.headDim);
     const unitTokens = kind === "key" ? s.residual : 1;
@@ -197,6 +192,7 @@ export class KiviKernels {
       data,
       grid,
       `kivi ${kind} quantize`,
+      arena,
     );
   }
 
@@ -213,8 +209,9 @@ export class KiviKernels {
     pass: GPUComputePassEncoder,
     bufs: KiviDispatchBuffers,
     q: KiviQuantParams,
+    arena?: UniformArena,
   ): GPUBuffer | null {
-    return q.units > 0 ? this.#quant(pass, "key", bufs, q) : null;
+    return q.units > 0 ? this.#quant(pass, "key", bufs, q, arena) : null;
   }
 
   /**
@@ -230,8 +227,9 @@ export class KiviKernels {
     pass: GPUComputePassEncoder,
     bufs: KiviDispatchBuffers,
     q: KiviQuantParams,
+    arena?: UniformArena,
   ): GPUBuffer | null {
-    return q.units > 0 ? this.#quant(pass, "value", bufs, q) : null;
+    return q.units > 0 ? this.#quant(pass, "value", bufs, q, arena) : null;
   }
 
   /**
@@ -242,7 +240,12 @@ export class KiviKernels {
    * const u = kk.encodeStage(pass, bufs, { batch: 1, input, c: 0, r0: 5, nRows: 1, pOff: 0, total: 6, source: t, dest: t });
    * ```
    */
-  encodeStage(pass: GPUComputePassEncoder, bufs: KiviDispatchBuffers, q: KiviStageParams): GPUBuffer | null {
+  encodeStage(
+    pass: GPUComputePassEncoder,
+    bufs: KiviDispatchBuffers,
+    q: KiviStageParams,
+    arena?: UniformArena,
+  ): GPUBuffer | null {
     if (q.nRows === 0) return null;
     if (q.r0 + q.nRows > q.dest.cap) {
       throw new TensorShapeError(
@@ -269,6 +272,6 @@ export class KiviKernels {
       nWords,
       grid[0],
     ]);
-    return this.#record(pass, this.#stage, bufs, data, grid, "kivi stage");
+    return this.#record(pass, this.#stage, bufs, data, grid, "kivi stage", arena);
   }
 }

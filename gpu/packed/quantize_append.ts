@@ -22,6 +22,7 @@
  */
 import { QA_THREADS, type QuantizeAppendShape, quantizeAppendWgsl } from "./quantize_append.wgsl.ts";
 import { grid2d, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
+import { bindUniform, type UniformArena } from "./uniform_arena.ts";
 import type { TensorLayout } from "./layout.ts";
 import { formatFor, groupSizeFor } from "../../src/quant/format.ts";
 import { NonFiniteError, TensorShapeError } from "../../src/errors.ts";
@@ -41,14 +42,14 @@ export interface QuantizeAppendParams {
   pos: readonly number[];
 }
 
-/** A prepared dispatch: bind group + its own uniform (rewrite with {@link QuantizeAppendDispatch.update}). */
+/** A prepared dispatch: bind group with its dynamic uniform offset, and the fresh uniform (null with an arena). */
 export interface QuantizeAppendDispatch {
   bindGroup: GPUBindGroup;
-  uniform: GPUBuffer;
+  offsets: number[];
+  /** Fresh uniform buffer to destroy after the submit (null when staged in an arena). */
+  uniform: GPUBuffer | null;
   grid: [number, number];
   params: QuantizeAppendParams;
-  /** Rewrites the uniform (takes effect for work submitted afterwards). Same batch·tokens·tensors only. */
-  update(params: QuantizeAppendParams): void;
 }
 
 /** A decoded status word. */
@@ -121,7 +122,9 @@ export class QuantizeAppendKernel {
    * ```
    */
   static async create(gpu: PackedGpu, shape: QuantizeAppendShape): Promise<QuantizeAppendKernel> {
-    const pipe = await gpu.pipeline(`quantize_append b${shape.bits}`, quantizeAppendWgsl(shape));
+    const pipe = await gpu.pipeline(`quantize_append b${shape.bits}`, quantizeAppendWgsl(shape), {
+      dynamicUniform: true,
+    });
     return new QuantizeAppendKernel(gpu, shape, pipe);
   }
 
@@ -183,7 +186,8 @@ export class QuantizeAppendKernel {
   }
 
   /**
-   * Binds buffers and writes a fresh uniform for `params`.
+   * Binds buffers and writes the uniform of `params`: staged in `arena` (cached bind group; the arena's
+   * owner flushes before the submit) or, without one, a fresh uniform buffer (`d.uniform`).
    *
    * @example
    * ```ts
@@ -193,36 +197,18 @@ export class QuantizeAppendKernel {
   prepare(
     bufs: { x: GPUBuffer; store: GPUBuffer; status: GPUBuffer },
     params: QuantizeAppendParams,
+    arena?: UniformArena,
   ): QuantizeAppendDispatch {
     const { data, grid } = this.#uniform(params);
-    const uniform = this.gpu.uniform("quantize_append params", data);
-    const bindGroup = this.gpu.device.createBindGroup({
-      label: "quantize_append",
-      layout: this.#pipe.layout,
-      entries: [
-        { binding: 0, resource: { buffer: uniform } },
-        { binding: 1, resource: { buffer: bufs.x } },
-        { binding: 2, resource: { buffer: bufs.store } },
-        { binding: 3, resource: { buffer: bufs.status } },
-      ],
-    });
-    const d: QuantizeAppendDispatch = {
-      bindGroup,
-      uniform,
-      grid,
-      params,
-      update: (p2) => {
-        const u = this.#uniform(p2);
-        if (u.grid[0] !== d.grid[0] || u.grid[1] !== d.grid[1]) {
-          throw new TensorShapeError(
-            "quantize_append update: the group count changed; prepare a new dispatch",
-          );
-        }
-        this.gpu.device.queue.writeBuffer(uniform, 0, u.data);
-        d.params = p2;
-      },
-    };
-    return d;
+    const b = bindUniform(
+      this.gpu,
+      this.#pipe,
+      "quantize_append",
+      data,
+      [bufs.x, bufs.store, bufs.status],
+      arena,
+    );
+    return { bindGroup: b.bindGroup, offsets: b.offsets, uniform: b.uniform, grid, params };
   }
 
   /**
@@ -235,7 +221,7 @@ export class QuantizeAppendKernel {
    */
   encode(pass: GPUComputePassEncoder, d: QuantizeAppendDispatch): void {
     pass.setPipeline(this.#pipe.pipeline);
-    pass.setBindGroup(0, d.bindGroup);
+    pass.setBindGroup(0, d.bindGroup, d.offsets);
     pass.dispatchWorkgroups(d.grid[0], d.grid[1]);
   }
 

@@ -22,10 +22,12 @@
 import type { GpuContext } from "../device.ts";
 import { GpuError } from "../../src/errors.ts";
 
-/** One compute pipeline and its (auto) bind group layout 0. */
+/** One compute pipeline and its bind group layout 0 ("auto", or explicit with a dynamic uniform). */
 export interface Pipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+  /** Binding 0 is a `var<uniform>` bound with a dynamic offset (uniform_arena.ts `bindUniform`). */
+  dynamicUniform: boolean;
   /** The WGSL it was built from (for debugging). */
   code: string;
 }
@@ -50,24 +52,44 @@ export class PackedGpu {
 
   /**
    * The pipeline of `code` (entry point `main`), compiled once per distinct source. Compile or validation
-   * errors reject with GpuError naming `label` and the compiler messages.
+   * errors reject with GpuError naming `label` and the compiler messages. `dynamicUniform`: group 0's layout
+   * is built from the WGSL's declarations ({@link wgslBindings}) with binding 0 — which must be the
+   * `var<uniform>` — taking a dynamic offset (bound by uniform_arena.ts `bindUniform`); otherwise "auto".
    *
    * @example
    * ```ts
    * const p = await gpu.pipeline("fill", "@compute @workgroup_size(1) fn main() {}");
    * ```
    */
-  pipeline(label: string, code: string): Promise<Pipeline> {
-    let p = this.#pipes.get(code);
+  pipeline(label: string, code: string, opts: { dynamicUniform?: boolean } = {}): Promise<Pipeline> {
+    const dyn = opts.dynamicUniform ?? false;
+    const key = `${dyn ? "dyn" : "auto"}\n${code}`;
+    let p = this.#pipes.get(key);
     if (!p) {
-      p = this.#build(label, code);
-      this.#pipes.set(code, p);
-      p.catch(() => this.#pipes.delete(code));
+      p = this.#build(label, code, dyn);
+      this.#pipes.set(key, p);
+      p.catch(() => this.#pipes.delete(key));
     }
     return p;
   }
 
-  async #build(label: string, code: string): Promise<Pipeline> {
+  /** The explicit group-0 layout of `code` with binding 0 a dynamic-offset uniform. */
+  #dynamicLayout(label: string, code: string): GPUBindGroupLayout {
+    const binds = wgslBindings(code);
+    if (binds[0]?.binding !== 0 || binds[0].kind !== "uniform") {
+      throw new GpuError(`WGSL pipeline "${label}": dynamicUniform needs binding 0 to be the var<uniform>`);
+    }
+    return this.device.createBindGroupLayout({
+      label,
+      entries: binds.map((b) => ({
+        binding: b.binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: b.kind, hasDynamicOffset: b.binding === 0 },
+      })),
+    });
+  }
+
+  async #build(label: string, code: string, dynamicUniform: boolean): Promise<Pipeline> {
     const device = this.device;
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ label, code });
@@ -75,10 +97,12 @@ export class PackedGpu {
     const errs = info.messages.filter((m) => m.type === "error");
     let pipeline: GPUComputePipeline | null = null;
     let thrown: unknown = null;
+    let explicit: GPUBindGroupLayout | null = null;
     try {
+      explicit = dynamicUniform ? this.#dynamicLayout(label, code) : null;
       pipeline = await device.createComputePipelineAsync({
         label,
-        layout: "auto",
+        layout: explicit ? device.createPipelineLayout({ label, bindGroupLayouts: [explicit] }) : "auto",
         compute: { module, entryPoint: "main" },
       });
     } catch (e) {
@@ -91,7 +115,7 @@ export class PackedGpu {
       if (thrown) msgs.push((thrown as Error).message);
       throw new GpuError(`WGSL pipeline "${label}" failed on ${this.ctx.description}: ${msgs.join("; ")}`);
     }
-    return { pipeline, layout: pipeline.getBindGroupLayout(0), code };
+    return { pipeline, layout: explicit ?? pipeline.getBindGroupLayout(0), dynamicUniform, code };
   }
 
   /**
@@ -201,6 +225,40 @@ export class PackedGpu {
     await this.device.queue.onSubmittedWorkDone();
     this.ctx.check();
   }
+}
+
+/** One `@group(0)` buffer binding declared in WGSL. */
+export interface WgslBinding {
+  binding: number;
+  kind: "uniform" | "read-only-storage" | "storage";
+}
+
+/**
+ * The `@group(0) @binding(n) var<…>` buffer declarations of `code`, sorted by binding (GpuError on a
+ * binding declared twice or an access mode other than uniform / storage read / storage read_write).
+ *
+ * @example
+ * ```ts
+ * import { wgslBindings } from "./util.ts";
+ * wgslBindings("@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read_write> o: array<u32>;");
+ * // [{ binding: 0, kind: "uniform" }, { binding: 1, kind: "storage" }]
+ * ```
+ */
+export function wgslBindings(code: string): WgslBinding[] {
+  const out: WgslBinding[] = [];
+  const re = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*([a-z_]+)\s*(?:,\s*([a-z_]+)\s*)?>/g;
+  for (const m of code.matchAll(re)) {
+    const binding = Number(m[1]);
+    const space = m[2], access = m[3] ?? "read";
+    let kind: WgslBinding["kind"];
+    if (space === "uniform") kind = "uniform";
+    else if (space === "storage" && access === "read") kind = "read-only-storage";
+    else if (space === "storage" && access === "read_write") kind = "storage";
+    else throw new GpuError(`WGSL binding ${binding}: unsupported var<${space}${m[3] ? ", " + access : ""}>`);
+    if (out.some((b) => b.binding === binding)) throw new GpuError(`WGSL binding ${binding} declared twice`);
+    out.push({ binding, kind });
+  }
+  return out.sort((a, b) => a.binding - b.binding);
 }
 
 /**
