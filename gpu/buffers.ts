@@ -111,17 +111,18 @@ export class Readback {
   }
 
   /**
-   * Maps the first `bytes` after the submitted work finished and returns a copy. Device loss or a
-   * failed map becomes GpuError. (Deno's mapAsync polls every 10 ms: one readback costs at least that.)
+   * Maps `bytes` from `offset` (a multiple of 8) after the submitted work finished and returns a copy.
+   * Device loss or a failed map becomes GpuError. (Deno's mapAsync polls every 10 ms, and resolves only
+   * once ALL work submitted so far is done — measured with bench/gpu_map_probe.ts on the H100.)
    */
-  async read(bytes: number = this.bytes): Promise<ArrayBuffer> {
+  async read(bytes: number = this.bytes, offset = 0): Promise<ArrayBuffer> {
     try {
-      await this.buffer.mapAsync(GPUMapMode.READ, 0, bytes);
+      await this.buffer.mapAsync(GPUMapMode.READ, offset, bytes);
     } catch (e) {
       this.#ctx.check();
       throw new GpuError(`reading back ${this.buffer.label} failed: ${(e as Error).message}`, { cause: e });
     }
-    const out = this.buffer.getMappedRange(0, bytes).slice(0);
+    const out = this.buffer.getMappedRange(offset, bytes).slice(0);
     this.buffer.unmap();
     return out;
   }

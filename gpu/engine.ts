@@ -7,8 +7,9 @@
  * in chunks of `prefillChunk` tokens, one submit per chunk, and reads back only the last logits.
  * {@link GpuEngine.decodeGreedyMany} chains greedy steps on the GPU (each step embeds the token the previous
  * step's argmax wrote) and reads back all tokens of a chunk at once, avoiding a GPU→host round trip per
- * token, which in Deno costs ≥ 10 ms (its mapAsync polls every 10 ms); it records and submits the next chunk
- * before reading the previous one back, so host recording and readback overlap the GPU's work.
+ * token, which in Deno costs ≥ 10 ms (its mapAsync polls every 10 ms); it submits further chunks before
+ * reading earlier ones back (all of them when the caller needs no token early), so the host records while the
+ * GPU runs.
  *
  * Caches: `{ method: "exact" }` (f32 K/V, gpu/cache/exact.ts), the grouped packed methods `static` and
  * `pmkvq` (gpu/cache/packed.ts), `kivi` (gpu/cache/kivi.ts) and `mixkvq` (gpu/cache/mixkvq.ts); the packed
@@ -21,7 +22,7 @@
  * |---|---|---|
  * | step params | [stepSlots, stride] (gpu/step.ts) | uniform u32 |
  * | logits readback | [vocab] | f32, MAP_READ |
- * | token readback ×2 | [2, greedyChunk + 1] per id region: chosen ids, then non-finite counts | u32, MAP_READ |
+ * | token readback | [ceil(capacity / greedyChunk) + 1, 2, greedyChunk + 1]: per chunk slot, chosen ids then non-finite counts | u32, MAP_READ |
  *
  * @example
  * ```ts
@@ -179,8 +180,10 @@ export class GpuEngine implements Engine {
   readonly #owned: boolean;
   readonly #steps: StepBuffer;
   readonly #logitsRb: Readback;
-  /** per id region r of a greedy chain: [2, greedyChunk + 1] u32 (chosen tokens, then non-finite counts) */
-  readonly #tokensRb: [Readback, Readback];
+  /** [slots, 2, greedyChunk + 1] u32: per chunk of a greedy chain, chosen tokens then non-finite counts */
+  readonly #tokensRb: Readback;
+  /** Chunk slots of #tokensRb: every chunk of the longest possible chain can be in flight at once. */
+  readonly #tokenSlots: number;
   readonly #greedyChunk: number;
   #position = 0;
   #disposed = false;
@@ -207,10 +210,8 @@ export class GpuEngine implements Engine {
     this.#steps = new StepBuffer(reg, greedyChunk);
     this.#logitsRb = new Readback(ctx, `logits [${fwd.config.vocabSize}] f32`, 4 * fwd.config.vocabSize);
     const R = greedyChunk + 1;
-    this.#tokensRb = [0, 1].map((r) => new Readback(ctx, `tokens region ${r} [2, ${R}] u32`, 8 * R)) as [
-      Readback,
-      Readback,
-    ];
+    this.#tokenSlots = Math.ceil(fwd.sizes.capacity / greedyChunk) + 1;
+    this.#tokensRb = new Readback(ctx, `tokens [${this.#tokenSlots}, 2, ${R}] u32`, this.#tokenSlots * 8 * R);
   }
 
   get position(): number {
@@ -375,18 +376,23 @@ export class GpuEngine implements Engine {
   /**
    * Runs `n` greedy decode steps chained on the GPU: step i embeds the token step i−1 chose (step 0 embeds
    * `id`) and returns the n chosen tokens; the context grows by n (less when a stop id ends it early).
-   * Steps are recorded `greedyChunk` per submit with one 8-byte-per-token readback per submit. Chunks
-   * alternate between two id regions, and the next chunk reads its input token from the previous chunk's
-   * last slot on the GPU, so — unless the cache needs the host between submissions (`settle`,
-   * `maxChainSteps`) or a stop id could not be rolled back — chunk k+1 is recorded and submitted BEFORE
-   * chunk k's tokens are read back: the host records while the GPU runs. A stop id (or a non-finite logit)
-   * found in chunk k rolls back the steps already submitted after it.
+   * Steps are recorded `greedyChunk` per submit, each chunk copying its tokens to its own readback slot.
+   * Chunks alternate between two id regions and read their input token from the previous chunk's last
+   * slot on the GPU, so chunks are submitted without waiting for the host:
+   * | caller / cache | chunks in flight before the host reads one back |
+   * | --- | --- |
+   * | no `onToken`, no stop ids, cache needs no host between submissions | all (one readback wait at the end) |
+   * | `onToken` or stop ids (a cache that can roll back) | 1 (chunk k+1 is recorded while chunk k runs) |
+   * | a cache with `settle`/`maxChainSteps` (MixKVQ), or stop ids on a cache that cannot roll back | 0 |
+   * (In Deno a readback wait lasts until ALL submitted work is done — bench/gpu_map_probe.ts — so every
+   * wait leaves the GPU idle while the host records the next chunk; fewer waits, less idle time.) A stop
+   * id or a non-finite logit found in chunk k rolls back the steps already submitted after it.
    *
    * | chunk in region r, step i | reads `ids[…]` | writes `ids[…]` and `flags[…]` |
    * | --- | --- | --- |
    * | i = 0 | r·R (`id`, first chunk) or the previous chunk's last slot | r·R + 1 |
    * | 0 < i < m | r·R + i | r·R + i + 1 |
-   * (R = greedyChunk + 1; the chunk's tokens and flags are copied to readback region r.)
+   * (R = greedyChunk + 1.)
    *
    * @example
    * ```ts
@@ -407,14 +413,16 @@ export class GpuEngine implements Engine {
     const R = this.#greedyChunk + 1;
     // a cache that cannot roll back records no step past a possible stop token
     const chain = stop.size > 0 && cache.canTruncate === false ? 1 : this.#greedyChunk;
-    const pipelined = !cache.settle && !cache.maxChainSteps &&
+    const hostFree = !cache.settle && !cache.maxChainSteps &&
       (stop.size === 0 || cache.canTruncate !== false);
+    const depth = !hostFree ? 0 : options.onToken || stop.size > 0 ? 1 : Infinity;
+    type Chunk = { P0: number; m: number; slot: number };
     /** Reads chunk `c`'s tokens; true when the chain ended (stop id), after rolling back what follows it. */
-    const finish = async (c: { P0: number; m: number; region: number }): Promise<boolean> => {
+    const finish = async (c: Chunk): Promise<boolean> => {
       let words: Uint32Array;
       try {
         await this.#settle();
-        words = new Uint32Array(await this.#tokensRb[c.region].read());
+        words = new Uint32Array(await this.#tokensRb.read(8 * R, c.slot * 8 * R));
         this.ctx.check();
       } catch (e) {
         this.#rollback(c.P0);
@@ -435,13 +443,20 @@ export class GpuEngine implements Engine {
       }
       return false;
     };
-    let submitted = 0, region = 0;
+    /** Reads back pending chunks, oldest first, until at most `keep` remain; true when a stop id ended it. */
+    const pending: Chunk[] = [];
+    const drain = async (keep: number): Promise<boolean> => {
+      while (pending.length > keep) {
+        if (await finish(pending.shift()!)) return true;
+      }
+      return false;
+    };
+    let submitted = 0, chunks = 0;
     let inSlot = -1; // ids slot holding the next chunk's input token (-1: `id`, written from the host)
-    let pending: { P0: number; m: number; region: number } | null = null;
     while (submitted < n) {
       // a cache that needs the host every few steps (MixKVQ: at a block flush) ends the chain there
       const m = Math.min(chain, n - submitted, Math.max(1, cache.maxChainSteps?.() ?? chain));
-      const P0 = this.#position, base = region * R;
+      const P0 = this.#position, base = (chunks % 2) * R, slot = chunks % this.#tokenSlots;
       if (inSlot < 0) {
         this.ctx.device.queue.writeBuffer(this.forward.act.ids, 4 * base, new Uint32Array([id]));
         inSlot = base;
@@ -451,28 +466,24 @@ export class GpuEngine implements Engine {
         this.#setStep(i, 1, P0 + i, i === 0 ? inSlot : base + i, base + i + 1);
         steps.push({ T: 1, P: P0 + i, argmax: true });
       }
-      const rb = this.#tokensRb[region];
       try {
         this.#submitSteps(steps, (enc) => {
-          rb.copyFrom(enc, this.forward.act.ids, 4 * (base + 1), 4 * m, 0);
-          rb.copyFrom(enc, this.forward.act.flags, 4 * (base + 1), 4 * m, 4 * R);
+          this.#tokensRb.copyFrom(enc, this.forward.act.ids, 4 * (base + 1), 4 * m, slot * 8 * R);
+          this.#tokensRb.copyFrom(enc, this.forward.act.flags, 4 * (base + 1), 4 * m, slot * 8 * R + 4 * R);
         });
       } catch (e) {
-        // e.g. a BudgetError of this chunk: the chunk before it still delivers its tokens first
-        if (pending && await finish(pending)) return out;
+        // e.g. a BudgetError of this chunk: the chunks before it still deliver their tokens first
+        if (await drain(0)) return out;
         throw e;
       }
       this.#position = P0 + m;
       submitted += m;
-      const chunk = { P0, m, region };
+      chunks++;
       inSlot = base + m;
-      region = 1 - region;
-      if (pending && await finish(pending)) return out;
-      pending = null;
-      if (pipelined) pending = chunk;
-      else if (await finish(chunk)) return out;
+      pending.push({ P0, m, slot });
+      if (await drain(depth)) return out;
     }
-    if (pending) await finish(pending);
+    await drain(0);
     return out;
   }
 
@@ -492,7 +503,7 @@ export class GpuEngine implements Engine {
     this.weights.destroy();
     this.#steps.destroy();
     this.#logitsRb.destroy();
-    for (const rb of this.#tokensRb) rb.destroy();
+    this.#tokensRb.destroy();
     if (this.#owned) this.ctx.destroy();
   }
 }

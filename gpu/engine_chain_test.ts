@@ -1,7 +1,7 @@
 /**
- * GpuEngine.decodeGreedyMany with pipelined chunks (chunk k+1 submitted before chunk k is read back): the
- * tokens equal one unchained chunk's, a stop id inside a chunk rolls back the chunk already submitted after
- * it (the context then continues exactly as without the stop), and onToken sees every token in order.
+ * GpuEngine.decodeGreedyMany with chunks in flight (all of them without onToken/stop ids, one with them):
+ * the tokens equal one unchained chunk's, a stop id inside a chunk rolls back the chunk already submitted
+ * after it (the context then continues exactly as without the stop), and onToken sees every token in order.
  * Ignored (printed) without a WebGPU adapter.
  */
 import assert from "node:assert/strict";
@@ -37,6 +37,10 @@ Deno.test({
       const ref = await one.decodeGreedyMany(first, N);
       assert.equal(ref.length, N);
       assert.equal(argmax(await piped.prefill(PROMPT)), first);
+      assert.deepEqual(await piped.decodeGreedyMany(first, N), ref, "all 7 chunks in flight");
+      assert.equal(piped.position, PROMPT.length + N);
+      piped.reset();
+      await piped.prefill(PROMPT);
       const seen: [number, number][] = [];
       const got = await piped.decodeGreedyMany(first, N, { onToken: (t, i) => seen.push([t, i]) });
       assert.deepEqual(got, ref);
