@@ -160,7 +160,7 @@ async function profileSteps(
   const timer = new PassTimer(ctx);
   let encodeMs = 0;
   const batch = async (): Promise<number> => {
-    const P = packed ? cache.length : engine.position;
+    const P = cache.length; // the exact cache is never committed here: the prompt's length
     for (let i = 0; i < n; i++) {
       const f = cache.stepFields(1, P + i);
       steps.set(i, { T: 1, P: P + i, pos0: P + i, idBase: 0, idOut: 1, ...f });

@@ -109,8 +109,6 @@ export class KiviGpuCache implements GpuCache {
   readonly #target: number;
   /** Uniforms of the recorded, not yet committed steps (one upload per submission in flush()). */
   readonly #arena: UniformArena;
-  /** Fresh uniforms recorded since the last commit (none while the arena serves every kernel). */
-  #temps: GPUBuffer[] = [];
   #peak = 0;
   #length = 0;
   #broken = false;
@@ -201,19 +199,18 @@ export class KiviGpuCache implements GpuCache {
   encodeAppend(pass: GPUComputePassEncoder, layer: number, T: number, _P: number): void {
     this.#checkUsable();
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
-    this.#temps.push(
-      ...this.layers[layer].recordAppend(
-        pass,
-        {
-          x: this.#env.io.qkv,
-          k: nH * D,
-          v: (nH + nKv) * D,
-          tokStride: this.#qkvStride,
-          batchStride: 0,
-        },
-        T,
-        this.#arena,
-      ),
+    // with an arena, recordAppend creates no temporaries (its only ones were per-call uniforms)
+    this.layers[layer].recordAppend(
+      pass,
+      {
+        x: this.#env.io.qkv,
+        k: nH * D,
+        v: (nH + nKv) * D,
+        tokStride: this.#qkvStride,
+        batchStride: 0,
+      },
+      T,
+      this.#arena,
     );
     const total = this.#totalBytes();
     if (total > this.#peak) this.#peak = total;
@@ -233,14 +230,10 @@ export class KiviGpuCache implements GpuCache {
 
   commit(T: number): void {
     this.#length += T;
-    for (const b of this.#temps) b.destroy();
-    this.#temps = [];
     this.#arena.release();
   }
 
   truncate(length: number): void {
-    for (const b of this.#temps) b.destroy();
-    this.#temps = [];
     this.#arena.release(true);
     if (length < this.#length || this.layers.some((L) => L.tokens !== this.#length)) this.#broken = true;
   }
@@ -282,8 +275,6 @@ export class KiviGpuCache implements GpuCache {
   }
 
   reset(): void {
-    for (const b of this.#temps) b.destroy();
-    this.#temps = [];
     this.#arena.release(true);
     for (const L of this.layers) L.reset();
     this.#peak = 0;
@@ -292,7 +283,6 @@ export class KiviGpuCache implements GpuCache {
   }
 
   destroy(): void {
-    for (const b of this.#temps) b.destroy();
     this.#arena.destroy();
     for (const L of this.layers) L.destroy();
     for (const b of [this.#part]) b.destroy();
