@@ -47,6 +47,7 @@ import {
 import { ersRows } from "../src/quant/ers.ts";
 import { bf16ToF32, bitsToF32, f32ToBf16Up, f32ToBits } from "../src/quant/bf16.ts";
 import { attention } from "../cpu/attention.ts";
+import { int8Query, int8QueryValues } from "../cpu/query_int8.ts";
 import { createCache } from "../src/kv/factory.ts";
 import { planToCacheSpec, uniformPlan } from "../src/kv/plan.ts";
 import type { GroupedCache } from "../src/kv/grouped.ts";
@@ -79,6 +80,10 @@ const TUNINGS: AttentionTuning[] = software ? [{ wg: 64, tpt: 1 }] : [
   { wg: 128, tpt: 2, uv: 2, kpre: 16 },
   { wg: 128, tpt: 2, uv: 2, vd: 8 },
   { wg: 64, tpt: 2, uv: 4, vd: 8 },
+  { ...DEFAULT_ATTENTION_TUNING, kdot: true },
+  { wg: 64, tpt: 1, uv: 2, kdot: true },
+  { ...DEFAULT_ATTENTION_TUNING, perPath: true },
+  { ...DEFAULT_ATTENTION_TUNING, kdot: true, perPath: true },
 ];
 /** Half-width V lanes (vd 8) on software adapters. */
 const SOFT_VD8: AttentionTuning = { wg: 64, tpt: 2, uv: 2, vd: 8 };
@@ -474,7 +479,21 @@ async function checkAttention(
   const stores = img.stores.map((s) => g.upload(s.name, s.words));
   const qb = g.upload("qkv", qkv), out = g.storage("out", want.byteLength);
   const bound = 2e-5 * maxV;
+  const wantKdot = tunings.some((t) => t.kdot)
+    ? kdotReference(caches, img, qkv, numHeads, numKvHeads, D)
+    : want;
+  if (
+    wantKdot !== want &&
+    img.segments.some((s) => /^q[248]$/.test(img.stores[s.k.store].layout[s.k.tensor]!.format))
+  ) {
+    // the int8 query moves the result by far more than the bound: a kernel ignoring kdot cannot pass
+    let gap = 0;
+    for (let i = 0; i < want.length; i++) gap = Math.max(gap, Math.abs(want[i] - wantKdot[i]));
+    console.log(`  ${label}: int8-query reference vs exact-query reference ${gap.toExponential(2)}`);
+    assert.ok(gap > 10 * bound, `kdot reference too close to the exact one (${gap}) to test anything`);
+  }
   for (const tuning of tunings) {
+    const ref = tuning.kdot ? wantKdot : want;
     // maxBatch 4 for every case: the GpuGroupedLayer case then reuses the PM-KVQ pipeline (same WGSL)
     const att = await FusedAttention.create(
       g,
@@ -496,7 +515,7 @@ async function checkAttention(
       const got = new Float32Array(await g.read(out, 0, want.byteLength));
       let err = 0;
       for (let i = 0; i < want.length; i++) {
-        const e = Math.abs(got[i] - want[i]);
+        const e = Math.abs(got[i] - ref[i]);
         err = Number.isNaN(e) ? Infinity : Math.max(err, e);
       }
       console.log(
@@ -511,6 +530,57 @@ async function checkAttention(
   for (const s of stores) s.destroy();
   qb.destroy();
   out.destroy();
+}
+
+/**
+ * f64 reference of the integer K phase (`kdot`): tokens of 2-, 4- and 8-bit K segments are scored with the
+ * int8 query q̂ of cpu/query_int8.ts (from the f32 scaled query q·fl(1/√D), as the kernel forms it), 16-bit
+ * segments and the new token with the exact query; softmax and values as cpu/attention.ts.
+ */
+function kdotReference(
+  caches: KVCache[],
+  img: PackedCacheImage,
+  qkv: Float32Array,
+  nH: number,
+  nKv: number,
+  D: number,
+): Float32Array {
+  const row = (nH + 2 * nKv) * D, hpk = nH / nKv, sc = Math.fround(1 / Math.sqrt(D));
+  const out = new Float32Array(caches.length * nH * D);
+  caches.forEach((c, b) => {
+    const view = c.view(0);
+    const qs = new Float32Array(nH * D).map((_, i) => Math.fround(qkv[b * row + i] * sc));
+    const qh = int8QueryValues(int8Query(qs, nH, D), D);
+    // per token: does its K segment take the integer path?
+    const intTok: boolean[] = [];
+    for (const seg of img.segments) {
+      const f = img.stores[seg.k.store].layout[seg.k.tensor]!.format;
+      for (let t = 0; t < seg.counts[b]; t++) intTok.push(f === "q2" || f === "q4" || f === "q8");
+    }
+    assert.equal(intTok.length, view.length);
+    const kNew = qkv.subarray(b * row + nH * D), vNew = qkv.subarray(b * row + (nH + nKv) * D);
+    for (let h = 0; h < nH; h++) {
+      const g = Math.floor(h / hpk), n = view.length;
+      const s = new Float64Array(n + 1);
+      for (let t = 0; t <= n; t++) {
+        let a = 0;
+        for (let d = 0; d < D; d++) {
+          const k = t < n ? view.k[(t * nKv + g) * D + d] : kNew[g * D + d];
+          a += (t < n && intTok[t] ? qh[h * D + d] : t < n ? qs[h * D + d] : qkv[b * row + h * D + d]) * k;
+        }
+        s[t] = t < n ? a : a * sc;
+      }
+      const m = Math.max(...s);
+      let l = 0;
+      for (let t = 0; t <= n; t++) l += s[t] = Math.exp(s[t] - m);
+      for (let d = 0; d < D; d++) {
+        let a = 0;
+        for (let t = 0; t <= n; t++) a += s[t] * (t < n ? view.v[(t * nKv + g) * D + d] : vNew[g * D + d]);
+        out[(b * nH + h) * D + d] = a / l;
+      }
+    }
+  });
+  return out;
 }
 
 function fill(cache: KVCache, r: () => number, n: number, row: number): void {
@@ -544,7 +614,7 @@ for (const bits of [16, 8, 4, 2] as const) {
       nH,
       nKv,
       D,
-      software ? [SOFT_STATIC[bits]] : TUNINGS,
+      software ? [SOFT_STATIC[bits], ...(bits < 16 ? [{ ...SOFT_STATIC[bits], kdot: true }] : [])] : TUNINGS,
       600 + bits,
     );
   });
@@ -576,7 +646,9 @@ gpuCase(
         ex.map((e) => e.windowTokens)
       }`,
     );
-    const tunings = software ? [DEFAULT_ATTENTION_TUNING, SOFT_VD8] : TUNINGS;
+    const tunings = software
+      ? [DEFAULT_ATTENTION_TUNING, SOFT_VD8, { ...SOFT_VD8, kdot: true, perPath: true }]
+      : TUNINGS;
     await checkAttention(g, "pmkvq", caches, img, nH, nKv, D, tunings, 4343);
   },
 );
@@ -595,7 +667,10 @@ for (const bits of [2, 4] as const) {
       for (const c of caches) fill(c, r, 230, nKv * D);
       const img = kiviImage(caches.map((c) => c.exportLayer(0)));
       assert.equal(img.segments.length, 3);
-      await checkAttention(g, `kivi${bits}`, caches, img, nH, nKv, D, [TUNINGS[0], SOFT_VD8], 950 + bits);
+      await checkAttention(g, `kivi${bits}`, caches, img, nH, nKv, D, [TUNINGS[0], {
+        ...SOFT_VD8,
+        perPath: true,
+      }], 950 + bits);
     },
   );
 }

@@ -26,6 +26,7 @@
  */
 import {
   attentionPartialWgsl,
+  attentionPaths,
   attentionReduceWgsl,
   attentionSharedBytes,
   type AttentionTuning,
@@ -38,7 +39,7 @@ import type { PackedCacheImage, TensorLayout } from "./layout.ts";
 import { GpuError, TensorShapeError } from "../../src/errors.ts";
 
 export type { AttentionTuning, FusedAttentionConfig } from "./attention.wgsl.ts";
-export { DEFAULT_ATTENTION_TUNING } from "./attention.wgsl.ts";
+export { DEFAULT_ATTENTION_TUNING, INT8_QUERY_ATTENTION_TUNING } from "./attention.wgsl.ts";
 
 /** Where segment s reads K and V at run time. */
 export interface SegmentRefs {
@@ -163,13 +164,14 @@ export function planSplits(counts: number[][], target: number, chunk: number, sp
 export class FusedAttention {
   readonly config: FusedAttentionConfig;
   readonly gpu: PackedGpu;
-  readonly #partial: Pipeline;
+  /** The partial kernel, or with `tuning.perPath` one per segment code path (all share one bind group). */
+  readonly #partials: Pipeline[];
   readonly #reduce: Pipeline;
 
-  private constructor(gpu: PackedGpu, config: FusedAttentionConfig, partial: Pipeline, reduce: Pipeline) {
+  private constructor(gpu: PackedGpu, config: FusedAttentionConfig, partials: Pipeline[], reduce: Pipeline) {
     this.gpu = gpu;
     this.config = config;
-    this.#partial = partial;
+    this.#partials = partials;
     this.#reduce = reduce;
   }
 
@@ -189,14 +191,30 @@ export class FusedAttention {
         `fused attention needs ${shared} bytes of workgroup memory; ${gpu.ctx.description} allows ${lim}`,
       );
     }
+    // Deno's GPU type lacks the (standard) wgslLanguageFeatures set
+    const lf = (navigator.gpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures;
+    if (config.tuning.kdot && !lf?.has("packed_4x8_integer_dot_product")) {
+      throw new GpuError(
+        `fused attention tuning kdot needs the WGSL language feature packed_4x8_integer_dot_product, which this ` +
+          `runtime lacks (it has: ${[...(lf ?? [])].join(", ") || "none"})`,
+      );
+    }
     const tag = `${
       config.stores.map((s) => `${s.k ?? "-"}/${s.v ?? "-"}`).join(",")
-    } wg${config.tuning.wg} tpt${config.tuning.tpt}`;
-    const [partial, reduce] = await Promise.all([
-      gpu.pipeline(`attention partial ${tag}`, attentionPartialWgsl(config), { dynamicUniform: true }),
+    } wg${config.tuning.wg} tpt${config.tuning.tpt}${config.tuning.kdot ? " kdot" : ""}`;
+    const paths = config.tuning.perPath ? attentionPaths(config) : 1;
+    const codes = paths > 1
+      ? [...Array(paths).keys()].map((i) => attentionPartialWgsl(config, i))
+      : [attentionPartialWgsl(config)];
+    const [reduce, ...partials] = await Promise.all([
       gpu.pipeline("attention reduce", attentionReduceWgsl(config), { dynamicUniform: true }),
+      ...codes.map((code, i) =>
+        gpu.pipeline(`attention partial ${tag}${paths > 1 ? ` path ${i}` : ""}`, code, {
+          dynamicUniform: true,
+        })
+      ),
     ]);
-    return new FusedAttention(gpu, config, partial, reduce);
+    return new FusedAttention(gpu, config, partials, reduce);
   }
 
   /**
@@ -329,7 +347,7 @@ export class FusedAttention {
     ]);
     const partial = bindUniform(
       this.gpu,
-      this.#partial,
+      this.#partials[0],
       "attention partial",
       pu,
       [bufs.qkv, bufs.part, ...bufs.stores],
@@ -354,9 +372,11 @@ export class FusedAttention {
    */
   encodePartial(pass: GPUComputePassEncoder, d: FusedAttentionDispatch): void {
     if (d.plan.total === 0) return;
-    pass.setPipeline(this.#partial.pipeline);
-    pass.setBindGroup(0, d.partial.bindGroup, d.partial.offsets);
-    pass.dispatchWorkgroups(d.plan.total, this.config.numKvHeads, d.batch);
+    for (const p of this.#partials) {
+      pass.setPipeline(p.pipeline);
+      pass.setBindGroup(0, d.partial.bindGroup, d.partial.offsets);
+      pass.dispatchWorkgroups(d.plan.total, this.config.numKvHeads, d.batch);
+    }
   }
 
   /**

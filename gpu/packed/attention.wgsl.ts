@@ -76,10 +76,29 @@ export interface AttentionTuning {
   /** Dims each invocation owns in the V phase: 16 (default) or 8 (half the accumulator registers; a 2-bit V
    * word is then shared by two invocations, each taking its half). */
   vd?: number;
+  /** Integer K phase for 2-, 4- and 8-bit K (docs/gpu-packed.md §2b): the scaled query of each head is
+   * rounded to int8 with a power-of-two scale (cpu/query_int8.ts, identical on every backend) and scored
+   * with packed 4×8-bit dot products (`dot4I8Packed`): exact integer sums instead of f32 FMAs per code.
+   * Changes the result by the query's rounding (stated bound in the doc); 16-bit segments keep the exact
+   * query. Default false. */
+  kdot?: boolean;
+  /** One partial pipeline per segment code path (e.g. PM-KVQ's 16-bit sink/window and its body), each
+   * dispatched over all splits and returning at once outside its own segments, instead of one kernel holding
+   * every path (whose registers are the largest path's). Same arithmetic; default false. */
+  perPath?: boolean;
 }
 
 /** Default tuning (chosen on the H100, docs/gpu-packed.md). */
 export const DEFAULT_ATTENTION_TUNING: AttentionTuning = { wg: 128, tpt: 2, uv: 4, vd: 8 };
+
+/** The default tuning with the integer K phase (int8 query; docs/gpu-packed.md §2b) and one pipeline per
+ * segment path (without it PM-KVQ's mixed kernel is slower than the f32 one): the H100's fastest for 2-, 4-
+ * and 8-bit caches. Opt-in: it changes the result by the query's rounding. */
+export const INT8_QUERY_ATTENTION_TUNING: AttentionTuning = {
+  ...DEFAULT_ATTENTION_TUNING,
+  kdot: true,
+  perPath: true,
+};
 
 /** Compile-time description of a fused attention pipeline. */
 export interface FusedAttentionConfig {
@@ -178,7 +197,11 @@ export function attentionSharedBytes(c: FusedAttentionConfig): number {
   const d = derive(c);
   const vec4s = 2 * d.D * d.NV + d.GPH * d.NV + d.WG * d.NV + (d.WG / 8) * d.NV + d.PS + d.GPH * d.NV +
     2 * d.NV;
-  return vec4s * 16;
+  // integer K phase: qsc, qiv, qi8, qis, qp
+  const kdot = c.segments.some((g) => kdotBits(c, tensorFormat(c, g.k)) > 0)
+    ? 2 * d.NV + d.D * d.NV + d.GPH * d.NV + (d.D / 4) * d.NV
+    : 0;
+  return (vec4s + kdot) * 16;
 }
 
 const V = ["x", "y", "z", "w"];
@@ -222,7 +245,7 @@ function wgReduce(d: Derived, vars: string[], op: "max" | "add"): string {
 }
 
 /** K phase for one segment: scores sc{k}_{u} of the TPT tokens tc{k}. */
-function kPhase(c: Derived, f: TensorFormat, st: number, channelGroup: number): string {
+function kPhase(c: Derived, f: TensorFormat, st: number, channelGroup: number, kd: number): string {
   const { NV, TPT, G, GPH, D } = c;
   const ks = [...Array(TPT).keys()], us = [...Array(NV).keys()];
   const w: string[] = [];
@@ -262,7 +285,7 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
         w.push(`    let szk${k} = ld${st}(kr.y + gi${k});`);
         w.push(`    let Sk${k} = bf16(szk${k} & 0xffffu); let zk${k} = bf16(szk${k} >> 16u);`);
       }
-      for (const u of us) w.push(`    var dt${k}_${u} = vec4<f32>(0.0);`);
+      if (!kd) { for (const u of us) w.push(`    var dt${k}_${u} = vec4<f32>(0.0);`); }
     }
     const decode = (word: string, cc: number) =>
       isBf
@@ -286,6 +309,42 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
       }
       return b.join("\n");
     };
+    // kdot: integer sums it = Σ qi·(plane bytes) per head, one dot4I8Packed per (word plane, head)
+    const PL = kd === 8 || kd === 0 ? 1 : 8 / kd;
+    const planeExpr = (word: string, sp: number) =>
+      kd === 8
+        ? `(${word} ^ 0x80808080u)`
+        : `((${sp === 0 ? word : `(${word} >> ${u32(sp * kd)})`}) & ${
+          u32(kd === 4 ? 0x0f0f0f0f : 0x03030303)
+        })`;
+    const kdotBody = (words: (k: number, e: number) => string, nWords: number, wbase: string) => {
+      const b: string[] = [];
+      for (let e = 0; e < nWords; e++) {
+        for (let sp = 0; sp < PL; sp++) {
+          for (const u of us) {
+            b.push(
+              `      let qv${e}_${sp}_${u} = qp[(${wbase} + ${u32(e)}) * ${u32(PL * NV)} + ${
+                u32(sp * NV + u)
+              }];`,
+            );
+          }
+          for (const k of ks) {
+            b.push(`      { let pl = ${planeExpr(words(k, e), sp)};`);
+            for (const u of us) {
+              const qv = `qv${e}_${sp}_${u}`;
+              b.push(
+                `        it${k}_${u} += vec4<i32>(dot4I8Packed(pl, ${qv}.x), dot4I8Packed(pl, ${qv}.y), dot4I8Packed(pl, ${qv}.z), dot4I8Packed(pl, ${qv}.w));`,
+              );
+            }
+            b.push("      }");
+          }
+        }
+      }
+      return b.join("\n");
+    };
+    const bodyFor = (words: (k: number, e: number) => string, nWords: number, qbase: string, wbase: string) =>
+      kd ? kdotBody(words, nWords, wbase) : body(words, nWords, qbase);
+    if (kd) { for (const k of ks) for (const u of us) w.push(`    var it${k}_${u} = vec4<i32>(0);`); }
     if (lu4 && wpg / 4 <= c.KPRE) {
       // short rows (2- and 4-bit): issue every load of the row first, then compute
       for (const k of ks) w.push(`    let cb${k} = (kr.x + gi${k} * ${u32(wpg)}) >> 2u;`);
@@ -294,7 +353,14 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
       }
       for (let w4 = 0; w4 < wpg / 4; w4++) {
         w.push("    {");
-        w.push(body((k, e) => `v${k}_${w4}.${V[e]}`, 4, u32((j * gsz + w4 * 4 * cpw) * NV)));
+        w.push(
+          bodyFor(
+            (k, e) => `v${k}_${w4}.${V[e]}`,
+            4,
+            u32((j * gsz + w4 * 4 * cpw) * NV),
+            u32(j * wpg + w4 * 4),
+          ),
+        );
         w.push("    }");
       }
     } else if (lu4) {
@@ -302,20 +368,27 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
       w.push(`    for (var w4 = 0u; w4 < ${u32(wpg / 4)}; w4++) {`);
       for (const k of ks) w.push(`      let v${k} = s${st}[cb${k} + w4];`);
       w.push(`      let qb = (${u32(j * gsz)} + w4 * ${u32(4 * cpw)}) * ${u32(NV)};`);
-      w.push(body((k, e) => `v${k}.${V[e]}`, 4, "qb"));
+      w.push(`      let wq = ${u32(j * wpg)} + w4 * 4u;`);
+      w.push(bodyFor((k, e) => `v${k}.${V[e]}`, 4, "qb", "wq"));
       w.push("    }");
     } else {
       w.push(`    for (var wi = 0u; wi < ${u32(wpg)}; wi++) {`);
       for (const k of ks) w.push(`      let v${k} = ld${st}(kr.x + gi${k} * ${u32(wpg)} + wi);`);
       w.push(`      let qb = (${u32(j * gsz)} + wi * ${u32(cpw)}) * ${u32(NV)};`);
-      w.push(body((k) => `v${k}`, 1, "qb"));
+      w.push(`      let wq = ${u32(j * wpg)} + wi;`);
+      w.push(bodyFor((k) => `v${k}`, 1, "qb", "wq"));
       w.push("    }");
     }
     for (const k of ks) {
       for (const u of us) {
+        const qs = `qis[${u32(j * NV + u)}]`;
         w.push(
           isBf
             ? `    sc${k}_${u} += dt${k}_${u};`
+            : kd
+            ? `    sc${k}_${u} += qsc[${u32(u)}] * (Sk${k} * vec4<f32>(it${k}_${u}${
+              kd === 8 ? ` + 128 * ${qs}` : ""
+            }) - zk${k} * vec4<f32>(${qs}));`
             : `    sc${k}_${u} += Sk${k} * dt${k}_${u} - zk${k} * qsum[${u32(j * NV + u)}];`,
         );
       }
@@ -448,6 +521,25 @@ function vPhase(c: Derived, f: TensorFormat, st: number): string {
   return w.join("\n");
 }
 
+/** Bits of the integer K phase for K format `f` under `cfg`'s tuning (0: the f32 K phase). */
+function kdotBits(cfg: FusedAttentionConfig, f: TensorFormat): number {
+  return cfg.tuning.kdot && (f === "q2" || f === "q4" || f === "q8") ? formatBits(f) : 0;
+}
+
+/**
+ * Segment code paths of `cfg` (segments reading the same store tensors share one); with `tuning.perPath`
+ * each gets its own partial pipeline (`attentionPartialWgsl(cfg, path)`).
+ *
+ * @example
+ * ```ts
+ * import { attentionPaths } from "./attention.wgsl.ts";
+ * // PM-KVQ [sink | body | window]: sink and window share the 16-bit store → 2 paths
+ * ```
+ */
+export function attentionPaths(cfg: FusedAttentionConfig): number {
+  return new Set(cfg.segments.map(comboKey)).size;
+}
+
 /** Key of the code path of a segment: segments reading the same store tensors share one WGSL function. */
 function comboKey(seg: FusedAttentionConfig["segments"][number]): string {
   return `${seg.k.store}${seg.k.tensor}${seg.v.store}${seg.v.tensor}`;
@@ -457,14 +549,28 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
   const seg = cfg.segments[s];
   const kf = tensorFormat(cfg, seg.k), vf = tensorFormat(cfg, seg.v);
   if (isChannelFormat(vf)) throw new QuantConfigError(`fused attention: V cannot be in channel format ${vf}`);
-  const { NV, TPT, GPH, WG } = d;
+  const { NV, TPT, GPH, WG, D } = d;
   const ks = [...Array(TPT).keys()], us = [...Array(NV).keys()], js = [...Array(GPH).keys()];
   const accs = [...Array(d.VD).keys()];
   const cg = cfg.stores[seg.k.store].channelGroup ?? 128;
   const kq = kf.startsWith("q");
   const kcpw = kq ? formatFor(formatBits(kf)).codesPerWord : 1;
+  const kd = kdotBits(cfg, kf);
+  const PL = kd === 8 || kd === 0 ? 1 : 8 / kd;
+  // kdot: the int8 query packed in the byte order of this format's word planes (qp[(word·PL + plane)·NV + u],
+  // byte j of plane sp of word wi = dim wi·CPW + j·PL + sp), one barrier per split
+  const qpPrep = `  for (var i = lid; i < ${u32((D / 4) * NV)}; i += WG) {
+    let u = i % ${u32(NV)}; let pw = i / ${u32(NV)}; let wi = pw / ${u32(PL)}; let sp = pw % ${u32(PL)};
+    var r = vec4<u32>(0u);
+    for (var j = 0u; j < 4u; j++) {
+      let dd = wi * ${u32(kcpw)} + j * ${u32(PL)} + sp;
+      r |= (bitcast<vec4<u32>>(qi8[dd * ${u32(NV)} + u]) & vec4<u32>(0xffu)) << vec4<u32>(8u * j);
+    }
+    qp[i] = r;
+  }
+  workgroupBarrier();`;
   // q·2^-sh for the in-place K codes (exact power-of-two scaling), one barrier per split
-  const qkPrep = !kq ? "" : `  for (var i = lid; i < D * ${u32(NV)}; i += WG) {
+  const qkPrep = !kq ? "" : kd ? qpPrep : `  for (var i = lid; i < D * ${u32(NV)}; i += WG) {
     let k = (i / ${u32(NV)}) % ${u32(kcpw)};
     var sh = k * ${u32(formatBits(kf))};
     if (sh + ${u32(formatBits(kf))} > 23u) { sh = sh - ${
@@ -514,7 +620,7 @@ ${
     ).join("\n")
   }
 ${ks.flatMap((k) => us.map((u) => `    var sc${k}_${u} = vec4<f32>(0.0);`)).join("\n")}
-${kPhase(d, kf, seg.k.store, cg)}
+${kPhase(d, kf, seg.k.store, cg, kd)}
 ${us.map((u) => `    var cm${u} = vec4<f32>(NEG);`).join("\n")}
 ${
     ks.flatMap((k) => us.map((u) => `    cm${u} = select(cm${u}, max(cm${u}, sc${k}_${u}), valid${k});`))
@@ -568,6 +674,41 @@ ${
 }
 
 /**
+ * The int8 query of the integer K phase (mirror: cpu/query_int8.ts). Per head: e = the exponent with
+ * 127·2^e ≥ max|q| ≥ 63.5·2^e (e ≥ −126; a head with max|q| below 2^-126 gets e = 0 and all-zero codes), and
+ * qi = round-half-even(q·2^-e) ∈ [−127, 127] — a multiply by a power of two and a rounding, exact on every
+ * adapter. q̂ = qi·2^e.
+ */
+const Q8_WGSL = /* wgsl */ `
+fn q8_exp(a: f32) -> i32 {
+  if (!(a >= bitcast<f32>(0x00800000u))) { return 0; }
+  var e = max(i32((bitcast<u32>(a) >> 23u) & 0xffu) - 133, -126);
+  if (a > 127.0 * bitcast<f32>(u32(e + 127) << 23u)) { e += 1; }
+  return e;
+}
+fn pow2(e: i32) -> f32 { return bitcast<f32>(u32(e + 127) << 23u); }
+`;
+
+/** Main-kernel prologue of the integer K phase: per-head exponents, int8 codes and group sums of the query. */
+const KDOT_MAIN = /* wgsl */ `
+  if (lid < NV) {
+    var mx = vec4<f32>(0.0);
+    for (var d = 0u; d < D; d++) { mx = max(mx, abs(qsh[d * NV + lid])); }
+    let e = vec4<i32>(q8_exp(mx.x), q8_exp(mx.y), q8_exp(mx.z), q8_exp(mx.w));
+    qsc[lid] = vec4<f32>(pow2(e.x), pow2(e.y), pow2(e.z), pow2(e.w));
+    qiv[lid] = vec4<f32>(pow2(-e.x), pow2(-e.y), pow2(-e.z), pow2(-e.w));
+  }
+  workgroupBarrier();
+  for (var i = lid; i < D * NV; i += WG) { qi8[i] = vec4<i32>(round(qsh[i] * qiv[i % NV])); }
+  workgroupBarrier();
+  if (lid < (D / G) * NV) {
+    let j = lid / NV; let u = lid % NV;
+    var t = vec4<i32>(0);
+    for (var e = 0u; e < G; e++) { t += qi8[(j * G + e) * NV + u]; }
+    qis[lid] = t;
+  }`;
+
+/**
  * WGSL of the partial (split) kernel of `cfg` (module doc).
  *
  * @example
@@ -578,7 +719,7 @@ ${
  *   tuning: { wg: 64, tpt: 1 } });
  * ```
  */
-export function attentionPartialWgsl(cfg: FusedAttentionConfig): string {
+export function attentionPartialWgsl(cfg: FusedAttentionConfig, path?: number): string {
   const d = derive(cfg);
   const { NV, HPK, NSEG } = d;
   const stores = cfg.stores.map((_, i) =>
@@ -598,17 +739,35 @@ fn ld${i}(w: u32) -> u32 {
     qload.push("    }");
   }
   const combos = [...new Set(cfg.segments.map(comboKey))];
+  if (path !== undefined && !(Number.isInteger(path) && path >= 0 && path < combos.length)) {
+    throw new TensorShapeError(`fused attention: path ${path} of ${combos.length}`);
+  }
+  const inPath = (g: FusedAttentionConfig["segments"][number]) =>
+    path === undefined || comboKey(g) === combos[path];
+  const anyKdot = cfg.segments.some((g) => inPath(g) && kdotBits(cfg, tensorFormat(cfg, g.k)) > 0);
   const fns = combos.map((key, ci) =>
-    segmentFn(cfg, d, cfg.segments.findIndex((g) => comboKey(g) === key), `seg_c${ci}`)
+    path !== undefined && ci !== path
+      ? ""
+      : segmentFn(cfg, d, cfg.segments.findIndex((g) => comboKey(g) === key), `seg_c${ci}`)
   );
-  const dispatch = combos.length === 1 ? "  seg_c0(s, b, kvh, x, lid);" : combos.map((key, ci) => {
-    const members = cfg.segments.map((g, i) => (comboKey(g) === key ? `s == ${u32(i)}` : "")).filter((t) =>
-      t
-    );
-    return ci === combos.length - 1
-      ? `  seg_c${ci}(s, b, kvh, x, lid);`
-      : `  if (${members.join(" || ")}) { seg_c${ci}(s, b, kvh, x, lid); return; }`;
-  }).join("\n");
+  // one path only: workgroups of other segments return before any work (workgroup-uniform: s depends on x)
+  const pathGuard = path === undefined ? "" : `  var s = 0u;
+  for (var i = 1u; i < NSEG; i++) { if (x >= p.seg[i].x) { s = i; } }
+  if (!(${cfg.segments.map((g, i) => (inPath(g) ? `s == ${u32(i)}` : "")).filter((t) => t).join(" || ")})) {
+    return;
+  }`;
+  const dispatch = path !== undefined
+    ? `  seg_c${path}(s, b, kvh, x, lid);`
+    : combos.length === 1
+    ? "  seg_c0(s, b, kvh, x, lid);"
+    : combos.map((key, ci) => {
+      const members = cfg.segments.map((g, i) => (comboKey(g) === key ? `s == ${u32(i)}` : "")).filter((t) =>
+        t
+      );
+      return ci === combos.length - 1
+        ? `  seg_c${ci}(s, b, kvh, x, lid);`
+        : `  if (${members.join(" || ")}) { seg_c${ci}(s, b, kvh, x, lid); return; }`;
+    }).join("\n");
   return /* wgsl */ `
 const D = ${u32(d.D)};
 const G = ${u32(d.G)};
@@ -620,6 +779,7 @@ const CH = ${u32(d.CH)};
 const TPW = ${u32(d.TPW)};
 const LANES = ${u32(d.LANES)};
 const NSEG = ${u32(NSEG)};
+const NV = ${u32(NV)};
 const NEG = -3.0e38;
 struct P {
   io: vec4<u32>,
@@ -641,11 +801,22 @@ var<workgroup> red2: array<vec4<f32>, ${(d.WG / 8) * NV}>;
 var<workgroup> ps: array<vec4<f32>, ${d.PS}>;
 var<workgroup> zsh: array<vec4<f32>, ${d.GPH * NV}>;
 var<workgroup> mlsh: array<vec4<f32>, ${2 * NV}>;
+${
+    anyKdot
+      ? `var<workgroup> qsc: array<vec4<f32>, ${NV}>;
+var<workgroup> qiv: array<vec4<f32>, ${NV}>;
+var<workgroup> qi8: array<vec4<i32>, ${d.D * NV}>;
+var<workgroup> qis: array<vec4<i32>, ${d.GPH * NV}>;
+var<workgroup> qp: array<vec4<u32>, ${(d.D / 4) * NV}>;
+${Q8_WGSL}`
+      : ""
+  }
 ${QUANT_WGSL}
 ${fns.join("\n")}
 @compute @workgroup_size(${d.WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let x = wid.x; let kvh = wid.y; let b = wid.z;
+${pathGuard}
   let qb = p.io.x + b * p.io.y + kvh * HPK * D;
   for (var i = lid; i < D * ${u32(NV)}; i += WG) {
     let dd = i / ${u32(NV)}; let u = i % ${u32(NV)};
@@ -661,8 +832,13 @@ ${qload.join("\n")}
     qsum[lid] = s;
   }
   workgroupBarrier();
-  var s = 0u;
-  for (var i = 1u; i < NSEG; i++) { if (x >= p.seg[i].x) { s = i; } }
+${anyKdot ? KDOT_MAIN : ""}
+${
+    path === undefined
+      ? `  var s = 0u;
+  for (var i = 1u; i < NSEG; i++) { if (x >= p.seg[i].x) { s = i; } }`
+      : ""
+  }
 ${dispatch}
 }
 `;

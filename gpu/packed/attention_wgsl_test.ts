@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   attentionPartialWgsl,
+  attentionPaths,
   type AttentionTuning,
   DEFAULT_ATTENTION_TUNING,
   type FusedAttentionConfig,
@@ -65,4 +66,50 @@ Deno.test("attention wgsl: vd 8 halves the V accumulators and shares 2-bit words
   // the 2-bit body: each invocation shifts its half of the shared word down
   assert.match(v8, />> \(\(\(d0 \/ 8u\) % 2u\) \* 16u\)/);
   assert.doesNotMatch(v16, /% 2u\) \* 16u\)/);
+});
+
+Deno.test("attention wgsl: kdot puts 2/4/8-bit K segments on dot4I8Packed, 16-bit ones stay f32", () => {
+  const plain = attentionPartialWgsl(cfg(DEFAULT_ATTENTION_TUNING));
+  const kd = attentionPartialWgsl(cfg({ ...DEFAULT_ATTENTION_TUNING, kdot: true }));
+  assert.doesNotMatch(plain, /dot4I8Packed|q8_exp/);
+  // the q2 body: 4 planes of 0x03030303 per word, one dot product per (plane, head)
+  assert.match(kd, /& 50529027u\)/); // 0x03030303
+  assert.match(kd, /q8_exp\(mx\.x\)/);
+  assert.equal((kd.match(/dot4I8Packed\(pl, qv\d+_\d+_0\.x\)/g) ?? []).length > 0, true);
+  // the q16 sink/window segment keeps the in-place f32 path (qk prescale) in the same kernel
+  assert.match(kd, /qk\[i\] = qsh\[i\]/);
+  const k4 = attentionPartialWgsl(
+    cfg({ ...DEFAULT_ATTENTION_TUNING, kdot: true }, {
+      stores: [{ k: "q4", v: "q4" }],
+      segments: [{ k: { store: 0, tensor: "k" }, v: { store: 0, tensor: "v" } }],
+    }),
+  );
+  assert.match(k4, /& 252645135u\)/); // 0x0f0f0f0f
+  assert.doesNotMatch(k4, /qk\[i\] = qsh\[i\]/);
+  // only 16-bit stores: kdot changes nothing
+  const k16 = attentionPartialWgsl(
+    cfg({ ...DEFAULT_ATTENTION_TUNING, kdot: true }, {
+      stores: [{ k: "q16", v: "q16" }],
+      segments: [{ k: { store: 0, tensor: "k" }, v: { store: 0, tensor: "v" } }],
+    }),
+  );
+  assert.doesNotMatch(k16, /dot4I8Packed/);
+});
+
+Deno.test("attention wgsl: perPath compiles one segment path per kernel, others return before any work", () => {
+  const c = cfg(DEFAULT_ATTENTION_TUNING); // [q16 | q2 | q16]: paths 0 (q16) and 1 (q2)
+  assert.equal(attentionPaths(c), 2);
+  const p0 = attentionPartialWgsl(c, 0), p1 = attentionPartialWgsl(c, 1);
+  assert.match(p0, /fn seg_c0\(/);
+  assert.doesNotMatch(p0, /fn seg_c1\(/);
+  assert.match(p0, /if \(!\(s == 0u \|\| s == 2u\)\) \{\s*return;/);
+  assert.match(p1, /fn seg_c1\(/);
+  assert.doesNotMatch(p1, /fn seg_c0\(/);
+  assert.match(p1, /if \(!\(s == 1u\)\) \{\s*return;/);
+  // the guard comes before the query prologue's barriers
+  assert.ok(p1.indexOf("return;\n  }") < p1.indexOf("workgroupBarrier();\n  if (lid <"));
+  assert.throws(
+    () => attentionPartialWgsl(c, 2),
+    (e: Error) => e instanceof TensorShapeError && /path 2/.test(e.message),
+  );
 });
