@@ -36,8 +36,10 @@ import {
   configForImage,
   DEFAULT_ATTENTION_TUNING,
   FusedAttention,
+  type FusedAttentionConfig,
   refsForImage,
 } from "../gpu/packed/attention.ts";
+import { GpuError } from "../src/errors.ts";
 import {
   allocQuantBuffers,
   dequantizeRows,
@@ -862,3 +864,35 @@ for (const [sink, window, finalBits, maxLen] of [[1, 32, 2, 1024], [2, 0, 4, 102
     },
   );
 }
+
+gpuCase(
+  "fused attention: kdot without packed_4x8_integer_dot_product is a GpuError naming the feature",
+  async (g) => {
+    const gpuNs = navigator.gpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> };
+    const own = Object.getOwnPropertyDescriptor(gpuNs, "wgslLanguageFeatures");
+    Object.defineProperty(gpuNs, "wgslLanguageFeatures", {
+      value: new Set(["pointer_composite_access"]),
+      configurable: true,
+    });
+    try {
+      const cfg: FusedAttentionConfig = {
+        numHeads: 4,
+        numKvHeads: 2,
+        headDim: 128,
+        maxBatch: 1,
+        stores: [{ k: "q4", v: "q4" }],
+        segments: [{ k: { store: 0, tensor: "k" }, v: { store: 0, tensor: "v" } }],
+        tuning: { wg: 64, tpt: 1, kdot: true },
+      };
+      await assert.rejects(
+        FusedAttention.create(g, cfg),
+        (e: Error) =>
+          e instanceof GpuError && /packed_4x8_integer_dot_product/.test(e.message) &&
+          /pointer_composite_access/.test(e.message),
+      );
+    } finally {
+      if (own) Object.defineProperty(gpuNs, "wgslLanguageFeatures", own);
+      else delete (gpuNs as { wgslLanguageFeatures?: unknown }).wgslLanguageFeatures;
+    }
+  },
+);
