@@ -43,6 +43,7 @@ import {
   FusedAttention,
   type FusedAttentionConfig,
   INT8_QUERY_ATTENTION_TUNING,
+  integerKFormat,
   type SegmentRefs,
 } from "../gpu/packed/attention.ts";
 import { ErsKernel } from "../gpu/packed/ers.ts";
@@ -361,7 +362,7 @@ export async function runPackedBench(
     const counts = spec.segments.map(([, , n]) => new Array(B).fill(n));
     const kvBytes = kvBytesOf(spec, o);
     // kdot tunings score 2/4/8-bit K with the int8 query (a different result): their own best row and reference
-    const intK = spec.stores.some(([f]) => f === "q2" || f === "q4" || f === "q8");
+    const intK = spec.stores.some(([f]) => integerKFormat(f));
     const variantOf = (t: AttentionTuning) => (t.kdot && intK ? " (int8 query)" : "");
     const bestRow = new Map<string, AttentionRow>();
     const refOut = new Map<string, Float32Array>();
@@ -690,7 +691,7 @@ if (import.meta.main) {
     const row = (nH + 2 * nKv) * D;
     for (
       const [spec, tuning] of layoutsFor(o.tokens).flatMap((sp) =>
-        sp.stores.some(([f]) => /^q[248]$/.test(f))
+        sp.stores.some(([f]) => integerKFormat(f))
           ? [[sp, DEFAULT_ATTENTION_TUNING], [sp, INT8_QUERY_ATTENTION_TUNING]] as const
           : [[sp, DEFAULT_ATTENTION_TUNING]] as const
       )

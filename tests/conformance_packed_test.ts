@@ -37,6 +37,7 @@ import {
   DEFAULT_ATTENTION_TUNING,
   FusedAttention,
   type FusedAttentionConfig,
+  integerKFormat,
   refsForImage,
 } from "../gpu/packed/attention.ts";
 import { GpuError } from "../src/errors.ts";
@@ -486,7 +487,7 @@ async function checkAttention(
     : want;
   if (
     wantKdot !== want &&
-    img.segments.some((s) => /^q[248]$/.test(img.stores[s.k.store].layout[s.k.tensor]!.format))
+    img.segments.some((s) => integerKFormat(img.stores[s.k.store].layout[s.k.tensor]!.format))
   ) {
     // the int8 query moves the result by far more than the bound: a kernel ignoring kdot cannot pass
     let gap = 0;
@@ -557,7 +558,7 @@ function kdotReference(
     const intTok: boolean[] = [];
     for (const seg of img.segments) {
       const f = img.stores[seg.k.store].layout[seg.k.tensor]!.format;
-      for (let t = 0; t < seg.counts[b]; t++) intTok.push(f === "q2" || f === "q4" || f === "q8");
+      for (let t = 0; t < seg.counts[b]; t++) intTok.push(integerKFormat(f));
     }
     assert.equal(intTok.length, view.length);
     const kNew = qkv.subarray(b * row + nH * D), vNew = qkv.subarray(b * row + (nH + nKv) * D);

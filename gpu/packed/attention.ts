@@ -39,7 +39,7 @@ import type { PackedCacheImage, TensorLayout } from "./layout.ts";
 import { GpuError, TensorShapeError } from "../../src/errors.ts";
 
 export type { AttentionTuning, FusedAttentionConfig } from "./attention.wgsl.ts";
-export { DEFAULT_ATTENTION_TUNING, INT8_QUERY_ATTENTION_TUNING } from "./attention.wgsl.ts";
+export { DEFAULT_ATTENTION_TUNING, INT8_QUERY_ATTENTION_TUNING, integerKFormat } from "./attention.wgsl.ts";
 
 /** Where segment s reads K and V at run time. */
 export interface SegmentRefs {

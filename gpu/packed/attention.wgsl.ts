@@ -310,7 +310,7 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
       return b.join("\n");
     };
     // kdot: integer sums it = Σ qi·(plane bytes) per head, one dot4I8Packed per (word plane, head)
-    const PL = kd === 8 || kd === 0 ? 1 : 8 / kd;
+    const PL = kdotPlanes(kd);
     const planeExpr = (word: string, sp: number) =>
       kd === 8
         ? `(${word} ^ 0x80808080u)`
@@ -521,9 +521,28 @@ function vPhase(c: Derived, f: TensorFormat, st: number): string {
   return w.join("\n");
 }
 
+/**
+ * Whether K in format `f` takes the integer K phase under `kdot` (2-, 4- and 8-bit per-token codes); other
+ * formats keep the exact query.
+ *
+ * @example
+ * ```ts
+ * import { integerKFormat } from "./attention.wgsl.ts";
+ * [integerKFormat("q4"), integerKFormat("q16"), integerKFormat("kc2")]; // [true, false, false]
+ * ```
+ */
+export function integerKFormat(f: TensorFormat): boolean {
+  return f === "q2" || f === "q4" || f === "q8";
+}
+
 /** Bits of the integer K phase for K format `f` under `cfg`'s tuning (0: the f32 K phase). */
 function kdotBits(cfg: FusedAttentionConfig, f: TensorFormat): number {
-  return cfg.tuning.kdot && (f === "q2" || f === "q4" || f === "q8") ? formatBits(f) : 0;
+  return cfg.tuning.kdot && integerKFormat(f) ? formatBits(f) : 0;
+}
+
+/** Byte planes of a word of `kd`-bit codes (code i·(32/kd) + j·planes + s sits in byte j of plane s). */
+function kdotPlanes(kd: number): number {
+  return kd === 8 || kd === 0 ? 1 : 8 / kd;
 }
 
 /**
@@ -556,7 +575,7 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
   const kq = kf.startsWith("q");
   const kcpw = kq ? formatFor(formatBits(kf)).codesPerWord : 1;
   const kd = kdotBits(cfg, kf);
-  const PL = kd === 8 || kd === 0 ? 1 : 8 / kd;
+  const PL = kdotPlanes(kd);
   // kdot: the int8 query packed in the byte order of this format's word planes (qp[(word·PL + plane)·NV + u],
   // byte j of plane sp of word wi = dim wi·CPW + j·PL + sp), one barrier per split
   const qpPrep = `  for (var i = lid; i < ${u32((D / 4) * NV)}; i += WG) {
