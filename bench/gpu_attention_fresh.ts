@@ -6,11 +6,14 @@
  * sweep of bench/gpu_packed_bench.ts picks tunings; this script produces the figures we report.
  *
  *   deno run -A bench/gpu_attention_fresh.ts [--reps 3] [--md FILE] [--json FILE]
+ *       [--layouts int4,int2] [--variants '[{"name":"x","tuning":{…}}]'] [--targets 8]
+ *
+ * `--variants` replaces the built-in variants by these tunings (applied to every layout); `--targets` is passed
+ * to the bench (splits per sequence and KV head).
  *
  * Runs `bench/gpu_packed_bench.ts --tunings [T] --targets 8 --layouts L` as a subprocess for every layout L
  * and tuning T (`VARIANTS`: the default; `INT8_QUERY_ATTENTION_TUNING` for layouts with 2/4/8-bit K; for
- * the PM-KVQ layouts also the default with one pipeline per path and the int8 query in one kernel), `reps`
- * times.
+ * the PM-KVQ layouts also the default with one pipeline per path), `reps` times.
  *
  * @example
  * ```ts
@@ -37,11 +40,6 @@ const VARIANTS: { name: string; tuning: AttentionTuning; applies: (layout: strin
     tuning: { ...DEFAULT_ATTENTION_TUNING, perPath: true },
     applies: (l) => l.startsWith("PM"),
   },
-  {
-    name: " (int8 query, one kernel)",
-    tuning: { ...INT8_QUERY_ATTENTION_TUNING, perPath: false },
-    applies: (l) => l.startsWith("PM"),
-  },
 ];
 
 /** One fresh-process measurement. */
@@ -58,7 +56,7 @@ function median(x: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function once(layout: string, variant: string, tuning: AttentionTuning): Promise<Run> {
+async function once(layout: string, variant: string, tuning: AttentionTuning, targets: string): Promise<Run> {
   const json = await Deno.makeTempFile({ suffix: ".json" });
   const bench = new URL("./gpu_packed_bench.ts", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
@@ -69,7 +67,7 @@ async function once(layout: string, variant: string, tuning: AttentionTuning): P
       "--tunings",
       JSON.stringify([tuning]),
       "--targets",
-      "8",
+      targets,
       "--layouts",
       layout,
       "--json",
@@ -95,17 +93,40 @@ async function once(layout: string, variant: string, tuning: AttentionTuning): P
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { reps: { type: "string", default: "3" }, md: { type: "string" }, json: { type: "string" } },
+    options: {
+      reps: { type: "string", default: "3" },
+      md: { type: "string" },
+      json: { type: "string" },
+      layouts: { type: "string" },
+      variants: { type: "string" },
+      targets: { type: "string", default: "8" },
+    },
   });
+  const layouts = values.layouts ? values.layouts.split(",") : LAYOUTS;
+  let variants = VARIANTS;
+  if (values.variants) {
+    const parsed = JSON.parse(values.variants) as unknown;
+    if (
+      !Array.isArray(parsed) ||
+      !parsed.every((v) => typeof v?.name === "string" && typeof v?.tuning === "object" && v.tuning)
+    ) {
+      throw new TypeError(`--variants must be a JSON array of {name, tuning}, got ${values.variants}`);
+    }
+    variants = parsed.map((v: { name: string; tuning: AttentionTuning }) => ({
+      name: v.name ? ` (${v.name})` : "",
+      tuning: v.tuning,
+      applies: () => true,
+    }));
+  }
   const reps = Number(values.reps);
   if (!Number.isInteger(reps) || reps < 1) {
     throw new RangeError(`--reps must be a positive integer, got ${values.reps}`);
   }
   const runs: Run[] = [];
   for (let i = 0; i < reps; i++) {
-    for (const layout of LAYOUTS) {
-      for (const v of VARIANTS.filter((x) => x.applies(layout))) {
-        const r = await once(layout, v.name, v.tuning);
+    for (const layout of layouts) {
+      for (const v of variants.filter((x) => x.applies(layout))) {
+        const r = await once(layout, v.name, v.tuning, values.targets);
         runs.push(r);
         console.log(`rep ${i + 1} ${layout}${v.name}: ${r.us.toFixed(1)} us`);
       }
@@ -114,7 +135,7 @@ if (import.meta.main) {
   const keyOf = (r: Run) => r.layout + r.variant;
   const keys = [...new Set(runs.map(keyOf))];
   const med = new Map(keys.map((k) => [k, median(runs.filter((r) => keyOf(r) === k).map((r) => r.us))]));
-  const base = med.get("int16")!;
+  const base = med.get("int16") ?? NaN;
   const copy = median(runs.map((r) => r.copyGBps));
   const lines = [
     `Fresh process per measurement, ${reps} repetitions, median; vec4 copy ${copy.toFixed(0)} GB/s (median).`,

@@ -87,15 +87,18 @@ const TUNINGS: AttentionTuning[] = software ? [{ wg: 64, tpt: 1 }] : [
   { wg: 64, tpt: 1, uv: 2, kdot: true },
   { ...DEFAULT_ATTENTION_TUNING, perPath: true },
   { ...DEFAULT_ATTENTION_TUNING, kdot: true, perPath: true },
+  { wg: 128, tpt: 2, uv: 4, vd: 8 },
+  { wg: 128, tpt: 2, uv: 4, vd: 8, kdot: true, perPath: true },
+  { wg: 64, tpt: 2, uv: 2, vd: 16, vfull: true, wordView: true },
 ];
 /** Half-width V lanes (vd 8) on software adapters. */
 const SOFT_VD8: AttentionTuning = { wg: 64, tpt: 2, uv: 2, vd: 8 };
 /** On software adapters each static case runs one different tuning (compiling is what costs time there). */
 const SOFT_STATIC: Record<number, AttentionTuning> = {
   16: { wg: 64, tpt: 1, uv: 1, kpre: 16 },
-  8: { wg: 64, tpt: 2, uv: 4, kpre: 8, vd: 8 },
+  8: { wg: 64, tpt: 2, uv: 4, kpre: 8, vd: 8, vfull: true, wordView: true },
   4: { wg: 64, tpt: 1, uv: 2, vd: 8 },
-  2: { wg: 128, tpt: 2, uv: 4, vd: 8 },
+  2: { wg: 128, tpt: 2, uv: 4, vd: 8, vfull: true, wordView: true },
 };
 
 function gpuCase(name: string, fn: (g: PackedGpu) => Promise<void>): void {
@@ -650,7 +653,13 @@ gpuCase(
       }`,
     );
     const tunings = software
-      ? [DEFAULT_ATTENTION_TUNING, SOFT_VD8, { ...SOFT_VD8, kdot: true, perPath: true }]
+      ? [DEFAULT_ATTENTION_TUNING, SOFT_VD8, {
+        ...SOFT_VD8,
+        kdot: true,
+        perPath: true,
+        vfull: true,
+        wordView: true,
+      }]
       : TUNINGS;
     await checkAttention(g, "pmkvq", caches, img, nH, nKv, D, tunings, 4343);
   },
@@ -673,6 +682,8 @@ for (const bits of [2, 4] as const) {
       await checkAttention(g, `kivi${bits}`, caches, img, nH, nKv, D, [TUNINGS[0], {
         ...SOFT_VD8,
         perPath: true,
+        vfull: true,
+        wordView: true,
       }], 950 + bits);
     },
   );

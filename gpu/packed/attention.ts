@@ -176,7 +176,9 @@ export class FusedAttention {
   }
 
   /**
-   * Compiles (or reuses) both pipelines. GpuError when the workgroup memory exceeds the device limit.
+   * Compiles (or reuses) both pipelines. GpuError when the workgroup memory or the storage-buffer count
+   * exceeds the device limit. `tuning.wordView` is dropped (same arithmetic) on a device with fewer than
+   * 2 + 2·stores storage buffers per stage; {@link FusedAttention.config} holds the tuning in use.
    *
    * @example
    * ```ts
@@ -199,6 +201,11 @@ export class FusedAttention {
           `runtime lacks (it has: ${[...(lf ?? [])].join(", ") || "none"})`,
       );
     }
+    config = fitStorageBuffers(
+      config,
+      gpu.device.limits.maxStorageBuffersPerShaderStage,
+      gpu.ctx.description,
+    );
     const tag = `${
       config.stores.map((s) => `${s.k ?? "-"}/${s.v ?? "-"}`).join(",")
     } wg${config.tuning.wg} tpt${config.tuning.tpt}${config.tuning.kdot ? " kdot" : ""}`;
@@ -350,7 +357,7 @@ export class FusedAttention {
       this.#partials[0],
       "attention partial",
       pu,
-      [bufs.qkv, bufs.part, ...bufs.stores],
+      [bufs.qkv, bufs.part, ...bufs.stores, ...(c.tuning.wordView ? bufs.stores : [])],
       arena,
     );
     const reduce = bindUniform(this.gpu, this.#reduce, "attention reduce", ru, [
@@ -393,6 +400,35 @@ export class FusedAttention {
     pass.setBindGroup(0, d.reduce.bindGroup, d.reduce.offsets);
     pass.dispatchWorkgroups(this.config.numHeads, d.batch);
   }
+}
+
+/**
+ * `config` as it can run with `maxStorage` storage buffers per shader stage: `tuning.wordView` (every store
+ * bound twice, same arithmetic) is dropped when 2 + 2·stores do not fit; GpuError naming the count when even
+ * 2 + stores do not.
+ *
+ * @example
+ * ```ts
+ * fitStorageBuffers(kiviConfig, 8, "adapter").tuning.wordView; // false: 4 stores need 10 with the word view
+ * ```
+ */
+export function fitStorageBuffers(
+  config: FusedAttentionConfig,
+  maxStorage: number,
+  device: string,
+): FusedAttentionConfig {
+  const n = config.stores.length;
+  if (2 + n > maxStorage) {
+    throw new GpuError(
+      `fused attention needs ${
+        2 + n
+      } storage buffers per stage (${n} stores); ${device} allows ${maxStorage}`,
+    );
+  }
+  if (config.tuning.wordView && 2 + 2 * n > maxStorage) {
+    return { ...config, tuning: { ...config.tuning, wordView: false } };
+  }
+  return config;
 }
 
 /**

@@ -86,10 +86,29 @@ export interface AttentionTuning {
    * dispatched over all splits and returning at once outside its own segments, instead of one kernel holding
    * every path (whose registers are the largest path's). Same arithmetic; default false. */
   perPath?: boolean;
+  /** Whole chunks take a V loop without range clamps and weight selects (the last chunk of a split keeps the
+   * clamped loop). Same arithmetic; false when absent, on in {@link DEFAULT_ATTENTION_TUNING}. */
+  vfull?: boolean;
+  /** Bind every store a second time as `array<u32>` (bindings 3 + stores + i) so single words (V codes,
+   * scale/zero words) load as one u32 instead of a `vec4<u32>` and a component select. Same arithmetic;
+   * needs 2 + 2·stores storage buffers per stage (`FusedAttention.create` drops it on a device allowing
+   * fewer); false when absent, on in {@link DEFAULT_ATTENTION_TUNING}. */
+  wordView?: boolean;
+  /** Timing diagnostics only — the result is WRONG: `skipV` drops the V phase (accumulators stay 0), `skipK`
+   * replaces the K phase by a cheap per-token score, `skipKV` does both. Used by bench/gpu_attention_fresh.ts to split the
+   * kernel's time between its phases; never by an engine. */
+  diagnostic?: "skipV" | "skipK" | "skipKV";
 }
 
 /** Default tuning (chosen on the H100, docs/gpu-packed.md). */
-export const DEFAULT_ATTENTION_TUNING: AttentionTuning = { wg: 128, tpt: 2, uv: 4, vd: 8 };
+export const DEFAULT_ATTENTION_TUNING: AttentionTuning = {
+  wg: 128,
+  tpt: 2,
+  uv: 4,
+  vd: 8,
+  vfull: true,
+  wordView: true,
+};
 
 /** The default tuning with the integer K phase (int8 query; docs/gpu-packed.md §2b) and one pipeline per
  * segment path (without it PM-KVQ's mixed kernel is slower than the f32 one): the H100's fastest for 2-, 4-
@@ -136,6 +155,8 @@ interface Derived {
   NSEG: number;
   NCNT: number;
   PS: number;
+  VFULL: boolean;
+  WV: boolean;
 }
 
 function derive(c: FusedAttentionConfig): Derived {
@@ -181,6 +202,8 @@ function derive(c: FusedAttentionConfig): Derived {
     NSEG,
     NCNT: Math.max(1, Math.ceil((c.maxBatch * NSEG) / 4)),
     PS: Math.max(CH * (D / G), D) * NV,
+    VFULL: c.tuning.vfull ?? false,
+    WV: c.tuning.wordView ?? false,
   };
 }
 
@@ -452,13 +475,19 @@ function vLoad(
   st: number,
   tok: string,
   n: string,
+  full: boolean,
 ): { lines: string[]; words: string[] } {
   const { D, G, VD } = c;
   const { isBf, bits, cpw, gph, half, VW } = vGeom(c, f);
   const w: string[] = [];
-  // clamped to a valid row; its weights are zeroed when out of range
-  w.push(`let ok${n} = ${tok} < clen;`);
-  w.push(`let tl${n} = min(${tok}, clen - 1u);`);
+  if (full) {
+    // a whole chunk: every token of the step is in range
+    w.push(`let tl${n} = ${tok};`);
+  } else {
+    // clamped to a valid row; its weights are zeroed when out of range
+    w.push(`let ok${n} = ${tok} < clen;`);
+    w.push(`let tl${n} = min(${tok}, clen - 1u);`);
+  }
   w.push(`let row${n} = (b * NKV + kvh) * vr.z + vr.w + c0 + tl${n};`);
   if (isBf) w.push(`let wb${n} = vr.x + row${n} * ${u32(D / 2)} + d0 / 2u;`);
   else w.push(`let wb${n} = vr.x + (row${n} * ${u32(gph)} + jv) * ${u32(G / cpw)} + (d0 % G) / ${u32(cpw)};`);
@@ -469,6 +498,9 @@ function vLoad(
   } else if (VW === 1) {
     w.push(`let w${n}_0 = ld${st}(wb${n});`);
     ws.push(`w${n}_0`);
+  } else if (VW === 2 && c.WV) {
+    w.push(`let w${n}_0 = ld${st}(wb${n}); let w${n}_1 = ld${st}(wb${n} + 1u);`);
+    ws.push(`w${n}_0`, `w${n}_1`);
   } else if (VW === 2) {
     w.push(`let v4_${n} = s${st}[wb${n} >> 2u]; let hi${n} = ((wb${n} >> 1u) & 1u) == 1u;`);
     w.push(
@@ -485,13 +517,17 @@ function vLoad(
 }
 
 /** The weight reads and FMAs of one token loaded by {@link vLoad} (suffix `n`). */
-function vAccumulate(c: Derived, f: TensorFormat, n: string, words: string[]): string[] {
+function vAccumulate(c: Derived, f: TensorFormat, n: string, words: string[], full: boolean): string[] {
   const { NV } = c;
   const { isBf, bits, cpw, gph, ncc } = vGeom(c, f);
   const w: string[] = [];
   for (let u = 0; u < NV; u++) {
     const idx = `(tl${n} * ${u32(gph)}${isBf ? "" : " + jv"}) * ${u32(NV)} + ${u32(u)}`;
-    w.push(`let pw${n}_${u} = select(vec4<f32>(0.0), ps[${idx}], ok${n});`);
+    w.push(
+      full
+        ? `let pw${n}_${u} = ps[${idx}];`
+        : `let pw${n}_${u} = select(vec4<f32>(0.0), ps[${idx}], ok${n});`,
+    );
   }
   words.forEach((word, m) => {
     for (let cc = 0; cc < ncc; cc++) {
@@ -512,13 +548,21 @@ function vAccumulate(c: Derived, f: TensorFormat, n: string, words: string[]): s
  */
 function vPhase(c: Derived, f: TensorFormat, st: number): string {
   const ind = (l: string[], n: number) => l.map((x) => " ".repeat(n) + x);
-  const w: string[] = [];
-  w.push(`  for (var tb = lane; tb < clen; tb += ${u32(c.LANES * c.UV)}) {`);
-  const loads = [...Array(c.UV).keys()].map((k) => vLoad(c, f, st, `tb + ${u32(k * c.LANES)}`, `${k}`));
-  for (const l of loads) w.push(...ind(l.lines, 4));
-  loads.forEach((l, k) => w.push(...ind(vAccumulate(c, f, `${k}`, l.words), 4)));
-  w.push("  }");
-  return w.join("\n");
+  const loop = (full: boolean, pad: number) => {
+    const w: string[] = [];
+    w.push(`for (var tb = lane; tb < ${full ? "CH" : "clen"}; tb += ${u32(c.LANES * c.UV)}) {`);
+    const loads = [...Array(c.UV).keys()].map((k) =>
+      vLoad(c, f, st, `tb + ${u32(k * c.LANES)}`, `${k}`, full)
+    );
+    for (const l of loads) w.push(...ind(l.lines, 2));
+    loads.forEach((l, k) => w.push(...ind(vAccumulate(c, f, `${k}`, l.words, full), 2)));
+    w.push("}");
+    return ind(w, pad);
+  };
+  if (!c.VFULL) return loop(false, 2).join("\n");
+  // whole chunks (every chunk of a split but its last) skip the range clamps and weight selects;
+  // CH is a multiple of LANES·UV (CH/(LANES·UV) = TPT·TPW/UV), so the fast loop has no partial step
+  return ["  if (clen == CH) {", ...loop(true, 4), "  } else {", ...loop(false, 4), "  }"].join("\n");
 }
 
 /**
@@ -639,7 +683,11 @@ ${
     ).join("\n")
   }
 ${ks.flatMap((k) => us.map((u) => `    var sc${k}_${u} = vec4<f32>(0.0);`)).join("\n")}
-${kPhase(d, kf, seg.k.store, cg, kd)}
+${
+    cfg.tuning.diagnostic === "skipK" || cfg.tuning.diagnostic === "skipKV"
+      ? ks.flatMap((k) => us.map((u) => `    sc${k}_${u} = vec4<f32>(f32(tc${k}) * 1e-6);`)).join("\n")
+      : kPhase(d, kf, seg.k.store, cg, kd)
+  }
 ${us.map((u) => `    var cm${u} = vec4<f32>(NEG);`).join("\n")}
 ${
     ks.flatMap((k) => us.map((u) => `    cm${u} = select(cm${u}, max(cm${u}, sc${k}_${u}), valid${k});`))
@@ -655,7 +703,7 @@ ${js.flatMap((j) => us.map((u) => `    zs${j}_${u} *= al${u};`)).join("\n")}
 ${accs.flatMap((i) => us.map((u) => `    a${i}_${u} *= al${u};`)).join("\n")}
 ${pPhase(d, vf, seg.v.store)}
     workgroupBarrier();
-${vPhase(d, vf, seg.v.store)}
+${cfg.tuning.diagnostic === "skipV" || cfg.tuning.diagnostic === "skipKV" ? "" : vPhase(d, vf, seg.v.store)}
   }
 ${wgReduce(d, us.map((u) => `l${u}`), "add")}
 ${js.map((j) => wgReduce(d, us.map((u) => `zs${j}_${u}`), "add")).join("\n")}
@@ -742,7 +790,11 @@ export function attentionPartialWgsl(cfg: FusedAttentionConfig, path?: number): 
   const d = derive(cfg);
   const { NV, HPK, NSEG } = d;
   const stores = cfg.stores.map((_, i) =>
-    `@group(0) @binding(${3 + i}) var<storage, read> s${i}: array<vec4<u32>>;
+    d.WV
+      ? `@group(0) @binding(${3 + i}) var<storage, read> s${i}: array<vec4<u32>>;
+@group(0) @binding(${3 + cfg.stores.length + i}) var<storage, read> sw${i}: array<u32>;
+fn ld${i}(w: u32) -> u32 { return sw${i}[w]; }`
+      : `@group(0) @binding(${3 + i}) var<storage, read> s${i}: array<vec4<u32>>;
 fn ld${i}(w: u32) -> u32 {
   let v = s${i}[w >> 2u]; let e = w & 3u;
   return select(select(v.x, v.y, e == 1u), select(v.z, v.w, e == 3u), e >= 2u);
