@@ -32,6 +32,7 @@
  * | 1 | `qkv` | `array<f32>` read | query head h of sequence b at `qOff + b·rowStride + h·D` (e.g. a fused qkv [B, (nH + 2·nKv)·D]) |
  * | 2 | `part` | `array<f32>` read_write | acc [B, nH, totalSplits, D] at 0, then (max, Σp) [B, nH, totalSplits, 2] at `statsOff` |
  * | 3 + i | `s<i>` | `array<vec4<u32>>` read | store i (module table of layout.ts) |
+ * | 3 + stores + i | `sw<i>` | `array<u32>` read | store i again, for single-word loads (only with `tuning.wordView`) |
  *
  * Buffers (reduce kernel):
  * | binding | name | type | shape / content |

@@ -113,3 +113,31 @@ Deno.test("attention wgsl: perPath compiles one segment path per kernel, others 
     (e: Error) => e instanceof TensorShapeError && /path 2/.test(e.message),
   );
 });
+
+Deno.test("attention wgsl: vfull adds an unclamped whole-chunk V loop, wordView a u32 view of every store", () => {
+  const plain = attentionPartialWgsl(cfg({ wg: 128, tpt: 2, uv: 4, vd: 8 }));
+  const fast = attentionPartialWgsl(cfg(DEFAULT_ATTENTION_TUNING));
+  assert.ok(!plain.includes("clen == CH") && !plain.includes("sw0"));
+  // one fast and one clamped V loop per segment path (2 paths)
+  assert.equal(fast.split("if (clen == CH) {").length - 1, 2);
+  const fastLoop = fast.slice(
+    fast.indexOf("if (clen == CH) {"),
+    fast.indexOf("} else {", fast.indexOf("clen == CH")),
+  );
+  assert.ok(fastLoop.includes("tb < CH") && !fastLoop.includes("select(") && !fastLoop.includes("min("));
+  // word views at bindings 3 + stores + i, and single-word loads through them
+  assert.match(fast, /@binding\(5\) var<storage, read> sw0: array<u32>;/);
+  assert.match(fast, /@binding\(6\) var<storage, read> sw1: array<u32>;/);
+  assert.match(fast, /fn ld1\(w: u32\) -> u32 \{ return sw1\[w\]; \}/);
+});
+
+Deno.test("attention wgsl: timing diagnostics drop the V phase, the K phase or both", () => {
+  const t = { ...DEFAULT_ATTENTION_TUNING, kdot: true };
+  const full = attentionPartialWgsl(cfg(t));
+  const noV = attentionPartialWgsl(cfg({ ...t, diagnostic: "skipV" }));
+  const noK = attentionPartialWgsl(cfg({ ...t, diagnostic: "skipK" }));
+  const none = attentionPartialWgsl(cfg({ ...t, diagnostic: "skipKV" }));
+  assert.ok(full.includes("clen == CH") && !noV.includes("clen == CH") && !none.includes("clen == CH"));
+  assert.ok(full.includes("dot4I8Packed") && !noK.includes("dot4I8Packed(") && noK.includes("clen == CH"));
+  assert.ok(noK.includes("* 1e-6)") && none.includes("* 1e-6)") && !full.includes("* 1e-6)"));
+});
