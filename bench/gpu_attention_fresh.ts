@@ -147,7 +147,7 @@ if (import.meta.main) {
       const gb = rs[0].gbps * rs[0].us / m;
       return `| ${k} | ${m.toFixed(1)} | ${rs.map((r) => r.us.toFixed(0)).join(", ")} | ${
         gb.toPrecision(4)
-      } | ${(100 * gb / copy).toFixed(0)}% | ${(base / m).toFixed(2)}× |`;
+      } | ${(100 * gb / copy).toFixed(0)}% | ${Number.isFinite(base) ? `${(base / m).toFixed(2)}×` : "—"} |`;
     }),
   ];
   console.log(lines.join("\n"));
