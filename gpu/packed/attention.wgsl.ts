@@ -95,9 +95,9 @@ export interface AttentionTuning {
    * needs 2 + 2·stores storage buffers per stage (`FusedAttention.create` drops it on a device allowing
    * fewer); false when absent, on in {@link DEFAULT_ATTENTION_TUNING}. */
   wordView?: boolean;
-  /** Timing diagnostics only — the result is WRONG: `skipV` drops the V phase (accumulators stay 0), `skipK`
-   * replaces the K phase by a cheap per-token score, `skipKV` does both. Used by bench/gpu_attention_fresh.ts to split the
-   * kernel's time between its phases; never by an engine. */
+  /** Timing diagnostics only — the result is WRONG: `skipV` drops the V phase (accumulators stay 0),
+   * `skipK` replaces the K phase by a cheap per-token score, `skipKV` does both. Used with
+   * bench/gpu_attention_fresh.ts to split the kernel's time between its phases; never by an engine. */
   diagnostic?: "skipV" | "skipK" | "skipKV";
 }
 
@@ -646,6 +646,8 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
   const vq = vf.startsWith("q");
   const vcpw = vq ? formatFor(formatBits(vf)).codesPerWord : 1;
   const vscale = (i: number) => (vq ? 2 ** -inplaceShift(formatBits(vf), i % vcpw) : 1);
+  const diag = cfg.tuning.diagnostic;
+  const skipK = diag === "skipK" || diag === "skipKV", skipV = diag === "skipV" || diag === "skipKV";
   const av = (i: number, u: number) => (vscale(i) === 1 ? `a${i}_${u}` : `(a${i}_${u} * ${vscale(i)})`);
   return /* wgsl */ `
 fn ${name}(s: u32, b: u32, kvh: u32, x: u32, lid: u32) {
@@ -685,7 +687,7 @@ ${
   }
 ${ks.flatMap((k) => us.map((u) => `    var sc${k}_${u} = vec4<f32>(0.0);`)).join("\n")}
 ${
-    cfg.tuning.diagnostic === "skipK" || cfg.tuning.diagnostic === "skipKV"
+    skipK
       ? ks.flatMap((k) => us.map((u) => `    sc${k}_${u} = vec4<f32>(f32(tc${k}) * 1e-6);`)).join("\n")
       : kPhase(d, kf, seg.k.store, cg, kd)
   }
@@ -704,7 +706,7 @@ ${js.flatMap((j) => us.map((u) => `    zs${j}_${u} *= al${u};`)).join("\n")}
 ${accs.flatMap((i) => us.map((u) => `    a${i}_${u} *= al${u};`)).join("\n")}
 ${pPhase(d, vf, seg.v.store)}
     workgroupBarrier();
-${cfg.tuning.diagnostic === "skipV" || cfg.tuning.diagnostic === "skipKV" ? "" : vPhase(d, vf, seg.v.store)}
+${skipV ? "" : vPhase(d, vf, seg.v.store)}
   }
 ${wgReduce(d, us.map((u) => `l${u}`), "add")}
 ${js.map((j) => wgReduce(d, us.map((u) => `zs${j}_${u}`), "add")).join("\n")}
