@@ -39,6 +39,7 @@ import { checkPromptSteps, PromptAttention } from "./prompt_attention.ts";
 import { PackedGpu } from "../packed/util.ts";
 import { UniformArena } from "../packed/uniform_arena.ts";
 import { GpuKiviLayer } from "../packed/kivi_layer.ts";
+import { qkvAppendSource } from "../packed/grouped_layer.ts";
 import { decodeSplitTarget, DEFAULT_ATTENTION_TUNING, FusedAttention } from "../packed/attention.ts";
 import { GpuError } from "../../src/errors.ts";
 
@@ -198,20 +199,8 @@ export class KiviGpuCache implements GpuCache {
 
   encodeAppend(pass: GPUComputePassEncoder, layer: number, T: number, _P: number): void {
     this.#checkUsable();
-    const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
     // with an arena, recordAppend creates no temporaries (its only ones were per-call uniforms)
-    this.layers[layer].recordAppend(
-      pass,
-      {
-        x: this.#env.io.qkv,
-        k: nH * D,
-        v: (nH + nKv) * D,
-        tokStride: this.#qkvStride,
-        batchStride: 0,
-      },
-      T,
-      this.#arena,
-    );
+    this.layers[layer].recordAppend(pass, qkvAppendSource(this.#env.io.qkv, this.#env.shape), T, this.#arena);
     const total = this.#totalBytes();
     if (total > this.#peak) this.#peak = total;
   }

@@ -47,7 +47,7 @@ import { storageBuffer } from "../buffers.ts";
 import { checkPromptSteps, PromptAttention } from "./prompt_attention.ts";
 import { PackedGpu } from "../packed/util.ts";
 import { UniformArena } from "../packed/uniform_arena.ts";
-import { GpuGroupedLayer } from "../packed/grouped_layer.ts";
+import { GpuGroupedLayer, qkvAppendSource } from "../packed/grouped_layer.ts";
 import {
   decodeSplitTarget,
   DEFAULT_ATTENTION_TUNING,
@@ -261,21 +261,9 @@ export class PackedGpuCache implements GpuCache {
 
   encodeAppend(pass: GPUComputePassEncoder, layer: number, T: number, _P: number): void {
     this.#checkUsable();
-    const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.#env.shape;
     const L = this.layers[layer];
     const before = L.events.length;
-    const temps = L.recordAppend(
-      pass,
-      {
-        x: this.#env.io.qkv,
-        k: nH * D,
-        v: (nH + nKv) * D,
-        tokStride: this.#qkvStride,
-        batchStride: 0,
-      },
-      T,
-      this.#arena,
-    );
+    const temps = L.recordAppend(pass, qkvAppendSource(this.#env.io.qkv, this.#env.shape), T, this.#arena);
     this.#temps.push(...temps);
     for (const e of L.events.slice(before)) {
       this.#events.push({ step: e.step, layer, from: e.from, to: e.to });

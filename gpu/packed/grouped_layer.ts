@@ -85,6 +85,23 @@ export interface AppendSource {
   batchStride: number;
 }
 
+/**
+ * The source of a batch-1 engine's step: token i's K and V in row i of the fused activation `qkv`
+ * [T, (nH + 2·nKv)·D] (q heads, then K heads, then V heads).
+ *
+ * @example
+ * ```ts
+ * layer.recordAppend(pass, qkvAppendSource(io.qkv, { numHeads: 32, numKvHeads: 8, headDim: 128 }), 1);
+ * ```
+ */
+export function qkvAppendSource(
+  qkv: GPUBuffer,
+  s: { numHeads: number; numKvHeads: number; headDim: number },
+): AppendSource {
+  const { numHeads: nH, numKvHeads: nKv, headDim: D } = s;
+  return { x: qkv, k: nH * D, v: (nH + nKv) * D, tokStride: (nH + 2 * nKv) * D, batchStride: 0 };
+}
+
 /** A width change of the layer. */
 export interface GpuShrinkEvent {
   /** Tokens per sequence when it shrank. */
