@@ -17,7 +17,7 @@
  */
 import assert from "node:assert/strict";
 import { acquireGpu, type GpuContext } from "../gpu/device.ts";
-import { PackedGpu } from "../gpu/packed/util.ts";
+import { f32u, PackedGpu, packUniform } from "../gpu/packed/util.ts";
 import {
   groupedImage,
   kiviImage,
@@ -40,6 +40,7 @@ import {
   integerKFormat,
   refsForImage,
 } from "../gpu/packed/attention.ts";
+import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
 import { GpuError } from "../src/errors.ts";
 import {
   allocQuantBuffers,
@@ -90,6 +91,9 @@ const TUNINGS: AttentionTuning[] = software ? [{ wg: 64, tpt: 1 }] : [
   { wg: 128, tpt: 2, uv: 4, vd: 8 },
   { wg: 128, tpt: 2, uv: 4, vd: 8, kdot: true, perPath: true },
   { wg: 64, tpt: 2, uv: 2, vd: 16, vfull: true, wordView: true },
+  { ...DEFAULT_ATTENTION_TUNING, kch: 4 },
+  { ...DEFAULT_ATTENTION_TUNING, kch: 8, kdot: true, perPath: true },
+  { wg: 64, tpt: 1, uv: 2, kch: 2 },
 ];
 /** Half-width V lanes (vd 8) on software adapters. */
 const SOFT_VD8: AttentionTuning = { wg: 64, tpt: 2, uv: 2, vd: 8 };
@@ -620,7 +624,13 @@ for (const bits of [16, 8, 4, 2] as const) {
       nH,
       nKv,
       D,
-      software ? [SOFT_STATIC[bits], ...(bits < 16 ? [{ ...SOFT_STATIC[bits], kdot: true }] : [])] : TUNINGS,
+      software
+        ? [
+          SOFT_STATIC[bits],
+          ...(bits < 16 ? [{ ...SOFT_STATIC[bits], kdot: true }] : []),
+          ...(bits === 4 || bits === 16 ? [{ ...SOFT_STATIC[bits], kch: 2 }] : []),
+        ]
+        : TUNINGS,
       600 + bits,
     );
   });
@@ -659,7 +669,7 @@ gpuCase(
         perPath: true,
         vfull: true,
         wordView: true,
-      }]
+      }, { ...SOFT_VD8, kdot: true, vfull: true, wordView: true, kch: 2 }]
       : TUNINGS;
     await checkAttention(g, "pmkvq", caches, img, nH, nKv, D, tunings, 4343);
   },
@@ -688,6 +698,98 @@ for (const bits of [2, 4] as const) {
     },
   );
 }
+
+gpuCase(
+  "attention reduce: 1, 63, 65 and 300 splits (more than one weight block) merged as the formula, with and without the new token",
+  async (g) => {
+    const nH = 4, nKv = 2, D = 96, B = 2, hpk = nH / nKv; // D 96: the last dim lane of the 64 invocations is partial
+    const pipe = await g.pipeline(
+      "reduce test",
+      attentionReduceWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D }),
+    );
+    const r = mulberry32(77);
+    const row = (nH + 2 * nKv) * D;
+    for (const S of [1, 63, 65, 300]) {
+      for (const hasNew of [true, false]) {
+        const qkv = new Float32Array(B * row).map(() => r() * 2 - 1);
+        const statsOff = B * nH * S * D;
+        const part = new Float32Array(statsOff + B * nH * S * 2);
+        for (let i = 0; i < statsOff; i++) part[i] = (r() * 2 - 1) * 3;
+        for (let i = 0; i < B * nH * S; i++) {
+          // some empty splits (max NEG, Σp 0) as the partial kernel writes them
+          const empty = r() < 0.1;
+          part[statsOff + 2 * i] = empty ? -3e38 : r() * 8 - 4;
+          part[statsOff + 2 * i + 1] = empty ? 0 : 0.5 + r() * 30;
+          if (empty) part.fill(0, i * D, (i + 1) * D);
+        }
+        const sc = Math.fround(1 / Math.sqrt(D));
+        const uni = packUniform([
+          0,
+          row,
+          S,
+          statsOff,
+          nH * D,
+          (nH + nKv) * D,
+          hasNew ? 1 : 0,
+          0,
+          f32u(sc),
+          0,
+          0,
+          0,
+        ]);
+        const bufs = [
+          g.uniform("u", uni),
+          g.upload("qkv", qkv),
+          g.upload("part", part),
+          g.storage("out", B * nH * D * 4),
+        ];
+        const bg = g.device.createBindGroup({
+          layout: pipe.layout,
+          entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })),
+        });
+        await g.submit((pass) => {
+          pass.setPipeline(pipe.pipeline);
+          pass.setBindGroup(0, bg);
+          pass.dispatchWorkgroups(nH, B);
+        });
+        const got = new Float32Array(await g.read(bufs[3], 0, B * nH * D * 4));
+        let worst = 0, scale = 0;
+        for (let b = 0; b < B; b++) {
+          for (let h = 0; h < nH; h++) {
+            const g0 = Math.floor(h / hpk);
+            let sn = -Infinity;
+            if (hasNew) {
+              let a = 0;
+              for (let d = 0; d < D; d++) a += qkv[b * row + h * D + d] * qkv[b * row + nH * D + g0 * D + d];
+              sn = a * sc;
+            }
+            const st = (x: number) => statsOff + ((b * nH + h) * S + x) * 2;
+            let M = sn;
+            for (let x = 0; x < S; x++) M = Math.max(M, part[st(x)]);
+            const wn = hasNew ? Math.exp(sn - M) : 0;
+            let L = wn;
+            for (let x = 0; x < S; x++) L += Math.exp(part[st(x)] - M) * part[st(x) + 1];
+            for (let d = 0; d < D; d++) {
+              let a = wn * (hasNew ? qkv[b * row + (nH + nKv) * D + g0 * D + d] : 0);
+              for (let x = 0; x < S; x++) {
+                a += Math.exp(part[st(x)] - M) * part[((b * nH + h) * S + x) * D + d];
+              }
+              const want = a / L;
+              scale = Math.max(scale, Math.abs(want));
+              worst = Math.max(worst, Math.abs(got[(b * nH + h) * D + d] - want));
+            }
+          }
+        }
+        for (const b of bufs) b.destroy();
+        // f32 sums of ≤ 300 terms with exp: stated bound 2e-5 relative to the largest output
+        assert.ok(
+          worst <= 2e-5 * Math.max(1, scale),
+          `S ${S}, new ${hasNew}: max abs err ${worst} (scale ${scale})`,
+        );
+      }
+    }
+  },
+);
 
 // ------------------------------------------------------------------ GPU-side PM-KVQ layer
 

@@ -208,7 +208,9 @@ export class FusedAttention {
     );
     const tag = `${
       config.stores.map((s) => `${s.k ?? "-"}/${s.v ?? "-"}`).join(",")
-    } wg${config.tuning.wg} tpt${config.tuning.tpt}${config.tuning.kdot ? " kdot" : ""}`;
+    } wg${config.tuning.wg} tpt${config.tuning.tpt} kch${config.tuning.kch ?? 1}${
+      config.tuning.kdot ? " kdot" : ""
+    }`;
     const paths = config.tuning.perPath ? attentionPaths(config) : 1;
     const codes = paths > 1
       ? [...Array(paths).keys()].map((i) => attentionPartialWgsl(config, i))
@@ -229,11 +231,11 @@ export class FusedAttention {
    *
    * @example
    * ```ts
-   * att.chunk; // 256 with the default tuning (wg 128 × tpt 2)
+   * att.chunk; // 256 with the default tuning (wg 128 × tpt 2 × kch 1)
    * ```
    */
   get chunk(): number {
-    return this.config.tuning.wg * this.config.tuning.tpt;
+    return this.config.tuning.wg * this.config.tuning.tpt * (this.config.tuning.kch ?? 1);
   }
 
   /**

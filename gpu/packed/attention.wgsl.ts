@@ -95,10 +95,18 @@ export interface AttentionTuning {
    * needs 2 + 2·stores storage buffers per stage (`FusedAttention.create` drops it on a device allowing
    * fewer); false when absent, on in {@link DEFAULT_ATTENTION_TUNING}. */
   wordView?: boolean;
+  /** K blocks per chunk (default 1): a chunk is wg·tpt·kch tokens. With kch > 1 the K phase loops over the
+   * chunk's kch blocks of wg·tpt tokens, parking each token's scores in workgroup memory, so the max
+   * reduction, the online-softmax rescale and the barriers are paid once per kch blocks and the V phase runs
+   * kch times longer between barriers. 1, 2, 4 or 8; same arithmetic per token, the rescale points differ. */
+  kch?: number;
   /** Timing diagnostics only — the result is WRONG: `skipV` drops the V phase (accumulators stay 0),
    * `skipK` replaces the K phase by a cheap per-token score, `skipKV` does both. Used with
    * bench/gpu_attention_fresh.ts to split the kernel's time between its phases; never by an engine. */
   diagnostic?: "skipV" | "skipK" | "skipKV";
+  /** Timing diagnostic: declare this many extra bytes of workgroup memory (a multiple of 16, touched so it is
+   * kept) to see how the kernel's speed depends on workgroup memory per workgroup. Same results. */
+  padShared?: number;
 }
 
 /** Default tuning (chosen on the H100, docs/gpu-packed.md). */
@@ -138,6 +146,8 @@ export interface FusedAttentionConfig {
 export const V_DIMS_PER_THREAD = 16;
 /** Invocations of the reduce kernel. */
 export const REDUCE_THREADS = 64;
+/** Splits whose weights the reduce kernel holds in workgroup memory at once. */
+const REDUCE_BLOCK = 256;
 
 interface Derived {
   D: number;
@@ -147,6 +157,7 @@ interface Derived {
   NV: number;
   WG: number;
   TPT: number;
+  KCH: number;
   UV: number;
   KPRE: number;
   CH: number;
@@ -181,11 +192,15 @@ function derive(c: FusedAttentionConfig): Derived {
     );
   }
   if (![1, 2, 4].includes(TPT)) throw new QuantConfigError(`fused attention: tpt ${TPT} must be 1, 2 or 4`);
+  const KCH = c.tuning.kch ?? 1;
+  if (![1, 2, 4, 8].includes(KCH)) {
+    throw new QuantConfigError(`fused attention: kch ${KCH} must be 1, 2, 4 or 8`);
+  }
   const UV = c.tuning.uv ?? 1;
   if (![1, 2, 4].includes(UV)) throw new QuantConfigError(`fused attention: uv ${UV} must be 1, 2 or 4`);
   if (c.segments.length === 0) throw new TensorShapeError("fused attention: no segments");
   const NSEG = c.segments.length;
-  const CH = WG * TPT;
+  const CH = WG * TPT * KCH;
   return {
     D,
     G,
@@ -194,6 +209,7 @@ function derive(c: FusedAttentionConfig): Derived {
     NV,
     WG,
     TPT,
+    KCH,
     UV,
     KPRE: c.tuning.kpre ?? 4,
     CH,
@@ -219,11 +235,12 @@ function derive(c: FusedAttentionConfig): Derived {
  */
 export function attentionSharedBytes(c: FusedAttentionConfig): number {
   const d = derive(c);
-  const vec4s = 2 * d.D * d.NV + d.GPH * d.NV + d.WG * d.NV + (d.WG / 8) * d.NV + d.PS + d.GPH * d.NV +
-    2 * d.NV;
-  // integer K phase: qsc, qiv, qi8, qis, qp
+  // qsh, qsum, red, red2, ps, zsh, mlsh (+ the timing pad)
+  const vec4s = d.D * d.NV + d.GPH * d.NV + d.WG * d.NV + (d.WG / 8) * d.NV + d.PS + d.GPH * d.NV + 2 * d.NV +
+    Math.ceil((c.tuning.padShared ?? 0) / 16);
+  // integer K phase: qsc, qiv, qis, qp (the int8 query codes borrow ps)
   const kdot = c.segments.some((g) => kdotBits(c, tensorFormat(c, g.k)) > 0)
-    ? 2 * d.NV + d.D * d.NV + d.GPH * d.NV + (d.D / 4) * d.NV
+    ? 2 * d.NV + d.GPH * d.NV + (d.D / 4) * d.NV
     : 0;
   return (vec4s + kdot) * 16;
 }
@@ -315,7 +332,8 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
       isBf
         ? (cc === 0 ? `bitcast<f32>(${word} << 16u)` : `bitcast<f32>(${word} & 0xffff0000u)`)
         : inplaceCodeExpr(word, bits, cc);
-    const qarr = isBf ? "qsh" : "qk"; // qk[d] = q[d]·2^-sh(d): the in-place codes are c·2^sh
+    // q-format K: qsh was rescaled in place to q[d]·2^-sh(d) at the segment's start (the in-place codes are c·2^sh)
+    const qarr = "qsh";
     const body = (words: (k: number, e: number) => string, nWords: number, qbase: string) => {
       const b: string[] = [];
       for (let e = 0; e < nWords; e++) {
@@ -423,14 +441,14 @@ ${us.map((u) => `      sc${k}_${u} += qsh[d * ${u32(NV)} + ${u32(u)}] * xh;`).jo
 }
 
 /** p phase: p = exp(s − m), running sums, and p·S_V into ps. */
-function pPhase(c: Derived, f: TensorFormat, st: number): string {
+function pPhase(c: Derived, f: TensorFormat, st: number, base = "lid"): string {
   const { NV, TPT, GPH, WG } = c;
   const w: string[] = [];
   const isBf = f === "bf16";
   const gph = isBf ? 1 : GPH;
   for (let k = 0; k < TPT; k++) {
     w.push("  {");
-    w.push(`    let tl = lid + ${u32(k * WG)};`);
+    w.push(`    let tl = ${base} + ${u32(k * WG)};`);
     w.push(`    let rowv = (b * NKV + kvh) * vr.z + vr.w + tc${k};`);
     for (let u = 0; u < NV; u++) {
       w.push(`    let p${u} = select(vec4<f32>(0.0), exp(sc${k}_${u} - m${u}), valid${k});`);
@@ -628,7 +646,7 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
     var r = vec4<u32>(0u);
     for (var j = 0u; j < 4u; j++) {
       let dd = wi * ${u32(kcpw)} + j * ${u32(PL)} + sp;
-      r |= (bitcast<vec4<u32>>(qi8[dd * ${u32(NV)} + u]) & vec4<u32>(0xffu)) << vec4<u32>(8u * j);
+      r |= (bitcast<vec4<u32>>(vec4<i32>(ps[dd * ${u32(NV)} + u])) & vec4<u32>(0xffu)) << vec4<u32>(8u * j);
     }
     qp[i] = r;
   }
@@ -640,7 +658,7 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
     if (sh + ${u32(formatBits(kf))} > 23u) { sh = sh - ${
     u32(Math.ceil(9 / formatBits(kf)) * formatBits(kf))
   }; }
-    qk[i] = qsh[i] * bitcast<f32>((127u - sh) << 23u);
+    qsh[i] = qsh[i] * bitcast<f32>((127u - sh) << 23u);
   }
   workgroupBarrier();`;
   const vq = vf.startsWith("q");
@@ -649,6 +667,48 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
   const diag = cfg.tuning.diagnostic;
   const skipK = diag === "skipK" || diag === "skipKV", skipV = diag === "skipV" || diag === "skipKV";
   const av = (i: number, u: number) => (vscale(i) === 1 ? `a${i}_${u}` : `(a${i}_${u} * ${vscale(i)})`);
+  // tokens of block `kb` (a WGSL expression) of the chunk: invocation lid scores tokens kb + lid + k·WG
+  const tokens = (kb: string) =>
+    ks.map((k) =>
+      `    let tk${k} = c0 + ${kb}lid + ${
+        u32(k * WG)
+      };\n    let valid${k} = tk${k} < t1;\n    let tc${k} = min(tk${k}, t1 - 1u);`
+    ).join("\n");
+  const kScores = [
+    ks.flatMap((k) => us.map((u) => `    var sc${k}_${u} = vec4<f32>(0.0);`)).join("\n"),
+    skipK
+      ? ks.flatMap((k) => us.map((u) => `    sc${k}_${u} = vec4<f32>(f32(tc${k}) * 1e-6);`)).join("\n")
+      : kPhase(d, kf, seg.k.store, cg, kd),
+  ].join("\n");
+  const cmDecl = us.map((u) => `    var cm${u} = vec4<f32>(NEG);`).join("\n");
+  const cmTake = ks.flatMap((k) =>
+    us.map((u) => `    cm${u} = select(cm${u}, max(cm${u}, sc${k}_${u}), valid${k});`)
+  )
+    .join("\n");
+  const chunkMax = wgReduce(d, us.map((u) => `cm${u}`), "max");
+  // one block of WG·TPT tokens (kch 1): scores stay in registers
+  const oneBlock = [tokens(""), kScores, cmDecl, cmTake, chunkMax].join("\n");
+  // kch > 1: the K loop parks each token's scores in ps (slot of its first V group), the p loop reads them
+  // back (each invocation only touches its own tokens' slots, so no barrier between the two loops)
+  const vgph = vf === "bf16" ? 1 : GPH;
+  const slot = (k: number, u: number) => `ps[(kb + lid + ${u32(k * WG)}) * ${u32(vgph * NV)} + ${u32(u)}]`;
+  const blockLoops = [
+    cmDecl,
+    `    for (var kb = 0u; kb < clen; kb += ${u32(WG * TPT)}) {`,
+    tokens("kb + "),
+    kScores,
+    cmTake,
+    ks.flatMap((k) => us.map((u) => `    ${slot(k, u)} = sc${k}_${u};`)).join("\n"),
+    "    }",
+    chunkMax,
+  ].join("\n");
+  const pLoop = [
+    `    for (var kb = 0u; kb < clen; kb += ${u32(WG * TPT)}) {`,
+    tokens("kb + "),
+    ks.flatMap((k) => us.map((u) => `    let sc${k}_${u} = ${slot(k, u)};`)).join("\n"),
+    pPhase(d, vf, seg.v.store, "kb + lid"),
+    "    }",
+  ].join("\n");
   return /* wgsl */ `
 fn ${name}(s: u32, b: u32, kvh: u32, x: u32, lid: u32) {
   let sp = p.seg[s];
@@ -678,25 +738,7 @@ ${js.flatMap((j) => us.map((u) => `  var zs${j}_${u} = vec4<f32>(0.0);`)).join("
 ${accs.flatMap((i) => us.map((u) => `  var a${i}_${u} = vec4<f32>(0.0);`)).join("\n")}
   for (var c0 = t0; c0 < t1; c0 += CH) {
     let clen = min(CH, t1 - c0);
-${
-    ks.map((k) =>
-      `    let tk${k} = c0 + lid + ${
-        u32(k * WG)
-      };\n    let valid${k} = tk${k} < t1;\n    let tc${k} = min(tk${k}, t1 - 1u);`
-    ).join("\n")
-  }
-${ks.flatMap((k) => us.map((u) => `    var sc${k}_${u} = vec4<f32>(0.0);`)).join("\n")}
-${
-    skipK
-      ? ks.flatMap((k) => us.map((u) => `    sc${k}_${u} = vec4<f32>(f32(tc${k}) * 1e-6);`)).join("\n")
-      : kPhase(d, kf, seg.k.store, cg, kd)
-  }
-${us.map((u) => `    var cm${u} = vec4<f32>(NEG);`).join("\n")}
-${
-    ks.flatMap((k) => us.map((u) => `    cm${u} = select(cm${u}, max(cm${u}, sc${k}_${u}), valid${k});`))
-      .join("\n")
-  }
-${wgReduce(d, us.map((u) => `cm${u}`), "max")}
+${d.KCH === 1 ? oneBlock : blockLoops}
 ${
     us.map((u) =>
       `    let mn${u} = max(m${u}, cm${u});\n    let al${u} = exp(m${u} - mn${u});\n    m${u} = mn${u};\n    l${u} *= al${u};`
@@ -704,9 +746,11 @@ ${
   }
 ${js.flatMap((j) => us.map((u) => `    zs${j}_${u} *= al${u};`)).join("\n")}
 ${accs.flatMap((i) => us.map((u) => `    a${i}_${u} *= al${u};`)).join("\n")}
-${pPhase(d, vf, seg.v.store)}
+${d.KCH === 1 ? pPhase(d, vf, seg.v.store) : pLoop}
     workgroupBarrier();
-${skipV ? "" : vPhase(d, vf, seg.v.store)}
+${skipV ? "" : vPhase(d, vf, seg.v.store)}${
+    d.KCH === 1 ? "" : "\n    workgroupBarrier(); // ps is rewritten by the next chunk's K loop"
+  }
   }
 ${wgReduce(d, us.map((u) => `l${u}`), "add")}
 ${js.map((j) => wgReduce(d, us.map((u) => `zs${j}_${u}`), "add")).join("\n")}
@@ -763,18 +807,29 @@ fn pow2(e: i32) -> f32 { return bitcast<f32>(u32(e + 127) << 23u); }
 const KDOT_MAIN = /* wgsl */ `
   if (lid < NV) {
     var mx = vec4<f32>(0.0);
-    for (var d = 0u; d < D; d++) { mx = max(mx, abs(qsh[d * NV + lid])); }
+    // 4 independent maxima so the loads overlap (max is exact and order-free; D % 16 == 0)
+    var m1 = vec4<f32>(0.0); var m2 = vec4<f32>(0.0); var m3 = vec4<f32>(0.0);
+    for (var d = 0u; d < D; d += 4u) {
+      let o = d * NV + lid;
+      mx = max(mx, abs(qsh[o])); m1 = max(m1, abs(qsh[o + NV]));
+      m2 = max(m2, abs(qsh[o + 2u * NV])); m3 = max(m3, abs(qsh[o + 3u * NV]));
+    }
+    mx = max(max(mx, m1), max(m2, m3));
     let e = vec4<i32>(q8_exp(mx.x), q8_exp(mx.y), q8_exp(mx.z), q8_exp(mx.w));
     qsc[lid] = vec4<f32>(pow2(e.x), pow2(e.y), pow2(e.z), pow2(e.w));
     qiv[lid] = vec4<f32>(pow2(-e.x), pow2(-e.y), pow2(-e.z), pow2(-e.w));
   }
   workgroupBarrier();
-  for (var i = lid; i < D * NV; i += WG) { qi8[i] = vec4<i32>(round(qsh[i] * qiv[i % NV])); }
+  // the int8 codes (exact integers in f32) live in ps until the segment's first chunk
+  for (var i = lid; i < D * NV; i += WG) { ps[i] = round(qsh[i] * qiv[i % NV]); }
   workgroupBarrier();
   if (lid < (D / G) * NV) {
     let j = lid / NV; let u = lid % NV;
     var t = vec4<i32>(0);
-    for (var e = 0u; e < G; e++) { t += qi8[(j * G + e) * NV + u]; }
+    for (var e = 0u; e < G; e += 4u) {
+      let o = (j * G + e) * NV + u;
+      t += (vec4<i32>(ps[o]) + vec4<i32>(ps[o + NV])) + (vec4<i32>(ps[o + 2u * NV]) + vec4<i32>(ps[o + 3u * NV]));
+    }
     qis[lid] = t;
   }`;
 
@@ -868,18 +923,20 @@ struct P {
 @group(0) @binding(2) var<storage, read_write> part: array<f32>;
 ${stores.join("\n")}
 var<workgroup> qsh: array<vec4<f32>, ${d.D * NV}>;
-var<workgroup> qk: array<vec4<f32>, ${d.D * NV}>;
 var<workgroup> qsum: array<vec4<f32>, ${d.GPH * NV}>;
 var<workgroup> red: array<vec4<f32>, ${d.WG * NV}>;
 var<workgroup> red2: array<vec4<f32>, ${(d.WG / 8) * NV}>;
 var<workgroup> ps: array<vec4<f32>, ${d.PS}>;
 var<workgroup> zsh: array<vec4<f32>, ${d.GPH * NV}>;
-var<workgroup> mlsh: array<vec4<f32>, ${2 * NV}>;
+var<workgroup> mlsh: array<vec4<f32>, ${2 * NV}>;${
+    cfg.tuning.padShared
+      ? `\nvar<workgroup> padw: array<vec4<f32>, ${Math.ceil(cfg.tuning.padShared / 16)}>;`
+      : ""
+  }
 ${
     anyKdot
       ? `var<workgroup> qsc: array<vec4<f32>, ${NV}>;
 var<workgroup> qiv: array<vec4<f32>, ${NV}>;
-var<workgroup> qi8: array<vec4<i32>, ${d.D * NV}>;
 var<workgroup> qis: array<vec4<i32>, ${d.GPH * NV}>;
 var<workgroup> qp: array<vec4<u32>, ${(d.D / 4) * NV}>;
 ${Q8_WGSL}`
@@ -896,14 +953,26 @@ ${pathGuard}
     let dd = i / ${u32(NV)}; let u = i % ${u32(NV)};
     var q = vec4<f32>(0.0);
 ${qload.join("\n")}
-    qsh[i] = q;
+    qsh[i] = q;${
+    cfg.tuning.padShared ? `\n    padw[i % ${u32(Math.ceil(cfg.tuning.padShared / 16))}] = q;` : ""
+  }
   }
   workgroupBarrier();
   if (lid < ${u32(d.GPH * NV)}) {
     let j = lid / ${u32(NV)}; let u = lid % ${u32(NV)};
     var s = vec4<f32>(0.0);
-    for (var e = 0u; e < G; e++) { s += qsh[(j * G + e) * ${u32(NV)} + u]; }
-    qsum[lid] = s;
+    // 4 partial sums so the loads overlap (G % 16 == 0)
+    var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
+    for (var e = 0u; e < G; e += 4u) {
+      let o = (j * G + e) * ${u32(NV)} + u;
+      s += qsh[o]; s1 += qsh[o + ${u32(NV)}]; s2 += qsh[o + ${u32(2 * NV)}]; s3 += qsh[o + ${u32(3 * NV)}];
+    }
+    s = (s + s1) + (s2 + s3);
+    qsum[lid] = s;${
+    cfg.tuning.padShared
+      ? `\n    if (s.x == 1.2345e-30) { qsum[lid] = padw[${u32(Math.ceil(cfg.tuning.padShared / 16) - 1)}]; }`
+      : ""
+  }
   }
   workgroupBarrier();
 ${anyKdot ? KDOT_MAIN : ""}
@@ -934,6 +1003,8 @@ const D = ${u32(s.headDim)};
 const NH = ${u32(s.numHeads)};
 const HPK = ${u32(s.numHeads / s.numKvHeads)};
 const RW = ${u32(RW)};
+const RB = ${u32(REDUCE_BLOCK)};
+const DPT = ${u32(Math.ceil(s.headDim / RW))};
 const NEG = -3.0e38;
 struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(0) var<uniform> p: P;
@@ -941,6 +1012,7 @@ struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(2) var<storage, read> part: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 var<workgroup> red: array<f32, ${RW}>;
+var<workgroup> wsh: array<f32, ${REDUCE_BLOCK}>;
 @compute @workgroup_size(${RW})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wid.x; let b = wid.y; let kvh = h / HPK;
@@ -960,18 +1032,62 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     sn = red[0] * p.sc.x;
   }
+  workgroupBarrier(); // red is reused below
   let sb = p.io.w + (b * NH + h) * S * 2u;
-  var M = sn;
-  for (var x = 0u; x < S; x++) { M = max(M, part[sb + x * 2u]); }
-  var L = select(0.0, exp(sn - M), hasNew);
-  for (var x = 0u; x < S; x++) { L += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
+  // M and L: every invocation takes splits lid, lid + RW, … (independent loads), then a tree over the group
+  var mloc = NEG;
+  for (var x = lid; x < S; x += RW) { mloc = max(mloc, part[sb + x * 2u]); }
+  red[lid] = mloc;
+  workgroupBarrier();
+  for (var st = RW / 2u; st > 0u; st = st / 2u) {
+    if (lid < st) { red[lid] = max(red[lid], red[lid + st]); }
+    workgroupBarrier();
+  }
+  let M = max(red[0], sn);
+  workgroupBarrier();
+  var lloc = 0.0;
+  for (var x = lid; x < S; x += RW) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
+  red[lid] = lloc;
+  workgroupBarrier();
+  for (var st = RW / 2u; st > 0u; st = st / 2u) {
+    if (lid < st) { red[lid] += red[lid + st]; }
+    workgroupBarrier();
+  }
   let wn = select(0.0, exp(sn - M), hasNew);
+  let L = red[0] + wn;
+  // acc: the split weights e^(m_x − M) of a block of RB splits go to workgroup memory once, then each
+  // invocation sums its dims over the block with 4 independent partial sums (loads in flight)
   let ab = (b * NH + h) * S * D;
-  for (var d = lid; d < D; d += RW) {
-    var a = 0.0;
-    for (var x = 0u; x < S; x++) { a += exp(part[sb + x * 2u] - M) * part[ab + x * D + d]; }
-    if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
-    out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
+  var o = array<f32, DPT>();
+  for (var xb = 0u; xb < S; xb += RB) {
+    workgroupBarrier();
+    let n = min(RB, S - xb);
+    for (var i = lid; i < n; i += RW) { wsh[i] = exp(part[sb + (xb + i) * 2u] - M); }
+    workgroupBarrier();
+    for (var k = 0u; k < DPT; k++) {
+      let d = lid + k * RW;
+      if (d < D) {
+        let base = ab + xb * D + d;
+        var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
+        var x = 0u;
+        for (; x + 4u <= n; x += 4u) {
+          a0 += wsh[x] * part[base + x * D];
+          a1 += wsh[x + 1u] * part[base + (x + 1u) * D];
+          a2 += wsh[x + 2u] * part[base + (x + 2u) * D];
+          a3 += wsh[x + 3u] * part[base + (x + 3u) * D];
+        }
+        for (; x < n; x++) { a0 += wsh[x] * part[base + x * D]; }
+        o[k] += (a0 + a1) + (a2 + a3);
+      }
+    }
+  }
+  for (var k = 0u; k < DPT; k++) {
+    let d = lid + k * RW;
+    if (d < D) {
+      var a = o[k];
+      if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
+      out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
+    }
   }
 }
 `;

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   attentionPartialWgsl,
   attentionPaths,
+  attentionSharedBytes,
   type AttentionTuning,
   DEFAULT_ATTENTION_TUNING,
   type FusedAttentionConfig,
@@ -33,6 +34,7 @@ Deno.test("attention wgsl: bad tunings and shapes are typed errors naming the va
     [{ wg: 128, tpt: 2, uv: 8 }, /uv 8/],
     [{ wg: 128, tpt: 2, vd: 4 }, /vd 4/],
     [{ wg: 128, tpt: 2, vd: 32 }, /vd 32/],
+    [{ wg: 128, tpt: 2, kch: 3 }, /kch 3/],
   ];
   for (const [t, re] of bad) {
     assert.throws(
@@ -76,8 +78,11 @@ Deno.test("attention wgsl: kdot puts 2/4/8-bit K segments on dot4I8Packed, 16-bi
   assert.match(kd, /& 50529027u\)/); // 0x03030303
   assert.match(kd, /q8_exp\(mx\.x\)/);
   assert.equal((kd.match(/dot4I8Packed\(pl, qv\d+_\d+_0\.x\)/g) ?? []).length > 0, true);
-  // the q16 sink/window segment keeps the in-place f32 path (qk prescale) in the same kernel
-  assert.match(kd, /qk\[i\] = qsh\[i\]/);
+  // the q16 sink/window segment keeps the in-place f32 path (q rescaled in place by 2^-sh) in the same kernel
+  assert.match(kd, /qsh\[i\] = qsh\[i\] \* bitcast<f32>/);
+  // the int8 query codes are parked in ps (exact integers in f32) instead of their own array
+  assert.match(kd, /ps\[i\] = round\(qsh\[i\] \* qiv\[i % NV\]\)/);
+  assert.doesNotMatch(kd, /var<workgroup> (qk|qi8):/);
   const k4 = attentionPartialWgsl(
     cfg({ ...DEFAULT_ATTENTION_TUNING, kdot: true }, {
       stores: [{ k: "q4", v: "q4" }],
@@ -85,7 +90,7 @@ Deno.test("attention wgsl: kdot puts 2/4/8-bit K segments on dot4I8Packed, 16-bi
     }),
   );
   assert.match(k4, /& 252645135u\)/); // 0x0f0f0f0f
-  assert.doesNotMatch(k4, /qk\[i\] = qsh\[i\]/);
+  assert.doesNotMatch(k4, /qsh\[i\] = qsh\[i\] \*/);
   // only 16-bit stores: kdot changes nothing
   const k16 = attentionPartialWgsl(
     cfg({ ...DEFAULT_ATTENTION_TUNING, kdot: true }, {
@@ -140,4 +145,45 @@ Deno.test("attention wgsl: timing diagnostics drop the V phase, the K phase or b
   assert.ok(full.includes("clen == CH") && !noV.includes("clen == CH") && !none.includes("clen == CH"));
   assert.ok(full.includes("dot4I8Packed") && !noK.includes("dot4I8Packed(") && noK.includes("clen == CH"));
   assert.ok(noK.includes("* 1e-6)") && none.includes("* 1e-6)") && !full.includes("* 1e-6)"));
+});
+
+Deno.test("attention wgsl: kch > 1 loops the K phase over kch blocks, parking scores in ps, one max reduction per chunk", () => {
+  const one = attentionPartialWgsl(cfg(DEFAULT_ATTENTION_TUNING));
+  const four = attentionPartialWgsl(cfg({ ...DEFAULT_ATTENTION_TUNING, kch: 4 }));
+  assert.match(one, /const CH = 256u;/);
+  assert.match(four, /const CH = 1024u;/);
+  assert.doesNotMatch(one, /for \(var kb = 0u;/);
+  // per segment path: one K loop and one p loop over blocks of wg·tpt = 256 tokens
+  assert.equal(four.split("for (var kb = 0u; kb < clen; kb += 256u) {").length - 1, 4);
+  assert.match(four, /ps\[\(kb \+ lid \+ 128u\) \* 1u \+ 0u\] = sc1_0;/);
+  assert.match(four, /let sc1_0 = ps\[\(kb \+ lid \+ 128u\) \* 1u \+ 0u\];/);
+  // the max reduction (two barriers) once per chunk in both: count its second stage per path
+  const maxes = (code: string) => code.split("ra0 = max(ra0,").length - 1;
+  assert.equal(maxes(one), maxes(four));
+});
+
+Deno.test("attention wgsl: workgroup memory counts what the kernel declares (no q copy, int8 codes in ps)", () => {
+  const q4 = {
+    stores: [{ k: "q4" as const, v: "q4" as const }],
+    segments: [{ k: { store: 0, tensor: "k" as const }, v: { store: 0, tensor: "v" as const } }],
+  };
+  const declared = (code: string) =>
+    [...code.matchAll(/var<workgroup> \w+: array<vec4<[fiu]32>, (\d+)>;/g)].reduce(
+      (a, m) => a + 16 * Number(m[1]),
+      0,
+    );
+  for (
+    const t of [DEFAULT_ATTENTION_TUNING, { ...DEFAULT_ATTENTION_TUNING, kdot: true }, {
+      ...DEFAULT_ATTENTION_TUNING,
+      kch: 2,
+    }]
+  ) {
+    for (const over of [{}, q4]) {
+      const c = cfg(t, over);
+      assert.equal(attentionSharedBytes(c), declared(attentionPartialWgsl(c)), JSON.stringify(t));
+    }
+  }
+  // D 128, 4 heads, wg 128 × tpt 2: q 2 KiB, reductions 2.25 KiB, ps 4 KiB, small arrays; + 0.5 KiB packed query
+  assert.equal(attentionSharedBytes(cfg({ ...DEFAULT_ATTENTION_TUNING, kdot: true }, q4)), 9072);
+  assert.equal(attentionSharedBytes(cfg({ ...DEFAULT_ATTENTION_TUNING, padShared: 1024 }, q4)), 8512 + 1024);
 });
