@@ -10,6 +10,7 @@
  *
  *   deno run -A bench/gpu_packed_bench.ts [--small] [--quick] [--budget SECONDS] [--json FILE] [--md FILE]
  *                                         [--tunings JSON] [--targets 8,16,32] [--layouts int4,PM-KVQ]
+ *                                         [--no-ers] [--qbits 16,8,4,2]
  *
  * `--small` uses a shape llvmpipe finishes in seconds (B 2, 8 / 2 heads, 2,048 tokens); `--quick` sweeps
  * only two tunings. Under `deno bench` it registers one case per layout (default tuning; small shape on
@@ -73,6 +74,10 @@ export interface BenchOptions {
   budgetSeconds?: number;
   /** Only layouts whose name starts with one of these (default: all). */
   layouts?: string[];
+  /** Skip the ERS section (`--no-ers`). */
+  noErs?: boolean;
+  /** quantize_append widths, in this order (`--qbits 2,16`; default 16, 8, 4, 2). */
+  qbits?: number[];
 }
 
 /** One timed attention configuration. */
@@ -495,7 +500,7 @@ export async function runPackedBench(
 
   // ---- ERS of a whole body (B × nKv × tokens)
   const ers: BenchReport["ers"] = [];
-  for (const [bIn, bOut] of [[16, 8], [8, 4], [4, 2], [16, 2]] as const) {
+  for (const [bIn, bOut] of o.noErs ? [] : [[16, 8], [8, 4], [4, 2], [16, 2]] as const) {
     const LS = storeLayout({
       batch: B,
       numKvHeads: nKv,
@@ -537,7 +542,7 @@ export async function runPackedBench(
 
   // ---- quantize_append: prefill (t tokens) and one decode token, K and V
   const quantize: BenchReport["quantize"] = [];
-  for (const bits of [16, 2]) {
+  for (const bits of o.qbits ?? [16, 8, 4, 2]) {
     for (const t of [o.prefillTokens, 1]) {
       const L = storeLayout({
         batch: B,
@@ -666,6 +671,8 @@ if (import.meta.main) {
   if (val("--tunings")) opts.tunings = JSON.parse(val("--tunings")!) as AttentionTuning[];
   if (val("--targets")) opts.targets = val("--targets")!.split(",").map(Number);
   if (val("--layouts")) opts.layouts = val("--layouts")!.split(",");
+  if (flag("--no-ers")) opts.noErs = true;
+  if (val("--qbits")) opts.qbits = val("--qbits")!.split(",").map(Number);
   const t0 = performance.now();
   const report = await runPackedBench(ctx, opts);
   const md = benchMarkdown(report);

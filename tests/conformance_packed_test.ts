@@ -213,7 +213,8 @@ for (const headDim of [128, 64]) {
     gpuCase(
       `quantize_append b${bits} D${headDim}: store byte-identical to quantizeRows (random + adversarial)`,
       async (g) => {
-        const nKv = 2, B = 2, t = 24, pos = [3, 0], cap = 30;
+        // 2·B·t·nKv = 276 groups: not a multiple of the 8 (D 128) or 16 (D 64) groups a workgroup serves
+        const nKv = 3, B = 2, t = 23, pos = [3, 0], cap = 30;
         const G = Math.min(128, headDim), gph = headDim / G;
         const row = nKv * headDim;
         const fmt = `q${bits}` as TensorFormat;
