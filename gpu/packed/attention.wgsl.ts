@@ -1013,6 +1013,30 @@ struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 var<workgroup> red: array<f32, ${RW}>;
 var<workgroup> wsh: array<f32, ${REDUCE_BLOCK}>;
+// sum / max of v over the workgroup (a tree in red; barriers inside, so called in uniform control flow;
+// red is free again on return)
+fn tree_add(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var st = RW / 2u; st > 0u; st = st / 2u) {
+    if (lid < st) { red[lid] += red[lid + st]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn tree_max(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var st = RW / 2u; st > 0u; st = st / 2u) {
+    if (lid < st) { red[lid] = max(red[lid], red[lid + st]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
 @compute @workgroup_size(${RW})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wid.x; let b = wid.y; let kvh = h / HPK;
@@ -1024,37 +1048,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     for (var d = lid; d < D; d += RW) {
       a += qkv[p.io.x + b * p.io.y + h * D + d] * qkv[p.nw.x + b * p.io.y + kvh * D + d];
     }
-    red[lid] = a;
-    workgroupBarrier();
-    for (var st = RW / 2u; st > 0u; st = st / 2u) {
-      if (lid < st) { red[lid] += red[lid + st]; }
-      workgroupBarrier();
-    }
-    sn = red[0] * p.sc.x;
+    sn = tree_add(lid, a) * p.sc.x;
   }
-  workgroupBarrier(); // red is reused below
   let sb = p.io.w + (b * NH + h) * S * 2u;
   // M and L: every invocation takes splits lid, lid + RW, … (independent loads), then a tree over the group
   var mloc = NEG;
   for (var x = lid; x < S; x += RW) { mloc = max(mloc, part[sb + x * 2u]); }
-  red[lid] = mloc;
-  workgroupBarrier();
-  for (var st = RW / 2u; st > 0u; st = st / 2u) {
-    if (lid < st) { red[lid] = max(red[lid], red[lid + st]); }
-    workgroupBarrier();
-  }
-  let M = max(red[0], sn);
-  workgroupBarrier();
+  let M = max(tree_max(lid, mloc), sn);
   var lloc = 0.0;
   for (var x = lid; x < S; x += RW) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
-  red[lid] = lloc;
-  workgroupBarrier();
-  for (var st = RW / 2u; st > 0u; st = st / 2u) {
-    if (lid < st) { red[lid] += red[lid + st]; }
-    workgroupBarrier();
-  }
   let wn = select(0.0, exp(sn - M), hasNew);
-  let L = red[0] + wn;
+  let L = tree_add(lid, lloc) + wn;
   // acc: the split weights e^(m_x − M) of a block of RB splits go to workgroup memory once, then each
   // invocation sums its dims over the block with 4 independent partial sums (loads in flight)
   let ab = (b * NH + h) * S * D;
