@@ -987,6 +987,21 @@ ${dispatch}
 `;
 }
 
+/** A WGSL function `name(lid, v)` folding v over the reduce workgroup with `combine` (a tree in `red`). */
+function treeFn(name: string, combine: string): string {
+  return `fn ${name}(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var st = RW / 2u; st > 0u; st = st / 2u) {
+    if (lid < st) { red[lid] = ${combine}; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+}
+
 /**
  * WGSL of the reduce kernel (module doc).
  *
@@ -1015,28 +1030,8 @@ var<workgroup> red: array<f32, ${RW}>;
 var<workgroup> wsh: array<f32, ${REDUCE_BLOCK}>;
 // sum / max of v over the workgroup (a tree in red; barriers inside, so called in uniform control flow;
 // red is free again on return)
-fn tree_add(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var st = RW / 2u; st > 0u; st = st / 2u) {
-    if (lid < st) { red[lid] += red[lid + st]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-fn tree_max(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var st = RW / 2u; st > 0u; st = st / 2u) {
-    if (lid < st) { red[lid] = max(red[lid], red[lid + st]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+${treeFn("tree_add", "red[lid] + red[lid + st]")}
+${treeFn("tree_max", "max(red[lid], red[lid + st])")}
 @compute @workgroup_size(${RW})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wid.x; let b = wid.y; let kvh = h / HPK;
