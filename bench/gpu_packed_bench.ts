@@ -368,7 +368,10 @@ export async function runPackedBench(
     const kvBytes = kvBytesOf(spec, o);
     // kdot tunings score 2/4/8-bit K with the int8 query (a different result): their own best row and reference
     const intK = spec.stores.some(([f]) => integerKFormat(f));
-    const variantOf = (t: AttentionTuning) => (t.kdot && intK ? " (int8 query)" : "");
+    // vdot tunings round the V weights of 2/4-bit V to 8 bits (another result again): their own variant too
+    const intV = spec.stores.some(([f]) => f === "q4" || f === "q2");
+    const variantOf = (t: AttentionTuning) =>
+      (t.kdot && intK ? " (int8 query)" : "") + (t.vdot && intV ? " (int8 weights)" : "");
     const bestRow = new Map<string, AttentionRow>();
     const refOut = new Map<string, Float32Array>();
     const maxDiff = new Map<string, number>();

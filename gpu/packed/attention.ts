@@ -195,9 +195,9 @@ export class FusedAttention {
     }
     // Deno's GPU type lacks the (standard) wgslLanguageFeatures set
     const lf = (navigator.gpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures;
-    if (config.tuning.kdot && !lf?.has("packed_4x8_integer_dot_product")) {
+    if ((config.tuning.kdot || config.tuning.vdot) && !lf?.has("packed_4x8_integer_dot_product")) {
       throw new GpuError(
-        `fused attention tuning kdot needs the WGSL language feature packed_4x8_integer_dot_product, which this ` +
+        `fused attention tunings kdot / vdot need the WGSL language feature packed_4x8_integer_dot_product, which this ` +
           `runtime lacks (it has: ${[...(lf ?? [])].join(", ") || "none"})`,
       );
     }
@@ -210,7 +210,7 @@ export class FusedAttention {
       config.stores.map((s) => `${s.k ?? "-"}/${s.v ?? "-"}`).join(",")
     } wg${config.tuning.wg} tpt${config.tuning.tpt} kch${config.tuning.kch ?? 1}${
       config.tuning.kdot ? " kdot" : ""
-    }`;
+    }${config.tuning.vdot ? " vdot" : ""}`;
     const paths = config.tuning.perPath ? attentionPaths(config) : 1;
     const codes = paths > 1
       ? [...Array(paths).keys()].map((i) => attentionPartialWgsl(config, i))

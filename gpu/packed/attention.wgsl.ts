@@ -21,6 +21,9 @@
  *    16-bit or bf16; at vd 8 half of that, two invocations sharing a 2-bit word), WG/(D/vd) tokens in flight;
  *    acc[d][h] += (p·S)·c. At the end of the split the token lanes are summed, Σp·z is
  *    subtracted, and (acc, max, Σp) are written as the split's partial.
+ *    With `tuning.vdot` (2/4-bit per-token V): p·S is rounded to 8-bit weights per chunk (scale max S_V/255)
+ *    and summed over 4 tokens at a time with `dot4U8Packed` on codes gathered token-major from 4 rows
+ *    (`vPhaseVdot`), flushed into acc once per chunk.
  *
  * **Reduce kernel** ({@link attentionReduceWgsl}). Grid (nH, B): merges the partials of all splits and the
  * new token's exact score/value: out = (Σ_x e^(m_x−M)·acc_x + e^(s_new−M)·v_new) / (Σ_x e^(m_x−M)·l_x + e^(s_new−M)).
@@ -83,6 +86,13 @@ export interface AttentionTuning {
    * Changes the result by the query's rounding (stated bound in the doc); 16-bit segments keep the exact
    * query. Default false. */
   kdot?: boolean;
+  /** Integer V phase for 2- and 4-bit per-token V (docs/gpu-packed.md §2c): each chunk's weights p·S_V are
+   * rounded to 8 bits against the chunk's largest V scale (w = round(p·S_V·255 / max S_V) ∈ [0, 255]) and
+   * summed over 4 tokens at a time with packed 4×8-bit dot products (`dot4U8Packed`) on codes gathered
+   * token-major from 4 rows; each chunk's integer sums are flushed once as (max S_V / 255)·Σ w·c. Changes
+   * the result by the weights' rounding (bound in the doc). Needs vd 8, kch 1 and one V group per token
+   * (head_dim ≤ 128); other segments keep the f32 V phase. Default false. */
+  vdot?: boolean;
   /** One partial pipeline per segment code path (e.g. PM-KVQ's 16-bit sink/window and its body), each
    * dispatched over all splits and returning at once outside its own segments, instead of one kernel holding
    * every path (whose registers are the largest path's). Same arithmetic; default false. */
@@ -169,6 +179,8 @@ interface Derived {
   PS: number;
   VFULL: boolean;
   WV: boolean;
+  /** Every segment takes the integer V phase (ps then only holds D·NV vec4s). */
+  ALLVDOT: boolean;
 }
 
 function derive(c: FusedAttentionConfig): Derived {
@@ -184,7 +196,9 @@ function derive(c: FusedAttentionConfig): Derived {
   const NV = Math.ceil(HPK / 4);
   const WG = c.tuning.wg, TPT = c.tuning.tpt;
   const VD = c.tuning.vd ?? V_DIMS_PER_THREAD;
-  if (VD !== 8 && VD !== 16) throw new QuantConfigError(`fused attention: vd ${VD} must be 8 or 16`);
+  if (!(VD === 8 || VD === 16 || (VD === 4 && c.tuning.vdot))) {
+    throw new QuantConfigError(`fused attention: vd ${VD} must be 8 or 16 (or 4 with vdot)`);
+  }
   const TPW = D / VD;
   if (![64, 128, 256].includes(WG) || WG % TPW !== 0) {
     throw new QuantConfigError(
@@ -201,6 +215,7 @@ function derive(c: FusedAttentionConfig): Derived {
   if (c.segments.length === 0) throw new TensorShapeError("fused attention: no segments");
   const NSEG = c.segments.length;
   const CH = WG * TPT * KCH;
+  const allVdot = c.segments.every((g) => vdotOk(c, D / G, VD, KCH, tensorFormat(c, g.v)));
   return {
     D,
     G,
@@ -218,9 +233,10 @@ function derive(c: FusedAttentionConfig): Derived {
     VD,
     NSEG,
     NCNT: Math.max(1, Math.ceil((c.maxBatch * NSEG) / 4)),
-    PS: Math.max(CH * (D / G), D) * NV,
+    PS: (allVdot ? D : Math.max(CH * (D / G), D)) * NV,
     VFULL: c.tuning.vfull ?? false,
     WV: c.tuning.wordView ?? false,
+    ALLVDOT: allVdot,
   };
 }
 
@@ -242,7 +258,11 @@ export function attentionSharedBytes(c: FusedAttentionConfig): number {
   const kdot = c.segments.some((g) => kdotBits(c, tensorFormat(c, g.k)) > 0)
     ? 2 * d.NV + d.GPH * d.NV + (d.D / 4) * d.NV
     : 0;
-  return (vec4s + kdot) * 16;
+  // integer V phase: pq (packed weights) + sred / sred2 (chunk max of S_V)
+  const vdot = c.segments.some((g) => vdotSeg(c, d, tensorFormat(c, g.v)))
+    ? d.WG * d.NV * 16 + (d.WG + d.WG / 8) * 4
+    : 0;
+  return (vec4s + kdot) * 16 + vdot;
 }
 
 const V = ["x", "y", "z", "w"];
@@ -258,13 +278,19 @@ function tensorFormat(c: FusedAttentionConfig, r: { store: number; tensor: "k" |
 }
 
 /** Reduction over the workgroup of NV vec4 registers `vars[u]` (op "max" or "add"); result in place. */
-function wgReduce(d: Derived, vars: string[], op: "max" | "add"): string {
+function wgReduce(d: Derived, vars: string[], op: "max" | "add", smax?: string): string {
   const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
   const NV = d.NV;
   const w: string[] = [];
   vars.forEach((x, u) => w.push(`  red[lid * ${u32(NV)} + ${u32(u)}] = ${x};`));
+  if (smax) w.push(`  sred[lid] = ${smax};`);
   w.push("  workgroupBarrier();");
   w.push(`  if (lid < ${u32(d.WG / 8)}) {`);
+  if (smax) {
+    w.push(`    var rs = sred[lid * 8u];`);
+    w.push(`    for (var i = 1u; i < 8u; i++) { rs = max(rs, sred[lid * 8u + i]); }`);
+    w.push(`    sred2[lid] = rs;`);
+  }
   vars.forEach((_, u) => {
     w.push(`    var ra${u} = red[(lid * 8u) * ${u32(NV)} + ${u32(u)}];`);
     w.push(
@@ -276,6 +302,10 @@ function wgReduce(d: Derived, vars: string[], op: "max" | "add"): string {
   });
   w.push("  }");
   w.push("  workgroupBarrier();");
+  if (smax) {
+    w.push(`  ${smax} = sred2[0];`);
+    w.push(`  for (var i = 1u; i < ${u32(d.WG / 8)}; i++) { ${smax} = max(${smax}, sred2[i]); }`);
+  }
   vars.forEach((x, u) => {
     w.push(`  ${x} = red2[${u32(u)}];`);
     w.push(
@@ -584,6 +614,117 @@ function vPhase(c: Derived, f: TensorFormat, st: number): string {
   return ["  if (clen == CH) {", ...loop(true, 4), "  } else {", ...loop(false, 4), "  }"].join("\n");
 }
 
+/** Whether V in format `f` can take the integer V phase (2-/4-bit per-token codes, vd 8, kch 1, one group). */
+function vdotOk(c: FusedAttentionConfig, gph: number, vd: number, kch: number, f: TensorFormat): boolean {
+  return !!c.tuning.vdot && (f === "q4" || f === "q2") && gph === 1 && (vd === 8 || vd === 4) && kch === 1;
+}
+
+function vdotSeg(c: FusedAttentionConfig, d: Derived, f: TensorFormat): boolean {
+  return vdotOk(c, d.GPH, d.VD, d.KCH, f);
+}
+
+/**
+ * p phase of the integer V phase: p = exp(s − m), running sums, and the 8-bit weights
+ * w = round(p·S_V·vinv) of this invocation's TPT tokens packed in one u32 per head: token lid + k·WG of the
+ * chunk is byte (lid / (CH/4)) + k·(4/TPT) of quad lid % (CH/4), so quad j's bytes are tokens j + i·CH/4.
+ */
+function pPhaseVdot(c: Derived): string {
+  const { NV, TPT } = c;
+  const w: string[] = [];
+  for (let u = 0; u < NV; u++) w.push(`  var pk${u} = vec4<u32>(0u);`);
+  for (let k = 0; k < TPT; k++) {
+    w.push("  {");
+    w.push(`    let Sv = bf16(szv${k} & 0xffffu); let zv = bf16(szv${k} >> 16u); let sw = Sv * vinv;`);
+    for (let u = 0; u < NV; u++) {
+      w.push(`    let p${u} = select(vec4<f32>(0.0), exp(sc${k}_${u} - m${u}), valid${k});`);
+      w.push(`    l${u} += p${u};`);
+      w.push(`    zs0_${u} += p${u} * zv;`);
+      w.push(
+        `    pk${u} |= vec4<u32>(min(round(p${u} * sw), vec4<f32>(255.0))) << vec4<u32>(${
+          u32(8 * k * (4 / TPT))
+        });`,
+      );
+    }
+    w.push("  }");
+  }
+  for (let u = 0; u < NV; u++) {
+    w.push(`  pq[lid * ${u32(NV)} + ${u32(u)}] = pk${u} << vec4<u32>(8u * (lid / ${u32(c.CH / 4)}));`);
+  }
+  return w.join("\n");
+}
+
+/**
+ * Integer V phase: per quad j (tokens j + i·CH/4, i = 0..3) the invocation's 8 dims of the 4 rows are gathered
+ * token-major (X_d byte i = code of dim d0 + d in token i) and ia{d}_{u} += dot4U8Packed(X_d, W_u[h]).
+ */
+function vPhaseVdot(c: Derived, f: TensorFormat, st: number): string {
+  const { NV, TPT, CH, G } = c;
+  const Q = CH / 4;
+  const bits = formatBits(f), cpw = formatFor(bits).codesPerWord;
+  const w: string[] = [];
+  w.push(`  for (var jq = lane; jq < min(clen, ${u32(Q)}); jq += LANES) {`);
+  for (let i = 0; i < 4; i++) {
+    w.push(`    let tl${i} = min(jq + ${u32(i * Q)}, clen - 1u);`);
+    w.push(`    let row${i} = (b * NKV + kvh) * vr.z + vr.w + c0 + tl${i};`);
+    w.push(`    let w${i} = ld${st}(vr.x + row${i} * ${u32(G / cpw)} + (d0 % G) / ${u32(cpw)});`);
+  }
+  for (let u = 0; u < NV; u++) {
+    const terms = [...Array(4 / TPT).keys()].map((r) => `pq[(jq + ${u32(r * Q)}) * ${u32(NV)} + ${u32(u)}]`);
+    w.push(`    let W${u} = ${terms.join(" | ")};`);
+  }
+  const X: string[] = [];
+  if (c.VD === 4 && bits === 4) {
+    // this invocation's 4 dims are nibbles 4·hv … 4·hv + 3 of the word
+    w.push(`    let hs = ((d0 / 4u) % 2u) * 16u;`);
+    w.push(`    let P02 = ((w0 >> hs) & 0xffffu) | ((w2 >> hs) << 16u);`);
+    w.push(`    let P13 = ((w1 >> hs) & 0xffffu) | ((w3 >> hs) << 16u);`);
+    for (let k = 0; k < 4; k++) {
+      const sh = (x: string) => (k === 0 ? x : `(${x} >> ${u32(4 * k)})`);
+      w.push(`    let X${k} = (${sh("P02")} & 0x000f000fu) | ((${sh("P13")} & 0x000f000fu) << 8u);`);
+      X.push(`X${k}`);
+    }
+  } else if (c.VD === 4) {
+    // 2-bit: byte 8·qv of each word holds this invocation's 4 codes; P = the 4 rows' bytes
+    w.push(`    let hs = ((d0 / 4u) % 4u) * 8u;`);
+    w.push(
+      `    let P = ((w0 >> hs) & 0xffu) | (((w1 >> hs) & 0xffu) << 8u) | (((w2 >> hs) & 0xffu) << 16u) | ((w3 >> hs) << 24u);`,
+    );
+    for (let k = 0; k < 4; k++) {
+      w.push(`    let X${k} = ${k === 0 ? "P" : `(P >> ${u32(2 * k)})`} & 0x03030303u;`);
+      X.push(`X${k}`);
+    }
+  } else if (bits === 4) {
+    const M = "0x000f000fu";
+    for (let k = 0; k < 4; k++) {
+      const sh = (x: string) => (k === 0 ? x : `(${x} >> ${u32(4 * k)})`);
+      w.push(`    let A${k} = (${sh("w0")} & ${M}) | ((${sh("w1")} & ${M}) << 8u);`);
+      w.push(`    let B${k} = (${sh("w2")} & ${M}) | ((${sh("w3")} & ${M}) << 8u);`);
+      w.push(`    let X${k} = (A${k} & 0xffffu) | (B${k} << 16u);`);
+      w.push(`    let X${k + 4} = (A${k} >> 16u) | (B${k} & 0xffff0000u);`);
+    }
+    for (let k = 0; k < 8; k++) X.push(`X${k}`);
+  } else {
+    // 2-bit: this invocation's half word (8 codes) of each row; P02 = rows 0|2, P13 = rows 1|3 (16 bits each)
+    w.push(`    let hs = ((d0 / 8u) % 2u) * 16u;`);
+    w.push(`    let P02 = ((w0 >> hs) & 0xffffu) | ((w2 >> hs) << 16u);`);
+    w.push(`    let P13 = ((w1 >> hs) & 0xffffu) | ((w3 >> hs) << 16u);`);
+    for (let k = 0; k < 8; k++) {
+      const sh = (x: string) => (k === 0 ? x : `(${x} >> ${u32(2 * k)})`);
+      w.push(`    let X${k} = (${sh("P02")} & 0x00030003u) | ((${sh("P13")} & 0x00030003u) << 8u);`);
+      X.push(`X${k}`);
+    }
+  }
+  X.forEach((x, i) => {
+    for (let u = 0; u < NV; u++) {
+      w.push(
+        `    ia${i}_${u} += vec4<u32>(dot4U8Packed(${x}, W${u}.x), dot4U8Packed(${x}, W${u}.y), dot4U8Packed(${x}, W${u}.z), dot4U8Packed(${x}, W${u}.w));`,
+      );
+    }
+  });
+  w.push("  }");
+  return w.join("\n");
+}
+
 /**
  * Whether K in format `f` takes the integer K phase under `kdot` (2-, 4- and 8-bit per-token codes); other
  * formats keep the exact query.
@@ -661,12 +802,16 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
     qsh[i] = qsh[i] * bitcast<f32>((127u - sh) << 23u);
   }
   workgroupBarrier();`;
+  const vdv = vdotSeg(cfg, d, vf);
   const vq = vf.startsWith("q");
   const vcpw = vq ? formatFor(formatBits(vf)).codesPerWord : 1;
   const vscale = (i: number) => (vq ? 2 ** -inplaceShift(formatBits(vf), i % vcpw) : 1);
   const diag = cfg.tuning.diagnostic;
   const skipK = diag === "skipK" || diag === "skipKV", skipV = diag === "skipV" || diag === "skipKV";
-  const av = (i: number, u: number) => (vscale(i) === 1 ? `a${i}_${u}` : `(a${i}_${u} * ${vscale(i)})`);
+  const av = (
+    i: number,
+    u: number,
+  ) => (vdv || vscale(i) === 1 ? `a${i}_${u}` : `(a${i}_${u} * ${vscale(i)})`);
   // tokens of block `kb` (a WGSL expression) of the chunk: invocation lid scores tokens kb + lid + k·WG
   const tokens = (kb: string) =>
     ks.map((k) =>
@@ -680,14 +825,23 @@ function segmentFn(cfg: FusedAttentionConfig, d: Derived, s: number, name: strin
       ? ks.flatMap((k) => us.map((u) => `    sc${k}_${u} = vec4<f32>(f32(tc${k}) * 1e-6);`)).join("\n")
       : kPhase(d, kf, seg.k.store, cg, kd),
   ].join("\n");
-  const cmDecl = us.map((u) => `    var cm${u} = vec4<f32>(NEG);`).join("\n");
+  const cmDecl = us.map((u) => `    var cm${u} = vec4<f32>(NEG);`).join("\n") +
+    (vdv ? "\n    var smx = 0.0;" : "");
+  // integer V phase: the V scale/zero words are loaded with the K phase, their chunk max S_V reduced with the scores'
+  const szLoads = !vdv
+    ? ""
+    : ks.map((k) => `    let szv${k} = ld${seg.v.store}(vr.y + (b * NKV + kvh) * vr.z + vr.w + tc${k});`)
+      .join("\n");
+  const smxTake = !vdv
+    ? ""
+    : ks.map((k) => `    smx = max(smx, select(0.0, bf16(szv${k} & 0xffffu), valid${k}));`).join("\n");
   const cmTake = ks.flatMap((k) =>
     us.map((u) => `    cm${u} = select(cm${u}, max(cm${u}, sc${k}_${u}), valid${k});`)
   )
     .join("\n");
-  const chunkMax = wgReduce(d, us.map((u) => `cm${u}`), "max");
+  const chunkMax = wgReduce(d, us.map((u) => `cm${u}`), "max", vdv ? "smx" : undefined);
   // one block of WG·TPT tokens (kch 1): scores stay in registers
-  const oneBlock = [tokens(""), kScores, cmDecl, cmTake, chunkMax].join("\n");
+  const oneBlock = [tokens(""), szLoads, kScores, cmDecl, cmTake, smxTake, chunkMax].join("\n");
   // kch > 1: the K loop parks each token's scores in ps (slot of its first V group), the p loop reads them
   // back (each invocation only touches its own tokens' slots, so no barrier between the two loops)
   const vgph = vf === "bf16" ? 1 : GPH;
@@ -746,11 +900,20 @@ ${
   }
 ${js.flatMap((j) => us.map((u) => `    zs${j}_${u} *= al${u};`)).join("\n")}
 ${accs.flatMap((i) => us.map((u) => `    a${i}_${u} *= al${u};`)).join("\n")}
-${d.KCH === 1 ? pPhase(d, vf, seg.v.store) : pLoop}
-    workgroupBarrier();
-${skipV ? "" : vPhase(d, vf, seg.v.store)}${
-    d.KCH === 1 ? "" : "\n    workgroupBarrier(); // ps is rewritten by the next chunk's K loop"
+${
+    vdv
+      ? `    let vinv = select(0.0, 255.0 / smx, smx > 0.0);\n    let vsig = smx * (1.0 / 255.0);\n` +
+        accs.flatMap((i) => us.map((u) => `    var ia${i}_${u} = vec4<u32>(0u);`)).join("\n")
+      : ""
   }
+${vdv ? pPhaseVdot(d) : d.KCH === 1 ? pPhase(d, vf, seg.v.store) : pLoop}
+    workgroupBarrier();
+${skipV ? "" : vdv ? vPhaseVdot(d, vf, seg.v.store) : vPhase(d, vf, seg.v.store)}${
+    vdv && !skipV
+      ? "\n" +
+        accs.flatMap((i) => us.map((u) => `    a${i}_${u} += vsig * vec4<f32>(ia${i}_${u});`)).join("\n")
+      : ""
+  }${d.KCH === 1 ? "" : "\n    workgroupBarrier(); // ps is rewritten by the next chunk's K loop"}
   }
 ${wgReduce(d, us.map((u) => `l${u}`), "add")}
 ${js.map((j) => wgReduce(d, us.map((u) => `zs${j}_${u}`), "add")).join("\n")}
@@ -874,6 +1037,7 @@ fn ld${i}(w: u32) -> u32 {
   const inPath = (g: FusedAttentionConfig["segments"][number]) =>
     path === undefined || comboKey(g) === combos[path];
   const anyKdot = cfg.segments.some((g) => inPath(g) && kdotBits(cfg, tensorFormat(cfg, g.k)) > 0);
+  const anyVdot = cfg.segments.some((g) => inPath(g) && vdotSeg(cfg, d, tensorFormat(cfg, g.v)));
   const fns = combos.map((key, ci) =>
     path !== undefined && ci !== path
       ? ""
@@ -931,6 +1095,13 @@ var<workgroup> zsh: array<vec4<f32>, ${d.GPH * NV}>;
 var<workgroup> mlsh: array<vec4<f32>, ${2 * NV}>;${
     cfg.tuning.padShared
       ? `\nvar<workgroup> padw: array<vec4<f32>, ${Math.ceil(cfg.tuning.padShared / 16)}>;`
+      : ""
+  }
+${
+    anyVdot
+      ? `var<workgroup> pq: array<vec4<u32>, ${d.WG * NV}>;
+var<workgroup> sred: array<f32, ${d.WG}>;
+var<workgroup> sred2: array<f32, ${d.WG / 8}>;`
       : ""
   }
 ${

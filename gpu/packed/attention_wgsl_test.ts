@@ -168,15 +168,21 @@ Deno.test("attention wgsl: workgroup memory counts what the kernel declares (no 
     segments: [{ k: { store: 0, tensor: "k" as const }, v: { store: 0, tensor: "v" as const } }],
   };
   const declared = (code: string) =>
-    [...code.matchAll(/var<workgroup> \w+: array<vec4<[fiu]32>, (\d+)>;/g)].reduce(
-      (a, m) => a + 16 * Number(m[1]),
+    [...code.matchAll(/var<workgroup> \w+: array<(vec4<[fiu]32>|f32), (\d+)>;/g)].reduce(
+      (a, m) => a + (m[1] === "f32" ? 4 : 16) * Number(m[2]),
       0,
     );
   for (
-    const t of [DEFAULT_ATTENTION_TUNING, { ...DEFAULT_ATTENTION_TUNING, kdot: true }, {
-      ...DEFAULT_ATTENTION_TUNING,
-      kch: 2,
-    }]
+    const t of [
+      DEFAULT_ATTENTION_TUNING,
+      { ...DEFAULT_ATTENTION_TUNING, kdot: true },
+      {
+        ...DEFAULT_ATTENTION_TUNING,
+        kch: 2,
+      },
+      { ...DEFAULT_ATTENTION_TUNING, kdot: true, vdot: true },
+      { ...DEFAULT_ATTENTION_TUNING, vd: 4, vdot: true },
+    ]
   ) {
     for (const over of [{}, q4]) {
       const c = cfg(t, over);
@@ -186,4 +192,9 @@ Deno.test("attention wgsl: workgroup memory counts what the kernel declares (no 
   // D 128, 4 heads, wg 128 × tpt 2: q 2 KiB, reductions 2.25 KiB, ps 4 KiB, small arrays; + 0.5 KiB packed query
   assert.equal(attentionSharedBytes(cfg({ ...DEFAULT_ATTENTION_TUNING, kdot: true }, q4)), 9072);
   assert.equal(attentionSharedBytes(cfg({ ...DEFAULT_ATTENTION_TUNING, padShared: 1024 }, q4)), 8512 + 1024);
+  // integer V phase: ps shrinks to D·NV (2 KiB less), packed weights 2 KiB + the S_V max reduction 576 B
+  assert.equal(
+    attentionSharedBytes(cfg({ ...DEFAULT_ATTENTION_TUNING, kdot: true, vdot: true }, q4)),
+    9072 + 576,
+  );
 });
