@@ -780,12 +780,13 @@ for (const bits of [2, 4] as const) {
       for (const c of caches) fill(c, r, 230, nKv * D);
       const img = kiviImage(caches.map((c) => c.exportLayer(0)));
       assert.equal(img.segments.length, 3);
+      // vdot at D 64: the per-token V segment takes the integer V phase (8 words per row, 16 token lanes)
       await checkAttention(g, `kivi${bits}`, caches, img, nH, nKv, D, [TUNINGS[0], {
         ...SOFT_VD8,
         perPath: true,
         vfull: true,
         wordView: true,
-      }], 950 + bits);
+      }, { ...SOFT_VD8, wg: 128, vdot: true, perPath: true }], 950 + bits);
     },
   );
 }
