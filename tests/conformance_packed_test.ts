@@ -558,6 +558,24 @@ async function checkAttention(
   out.destroy();
 }
 
+/** Σ_d q[qOff + d]·k_t,d in f64 for KV head g: token t of the cache view, or the new token's k when t = view.length. */
+function dotK(
+  view: { length: number; k: Float32Array },
+  kNew: Float32Array,
+  nKv: number,
+  D: number,
+  g: number,
+  t: number,
+  q: Float32Array,
+  qOff: number,
+): number {
+  let a = 0;
+  for (let d = 0; d < D; d++) {
+    a += q[qOff + d] * (t < view.length ? view.k[(t * nKv + g) * D + d] : kNew[g * D + d]);
+  }
+  return a;
+}
+
 /**
  * f64 reference of the integer K phase (`kdot`): tokens of 2-, 4- and 8-bit K segments are scored with the
  * int8 query q̂ of cpu/query_int8.ts (from the f32 scaled query q·fl(1/√D), as the kernel forms it), 16-bit
@@ -589,12 +607,9 @@ function kdotReference(
       const g = Math.floor(h / hpk), n = view.length;
       const s = new Float64Array(n + 1);
       for (let t = 0; t <= n; t++) {
-        let a = 0;
-        for (let d = 0; d < D; d++) {
-          const k = t < n ? view.k[(t * nKv + g) * D + d] : kNew[g * D + d];
-          a += (t < n && intTok[t] ? qh[h * D + d] : t < n ? qs[h * D + d] : qkv[b * row + h * D + d]) * k;
-        }
-        s[t] = t < n ? a : a * sc;
+        s[t] = t < n
+          ? dotK(view, kNew, nKv, D, g, t, intTok[t] ? qh : qs, h * D)
+          : dotK(view, kNew, nKv, D, g, t, qkv, b * row + h * D) * sc;
       }
       const m = Math.max(...s);
       let l = 0;
@@ -653,13 +668,7 @@ function vdotBound(
     const kNew = qkv.subarray(b * row + nH * D);
     for (let h = 0; h < nH; h++) {
       const g = Math.floor(h / hpk), s = new Float64Array(n + 1);
-      for (let t = 0; t <= n; t++) {
-        let a = 0;
-        for (let d = 0; d < D; d++) {
-          a += qkv[b * row + h * D + d] * (t < n ? view.k[(t * nKv + g) * D + d] : kNew[g * D + d]);
-        }
-        s[t] = a * sc;
-      }
+      for (let t = 0; t <= n; t++) s[t] = dotK(view, kNew, nKv, D, g, t, qkv, b * row + h * D) * sc;
       const m = Math.max(...s);
       let l = 0;
       for (let t = 0; t <= n; t++) l += Math.exp(s[t] - m);

@@ -673,44 +673,39 @@ function vPhaseVdot(c: Derived, f: TensorFormat, st: number): string {
     w.push(`    let W${u} = ${terms.join(" | ")};`);
   }
   const X: string[] = [];
-  if (c.VD === 4 && bits === 4) {
-    // this invocation's 4 dims are nibbles 4·hv … 4·hv + 3 of the word
-    w.push(`    let hs = ((d0 / 4u) % 2u) * 16u;`);
-    w.push(`    let P02 = ((w0 >> hs) & 0xffffu) | ((w2 >> hs) << 16u);`);
-    w.push(`    let P13 = ((w1 >> hs) & 0xffffu) | ((w3 >> hs) << 16u);`);
+  // the invocation's VD codes are VD·bits bits of each row's word: 32 (4-bit, vd 8), 16 (4-bit vd 4, 2-bit vd 8)
+  // or 8 (2-bit vd 4); X_k must hold code k of rows 0..3 in bytes 0..3
+  const span = c.VD * bits, per = 32 / span, M = (1 << bits) - 1;
+  if (span === 32) {
+    // nibble pairs (k, k + 4) of rows 0|1 and 2|3, then their 16-bit halves
+    const M2 = u32(M * 0x00010001);
     for (let k = 0; k < 4; k++) {
       const sh = (x: string) => (k === 0 ? x : `(${x} >> ${u32(4 * k)})`);
-      w.push(`    let X${k} = (${sh("P02")} & 0x000f000fu) | ((${sh("P13")} & 0x000f000fu) << 8u);`);
-      X.push(`X${k}`);
-    }
-  } else if (c.VD === 4) {
-    // 2-bit: byte 8·qv of each word holds this invocation's 4 codes; P = the 4 rows' bytes
-    w.push(`    let hs = ((d0 / 4u) % 4u) * 8u;`);
-    w.push(
-      `    let P = ((w0 >> hs) & 0xffu) | (((w1 >> hs) & 0xffu) << 8u) | (((w2 >> hs) & 0xffu) << 16u) | ((w3 >> hs) << 24u);`,
-    );
-    for (let k = 0; k < 4; k++) {
-      w.push(`    let X${k} = ${k === 0 ? "P" : `(P >> ${u32(2 * k)})`} & 0x03030303u;`);
-      X.push(`X${k}`);
-    }
-  } else if (bits === 4) {
-    const M = "0x000f000fu";
-    for (let k = 0; k < 4; k++) {
-      const sh = (x: string) => (k === 0 ? x : `(${x} >> ${u32(4 * k)})`);
-      w.push(`    let A${k} = (${sh("w0")} & ${M}) | ((${sh("w1")} & ${M}) << 8u);`);
-      w.push(`    let B${k} = (${sh("w2")} & ${M}) | ((${sh("w3")} & ${M}) << 8u);`);
+      w.push(`    let A${k} = (${sh("w0")} & ${M2}) | ((${sh("w1")} & ${M2}) << 8u);`);
+      w.push(`    let B${k} = (${sh("w2")} & ${M2}) | ((${sh("w3")} & ${M2}) << 8u);`);
       w.push(`    let X${k} = (A${k} & 0xffffu) | (B${k} << 16u);`);
       w.push(`    let X${k + 4} = (A${k} >> 16u) | (B${k} & 0xffff0000u);`);
     }
     for (let k = 0; k < 8; k++) X.push(`X${k}`);
-  } else {
-    // 2-bit: this invocation's half word (8 codes) of each row; P02 = rows 0|2, P13 = rows 1|3 (16 bits each)
-    w.push(`    let hs = ((d0 / 8u) % 2u) * 16u;`);
+  } else if (span === 16) {
+    // this invocation's half word of each row; P02 = rows 0|2, P13 = rows 1|3 (16 bits each)
+    w.push(`    let hs = ((d0 / ${u32(c.VD)}) % ${u32(per)}) * 16u;`);
     w.push(`    let P02 = ((w0 >> hs) & 0xffffu) | ((w2 >> hs) << 16u);`);
     w.push(`    let P13 = ((w1 >> hs) & 0xffffu) | ((w3 >> hs) << 16u);`);
-    for (let k = 0; k < 8; k++) {
-      const sh = (x: string) => (k === 0 ? x : `(${x} >> ${u32(2 * k)})`);
-      w.push(`    let X${k} = (${sh("P02")} & 0x00030003u) | ((${sh("P13")} & 0x00030003u) << 8u);`);
+    const M2 = u32(M * 0x00010001);
+    for (let k = 0; k < c.VD; k++) {
+      const sh = (x: string) => (k === 0 ? x : `(${x} >> ${u32(bits * k)})`);
+      w.push(`    let X${k} = (${sh("P02")} & ${M2}) | ((${sh("P13")} & ${M2}) << 8u);`);
+      X.push(`X${k}`);
+    }
+  } else {
+    // this invocation's byte of each row; P = the 4 rows' bytes
+    w.push(`    let hs = ((d0 / ${u32(c.VD)}) % ${u32(per)}) * 8u;`);
+    w.push(
+      `    let P = ((w0 >> hs) & 0xffu) | (((w1 >> hs) & 0xffu) << 8u) | (((w2 >> hs) & 0xffu) << 16u) | ((w3 >> hs) << 24u);`,
+    );
+    for (let k = 0; k < c.VD; k++) {
+      w.push(`    let X${k} = ${k === 0 ? "P" : `(P >> ${u32(bits * k)})`} & ${u32(M * 0x01010101)};`);
       X.push(`X${k}`);
     }
   }
