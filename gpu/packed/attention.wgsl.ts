@@ -90,7 +90,7 @@ export interface AttentionTuning {
    * rounded to 8 bits against the chunk's largest V scale (w = round(p·S_V·255 / max S_V) ∈ [0, 255]) and
    * summed over 4 tokens at a time with packed 4×8-bit dot products (`dot4U8Packed`) on codes gathered
    * token-major from 4 rows; each chunk's integer sums are flushed once as (max S_V / 255)·Σ w·c. Changes
-   * the result by the weights' rounding (bound in the doc). Needs vd 8, kch 1 and one V group per token
+   * the result by the weights' rounding (bound in the doc). Needs vd 8 or 4, kch 1 and one V group per token
    * (head_dim ≤ 128); other segments keep the f32 V phase. Default false. */
   vdot?: boolean;
   /** One partial pipeline per segment code path (e.g. PM-KVQ's 16-bit sink/window and its body), each
@@ -179,8 +179,6 @@ interface Derived {
   PS: number;
   VFULL: boolean;
   WV: boolean;
-  /** Every segment takes the integer V phase (ps then only holds D·NV vec4s). */
-  ALLVDOT: boolean;
 }
 
 function derive(c: FusedAttentionConfig): Derived {
@@ -215,6 +213,7 @@ function derive(c: FusedAttentionConfig): Derived {
   if (c.segments.length === 0) throw new TensorShapeError("fused attention: no segments");
   const NSEG = c.segments.length;
   const CH = WG * TPT * KCH;
+  // every segment on the integer V phase: ps only holds the int8 query codes and the lane sums (D·NV vec4s)
   const allVdot = c.segments.every((g) => vdotOk(c, D / G, VD, KCH, tensorFormat(c, g.v)));
   return {
     D,
@@ -236,7 +235,6 @@ function derive(c: FusedAttentionConfig): Derived {
     PS: (allVdot ? D : Math.max(CH * (D / G), D)) * NV,
     VFULL: c.tuning.vfull ?? false,
     WV: c.tuning.wordView ?? false,
-    ALLVDOT: allVdot,
   };
 }
 
@@ -614,7 +612,7 @@ function vPhase(c: Derived, f: TensorFormat, st: number): string {
   return ["  if (clen == CH) {", ...loop(true, 4), "  } else {", ...loop(false, 4), "  }"].join("\n");
 }
 
-/** Whether V in format `f` can take the integer V phase (2-/4-bit per-token codes, vd 8, kch 1, one group). */
+/** Whether V in format `f` can take the integer V phase (2-/4-bit per-token codes, vd 8 or 4, kch 1, one group). */
 function vdotOk(c: FusedAttentionConfig, gph: number, vd: number, kch: number, f: TensorFormat): boolean {
   return !!c.tuning.vdot && (f === "q4" || f === "q2") && gph === 1 && (vd === 8 || vd === 4) && kch === 1;
 }
@@ -654,7 +652,7 @@ function pPhaseVdot(c: Derived): string {
 }
 
 /**
- * Integer V phase: per quad j (tokens j + i·CH/4, i = 0..3) the invocation's 8 dims of the 4 rows are gathered
+ * Integer V phase: per quad j (tokens j + i·CH/4, i = 0..3) the invocation's VD dims of the 4 rows are gathered
  * token-major (X_d byte i = code of dim d0 + d in token i) and ia{d}_{u} += dot4U8Packed(X_d, W_u[h]).
  */
 function vPhaseVdot(c: Derived, f: TensorFormat, st: number): string {
