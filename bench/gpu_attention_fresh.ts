@@ -8,8 +8,9 @@
  *   deno run -A bench/gpu_attention_fresh.ts [--reps 3] [--md FILE] [--json FILE]
  *       [--layouts int4,int2] [--variants '[{"name":"x","tuning":{…}}]'] [--targets 8]
  *
- * `--variants` replaces the built-in variants by these tunings (applied to every layout); `--targets` is passed
- * to the bench (splits per sequence and KV head).
+ * `--variants` replaces the built-in variants by these tunings (applied to every layout; a tuning
+ * `{"block": {…}}` runs BlockAttention, `--block` of the bench, on the int4 / int2 layouts); `--targets` is
+ * passed to the bench (splits per sequence and KV head).
  *
  * Runs `bench/gpu_packed_bench.ts --tunings [T] --targets 8 --layouts L` as a subprocess for every layout L
  * and tuning T (`VARIANTS`: the default; `INT8_QUERY_ATTENTION_TUNING` for layouts with 2/4/8-bit K; for
@@ -28,11 +29,12 @@ import {
   INT8_QUERY_ATTENTION_TUNING,
 } from "../gpu/packed/attention.ts";
 import type { BenchReport } from "./gpu_packed_bench.ts";
+import type { BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
 
 const LAYOUTS = ["int16", "int8", "int4", "int2", "PM-KVQ 1@16 + body@4", "PM-KVQ 1@16 + body@2"];
 
 /** Tuning variants: the default, the int8 query (2/4/8-bit K), one pipeline per path (multi-path layouts). */
-const VARIANTS: { name: string; tuning: AttentionTuning; applies: (layout: string) => boolean }[] = [
+const VARIANTS: { name: string; tuning: VariantTuning; applies: (layout: string) => boolean }[] = [
   { name: "", tuning: DEFAULT_ATTENTION_TUNING, applies: () => true },
   { name: " (int8 query)", tuning: INT8_QUERY_ATTENTION_TUNING, applies: (l) => l !== "int16" },
   {
@@ -56,7 +58,10 @@ function median(x: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function once(layout: string, variant: string, tuning: AttentionTuning, targets: string): Promise<Run> {
+/** A variant: a fused-kernel tuning, or `{ block }` for BlockAttention (2/4-bit one-segment layouts). */
+type VariantTuning = AttentionTuning | { block: BlockAttentionTuning };
+
+async function once(layout: string, variant: string, tuning: VariantTuning, targets: string): Promise<Run> {
   const json = await Deno.makeTempFile({ suffix: ".json" });
   const bench = new URL("./gpu_packed_bench.ts", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
@@ -65,7 +70,8 @@ async function once(layout: string, variant: string, tuning: AttentionTuning, ta
       "-A",
       bench,
       "--tunings",
-      JSON.stringify([tuning]),
+      JSON.stringify("block" in tuning ? [] : [tuning]),
+      ...("block" in tuning ? ["--block", JSON.stringify([tuning.block])] : []),
       "--targets",
       targets,
       "--layouts",
@@ -85,7 +91,9 @@ async function once(layout: string, variant: string, tuning: AttentionTuning, ta
   }
   const r = JSON.parse(await Deno.readTextFile(json)) as BenchReport;
   await Deno.remove(json);
-  const row = r.best.find((b) => b.layout.startsWith(layout));
+  const row = r.best.find((b) =>
+    b.layout.startsWith(layout) && ("block" in tuning) === b.layout.endsWith("(block)")
+  );
   if (!row) throw new Error(`no row for ${layout} in the bench report`);
   return { layout, variant, us: row.us, gbps: row.gbps, copyGBps: r.copyGBps };
 }
@@ -112,10 +120,11 @@ if (import.meta.main) {
     ) {
       throw new TypeError(`--variants must be a JSON array of {name, tuning}, got ${values.variants}`);
     }
-    variants = parsed.map((v: { name: string; tuning: AttentionTuning }) => ({
+    variants = parsed.map((v: { name: string; tuning: VariantTuning }) => ({
       name: v.name ? ` (${v.name})` : "",
       tuning: v.tuning,
-      applies: () => true,
+      // BlockAttention runs on the one-segment 2/4-bit layouts only
+      applies: (l: string) => !("block" in v.tuning) || l === "int4" || l === "int2",
     }));
   }
   const reps = Number(values.reps);

@@ -48,6 +48,11 @@ import {
   type SegmentRefs,
 } from "../gpu/packed/attention.ts";
 import { ErsKernel } from "../gpu/packed/ers.ts";
+import {
+  BlockAttention,
+  type BlockAttentionTuning,
+  DEFAULT_BLOCK_TUNING,
+} from "../gpu/packed/block_attention.ts";
 import { quantizeAppendBytes, QuantizeAppendKernel } from "../gpu/packed/quantize_append.ts";
 import { BW_THREADS, copyVec4Wgsl, fillStoreWgsl, readVec4Wgsl } from "../gpu/packed/bandwidth.wgsl.ts";
 import { formatFor } from "../src/quant/format.ts";
@@ -78,12 +83,15 @@ export interface BenchOptions {
   noErs?: boolean;
   /** quantize_append widths, in this order (`--qbits 2,16`; default 16, 8, 4, 2). */
   qbits?: number[];
+  /** BlockAttention schedules run on the one-segment 2/4-bit layouts (`--block JSON`; default none). */
+  blockTunings?: BlockAttentionTuning[];
 }
 
 /** One timed attention configuration. */
 export interface AttentionRow {
   layout: string;
-  tuning: AttentionTuning;
+  /** The fused kernel's tuning, or `{ block }` for a BlockAttention row. */
+  tuning: AttentionTuning | { block: BlockAttentionTuning };
   target: number;
   splits: number;
   us: number;
@@ -438,6 +446,71 @@ export async function runPackedBench(
         for (const u of d.uniforms) u.destroy();
       }
     }
+    // BlockAttention (int8 query + 8-bit weights, block schedule) on one-segment 2/4-bit layouts
+    const f0 = spec.stores[0][0] === "q4" ? "q4" : spec.stores[0][0] === "q2" ? "q2" : null;
+    const blockOk = spec.segments.length === 1 && f0 !== null;
+    for (const bt of blockOk ? o.blockTunings ?? [] : []) {
+      const att = await BlockAttention.create(gpu, {
+        numHeads: nH,
+        numKvHeads: nKv,
+        headDim: D,
+        maxBatch: B,
+        maxTokens: o.tokens,
+        k: f0!,
+        v: f0!,
+        tuning: bt,
+      });
+      const bpart = gpu.storage("block part", 4 * att.partialFloats(B, att.blocks(counts[0])));
+      const d = att.prepare({ qkv, part: bpart, out, store: bufs[0] }, {
+        batch: B,
+        q: { off: 0, rowStride: row },
+        newKV: { k: nH * D, v: (nH + nKv) * D },
+        ref: refs[0],
+        counts: counts[0],
+      });
+      const s = await timer.time((p) => att.encode(p, d), o.iters);
+      const sp = await timer.time((p) => att.encodePartial(p, d), o.iters);
+      const s1 = await timer.time((p) => att.encodePartial(p, d, 1), o.iters);
+      const s2 = await timer.time((p) => att.encodePartial(p, d, 2), o.iters);
+      log(
+        `  block stages: query ${(s1 * 1e6).toFixed(1)} us, + score ${(s2 * 1e6).toFixed(1)}, + value ${
+          (sp * 1e6).toFixed(1)
+        }, + reduce ${(s * 1e6).toFixed(1)}`,
+      );
+      const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
+      const vk = " (block)";
+      // against the fused int8-query + vdot result when it ran (same arithmetic up to the weights' block scale)
+      const ref = refOut.get(vk) ?? refOut.get(" (int8 query) (int8 weights)");
+      let md = maxDiff.get(vk) ?? 0;
+      if (!ref) refOut.set(vk, got);
+      else for (let i = 0; i < got.length; i++) md = Math.max(md, Math.abs(got[i] - ref[i]) || 0);
+      if (got.some((x) => !Number.isFinite(x))) md = Infinity;
+      maxDiff.set(vk, md);
+      const tuning = { block: { ...DEFAULT_BLOCK_TUNING, ...bt } };
+      const rowR: AttentionRow = {
+        layout: spec.name + vk,
+        tuning,
+        target: 0,
+        splits: d.blocks,
+        us: s * 1e6,
+        partialUs: sp * 1e6,
+        kvBytes,
+        gbps: kvBytes / s / 1e9,
+      };
+      sweep.push(rowR);
+      log(
+        `  ${spec.name} block ${JSON.stringify(tuning.block)} (${d.blocks} blocks): ${
+          rowR.us.toFixed(1)
+        } us ` +
+          `(partial ${rowR.partialUs.toFixed(1)}), ${rowR.gbps.toFixed(0)} GB/s, max diff ${
+            md.toExponential(1)
+          }`,
+      );
+      if (!bestRow.has(vk) || rowR.us < bestRow.get(vk)!.us) bestRow.set(vk, rowR);
+      for (const u of d.uniforms) u.destroy();
+      bpart.destroy();
+      att.destroy();
+    }
     // CPU check of sequence 0 for the int4 layout (dequantized on the host from the GPU store)
     if (spec.name === "int4" && refOut.size > 0) {
       const L = layouts[0];
@@ -611,10 +684,13 @@ export async function runPackedBench(
 export function benchMarkdown(r: BenchReport): string {
   const o = r.options;
   const gb = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(2));
-  const t = (x: AttentionTuning) =>
-    `wg ${x.wg}, tpt ${x.tpt}, uv ${x.uv ?? 1}, kpre ${x.kpre ?? 4}, vd ${x.vd ?? 16}${
+  const t = (y: AttentionRow["tuning"]) => {
+    if ("block" in y) return `block ${JSON.stringify(y.block)}`;
+    const x = y as AttentionTuning;
+    return `wg ${x.wg}, tpt ${x.tpt}, uv ${x.uv ?? 1}, kpre ${x.kpre ?? 4}, vd ${x.vd ?? 16}${
       x.kdot ? ", kdot" : ""
     }`;
+  };
   const lines = [
     `- Adapter: ${r.adapter}; timing: ${r.timing}; ${r.date}`,
     `- Shape: batch ${o.batch}, ${o.numHeads} query / ${o.numKvHeads} KV heads, head_dim ${o.headDim}, ${o.tokens} cached tokens + 1 new`,
@@ -676,6 +752,7 @@ if (import.meta.main) {
   if (val("--layouts")) opts.layouts = val("--layouts")!.split(",");
   if (flag("--no-ers")) opts.noErs = true;
   if (val("--qbits")) opts.qbits = val("--qbits")!.split(",").map(Number);
+  if (val("--block")) opts.blockTunings = JSON.parse(val("--block")!) as BlockAttentionTuning[];
   const t0 = performance.now();
   const report = await runPackedBench(ctx, opts);
   const md = benchMarkdown(report);

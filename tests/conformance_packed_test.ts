@@ -41,6 +41,8 @@ import {
   refsForImage,
 } from "../gpu/packed/attention.ts";
 import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
+import { BlockAttention, type BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
+import type { BlockKFormat, BlockVFormat } from "../gpu/packed/block_attention.wgsl.ts";
 import { GpuError } from "../src/errors.ts";
 import {
   allocQuantBuffers,
@@ -553,8 +555,98 @@ async function checkAttention(
       part.destroy();
     }
   }
+  await checkBlockAttention(g, label, caches, img, qkv, qb, stores, numHeads, numKvHeads, D, bound, seed);
   for (const s of stores) s.destroy();
   qb.destroy();
+  out.destroy();
+}
+
+/** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
+const BLOCK_TUNINGS: BlockAttentionTuning[] = software
+  ? [{ block: 256, wgv: 64, uq: 1 }, { block: 256, wgv: 128, uq: 2, pipe: true, tq: 2 }]
+  : [
+    { block: 256, wgv: 64, uq: 1 },
+    {},
+    { block: 512, wgv: 128, uq: 4 },
+    { block: 1024, wgv: 256, uq: 2 },
+    { block: 256, wgv: 128, uq: 2, pipe: true },
+    { block: 512, wgv: 64, uq: 4, pipe: true },
+    { block: 256, wgv: 64, uq: 4, pipe: true, tq: 2 },
+    { block: 1024, wgv: 128, uq: 4, pipe: true, tq: 4 },
+  ];
+
+/**
+ * BlockAttention (int8 query + 8-bit weights) on a one-segment image with 2/4/8-bit K and 2/4-bit V, against
+ * the int8-query f64 reference within the f32 bound plus the weight-rounding bound (vdotBound); the error must
+ * also exceed the f32 bound (the weights really are rounded). Other images: nothing to run.
+ */
+async function checkBlockAttention(
+  g: PackedGpu,
+  label: string,
+  caches: KVCache[],
+  img: PackedCacheImage,
+  qkv: Float32Array,
+  qb: GPUBuffer,
+  stores: GPUBuffer[],
+  nH: number,
+  nKv: number,
+  D: number,
+  bound: number,
+  seed: number,
+): Promise<void> {
+  if (img.segments.length !== 1) return;
+  const seg = img.segments[0];
+  const kt = img.stores[seg.k.store].layout[seg.k.tensor]!,
+    vt = img.stores[seg.v.store].layout[seg.v.tensor]!;
+  if (!["q2", "q4", "q8"].includes(kt.format) || !["q2", "q4"].includes(vt.format)) return;
+  const B = caches.length, row = (nH + 2 * nKv) * D;
+  const ref = kdotReference(caches, img, qkv, nH, nKv, D);
+  const vBound = vdotBound(caches, img, qkv, nH, nKv, D);
+  const out = g.storage("out", 4 * B * nH * D);
+  for (const tuning of BLOCK_TUNINGS) {
+    const att = await BlockAttention.create(g, {
+      numHeads: nH,
+      numKvHeads: nKv,
+      headDim: D,
+      maxBatch: 4,
+      maxTokens: Math.max(...seg.counts),
+      k: kt.format as BlockKFormat,
+      v: vt.format as BlockVFormat,
+      tuning,
+    });
+    const part = g.storage("part", 4 * att.partialFloats(B, att.blocks(seg.counts)));
+    const d = att.prepare({ qkv: qb, part, out, store: stores[seg.k.store] }, {
+      batch: B,
+      q: { off: 0, rowStride: row },
+      newKV: { k: nH * D, v: (nH + nKv) * D },
+      ref: { k: { t: kt, tok0: seg.k.tok0 }, v: { t: vt, tok0: seg.v.tok0 } },
+      counts: seg.counts,
+    });
+    await g.submit((p) => att.encode(p, d));
+    const got = new Float32Array(await g.read(out, 0, 4 * B * nH * D));
+    let err = 0, worst = 0, vmax = 0;
+    for (let i = 0; i < got.length; i++) {
+      const e = Math.abs(got[i] - ref[i]);
+      err = Number.isNaN(e) ? Infinity : Math.max(err, e);
+      worst = Number.isNaN(e) ? Infinity : Math.max(worst, e / (bound + vBound[i]));
+      vmax = Math.max(vmax, vBound[i]);
+    }
+    console.log(
+      `  ${label} BlockAttention ${JSON.stringify(tuning)}, ${d.blocks} blocks: max abs err ${
+        err.toExponential(2)
+      } (bound ${bound.toExponential(1)} + weight rounding ≤ ${vmax.toExponential(1)}; seed ${seed})`,
+    );
+    assert.ok(
+      worst <= 1,
+      `${label} BlockAttention ${JSON.stringify(tuning)}: error ${err} over the bound (${worst})`,
+    );
+    assert.ok(
+      err > bound,
+      `${label} BlockAttention: error ${err} within the f32 bound: weights not rounded?`,
+    );
+    part.destroy();
+    att.destroy();
+  }
   out.destroy();
 }
 

@@ -949,7 +949,7 @@ ${
  * qi = round-half-even(q·2^-e) ∈ [−127, 127] — a multiply by a power of two and a rounding, exact on every
  * adapter. q̂ = qi·2^e.
  */
-const Q8_WGSL = /* wgsl */ `
+export const Q8_WGSL = /* wgsl */ `
 fn q8_exp(a: f32) -> i32 {
   if (!(a >= bitcast<f32>(0x00800000u))) { return 0; }
   var e = max(i32((bitcast<u32>(a) >> 23u) & 0xffu) - 133, -126);

@@ -1,0 +1,82 @@
+/**
+ * Probe: throughput of WGSL `dot4I8Packed` / `dot4U8Packed` against a plain integer multiply-add and an f32
+ * FMA on this adapter (do the packed dot products lower to a hardware instruction, e.g. IDP4A, or to an
+ * unpack-multiply-add sequence?). Each invocation runs ITER iterations of 4 independent chains; one op per
+ * chain per iteration, plus one integer add that keeps the operand loop-variant in every variant.
+ *
+ *   deno run -A bench/gpu_dot4_probe.ts
+ *
+ * Prints ns per op per invocation and warp-instruction estimates (Gops/s of thread-ops).
+ *
+ * @module
+ */
+import { acquireGpu } from "../gpu/device.ts";
+import { PackedGpu } from "../gpu/packed/util.ts";
+
+const ITER = 2048, THREADS = 256, GROUPS = 132 * 32;
+
+function kernel(op: string): string {
+  const body: Record<string, string> = {
+    dot4i: "a0 += dot4I8Packed(x0, y); a1 += dot4I8Packed(x1, y); a2 += dot4I8Packed(x2, y); a3 += dot4I8Packed(x3, y);",
+    dot4u: "a0 += i32(dot4U8Packed(x0, y)); a1 += i32(dot4U8Packed(x1, y)); a2 += i32(dot4U8Packed(x2, y)); a3 += i32(dot4U8Packed(x3, y));",
+    imad: "a0 += i32(x0 * y); a1 += i32(x1 * y); a2 += i32(x2 * y); a3 += i32(x3 * y);",
+    fma: "f0 = fma(bitcast<f32>(x0 & 0x3fffffffu), fy, f0); f1 = fma(bitcast<f32>(x1 & 0x3fffffffu), fy, f1); f2 = fma(bitcast<f32>(x2 & 0x3fffffffu), fy, f2); f3 = fma(bitcast<f32>(x3 & 0x3fffffffu), fy, f3);",
+    none: "",
+  };
+  return `
+@group(0) @binding(0) var<storage, read_write> o: array<i32>;
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  var x0 = g.x * 2654435761u; var x1 = x0 ^ 0x5bd1e995u; var x2 = x0 + 0x27d4eb2fu; var x3 = x0 * 3u;
+  let y = 0x01fe7f80u + g.x; let fy = 1.0001;
+  var a0 = 0; var a1 = 0; var a2 = 0; var a3 = 0;
+  var f0 = 0.0; var f1 = 0.0; var f2 = 0.0; var f3 = 0.0;
+  for (var i = 0u; i < ${ITER}u; i++) {
+    ${body[op]}
+    x0 += 0x01010101u; x1 += 0x01030101u; x2 += 0x01010501u; x3 += 0x07010101u;
+  }
+  o[g.x] = a0 + a1 + a2 + a3 + i32(f0 + f1 + f2 + f3) + i32(x0 ^ x1 ^ x2 ^ x3);
+}`;
+}
+
+if (import.meta.main) {
+  const ctx = await acquireGpu();
+  const gpu = new PackedGpu(ctx);
+  const dev = gpu.device;
+  const out = gpu.storage("o", 4 * THREADS * GROUPS);
+  const qs = dev.createQuerySet({ type: "timestamp", count: 2 });
+  const res = dev.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const times: Record<string, number> = {};
+  for (const op of ["none", "imad", "fma", "dot4i", "dot4u"]) {
+    const p = await gpu.pipeline(`probe ${op}`, kernel(op));
+    const bg = dev.createBindGroup({ layout: p.layout, entries: [{ binding: 0, resource: { buffer: out } }] });
+    let best = Infinity;
+    for (let t = 0; t < 4; t++) {
+      const enc = dev.createCommandEncoder();
+      const pass = enc.beginComputePass({
+        timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+      });
+      pass.setPipeline(p.pipeline);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(GROUPS);
+      pass.end();
+      enc.resolveQuerySet(qs, 0, 2, res, 0);
+      const rb = dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.copyBufferToBuffer(res, 0, rb, 0, 16);
+      dev.queue.submit([enc.finish()]);
+      await rb.mapAsync(GPUMapMode.READ);
+      const [a, b] = new BigUint64Array(rb.getMappedRange().slice(0));
+      rb.unmap();
+      if (t > 0) best = Math.min(best, Number(b - a) / 1e3);
+    }
+    times[op] = best;
+  }
+  const ops = THREADS * GROUPS * ITER * 4;
+  for (const [op, us] of Object.entries(times)) {
+    const net = us - times.none;
+    console.log(
+      `${op}: ${us.toFixed(1)} us total, ${net.toFixed(1)} us over 'none'; ${(ops / net / 1e3).toFixed(0)} G thread-ops/s`,
+    );
+  }
+  console.log(ctx.description);
+}

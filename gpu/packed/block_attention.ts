@@ -1,0 +1,370 @@
+/**
+ * Block-integer decode attention over one per-token packed segment (2/4/8-bit K, 2/4-bit V): the query,
+ * score and value kernels of block_attention.wgsl.ts, then the fused attention's reduce kernel. Same buffers
+ * and result layout as {@link FusedAttention} (`part`, `out`), same numerics as its `kdot` + `vdot` tuning
+ * (int8 query, 8-bit weights; docs/gpu-packed.md §2b, §2c), a different schedule: the cache is cut into
+ * blocks of BT tokens, each scored by one workgroup and accumulated by another, with no state carried from
+ * block to block.
+ *
+ * Buffers of {@link BlockAttention.prepare}:
+ * | name | type | shape |
+ * | --- | --- | --- |
+ * | qkv | f32 storage | query head h of sequence b at `q.off + b·q.rowStride + h·D`; new K/V head g at `newKV.k|v + b·q.rowStride + g·D` |
+ * | part | f32 storage | ≥ {@link BlockAttention.partialFloats} floats: acc [B, nH, S, D] then (max, Σp) [B, nH, S, 2], S = blocks |
+ * | out | f32 storage | [B, nH, D] |
+ * | store | u32 storage | the store holding the segment's K and V (layout.ts) |
+ *
+ * Scratch it owns (allocated once by {@link BlockAttention.create}, sized by `maxBatch` and `maxTokens`):
+ * | buffer | shape |
+ * | --- | --- |
+ * | qrec | [maxBatch, nKv, REC] vec4<u32> — the int8 query records |
+ * | wq | [maxBatch, nKv, S_max·BT/4, NV] vec4<u32> — 8-bit weights, a quad of tokens per u32 per head |
+ * | bst | [maxBatch, nKv, S_max, NV + 1] vec4<f32> — Σp·z_V per head, S_max/255 |
+ *
+ * @example
+ * ```ts
+ * const att = await BlockAttention.create(gpu, {
+ *   numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8, maxTokens: 32768, k: "q4", v: "q4",
+ * });
+ * const d = att.prepare({ qkv, part, out, store }, {
+ *   batch: 8, q: { off: 0, rowStride: 48 * 128 }, newKV: { k: 32 * 128, v: 40 * 128 },
+ *   ref: { k: { t: layout.k!, tok0: 0 }, v: { t: layout.v!, tok0: 0 } }, counts: new Array(8).fill(32768),
+ * });
+ * await gpu.submit((pass) => att.encode(pass, d));
+ * ```
+ * @module
+ */
+import {
+  BLOCK_REDUCE,
+  type BlockAttentionConfig,
+  blockQueryRecord,
+  blockQueryWgsl,
+  blockReduceWgsl,
+  blockScoreWgsl,
+  blockSharedBytes,
+  blockTokens,
+  blockValueWgsl,
+} from "./block_attention.wgsl.ts";
+import type { SegmentRefs } from "./attention.ts";
+import { f32u, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
+import { bindUniform, type UniformArena, type UniformBinding } from "./uniform_arena.ts";
+import { GpuError, TensorShapeError } from "../../src/errors.ts";
+
+export type { BlockAttentionConfig, BlockAttentionTuning } from "./block_attention.wgsl.ts";
+export { DEFAULT_BLOCK_TUNING } from "./block_attention.wgsl.ts";
+
+/** Compile-time shape plus the scratch capacity. */
+export interface BlockAttentionOptions extends BlockAttentionConfig {
+  /** Most cached tokens per sequence a call may attend to (sizes the scratch). */
+  maxTokens: number;
+}
+
+/** Runtime parameters of one call. */
+export interface BlockAttentionParams {
+  batch: number;
+  /** f32 offset of sequence 0's query head 0, and the per-sequence stride (also of newKV). */
+  q: { off: number; rowStride: number };
+  /** The new token's exact K/V (f32 offsets of head 0 of sequence 0), or null. */
+  newKV: { k: number; v: number } | null;
+  /** The segment's K and V tensors and token offsets. */
+  ref: SegmentRefs;
+  /** Tokens of the segment per sequence. */
+  counts: number[];
+}
+
+/** A prepared call. */
+export interface BlockAttentionDispatch {
+  query: UniformBinding;
+  score: UniformBinding;
+  value: UniformBinding;
+  reduce: UniformBinding;
+  /** Fresh uniform buffers to destroy after the submit (empty with an arena). */
+  uniforms: GPUBuffer[];
+  /** Blocks (= splits of the reduce kernel). */
+  blocks: number;
+  batch: number;
+}
+
+interface Pipes {
+  query: Pipeline;
+  score: Pipeline;
+  value: Pipeline;
+  reduce: Pipeline;
+}
+interface Scratch {
+  qrec: GPUBuffer;
+  wq: GPUBuffer;
+  bst: GPUBuffer;
+}
+
+/**
+ * The four pipelines and the scratch of one config.
+ *
+ * @example
+ * ```ts
+ * const att = await BlockAttention.create(gpu, { numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 2,
+ *   maxTokens: 4096, k: "q2", v: "q2" });
+ * ```
+ */
+export class BlockAttention {
+  readonly config: BlockAttentionOptions;
+  readonly gpu: PackedGpu;
+  readonly #pipes: Pipes;
+  readonly #scratch: Scratch;
+
+  private constructor(gpu: PackedGpu, config: BlockAttentionOptions, pipes: Pipes, scratch: Scratch) {
+    this.gpu = gpu;
+    this.config = config;
+    this.#pipes = pipes;
+    this.#scratch = scratch;
+  }
+
+  /**
+   * Compiles (or reuses) the pipelines and allocates the scratch. GpuError without the WGSL language feature
+   * `packed_4x8_integer_dot_product` or when workgroup memory exceeds the device limit; QuantConfigError /
+   * TensorShapeError for an unsupported shape or format.
+   *
+   * @example
+   * ```ts
+   * const att = await BlockAttention.create(gpu, opts);
+   * ```
+   */
+  static async create(gpu: PackedGpu, config: BlockAttentionOptions): Promise<BlockAttention> {
+    if (!(Number.isInteger(config.maxTokens) && config.maxTokens > 0)) {
+      throw new TensorShapeError(`block attention: maxTokens ${config.maxTokens} must be a positive integer`);
+    }
+    if (!(Number.isInteger(config.maxBatch) && config.maxBatch > 0)) {
+      throw new TensorShapeError(`block attention: maxBatch ${config.maxBatch} must be a positive integer`);
+    }
+    const lf = (navigator.gpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures;
+    if (!lf?.has("packed_4x8_integer_dot_product")) {
+      throw new GpuError(
+        `block attention needs the WGSL language feature packed_4x8_integer_dot_product, which this runtime ` +
+          `lacks (it has: ${[...(lf ?? [])].join(", ") || "none"})`,
+      );
+    }
+    const shared = blockSharedBytes(config);
+    const lim = gpu.ctx.limits.maxComputeWorkgroupStorageSize;
+    const most = Math.max(shared.query, shared.score, shared.value);
+    if (most > lim) {
+      throw new GpuError(
+        `block attention needs ${most} bytes of workgroup memory; ${gpu.ctx.description} allows ${lim}`,
+      );
+    }
+    const tag = `${config.k}/${config.v} D${config.headDim} ${config.numHeads}/${config.numKvHeads}`;
+    const [query, score, value, reduce] = await Promise.all([
+      gpu.pipeline(`block attention query ${tag}`, blockQueryWgsl(config), { dynamicUniform: true }),
+      gpu.pipeline(`block attention score ${tag}`, blockScoreWgsl(config), { dynamicUniform: true }),
+      gpu.pipeline(`block attention value ${tag}`, blockValueWgsl(config), { dynamicUniform: true }),
+      gpu.pipeline(`block attention reduce ${tag}`, blockReduceWgsl(config), { dynamicUniform: true }),
+    ]);
+    const { maxBatch: B, numKvHeads: nKv } = config;
+    const BT = blockTokens(config);
+    const NV = Math.ceil(config.numHeads / nKv / 4);
+    const S = Math.ceil(config.maxTokens / BT);
+    const scratch = {
+      qrec: gpu.storage("block attention qrec", 16 * B * nKv * blockQueryRecord(config)),
+      wq: gpu.storage("block attention weights", 16 * B * nKv * S * (BT / 4) * NV),
+      bst: gpu.storage("block attention block stats", 16 * B * nKv * S * (NV + 1)),
+    };
+    return new BlockAttention(gpu, config, { query, score, value, reduce }, scratch);
+  }
+
+  /**
+   * Tokens per block (= split).
+   *
+   * @example
+   * ```ts
+   * att.block; // 1024 by default
+   * ```
+   */
+  get block(): number {
+    return blockTokens(this.config);
+  }
+
+  /**
+   * Blocks of a call with these per-sequence token counts.
+   *
+   * @example
+   * ```ts
+   * att.blocks([4096, 100]); // 4 at block 1024
+   * ```
+   */
+  blocks(counts: readonly number[]): number {
+    return Math.ceil(Math.max(0, ...counts) / this.block);
+  }
+
+  /**
+   * Floats the `part` buffer needs for `batch` sequences and `blocks` blocks (as FusedAttention's).
+   *
+   * @example
+   * ```ts
+   * gpu.storage("part", 4 * att.partialFloats(8, 32));
+   * ```
+   */
+  partialFloats(batch: number, blocks: number): number {
+    return batch * this.config.numHeads * Math.max(1, blocks) * (this.config.headDim + 2);
+  }
+
+  /**
+   * Binds buffers and writes the uniforms (through `arena` when given, else fresh uniform buffers listed in
+   * `d.uniforms`). TensorShapeError for formats that differ from the config, counts beyond a capacity or
+   * `maxTokens`, or a `part` buffer too small.
+   *
+   * @example
+   * ```ts
+   * const d = att.prepare({ qkv, part, out, store }, params);
+   * ```
+   */
+  prepare(
+    bufs: { qkv: GPUBuffer; part: GPUBuffer; out: GPUBuffer; store: GPUBuffer },
+    params: BlockAttentionParams,
+    arena?: UniformArena,
+  ): BlockAttentionDispatch {
+    const c = this.config;
+    const { batch, ref } = params;
+    if (!(Number.isInteger(batch) && batch >= 1 && batch <= c.maxBatch)) {
+      throw new TensorShapeError(`block attention: batch ${batch} not in 1..${c.maxBatch}`);
+    }
+    if (ref.k.t.format !== c.k || ref.v.t.format !== c.v) {
+      throw new TensorShapeError(
+        `block attention: refs are ${ref.k.t.format}/${ref.v.t.format}, config ${c.k}/${c.v}`,
+      );
+    }
+    if (ref.k.t.groupsPerRow !== 1 || ref.v.t.groupsPerRow !== 1) {
+      throw new TensorShapeError("block attention: K and V need one quantization group per token");
+    }
+    const counts = params.counts.slice(0, batch);
+    if (counts.length !== batch) {
+      throw new TensorShapeError(`block attention: ${params.counts.length} counts for batch ${batch}`);
+    }
+    counts.forEach((n, b) => {
+      if (!(Number.isInteger(n) && n >= 0)) {
+        throw new TensorShapeError(
+          `block attention: count ${n} of sequence ${b} is not a non-negative integer`,
+        );
+      }
+      if (n > c.maxTokens || ref.k.tok0 + n > ref.k.t.cap || ref.v.tok0 + n > ref.v.t.cap) {
+        throw new TensorShapeError(
+          `block attention: sequence ${b} has ${n} tokens; maxTokens ${c.maxTokens}, capacities ${
+            ref.k.t.cap - ref.k.tok0
+          }/${ref.v.t.cap - ref.v.tok0}`,
+        );
+      }
+    });
+    const S = this.blocks(counts);
+    const need = 4 * this.partialFloats(batch, S);
+    if (bufs.part.size < need) {
+      throw new TensorShapeError(`block attention: part buffer has ${bufs.part.size} bytes, needs ${need}`);
+    }
+    const D = c.headDim, nH = c.numHeads;
+    const statsOff = batch * nH * S * D;
+    const scale = 1 / Math.sqrt(D);
+    const cnt = new Array(Math.max(1, Math.ceil(c.maxBatch / 4)) * 4).fill(0);
+    counts.forEach((n, b) => (cnt[b] = n));
+    const kr = [ref.k.t.codesOff, ref.k.t.szOff, ref.k.t.cap, ref.k.tok0];
+    const vr = [ref.v.t.codesOff, ref.v.t.szOff, ref.v.t.cap, ref.v.tok0];
+    const sc = this.#scratch;
+    const query = bindUniform(
+      this.gpu,
+      this.#pipes.query,
+      "block attention query",
+      packUniform([params.q.off, params.q.rowStride, 0, 0, f32u(scale), 0, 0, 0]),
+      [bufs.qkv, sc.qrec],
+      arena,
+    );
+    const score = bindUniform(
+      this.gpu,
+      this.#pipes.score,
+      "block attention score",
+      packUniform([S, statsOff, 0, 0, ...kr, ...vr, ...cnt]),
+      [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst, bufs.part],
+      arena,
+    );
+    const value = bindUniform(
+      this.gpu,
+      this.#pipes.value,
+      "block attention value",
+      packUniform([S, 0, 0, 0, ...vr, ...cnt]),
+      [bufs.store, sc.wq, sc.bst, bufs.part],
+      arena,
+    );
+    const reduce = bindUniform(
+      this.gpu,
+      this.#pipes.reduce,
+      "attention reduce",
+      packUniform([
+        params.q.off,
+        params.q.rowStride,
+        S,
+        statsOff,
+        params.newKV?.k ?? 0,
+        params.newKV?.v ?? 0,
+        params.newKV ? 1 : 0,
+        0,
+        f32u(scale),
+        0,
+        0,
+        0,
+      ]),
+      [bufs.qkv, bufs.part, bufs.out],
+      arena,
+    );
+    const uniforms = [query, score, value, reduce].map((u) => u.uniform).filter((u): u is GPUBuffer =>
+      u !== null
+    );
+    return { query, score, value, reduce, uniforms, blocks: S, batch };
+  }
+
+  /**
+   * Records the query, score and value kernels (the partials), without the reduce; `stages` 1 or 2 stop
+   * after the query or the score kernel (timing only).
+   *
+   * @example
+   * ```ts
+   * att.encodePartial(pass, d);
+   * ```
+   */
+  encodePartial(pass: GPUComputePassEncoder, d: BlockAttentionDispatch, stages: 1 | 2 | 3 = 3): void {
+    const nKv = this.config.numKvHeads;
+    const set = (p: Pipeline, u: UniformBinding) => {
+      pass.setPipeline(p.pipeline);
+      pass.setBindGroup(0, u.bindGroup, u.offsets);
+    };
+    set(this.#pipes.query, d.query);
+    pass.dispatchWorkgroups(nKv, d.batch);
+    if (d.blocks === 0 || stages < 2) return;
+    set(this.#pipes.score, d.score);
+    pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
+    if (stages < 3) return;
+    set(this.#pipes.value, d.value);
+    pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
+  }
+
+  /**
+   * Records all four kernels.
+   *
+   * @example
+   * ```ts
+   * att.encode(pass, d);
+   * ```
+   */
+  encode(pass: GPUComputePassEncoder, d: BlockAttentionDispatch): void {
+    this.encodePartial(pass, d);
+    pass.setPipeline(this.#pipes.reduce.pipeline);
+    pass.setBindGroup(0, d.reduce.bindGroup, d.reduce.offsets);
+    pass.dispatchWorkgroups(this.config.numHeads, d.batch, this.config.headDim / BLOCK_REDUCE.dims);
+  }
+
+  /**
+   * Frees the scratch buffers (the pipelines stay cached in the PackedGpu).
+   *
+   * @example
+   * ```ts
+   * att.destroy();
+   * ```
+   */
+  destroy(): void {
+    for (const b of Object.values(this.#scratch)) b.destroy();
+  }
+}

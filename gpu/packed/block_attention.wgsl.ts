@@ -1,0 +1,844 @@
+/**
+ * WGSL of the **block-integer decode attention** (`BlockAttention`, block_attention.ts): decode attention over
+ * ONE per-token packed segment whose K is 2/4/8-bit and V 2/4-bit (the static int4 / int2 layouts, a PM-KVQ
+ * body), in three kernels that share no workgroup state across token blocks:
+ *
+ * 1. **query** ({@link blockQueryWgsl}), grid (nKv, B): the int8 query of cpu/query_int8.ts (the same
+ *    arithmetic as the fused kernel's `kdot` prologue) packed in the K format's word-plane byte order, with
+ *    its per-head scale 2^e and code sum Σ qi, written once per (sequence, KV head).
+ * 2. **score** ({@link blockScoreWgsl}), grid (blocks, nKv, B), BT/4 invocations: invocation i scores the
+ *    quad of tokens 4i … 4i + 3 of block x for all HPK query heads with `dot4I8Packed` (exact i32 sums), then
+ *    the block's score maximum m and largest V scale S_max are reduced over the workgroup (one barrier pair),
+ *    and each token's weight p·S_V (p = e^(s − m)) is rounded to 8 bits against S_max:
+ *    w = min(round(p·S_V·(255/S_max)), 255). The four weights of a quad are packed in one u32 per head.
+ *    Σp and Σp·z_V are summed over the block; (m, Σp) go straight to the split statistics of `part` (a block
+ *    is one split of the reduce kernel), (Σp·z_V, S_max/255) to `bst`.
+ * 3. **value** ({@link blockValueWgsl}), grid (blocks, nKv, B), WGV invocations: invocation (lane, dg) owns
+ *    dims 4·dg … 4·dg + 3; for each quad of its lane it gathers the four rows' codes of its dims token-major
+ *    (byte i of X_k = code of dim 4·dg + k in token i of the quad) and accumulates `dot4U8Packed(X_k, W_h)`
+ *    in u32 — exact (≤ 255·15·BT < 2^22). The lanes are summed in workgroup memory and the block's partial is
+ *    acc = (S_max/255)·Σ w·c − Σp·z_V (f32), written in the fused kernel's `part` layout.
+ *
+ * The fused kernel's reduce (attention.wgsl.ts `attentionReduceWgsl`) then merges the blocks and the new
+ * token. Nothing in the score or value kernel depends on another block, so there is no online-softmax
+ * rescale and no per-chunk barrier; the value kernel holds 16 integer accumulators per invocation (4 dims × 4
+ * heads) and no floating state.
+ *
+ * Numerics: the int8 query is the `kdot` one (docs/gpu-packed.md §2b) and the 8-bit weights are the `vdot`
+ * ones (§2c) with the block's maximum in place of the chunk's running maximum, so the §2c bound holds as
+ * stated: each weight moves by at most (S_max/510)·e^(m − M) ≤ S_max/510 in units of the final maximum M.
+ *
+ * Buffers:
+ * | kernel | binding | name | type | shape / content |
+ * | --- | --- | --- | --- | --- |
+ * | query | 0 | `p` | uniform | `io = (qOff, rowStride, 0, 0)`, `sc.x = 1/√D` |
+ * | query | 1 | `qkv` | `array<f32>` read | query head h of sequence b at `qOff + b·rowStride + h·D` |
+ * | query | 2 | `qrec` | `array<vec4<u32>>` read_write | [B, nKv, REC] records: qp [D/4, NV] (plane words, 4 heads per vec4), 2^e [NV] (f32 bits), Σ qi [NV] (i32 bits); REC = (D/4 + 2)·NV |
+ * | score | 0 | `p` | uniform | `io = (blocks S, statsOff, 0, 0)`, `kr/vr = (codesOff, szOff, cap, tok0)`, `cnt[b/4][b%4]` = tokens of sequence b |
+ * | score | 1 | `qrec` | `array<vec4<u32>>` read | as above |
+ * | score | 2 | `st` | `array<vec4<u32>>` read | the store (layout.ts) |
+ * | score | 3 | `sw` | `array<u32>` read | the same store, single words |
+ * | score | 4 | `wq` | `array<vec4<u32>>` read_write | weights [B, nKv, S·BT/4, NV]: byte i of lane c = w of token 4·quad + i, head 4·u + c |
+ * | score | 5 | `bst` | `array<vec4<f32>>` read_write | [B, nKv, S, NV + 1]: Σp·z_V [NV], then (S_max/255, 0, 0, 0) |
+ * | score | 6 | `part` | `array<f32>` read_write | (max, Σp) [B, nH, S, 2] at `statsOff` |
+ * | value | 0 | `p` | uniform | `io = (blocks S, 0, 0, 0)`, `vr`, `cnt` as above |
+ * | value | 1 | `sw` | `array<u32>` read | the store, single words |
+ * | value | 2 | `wq` | `array<vec4<u32>>` read | as above |
+ * | value | 3 | `bst` | `array<vec4<f32>>` read | as above |
+ * | value | 4 | `part` | `array<f32>` read_write | acc [B, nH, S, D] at 0 |
+ *
+ * Requirements: D % 16 = 0 and D ≤ 128 (one quantization group per token), nH % nKv = 0, BT ∈ {256, 512,
+ * 1024}, WGV a multiple of D/4.
+ *
+ * @example
+ * ```ts
+ * import { blockScoreWgsl } from "./block_attention.wgsl.ts";
+ * const code = blockScoreWgsl({ numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8, k: "q4", v: "q4" });
+ * ```
+ * @module
+ */
+import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
+import { QUANT_WGSL, u32 } from "./wgsl_common.ts";
+import { Q8_WGSL } from "./attention.wgsl.ts";
+
+/** K formats the block kernels score (int8 query, integer dot products). */
+export type BlockKFormat = "q2" | "q4" | "q8";
+/** V formats the block kernels accumulate (8-bit weights, integer dot products over tokens). */
+export type BlockVFormat = "q2" | "q4";
+
+/** Knobs that change the schedule, not the arithmetic. */
+export interface BlockAttentionTuning {
+  /** Tokens per block (= one split; the score workgroup has block/4 invocations): 256, 512 or 1024. */
+  block?: number;
+  /** Invocations of the value workgroup: 64, 128 or 256 (a multiple of D/4). */
+  wgv?: number;
+  /** Quads per step of a value invocation (independent loads in flight): 1, 2 or 4. */
+  uq?: number;
+  /** Value kernel: issue the next step's loads before this step's dot products (software pipeline). */
+  pipe?: boolean;
+  /** Quads of tokens per score invocation: 1, 2 or 4 (the score workgroup has block/(4·tq) invocations, 32…256). */
+  tq?: number;
+}
+
+/** Compile-time shape of the block kernels. */
+export interface BlockAttentionConfig {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  maxBatch: number;
+  k: BlockKFormat;
+  v: BlockVFormat;
+  tuning?: BlockAttentionTuning;
+}
+
+/** Invocations of the query kernel. */
+const QUERY_THREADS = 128;
+
+/** The default schedule (H100 sweep, docs/gpu-packed.md §3b). */
+export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
+  block: 1024,
+  wgv: 128,
+  uq: 2,
+  pipe: false,
+  tq: 1,
+};
+
+interface Dims {
+  D: number;
+  HPK: number;
+  NV: number;
+  NKV: number;
+  NH: number;
+  KB: number;
+  VB: number;
+  PL: number;
+  KCPW: number;
+  WPTK: number;
+  WPTV: number;
+  BT: number;
+  WQ: number;
+  QB: number;
+  TQ: number;
+  WGV: number;
+  DG: number;
+  QL: number;
+  UQ: number;
+  PIPE: boolean;
+  NCNT: number;
+  REC: number;
+}
+
+function dims(c: BlockAttentionConfig): Dims {
+  const D = c.headDim;
+  if (!(D % 16 === 0 && D >= 16 && D <= 128)) {
+    throw new QuantConfigError(`block attention needs head_dim % 16 == 0 and ≤ 128, got ${D}`);
+  }
+  if (!(c.numKvHeads > 0 && c.numHeads % c.numKvHeads === 0)) {
+    throw new TensorShapeError(
+      `block attention: ${c.numHeads} query heads not divisible by ${c.numKvHeads} KV heads`,
+    );
+  }
+  const KB = { q2: 2, q4: 4, q8: 8 }[c.k];
+  const VB = { q2: 2, q4: 4 }[c.v];
+  if (!KB) throw new QuantConfigError(`block attention: K format ${c.k} is not q2, q4 or q8`);
+  if (!VB) throw new QuantConfigError(`block attention: V format ${c.v} is not q2 or q4`);
+  const t = { ...DEFAULT_BLOCK_TUNING, ...c.tuning };
+  if (![256, 512, 1024].includes(t.block)) {
+    throw new QuantConfigError(`block attention: block ${t.block} must be 256, 512 or 1024`);
+  }
+  const DG = D / 4;
+  if (![64, 128, 256].includes(t.wgv) || t.wgv % DG !== 0) {
+    throw new QuantConfigError(
+      `block attention: wgv ${t.wgv} must be 64/128/256 and a multiple of D/4 = ${DG}`,
+    );
+  }
+  if (![1, 2, 4].includes(t.uq)) throw new QuantConfigError(`block attention: uq ${t.uq} must be 1, 2 or 4`);
+  const HPK = c.numHeads / c.numKvHeads;
+  const NV = Math.ceil(HPK / 4);
+  const QL = t.wgv / DG;
+  if (![1, 2, 4].includes(t.tq)) throw new QuantConfigError(`block attention: tq ${t.tq} must be 1, 2 or 4`);
+  const WQ = t.block / 4 / t.tq;
+  if (!(WQ >= 32 && WQ <= 256)) {
+    throw new QuantConfigError(
+      `block attention: block ${t.block} / (4·tq ${t.tq}) = ${WQ} score invocations, must be 32…256`,
+    );
+  }
+  if ((t.block / 4) % (QL * t.uq) !== 0) {
+    throw new QuantConfigError(
+      `block attention: block/4 = ${t.block / 4} quads not a multiple of ${QL * t.uq}`,
+    );
+  }
+  return {
+    D,
+    HPK,
+    NV,
+    NKV: c.numKvHeads,
+    NH: c.numHeads,
+    KB,
+    VB,
+    PL: KB === 8 ? 1 : 8 / KB,
+    KCPW: 32 / KB,
+    WPTK: (D * KB) / 32,
+    WPTV: (D * VB) / 32,
+    BT: t.block,
+    WQ,
+    QB: t.block / 4,
+    TQ: t.tq,
+    WGV: t.wgv,
+    DG,
+    QL,
+    UQ: t.uq,
+    PIPE: t.pipe,
+    NCNT: Math.max(1, Math.ceil(c.maxBatch / 4)),
+    REC: (D / 4 + 2) * NV,
+  };
+}
+
+/**
+ * Vec4 words of one (sequence, KV head) query record (`qrec`).
+ *
+ * @example
+ * ```ts
+ * blockQueryRecord({ numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 1, k: "q4", v: "q4" }); // 34
+ * ```
+ */
+export function blockQueryRecord(c: BlockAttentionConfig): number {
+  return dims(c).REC;
+}
+
+/**
+ * Tokens per block (= split) of `c`.
+ *
+ * @example
+ * ```ts
+ * blockTokens({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 1024
+ * ```
+ */
+export function blockTokens(c: BlockAttentionConfig): number {
+  return dims(c).BT;
+}
+
+/** Bytes of workgroup memory each kernel declares (unit-tested against the WGSL). */
+export function blockSharedBytes(c: BlockAttentionConfig): { query: number; score: number; value: number } {
+  const d = dims(c);
+  return {
+    query: 16 * 3 * d.D * d.NV,
+    score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
+    value: 16 * d.QL * d.D * d.NV,
+  };
+}
+
+const lanes = ["x", "y", "z", "w"];
+
+/** Per-head vec4 lanes: `f(u)` for u < NV. */
+function each(n: number, f: (i: number) => string, sep = "\n"): string {
+  return [...Array(n).keys()].map(f).join(sep);
+}
+
+/**
+ * WGSL of the query kernel (module doc).
+ *
+ * @example
+ * ```ts
+ * const code = blockQueryWgsl({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q4", v: "q4" });
+ * ```
+ */
+export function blockQueryWgsl(c: BlockAttentionConfig): string {
+  const d = dims(c);
+  const { D, NV, HPK } = d;
+  // tree over the D dims of every head lane: `arr[dd·NV + u] = op(arr[dd·NV + u], arr[(dd + st)·NV + u])`
+  const tree = (arr: string, op: (a: string, b: string) => string) =>
+    `  for (var st = D / 2u; st > 0u; st = st / 2u) {
+    for (var i = lid; i < st * NV; i += QW) {
+      let dd = i / NV; let u = i % NV;
+      ${arr}[i] = ${op(`${arr}[i]`, `${arr}[(dd + st) * NV + u]`)};
+    }
+    workgroupBarrier();
+  }`;
+  return /* wgsl */ `
+const D = ${u32(D)};
+const NV = ${u32(NV)};
+const HPK = ${u32(HPK)};
+const NKV = ${u32(d.NKV)};
+const PL = ${u32(d.PL)};
+const KCPW = ${u32(d.KCPW)};
+const REC = ${u32(d.REC)};
+const QW = ${u32(QUERY_THREADS)};
+struct P { io: vec4<u32>, sc: vec4<f32> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read_write> qrec: array<vec4<u32>>;
+// the scaled query, 4 heads per vec4 (dims × NV); |q| folded to the per-head maximum in qa[0..NV)
+var<workgroup> qs: array<vec4<f32>, ${D * NV}>;
+var<workgroup> qa: array<vec4<f32>, ${D * NV}>;
+// int8 codes (dims × NV), folded to Σ qi in qc[0..NV) after the planes are packed
+var<workgroup> qc: array<vec4<i32>, ${D * NV}>;
+${Q8_WGSL}
+@compute @workgroup_size(${QUERY_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let kvh = wid.x; let b = wid.y;
+  let qb = p.io.x + b * p.io.y + kvh * HPK * D;
+  for (var i = lid; i < D * NV; i += QW) {
+    let dd = i / NV; let u = i % NV;
+    var q = vec4<f32>(0.0);
+${
+    each(NV, (u) =>
+      `    if (u == ${u32(u)}) {
+${
+        each(4, (cc) => (u * 4 + cc < HPK
+          ? `      q.${lanes[cc]} = qkv[qb + ${u32(u * 4 + cc)} * D + dd] * p.sc.x;`
+          : ""))
+      }
+    }`)
+  }
+    qs[i] = q;
+    qa[i] = abs(q);
+  }
+  workgroupBarrier();
+${tree("qa", (a, b) => `max(${a}, ${b})`)}
+  let rb = (b * NKV + kvh) * REC;
+  for (var i = lid; i < D * NV; i += QW) {
+    let u = i % NV;
+    let mx = qa[u];
+    let e = vec4<i32>(q8_exp(mx.x), q8_exp(mx.y), q8_exp(mx.z), q8_exp(mx.w));
+    qc[i] = vec4<i32>(round(qs[i] * vec4<f32>(pow2(-e.x), pow2(-e.y), pow2(-e.z), pow2(-e.w))));
+    if (i < NV) {
+      qrec[rb + (D / 4u) * NV + i] = bitcast<vec4<u32>>(vec4<f32>(pow2(e.x), pow2(e.y), pow2(e.z), pow2(e.w)));
+    }
+  }
+  workgroupBarrier();
+  // plane words: byte j of plane sp of word wi = dim wi·KCPW + j·PL + sp (the K format's byte order)
+  for (var i = lid; i < (D / 4u) * NV; i += QW) {
+    let u = i % NV; let pw = i / NV; let wi = pw / PL; let sp = pw % PL;
+    var r = vec4<u32>(0u);
+    for (var j = 0u; j < 4u; j++) {
+      let dd = wi * KCPW + j * PL + sp;
+      r |= (bitcast<vec4<u32>>(qc[dd * NV + u]) & vec4<u32>(0xffu)) << vec4<u32>(8u * j);
+    }
+    qrec[rb + i] = r;
+  }
+  workgroupBarrier();
+${tree("qc", (a, b) => `${a} + ${b}`)}
+  if (lid < NV) { qrec[rb + (D / 4u) * NV + NV + lid] = bitcast<vec4<u32>>(qc[lid]); }
+}
+`;
+}
+
+/** A two-stage workgroup reduction of `vals` (names of per-invocation values) with `op`; result in `out<i>`. */
+function reduce2(
+  d: Dims,
+  vals: { v: string; arr: string; arr2: string; idx: string; idx2: (j: string) => string; ty: string }[],
+  op: "max" | "add",
+  outs: string[],
+): string {
+  const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
+  const w: string[] = [];
+  w.push("  workgroupBarrier();");
+  for (const x of vals) w.push(`  ${x.arr}[${x.idx.replace(/I/g, "lid")}] = ${x.v};`);
+  w.push("  workgroupBarrier();");
+  w.push(`  if (lid < ${u32(d.WQ / 8)}) {`);
+  for (const x of vals) {
+    const src = (j: number) => `${x.arr}[${x.idx.replace(/I/g, `(lid * 8u + ${u32(j)})`)}]`;
+    let e = src(0);
+    for (let j = 1; j < 8; j++) e = f(e, src(j));
+    w.push(`    ${x.arr2}[${x.idx2("lid")}] = ${e};`);
+  }
+  w.push("  }");
+  w.push("  workgroupBarrier();");
+  vals.forEach((x, i) => {
+    w.push(`  var ${outs[i]} = ${x.arr2}[${x.idx2("0u")}];`);
+    w.push(
+      `  for (var j = 1u; j < ${u32(d.WQ / 8)}; j++) { ${outs[i]} = ${
+        f(outs[i], `${x.arr2}[${x.idx2("j")}]`)
+      }; }`,
+    );
+  });
+  return w.join("\n");
+}
+
+/**
+ * WGSL of the score kernel (module doc).
+ *
+ * @example
+ * ```ts
+ * const code = blockScoreWgsl({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" });
+ * ```
+ */
+export function blockScoreWgsl(c: BlockAttentionConfig): string {
+  const d = dims(c);
+  const { D, NV, HPK, WQ, PL, KB, WPTK, TQ } = d;
+  const us = [...Array(NV).keys()], ts = [...Array(4 * TQ).keys()], qs = [...Array(TQ).keys()];
+  // token t = 4k + i of an invocation: quad lid + k·WQ, offset (lid + k·WQ) + i·QB from the block start
+  const tokOff = (t: number) => u32((t >> 2) * WQ + (t & 3) * d.QB);
+  const fold = (f: (t: number) => string) => ts.map(f).reduce((a, b) => `max(${a}, ${b})`);
+  const plane = (w: string, sp: number) =>
+    KB === 8
+      ? `(${w} ^ 0x80808080u)`
+      : `(${sp === 0 ? w : `(${w} >> ${u32(sp * KB)})`} & ${u32(KB === 4 ? 0x0f0f0f0f : 0x03030303)})`;
+  // integer K sums: word e of step w4 (vec4 loads) or of word wi (single words)
+  const dotWord = (word: (t: number) => string, wIndex: string) => {
+    const b: string[] = [];
+    for (let sp = 0; sp < PL; sp++) {
+      for (const u of us) {
+        b.push(`      let qv${sp}_${u} = qp[(${wIndex} * PL + ${u32(sp)}) * NV + ${u32(u)}];`);
+      }
+      for (const t of ts) {
+        b.push(`      { let pl = ${plane(word(t), sp)};`);
+        for (const u of us) {
+          b.push(
+            `        it${t}_${u} += vec4<i32>(dot4I8Packed(pl, qv${sp}_${u}.x), dot4I8Packed(pl, qv${sp}_${u}.y), dot4I8Packed(pl, qv${sp}_${u}.z), dot4I8Packed(pl, qv${sp}_${u}.w));`,
+          );
+        }
+        b.push("      }");
+      }
+    }
+    return b.join("\n");
+  };
+  // rows of ≤ 16 words (2- and 4-bit K at D ≤ 128): every load of the quad issued before any dot product
+  const kAll = WPTK % 4 === 0 && WPTK * 4 * TQ <= 64
+    ? [
+      ...[...Array(WPTK / 4).keys()].flatMap((w4) =>
+        ts.map((t) => `  let v${t}_${w4} = st[(kr.x >> 2u) + rk${t} * ${u32(WPTK / 4)} + ${u32(w4)}];`)
+      ),
+      ...[...Array(WPTK / 4).keys()].flatMap((w4) =>
+        [0, 1, 2, 3].map((e) =>
+          `  {\n    let wi = ${u32(w4 * 4 + e)};\n${dotWord((t) => `v${t}_${w4}.${lanes[e]}`, "wi")}\n  }`
+        )
+      ),
+    ].join("\n")
+    : null;
+  const kLoop = kAll ?? (WPTK % 4 === 0
+    ? `  for (var w4 = 0u; w4 < ${u32(WPTK / 4)}; w4++) {
+${ts.map((t) => `    let v${t} = st[(kr.x >> 2u) + rk${t} * ${u32(WPTK / 4)} + w4];`).join("\n")}
+${
+      [0, 1, 2, 3].map((e) =>
+        `    {\n      let wi = w4 * 4u + ${u32(e)};\n${dotWord((t) => `v${t}.${lanes[e]}`, "wi")}\n    }`
+      ).join("\n")
+    }
+  }`
+    : `  for (var wi = 0u; wi < ${u32(WPTK)}; wi++) {
+${ts.map((t) => `    let v${t} = sw[kr.x + rk${t} * ${u32(WPTK)} + wi];`).join("\n")}
+    {
+${dotWord((t) => `v${t}`, "wi")}
+    }
+  }`);
+  const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
+  return /* wgsl */ `
+const D = ${u32(D)};
+const NV = ${u32(NV)};
+const HPK = ${u32(HPK)};
+const NKV = ${u32(d.NKV)};
+const NH = ${u32(d.NH)};
+const PL = ${u32(PL)};
+const REC = ${u32(d.REC)};
+const BT = ${u32(d.BT)};
+const WQ = ${u32(WQ)};
+const NEG = -3.0e38;
+struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qrec: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> st: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> sw: array<u32>;
+@group(0) @binding(4) var<storage, read_write> wq: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read_write> bst: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> part: array<f32>;
+// the int8 query's plane words [D/4, NV], 2^e [NV], Σ qi [NV]
+var<workgroup> qp: array<vec4<u32>, ${(D / 4) * NV}>;
+var<workgroup> qsc: array<vec4<f32>, ${NV}>;
+var<workgroup> qis: array<vec4<i32>, ${NV}>;
+// reductions: per invocation [WQ, NV] and per group of 8 [WQ/8, NV]; the V scale maximum [WQ], [WQ/8]
+var<workgroup> rv: array<vec4<f32>, ${WQ * NV}>;
+var<workgroup> rv2: array<vec4<f32>, ${(WQ / 8) * NV}>;
+var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;
+var<workgroup> rz2: array<vec4<f32>, ${(WQ / 8) * NV}>;
+var<workgroup> rs: array<f32, ${WQ}>;
+var<workgroup> rs2: array<f32, ${WQ / 8}>;
+${QUANT_WGSL}
+@compute @workgroup_size(${WQ})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let blk = wid.x; let kvh = wid.y; let b = wid.z;
+  let S = p.io.x;
+  let cnt = p.cnt[b / 4u][b % 4u];
+  let t0 = blk * BT;
+  if (t0 >= cnt) {
+    if (lid < HPK) {
+      let o = p.io.y + ((b * NH + kvh * HPK + lid) * S + blk) * 2u;
+      part[o] = NEG; part[o + 1u] = 0.0;
+    }
+    return;
+  }
+  let rb = (b * NKV + kvh) * REC;
+  for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
+  if (lid < NV) {
+    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
+    qis[lid] = bitcast<vec4<i32>>(qrec[rb + (D / 4u) * NV + NV + lid]);
+  }
+  workgroupBarrier();
+  let kr = p.kr; let vr = p.vr;
+  // token i of quad q = lid + k·WQ is t0 + q + i·QB: a warp's load of one row word covers consecutive rows
+  let tq = t0 + lid;
+  let head = (b * NKV + kvh);
+${
+    ts.map((t) =>
+      `  let ok${t} = tq + ${tokOff(t)} < cnt;
+  let rk${t} = head * kr.z + kr.w + min(tq + ${tokOff(t)}, cnt - 1u);
+  let rvw${t} = head * vr.z + vr.w + min(tq + ${tokOff(t)}, cnt - 1u);`
+    ).join("\n")
+  }
+${ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(0);`)).join("\n")}
+${ts.map((t) => `  let szk${t} = sw[kr.y + rk${t}]; let szv${t} = sw[vr.y + rvw${t}];`).join("\n")}
+${kLoop}
+${
+    ts.map((t) =>
+      `  let Sk${t} = bf16(szk${t} & 0xffffu); let zk${t} = bf16(szk${t} >> 16u);
+  let Sv${t} = select(0.0, bf16(szv${t} & 0xffffu), ok${t}); let zv${t} = bf16(szv${t} >> 16u);
+${
+        us.map((u) =>
+          `  let s${t}_${u} = select(vec4<f32>(NEG), qsc[${u32(u)}] * (Sk${t} * vec4<f32>(it${t}_${u}${
+            qisTerm(u)
+          }) - zk${t} * vec4<f32>(qis[${u32(u)}])), ok${t});`
+        ).join("\n")
+      }`
+    ).join("\n")
+  }
+  // block maximum of the scores (per head) and of the V scales
+${
+    reduce2(
+      d,
+      [
+        ...us.map((u) => ({
+          v: fold((t) => `s${t}_${u}`),
+          arr: "rv",
+          arr2: "rv2",
+          idx: `I * NV + ${u32(u)}`,
+          idx2: (j: string) => `${j} * NV + ${u32(u)}`,
+          ty: "vec4<f32>",
+        })),
+        {
+          v: fold((t) => `Sv${t}`),
+          arr: "rs",
+          arr2: "rs2",
+          idx: "I",
+          idx2: (j: string) => j,
+          ty: "f32",
+        },
+      ],
+      "max",
+      [...us.map((u) => `m${u}`), "smx"],
+    )
+  }
+  let vinv = select(0.0, 255.0 / smx, smx > 0.0);
+  let qo = (head * S + blk) * ${u32(d.QB)} + lid;
+${
+    us.map((u) =>
+      `  var l${u} = vec4<f32>(0.0);
+  var z${u} = vec4<f32>(0.0);
+${
+        qs.map((k) =>
+          `  var pw${k}_${u} = vec4<u32>(0u);
+${
+            [0, 1, 2, 3].map((i) => {
+              const t = 4 * k + i;
+              return `  {
+    let pp = select(vec4<f32>(0.0), exp(s${t}_${u} - m${u}), ok${t});
+    l${u} += pp; z${u} += pp * zv${t};
+    pw${k}_${u} |= vec4<u32>(min(round(pp * (Sv${t} * vinv)), vec4<f32>(255.0))) << vec4<u32>(${u32(8 * i)});
+  }`;
+            }).join("\n")
+          }
+  wq[(qo + ${u32(k * WQ)}) * NV + ${u32(u)}] = pw${k}_${u};`
+        ).join("\n")
+      }`
+    ).join("\n")
+  }
+  // block sums Σp and Σp·z_V (per head)
+${
+    reduce2(
+      d,
+      us.flatMap((u) => [
+        {
+          v: `l${u}`,
+          arr: "rv",
+          arr2: "rv2",
+          idx: `I * NV + ${u32(u)}`,
+          idx2: (j: string) => `${j} * NV + ${u32(u)}`,
+          ty: "vec4<f32>",
+        },
+        {
+          v: `z${u}`,
+          arr: "rz",
+          arr2: "rz2",
+          idx: `I * NV + ${u32(u)}`,
+          idx2: (j: string) => `${j} * NV + ${u32(u)}`,
+          ty: "vec4<f32>",
+        },
+      ]),
+      "add",
+      us.flatMap((u) => [`L${u}`, `Z${u}`]),
+    )
+  }
+  let bo = (head * S + blk) * (NV + 1u);
+  if (lid == 0u) {
+${us.map((u) => `    bst[bo + ${u32(u)}] = Z${u};`).join("\n")}
+    bst[bo + NV] = vec4<f32>(smx * (1.0 / 255.0), 0.0, 0.0, 0.0);
+  }
+  if (lid < HPK) {
+    let u = lid / 4u; let cc = lid % 4u;
+    var mm = 0.0; var ll = 0.0;
+${us.map((u) => `    if (u == ${u32(u)}) { mm = m${u}[cc]; ll = L${u}[cc]; }`).join("\n")}
+    let o = p.io.y + ((b * NH + kvh * HPK + lid) * S + blk) * 2u;
+    part[o] = mm; part[o + 1u] = ll;
+  }
+}
+`;
+}
+
+/**
+ * WGSL of the value kernel (module doc).
+ *
+ * @example
+ * ```ts
+ * const code = blockValueWgsl({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q4", v: "q4" });
+ * ```
+ */
+export function blockValueWgsl(c: BlockAttentionConfig): string {
+  const d = dims(c);
+  const { D, NV, HPK, VB, WPTV, DG, QL, UQ, WGV, PIPE } = d;
+  const us = [...Array(NV).keys()], ks = [0, 1, 2, 3], js = [...Array(UQ).keys()];
+  // words and bit offset of dims 4·dg … 4·dg + 3 in a row: 16 bits (4-bit) or 8 bits (2-bit)
+  const gather = (j: number) =>
+    VB === 4
+      ? `    let u${j} = (r${j}_0 & 0xffffu) | (r${j}_2 << 16u);
+    let v${j} = (r${j}_1 & 0xffffu) | (r${j}_3 << 16u);
+    let x${j}_0 = (u${j} & 0x000f000fu) | ((v${j} & 0x000f000fu) << 8u);
+    let x${j}_1 = ((u${j} >> 4u) & 0x000f000fu) | ((v${j} << 4u) & 0x0f000f00u);
+    let x${j}_2 = ((u${j} >> 8u) & 0x000f000fu) | (v${j} & 0x0f000f00u);
+    let x${j}_3 = ((u${j} >> 12u) & 0x000f000fu) | ((v${j} >> 4u) & 0x0f000f00u);`
+      : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);
+${
+        ks.map((k) => `    let x${j}_${k} = ${k === 0 ? `y${j}` : `(y${j} >> ${u32(2 * k)})`} & 0x03030303u;`)
+          .join("\n")
+      }`;
+  // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
+  // `full`: the whole block is in range, so rows need no clamp and step from one base address
+  const loads = (q: string, pre: string, decl: "let" | "" | "var", full: boolean) =>
+    js.map((j) =>
+      [
+        ...us.map((u) =>
+          `    ${decl ? decl + " " : ""}${pre}W${j}_${u} = wq[(qb + ${q} + ${u32(j * QL)}) * NV + ${u32(u)}];`
+        ),
+        ...(full ? [`    let ${pre}ab${j} = wb + (row0 + ${q} + ${u32(j * QL)}) * WPTV;`] : []),
+        ...ks.map((i) =>
+          full
+            ? `    ${decl ? decl + " " : ""}${pre}r${j}_${i} = sw[${pre}ab${j}${
+              i ? ` + ${u32(i * d.QB * WPTV)}` : ""
+            }] >> off;`
+            : `    ${decl ? decl + " " : ""}${pre}r${j}_${i} = sw[wb + min(row0 + ${q} + ${
+              u32(j * QL + i * d.QB)
+            }, rlast) * WPTV] >> off;`
+        ),
+      ].join("\n")
+    ).join("\n");
+  const compute = js.map((j) =>
+    `${gather(j)}
+${
+      ks.flatMap((k) =>
+        us.map((u) =>
+          `    ia${k}_${u} += vec4<u32>(dot4U8Packed(x${j}_${k}, W${j}_${u}.x), dot4U8Packed(x${j}_${k}, W${j}_${u}.y), dot4U8Packed(x${j}_${k}, W${j}_${u}.z), dot4U8Packed(x${j}_${k}, W${j}_${u}.w));`
+        )
+      ).join("\n")
+    }`
+  ).join("\n");
+  const names = js.flatMap((j) => [...us.map((u) => `W${j}_${u}`), ...ks.map((i) => `r${j}_${i}`)]);
+  const plain = (full: boolean) =>
+    `  for (var q0 = ql; q0 < nq; q0 += ${u32(QL * UQ)}) {
+${loads("q0", "", "let", full)}
+${compute}
+  }`;
+  // software pipeline: the next step's loads are issued before this step's gathers and dot products
+  const pipelined = (full: boolean) =>
+    `  var q0 = ql;
+${loads("q0", "c", "var", full)}
+  loop {
+    let qn = q0 + ${u32(QL * UQ)};
+    let qc = select(q0, qn, qn < nq);
+${loads("qc", "n", "let", full)}
+${names.map((x) => `    let ${x} = c${x};`).join("\n")}
+${compute}
+${names.map((x) => `    c${x} = n${x};`).join("\n")}
+    q0 = qn;
+    if (q0 >= nq) { break; }
+  }`;
+  const body = (full: boolean) => (PIPE ? pipelined(full) : plain(full));
+  return /* wgsl */ `
+const D = ${u32(D)};
+const NV = ${u32(NV)};
+const HPK = ${u32(HPK)};
+const NKV = ${u32(d.NKV)};
+const NH = ${u32(d.NH)};
+const BT = ${u32(d.BT)};
+const QB = ${u32(d.QB)};
+const DG = ${u32(DG)};
+const QL = ${u32(QL)};
+const WPTV = ${u32(WPTV)};
+struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> sw: array<u32>;
+@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> bst: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;
+// lane sums [QL, D, NV]
+var<workgroup> red: array<vec4<u32>, ${QL * D * NV}>;
+@compute @workgroup_size(${WGV})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let blk = wid.x; let kvh = wid.y; let b = wid.z;
+  let S = p.io.x;
+  let cnt = p.cnt[b / 4u][b % 4u];
+  let t0 = blk * BT;
+  let head = b * NKV + kvh;
+  if (t0 >= cnt) {
+    for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
+      part[((b * NH + kvh * HPK + i / D) * S + blk) * D + i % D] = 0.0;
+    }
+    return;
+  }
+  let vr = p.vr;
+  let n = min(BT, cnt - t0);
+  // quads to visit: quad q holds tokens q + i·QB, so quads ≥ n are empty; rounded up to whole steps (their
+  // weights are zero and rows clamped)
+  let nq = min(QB, ((min(n, QB) + ${u32(QL * UQ - 1)}) / ${u32(QL * UQ)}) * ${u32(QL * UQ)});
+  let dg = lid % DG; let ql = lid / DG;
+  let row0 = head * vr.z + vr.w + t0;
+  let rlast = row0 + n - 1u;
+  let wb = vr.x + ${VB === 4 ? "dg / 2u" : "dg / 4u"};
+  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};
+  let qb = (head * S + blk) * QB;
+${ks.flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
+  if (n == BT) {
+${body(true)}
+  } else {
+${body(false)}
+  }
+${
+    ks.flatMap((k) => us.map((u) => `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ia${k}_${u};`))
+      .join("\n")
+  }
+  workgroupBarrier();
+  let bo = (head * S + blk) * (NV + 1u);
+  let vsig = bst[bo + NV].x;
+  for (var i = lid; i < D * NV; i += ${u32(WGV)}) {
+    let dd = i / NV; let u = i % NV;
+    var tot = vec4<u32>(0u);
+    for (var l = 0u; l < QL; l++) { tot += red[(l * D + dd) * NV + u]; }
+    let acc = vsig * vec4<f32>(tot) - bst[bo + u];
+    for (var cc = 0u; cc < 4u; cc++) {
+      let hh = u * 4u + cc;
+      if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * S + blk) * D + dd] = acc[cc]; }
+    }
+  }
+}
+`;
+}
+
+/** Dims per reduce workgroup and its invocations (RT/DC split lanes per dim). */
+export const BLOCK_REDUCE = { dims: 16, threads: 128, splitBlock: 256 } as const;
+
+/**
+ * WGSL of the block attention's reduce kernel: the fused kernel's merge (attention.wgsl.ts
+ * `attentionReduceWgsl`: out = (Σ_x e^(m_x−M)·acc_x + e^(s_new−M)·v_new) / (Σ_x e^(m_x−M)·l_x + e^(s_new−M)))
+ * with the many splits of the block schedule spread over more invocations: grid (nH, B, D/16), 128
+ * invocations; invocation (lane, d) sums splits lane, lane + 8, … of dim d with 4 independent partial sums,
+ * the 8 lanes are added in workgroup memory. Same uniform and bindings as the fused reduce.
+ *
+ * @example
+ * ```ts
+ * const code = blockReduceWgsl({ numHeads: 32, numKvHeads: 8, headDim: 128 });
+ * ```
+ */
+export function blockReduceWgsl(s: { numHeads: number; numKvHeads: number; headDim: number }): string {
+  const { dims: DC, threads: RT, splitBlock: RB } = BLOCK_REDUCE;
+  if (s.headDim % DC !== 0) {
+    throw new QuantConfigError(`block reduce needs head_dim % ${DC} == 0, got ${s.headDim}`);
+  }
+  const tree = (name: string, combine: string) =>
+    `fn ${name}(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var st = RT / 2u; st > 0u; st = st / 2u) {
+    if (lid < st) { red[lid] = ${combine}; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+  return /* wgsl */ `
+const D = ${u32(s.headDim)};
+const NH = ${u32(s.numHeads)};
+const HPK = ${u32(s.numHeads / s.numKvHeads)};
+const DC = ${u32(DC)};
+const RT = ${u32(RT)};
+const SL = ${u32(RT / DC)};
+const RB = ${u32(RB)};
+const NEG = -3.0e38;
+struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> part: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+var<workgroup> red: array<f32, ${RT}>;
+var<workgroup> wsh: array<f32, ${RB}>;
+${tree("tree_add", "red[lid] + red[lid + st]")}
+${tree("tree_max", "max(red[lid], red[lid + st])")}
+@compute @workgroup_size(${RT})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x; let b = wid.y; let kvh = h / HPK;
+  let S = p.io.z;
+  let hasNew = p.nw.z != 0u;
+  var sn = NEG;
+  if (hasNew) {
+    var a = 0.0;
+    for (var d = lid; d < D; d += RT) {
+      a += qkv[p.io.x + b * p.io.y + h * D + d] * qkv[p.nw.x + b * p.io.y + kvh * D + d];
+    }
+    sn = tree_add(lid, a) * p.sc.x;
+  }
+  let sb = p.io.w + (b * NH + h) * S * 2u;
+  var mloc = NEG;
+  for (var x = lid; x < S; x += RT) { mloc = max(mloc, part[sb + x * 2u]); }
+  let M = max(tree_max(lid, mloc), sn);
+  var lloc = 0.0;
+  for (var x = lid; x < S; x += RT) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
+  let wn = select(0.0, exp(sn - M), hasNew);
+  let L = tree_add(lid, lloc) + wn;
+  let dl = lid % DC; let sl = lid / DC;
+  let d = wid.z * DC + dl;
+  let ab = (b * NH + h) * S * D + d;
+  var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
+  for (var xb = 0u; xb < S; xb += RB) {
+    workgroupBarrier();
+    let n = min(RB, S - xb);
+    for (var i = lid; i < n; i += RT) { wsh[i] = exp(part[sb + (xb + i) * 2u] - M); }
+    workgroupBarrier();
+    let base = ab + xb * D;
+    var x = sl;
+    for (; x + 3u * SL < n; x += 4u * SL) {
+      a0 += wsh[x] * part[base + x * D];
+      a1 += wsh[x + SL] * part[base + (x + SL) * D];
+      a2 += wsh[x + 2u * SL] * part[base + (x + 2u * SL) * D];
+      a3 += wsh[x + 3u * SL] * part[base + (x + 3u * SL) * D];
+    }
+    for (; x < n; x += SL) { a0 += wsh[x] * part[base + x * D]; }
+  }
+  workgroupBarrier();
+  red[lid] = (a0 + a1) + (a2 + a3);
+  workgroupBarrier();
+  if (sl == 0u) {
+    var a = 0.0;
+    for (var l = 0u; l < SL; l++) { a += red[l * DC + dl]; }
+    if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
+    out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
+  }
+}
+`;
+}

@@ -1,0 +1,130 @@
+/**
+ * Host-only checks of the block attention's WGSL generators (block_attention.wgsl.ts): bad shapes and
+ * schedules are typed errors naming the value, the declared workgroup memory is what `blockSharedBytes`
+ * reports, and the schedule knobs change what the kernels contain. The kernels themselves are checked
+ * against the int8-query f64 reference in tests/conformance_packed_test.ts.
+ */
+import assert from "node:assert/strict";
+import {
+  type BlockAttentionConfig,
+  blockQueryRecord,
+  blockQueryWgsl,
+  blockScoreWgsl,
+  blockSharedBytes,
+  blockTokens,
+  blockValueWgsl,
+} from "./block_attention.wgsl.ts";
+import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
+
+function cfg(over: Partial<BlockAttentionConfig> = {}): BlockAttentionConfig {
+  return { numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8, k: "q4", v: "q4", ...over };
+}
+
+Deno.test("block attention wgsl: bad shapes and schedules are typed errors naming the value", () => {
+  const bad: [Partial<BlockAttentionConfig>, RegExp, typeof QuantConfigError | typeof TensorShapeError][] = [
+    [{ headDim: 72 }, /head_dim .* 72/, QuantConfigError],
+    [{ headDim: 256 }, /256/, QuantConfigError],
+    [{ numHeads: 30 }, /30 query heads/, TensorShapeError],
+    [{ k: "q16" as never }, /K format q16/, QuantConfigError],
+    [{ v: "q8" as never }, /V format q8/, QuantConfigError],
+    [{ tuning: { block: 2048 } }, /block 2048/, QuantConfigError],
+    [{ tuning: { wgv: 96 } }, /wgv 96/, QuantConfigError],
+    [{ tuning: { uq: 3 } }, /uq 3/, QuantConfigError],
+    [{ tuning: { tq: 3 } }, /tq 3/, QuantConfigError],
+    [{ tuning: { block: 256, tq: 4 } }, /= 16 score invocations/, QuantConfigError],
+    // D 32: 8 invocations per quad, so wgv 256 has 32 lanes; × uq 4 = 128 quads per step > block 256's 64
+    [
+      { headDim: 32, tuning: { block: 256, wgv: 256, uq: 4 } },
+      /64 quads not a multiple of 128/,
+      QuantConfigError,
+    ],
+  ];
+  for (const [over, re, E] of bad) {
+    for (const gen of [blockQueryWgsl, blockScoreWgsl, blockValueWgsl]) {
+      assert.throws(
+        () => gen(cfg(over)),
+        (e: Error) => e instanceof E && re.test(e.message),
+        JSON.stringify(over),
+      );
+    }
+  }
+});
+
+Deno.test("block attention wgsl: workgroup memory counts what each kernel declares", () => {
+  const declared = (code: string) =>
+    [...code.matchAll(/var<workgroup> \w+: array<(vec4<[fiu]32>|f32), (\d+)>;/g)].reduce(
+      (a, m) => a + (m[1] === "f32" ? 4 : 16) * Number(m[2]),
+      0,
+    );
+  for (
+    const c of [
+      cfg(),
+      cfg({
+        numHeads: 6,
+        numKvHeads: 2,
+        headDim: 64,
+        k: "q2",
+        v: "q2",
+        tuning: { block: 256, wgv: 64, uq: 1 },
+      }),
+      cfg({ numHeads: 40, numKvHeads: 4, k: "q8", v: "q2", tuning: { block: 512, wgv: 256, uq: 2 } }),
+      cfg({ k: "q2", v: "q4", tuning: { block: 512, tq: 4, pipe: true } }),
+    ]
+  ) {
+    const s = blockSharedBytes(c);
+    assert.equal(s.query, declared(blockQueryWgsl(c)));
+    assert.equal(s.score, declared(blockScoreWgsl(c)));
+    assert.equal(s.value, declared(blockValueWgsl(c)));
+  }
+  // D 128, 4 heads, block 1024: packed query 512 B + 32 B, two vec4 reductions of 4 KiB + 512 B, V scale 1 KiB + 128 B
+  assert.equal(blockSharedBytes(cfg()).score, 512 + 32 + 2 * (4096 + 512) + 1024 + 128);
+  // tq 2 halves the score workgroup and its reduction arrays
+  assert.equal(blockSharedBytes(cfg({ tuning: { tq: 2 } })).score, 512 + 32 + 2 * (2048 + 256) + 512 + 64);
+  // value: 4 lanes × 128 dims × 4 heads of u32 sums
+  assert.equal(blockSharedBytes(cfg()).value, 8192);
+});
+
+Deno.test("block attention wgsl: records, block size and padded head lanes", () => {
+  assert.equal(blockQueryRecord(cfg()), 34); // 32 plane words + 2^e + Σ qi, one vec4 (4 heads) each
+  assert.equal(blockQueryRecord(cfg({ numHeads: 40, numKvHeads: 8 })), 68); // 5 heads → 2 vec4 lanes
+  assert.equal(blockTokens(cfg()), 1024);
+  assert.equal(blockTokens(cfg({ tuning: { block: 256 } })), 256);
+  // HPK 3: the query kernel loads heads 0..2 only (lane w stays 0)
+  const q = blockQueryWgsl(cfg({ numHeads: 6, numKvHeads: 2 }));
+  assert.match(q, /q\.z = qkv\[qb \+ 2u \* D/);
+  assert.doesNotMatch(q, /q\.w = /);
+});
+
+Deno.test("block attention wgsl: tq quads per score invocation, pipe double-buffers the value loads", () => {
+  const one = blockScoreWgsl(cfg({ k: "q2", v: "q2" })),
+    two = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { tq: 2 } }));
+  assert.match(one, /@workgroup_size\(256\)/);
+  assert.match(two, /@workgroup_size\(128\)/);
+  // one weight word per quad and head lane
+  assert.equal(one.split("wq[(qo").length - 1, 1);
+  assert.equal(two.split("wq[(qo").length - 1, 2);
+  // pipelined: the step's loads appear twice (before the loop and for the next step inside it); every loop
+  // exists twice, for whole blocks (no row clamps) and for the last, partial block
+  const loadsOf = (code: string) => code.split("wq[(qb +").length - 1;
+  assert.equal(loadsOf(blockValueWgsl(cfg({ tuning: { uq: 2 } }))), 2 * 2);
+  assert.equal(loadsOf(blockValueWgsl(cfg({ tuning: { uq: 2, pipe: true } }))), 2 * 4);
+  const v = blockValueWgsl(cfg());
+  assert.equal(v.split(", rlast)").length - 1, 2 * 4, "clamped rows only in the partial-block loop");
+});
+
+Deno.test("block attention wgsl: formats pick their planes and gathers; uq unrolls the value loop", () => {
+  const k2 = blockScoreWgsl(cfg({ k: "q2", v: "q2" }));
+  assert.match(k2, /\b50529027u/); // 0x03030303
+  assert.match(k2, />> 6u\) & 50529027u/); // fourth 2-bit plane
+  const k8 = blockScoreWgsl(cfg({ k: "q8" }));
+  assert.match(k8, /\^ 0x80808080u/); // c − 128
+  assert.match(k8, /\+ 128 \* qis\[0u\]/);
+  const v4 = blockValueWgsl(cfg());
+  assert.match(v4, /0x000f000fu/);
+  const v2 = blockValueWgsl(cfg({ v: "q2" }));
+  assert.match(v2, /& 0x03030303u/);
+  const count = (code: string) => code.split("dot4U8Packed(").length - 1;
+  // 4 dims × 4 heads per quad, uq quads per step, two loops (whole and partial blocks)
+  assert.equal(count(blockValueWgsl(cfg({ tuning: { uq: 1 } }))), 2 * 16);
+  assert.equal(count(blockValueWgsl(cfg({ tuning: { uq: 4 } }))), 2 * 64);
+});
