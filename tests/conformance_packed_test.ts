@@ -563,7 +563,7 @@ async function checkAttention(
 
 /** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
 const BLOCK_TUNINGS: BlockAttentionTuning[] = software
-  ? [{ block: 256, wgv: 64, uq: 1 }, { block: 256, wgv: 128, uq: 2, pipe: true, tq: 2 }]
+  ? [{ block: 256, wgv: 64, uq: 1 }, { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 }]
   : [
     { block: 256, wgv: 64, uq: 1 },
     {},

@@ -69,6 +69,7 @@ Deno.test("block attention wgsl: workgroup memory counts what each kernel declar
       }),
       cfg({ numHeads: 40, numKvHeads: 4, k: "q8", v: "q2", tuning: { block: 512, wgv: 256, uq: 2 } }),
       cfg({ k: "q2", v: "q4", tuning: { block: 512, tq: 4, pipe: true } }),
+      cfg({ numHeads: 40, numKvHeads: 8, k: "q2", v: "q2", tuning: { block: 256 } }),
     ]
   ) {
     const s = blockSharedBytes(c);
@@ -78,6 +79,8 @@ Deno.test("block attention wgsl: workgroup memory counts what each kernel declar
   }
   // D 128, 4 heads, block 1024: packed query 512 B + 32 B, two vec4 reductions of 4 KiB + 512 B, V scale 1 KiB + 128 B
   assert.equal(blockSharedBytes(cfg()).score, 512 + 32 + 2 * (4096 + 512) + 1024 + 128);
+  // ≤ 64 score invocations: one-barrier reductions, per-invocation arrays only (max, V scale, Σp, Σp·z)
+  assert.equal(blockSharedBytes(cfg({ tuning: { block: 256 } })).score, 512 + 32 + 3 * 1024 + 256);
   // tq 2 halves the score workgroup and its reduction arrays
   assert.equal(blockSharedBytes(cfg({ tuning: { tq: 2 } })).score, 512 + 32 + 2 * (2048 + 256) + 512 + 64);
   // value: 4 lanes × 128 dims × 4 heads of u32 sums
