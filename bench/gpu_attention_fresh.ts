@@ -14,7 +14,8 @@
  *
  * Runs `bench/gpu_packed_bench.ts --tunings [T] --targets 8 --layouts L` as a subprocess for every layout L
  * and tuning T (`VARIANTS`: the default; `INT8_QUERY_ATTENTION_TUNING` for layouts with 2/4/8-bit K; for
- * the PM-KVQ layouts also the default with one pipeline per path), `reps` times.
+ * the PM-KVQ layouts also the default with one pipeline per path; BlockAttention for int4 and int2), `reps`
+ * times.
  *
  * @example
  * ```ts
@@ -42,6 +43,8 @@ const VARIANTS: { name: string; tuning: VariantTuning; applies: (layout: string)
     tuning: { ...DEFAULT_ATTENTION_TUNING, perPath: true },
     applies: (l) => l.startsWith("PM"),
   },
+  // BlockAttention (int8 query + 8-bit weights, block schedule, DEFAULT_BLOCK_TUNING): one-segment 2/4-bit layouts
+  { name: " (block)", tuning: { block: {} }, applies: (l) => l === "int4" || l === "int2" },
 ];
 
 /** One fresh-process measurement. */

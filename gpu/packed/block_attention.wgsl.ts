@@ -96,10 +96,10 @@ const QUERY_THREADS = 128;
 
 /** The default schedule (H100 sweep, docs/gpu-packed.md §3b). */
 export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
-  block: 1024,
-  wgv: 128,
-  uq: 2,
-  pipe: false,
+  block: 256,
+  wgv: 64,
+  uq: 4,
+  pipe: true,
   tq: 1,
 };
 
@@ -223,9 +223,7 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
   const d = dims(c);
   return {
     query: 16 * 3 * d.D * d.NV,
-    score: d.WQ <= 64
-      ? 16 * ((d.D / 4) * d.NV + 2 * d.NV + 3 * d.WQ * d.NV) + 4 * d.WQ
-      : 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
+    score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
     value: 16 * d.QL * d.D * d.NV,
   };
 }
@@ -373,31 +371,6 @@ export function blockScoreWgsl(c: BlockAttentionConfig): string {
   // token t = 4k + i of an invocation: quad lid + k·WQ, offset (lid + k·WQ) + i·QB from the block start
   const tokOff = (t: number) => u32((t >> 2) * WQ + (t & 3) * d.QB);
   const fold = (f: (t: number) => string) => ts.map(f).reduce((a, b) => `max(${a}, ${b})`);
-  // ≤ 64 invocations: every reduction is one barrier, then a fold over all WQ entries (4 independent chains)
-  const SMALL = WQ <= 64;
-  const foldAll = (out: string, arr: string, idx: (j: string) => string, op: "max" | "add") => {
-    const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
-    return `  var ${out} = ${
-      f(f(`${arr}[${idx("0u")}]`, `${arr}[${idx("1u")}]`), f(`${arr}[${idx("2u")}]`, `${arr}[${idx("3u")}]`))
-    };
-  {
-    var c1 = ${arr}[${idx("4u")}]; var c2 = ${arr}[${idx("5u")}]; var c3 = ${arr}[${
-      idx("6u")
-    }]; var c0 = ${arr}[${idx("7u")}];
-    for (var j = 8u; j < WQ; j += 4u) {
-      c0 = ${f("c0", `${arr}[${idx("j")}]`)}; c1 = ${f("c1", `${arr}[${idx("j + 1u")}]`)};
-      c2 = ${f("c2", `${arr}[${idx("j + 2u")}]`)}; c3 = ${f("c3", `${arr}[${idx("j + 3u")}]`)};
-    }
-    ${out} = ${f(out, f(f("c0", "c1"), f("c2", "c3")))};
-  }`;
-  };
-  const maxSmall = [
-    ...us.map((u) => `  rv[lid * NV + ${u32(u)}] = ${fold((t) => `s${t}_${u}`)};`),
-    `  rs[lid] = ${fold((t) => `Sv${t}`)};`,
-    "  workgroupBarrier();",
-    ...us.map((u) => foldAll(`m${u}`, "rv", (j) => `(${j}) * NV + ${u32(u)}`, "max")),
-    foldAll("smx", "rs", (j) => j, "max"),
-  ].join("\n");
   const bigSum = `${
     reduce2(
       d,
@@ -436,26 +409,6 @@ ${us.map((u) => `    if (u == ${u32(u)}) { mm = m${u}[cc]; ll = L${u}[cc]; }`).j
     part[o] = mm; part[o + 1u] = ll;
   }
 `;
-  const sumSmall = [
-    ...us.flatMap((u) => [`  rl[lid * NV + ${u32(u)}] = l${u};`, `  rz[lid * NV + ${u32(u)}] = z${u};`]),
-    "  workgroupBarrier();",
-    "  if (lid == 0u) {",
-    ...us.flatMap((u) => [
-      foldAll(`L${u}`, "rl", (j) => `(${j}) * NV + ${u32(u)}`, "add"),
-      foldAll(`Z${u}`, "rz", (j) => `(${j}) * NV + ${u32(u)}`, "add"),
-    ]),
-    "  let bo = (head * S + blk) * (NV + 1u);",
-    ...us.map((u) => `  bst[bo + ${u32(u)}] = Z${u};`),
-    "  bst[bo + NV] = vec4<f32>(smx * (1.0 / 255.0), 0.0, 0.0, 0.0);",
-    ...us.flatMap((u) =>
-      [0, 1, 2, 3].filter((cc) => u * 4 + cc < HPK).map((cc) =>
-        `  { let o = p.io.y + ((b * NH + kvh * HPK + ${u32(u * 4 + cc)}) * S + blk) * 2u; part[o] = m${u}.${
-          lanes[cc]
-        }; part[o + 1u] = L${u}.${lanes[cc]}; }`
-      )
-    ),
-    "  }",
-  ].join("\n");
   const plane = (w: string, sp: number) =>
     KB === 8
       ? `(${w} ^ 0x80808080u)`
@@ -531,21 +484,13 @@ struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${
 var<workgroup> qp: array<vec4<u32>, ${(D / 4) * NV}>;
 var<workgroup> qsc: array<vec4<f32>, ${NV}>;
 var<workgroup> qis: array<vec4<i32>, ${NV}>;
-${
-    SMALL
-      ? `// reductions, one barrier each: per invocation [WQ, NV] maxima, V scale maxima [WQ], Σp and Σp·z [WQ, NV]
-var<workgroup> rv: array<vec4<f32>, ${WQ * NV}>;
-var<workgroup> rs: array<f32, ${WQ}>;
-var<workgroup> rl: array<vec4<f32>, ${WQ * NV}>;
-var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;`
-      : `// reductions: per invocation [WQ, NV] and per group of 8 [WQ/8, NV]; the V scale maximum [WQ], [WQ/8]
+// reductions: per invocation [WQ, NV] and per group of 8 [WQ/8, NV]; the V scale maximum [WQ], [WQ/8]
 var<workgroup> rv: array<vec4<f32>, ${WQ * NV}>;
 var<workgroup> rv2: array<vec4<f32>, ${(WQ / 8) * NV}>;
 var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;
 var<workgroup> rz2: array<vec4<f32>, ${(WQ / 8) * NV}>;
 var<workgroup> rs: array<f32, ${WQ}>;
-var<workgroup> rs2: array<f32, ${WQ / 8}>;`
-  }
+var<workgroup> rs2: array<f32, ${WQ / 8}>;
 ${QUANT_WGSL}
 @compute @workgroup_size(${WQ})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -598,7 +543,7 @@ ${
   }
   // block maximum of the scores (per head) and of the V scales
 ${
-    SMALL ? maxSmall : reduce2(
+    reduce2(
       d,
       [
         ...us.map((u) => ({
@@ -647,7 +592,7 @@ ${
     ).join("\n")
   }
   // block sums Σp and Σp·z_V (per head)
-${SMALL ? sumSmall : bigSum}
+${bigSum}
 }
 `;
 }

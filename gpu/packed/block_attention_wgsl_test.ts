@@ -16,8 +16,19 @@ import {
 } from "./block_attention.wgsl.ts";
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 
+/** A config with the schedule { block 1024, wgv 128, uq 2, no pipe, tq 1 } unless `over.tuning` sets fields. */
 function cfg(over: Partial<BlockAttentionConfig> = {}): BlockAttentionConfig {
-  return { numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8, k: "q4", v: "q4", ...over };
+  const base = { block: 1024, wgv: 128, uq: 2, pipe: false, tq: 1 };
+  return {
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    maxBatch: 8,
+    k: "q4",
+    v: "q4",
+    ...over,
+    tuning: { ...base, ...over.tuning },
+  };
 }
 
 Deno.test("block attention wgsl: bad shapes and schedules are typed errors naming the value", () => {
@@ -79,8 +90,6 @@ Deno.test("block attention wgsl: workgroup memory counts what each kernel declar
   }
   // D 128, 4 heads, block 1024: packed query 512 B + 32 B, two vec4 reductions of 4 KiB + 512 B, V scale 1 KiB + 128 B
   assert.equal(blockSharedBytes(cfg()).score, 512 + 32 + 2 * (4096 + 512) + 1024 + 128);
-  // ≤ 64 score invocations: one-barrier reductions, per-invocation arrays only (max, V scale, Σp, Σp·z)
-  assert.equal(blockSharedBytes(cfg({ tuning: { block: 256 } })).score, 512 + 32 + 3 * 1024 + 256);
   // tq 2 halves the score workgroup and its reduction arrays
   assert.equal(blockSharedBytes(cfg({ tuning: { tq: 2 } })).score, 512 + 32 + 2 * (2048 + 256) + 512 + 64);
   // value: 4 lanes × 128 dims × 4 heads of u32 sums
@@ -91,6 +100,7 @@ Deno.test("block attention wgsl: records, block size and padded head lanes", () 
   assert.equal(blockQueryRecord(cfg()), 34); // 32 plane words + 2^e + Σ qi, one vec4 (4 heads) each
   assert.equal(blockQueryRecord(cfg({ numHeads: 40, numKvHeads: 8 })), 68); // 5 heads → 2 vec4 lanes
   assert.equal(blockTokens(cfg()), 1024);
+  assert.equal(blockTokens({ ...cfg(), tuning: undefined }), 256, "the default block");
   assert.equal(blockTokens(cfg({ tuning: { block: 256 } })), 256);
   // HPK 3: the query kernel loads heads 0..2 only (lane w stays 0)
   const q = blockQueryWgsl(cfg({ numHeads: 6, numKvHeads: 2 }));
