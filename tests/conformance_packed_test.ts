@@ -42,7 +42,12 @@ import {
 } from "../gpu/packed/attention.ts";
 import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
 import { BlockAttention, type BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
-import type { BlockKFormat, BlockVFormat } from "../gpu/packed/block_attention.wgsl.ts";
+import {
+  BLOCK_REDUCE,
+  type BlockKFormat,
+  blockReduceWgsl,
+  type BlockVFormat,
+} from "../gpu/packed/block_attention.wgsl.ts";
 import { GpuError } from "../src/errors.ts";
 import {
   allocQuantBuffers,
@@ -623,6 +628,15 @@ async function checkBlockAttention(
       counts: seg.counts,
     });
     await g.submit((p) => att.encode(p, d));
+    checkQueryRecords(
+      new Uint32Array(await g.read(att.queryRecords, 0, att.queryRecords.size)),
+      qkv,
+      B,
+      nH,
+      nKv,
+      D,
+      kt.format,
+    );
     const got = new Float32Array(await g.read(out, 0, 4 * B * nH * D));
     let err = 0, worst = 0, vmax = 0;
     for (let i = 0; i < got.length; i++) {
@@ -648,6 +662,48 @@ async function checkBlockAttention(
     att.destroy();
   }
   out.destroy();
+}
+
+/**
+ * The query kernel's records are bit-exact with cpu/query_int8.ts: per (sequence, KV head, head) the int8
+ * codes (unpacked from the K format's plane byte order), 2^e and Σ qi.
+ */
+function checkQueryRecords(
+  words: Uint32Array,
+  qkv: Float32Array,
+  B: number,
+  nH: number,
+  nKv: number,
+  D: number,
+  kFormat: TensorFormat,
+): void {
+  const row = (nH + 2 * nKv) * D, hpk = nH / nKv, NV = Math.ceil(hpk / 4), sc = Math.fround(1 / Math.sqrt(D));
+  const bits = Number(kFormat.slice(1)), PL = bits === 8 ? 1 : 8 / bits, CPW = 32 / bits;
+  const rec = (D / 4 + 2) * NV;
+  let checked = 0;
+  for (let b = 0; b < B; b++) {
+    const qs = new Float32Array(nH * D).map((_, i) => Math.fround(qkv[b * row + i] * sc));
+    const { codes, exps } = int8Query(qs, nH, D);
+    for (let g = 0; g < nKv; g++) {
+      const base = 4 * (b * nKv + g) * rec;
+      for (let hh = 0; hh < hpk; hh++) {
+        const h = g * hpk + hh, u = Math.floor(hh / 4), cc = hh % 4;
+        let sum = 0;
+        for (let dd = 0; dd < D; dd++) {
+          const wi = Math.floor(dd / CPW), rem = dd % CPW, j = Math.floor(rem / PL), sp = rem % PL;
+          const w = words[base + 4 * ((wi * PL + sp) * NV + u) + cc];
+          const code = ((w >>> (8 * j)) << 24) >> 24;
+          assert.equal(code, codes[h * D + dd], `query code b ${b} head ${h} dim ${dd}`);
+          sum += code;
+          checked++;
+        }
+        const f = new Float32Array(new Uint32Array([words[base + 4 * ((D / 4) * NV + u) + cc]]).buffer)[0];
+        assert.equal(f, 2 ** exps[h], `query scale b ${b} head ${h}`);
+        assert.equal(words[base + 4 * ((D / 4 + 1) * NV + u) + cc] | 0, sum, `Σ qi b ${b} head ${h}`);
+      }
+    }
+  }
+  assert.ok(checked > 0);
 }
 
 /** Σ_d q[qOff + d]·k_t,d in f64 for KV head g: token t of the cache view, or the new token's k when t = view.length. */
@@ -892,97 +948,103 @@ for (const bits of [2, 4] as const) {
   );
 }
 
-gpuCase(
-  "attention reduce: 1, 63, 65 and 300 splits (more than one weight block) merged as the formula, with and without the new token",
-  async (g) => {
-    const nH = 4, nKv = 2, D = 96, B = 2, hpk = nH / nKv; // D 96: the last dim lane of the 64 invocations is partial
-    const pipe = await g.pipeline(
-      "reduce test",
-      attentionReduceWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D }),
-    );
-    const r = mulberry32(77);
-    const row = (nH + 2 * nKv) * D;
-    for (const S of [1, 63, 65, 300]) {
-      for (const hasNew of [true, false]) {
-        const qkv = new Float32Array(B * row).map(() => r() * 2 - 1);
-        const statsOff = B * nH * S * D;
-        const part = new Float32Array(statsOff + B * nH * S * 2);
-        for (let i = 0; i < statsOff; i++) part[i] = (r() * 2 - 1) * 3;
-        for (let i = 0; i < B * nH * S; i++) {
-          // some empty splits (max NEG, Σp 0) as the partial kernel writes them
-          const empty = r() < 0.1;
-          part[statsOff + 2 * i] = empty ? -3e38 : r() * 8 - 4;
-          part[statsOff + 2 * i + 1] = empty ? 0 : 0.5 + r() * 30;
-          if (empty) part.fill(0, i * D, (i + 1) * D);
-        }
-        const sc = Math.fround(1 / Math.sqrt(D));
-        const uni = packUniform([
-          0,
-          row,
-          S,
-          statsOff,
-          nH * D,
-          (nH + nKv) * D,
-          hasNew ? 1 : 0,
-          0,
-          f32u(sc),
-          0,
-          0,
-          0,
-        ]);
-        const bufs = [
-          g.uniform("u", uni),
-          g.upload("qkv", qkv),
-          g.upload("part", part),
-          g.storage("out", B * nH * D * 4),
-        ];
-        const bg = g.device.createBindGroup({
-          layout: pipe.layout,
-          entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })),
-        });
-        await g.submit((pass) => {
-          pass.setPipeline(pipe.pipeline);
-          pass.setBindGroup(0, bg);
-          pass.dispatchWorkgroups(nH, B);
-        });
-        const got = new Float32Array(await g.read(bufs[3], 0, B * nH * D * 4));
-        let worst = 0, scale = 0;
-        for (let b = 0; b < B; b++) {
-          for (let h = 0; h < nH; h++) {
-            const g0 = Math.floor(h / hpk);
-            let sn = -Infinity;
-            if (hasNew) {
-              let a = 0;
-              for (let d = 0; d < D; d++) a += qkv[b * row + h * D + d] * qkv[b * row + nH * D + g0 * D + d];
-              sn = a * sc;
-            }
-            const st = (x: number) => statsOff + ((b * nH + h) * S + x) * 2;
-            let M = sn;
-            for (let x = 0; x < S; x++) M = Math.max(M, part[st(x)]);
-            const wn = hasNew ? Math.exp(sn - M) : 0;
-            let L = wn;
-            for (let x = 0; x < S; x++) L += Math.exp(part[st(x)] - M) * part[st(x) + 1];
-            for (let d = 0; d < D; d++) {
-              let a = wn * (hasNew ? qkv[b * row + (nH + nKv) * D + g0 * D + d] : 0);
-              for (let x = 0; x < S; x++) {
-                a += Math.exp(part[st(x)] - M) * part[((b * nH + h) * S + x) * D + d];
+for (const kernel of ["fused", "block"] as const) {
+  gpuCase(
+    `attention reduce (${kernel}): 1, 63, 65 and 300 splits (more than one weight block) merged as the formula, with and without the new token`,
+    async (g) => {
+      const nH = 4, nKv = 2, D = 96, B = 2, hpk = nH / nKv; // D 96: the last dim lane of the 64 invocations is partial
+      const heads = { numHeads: nH, numKvHeads: nKv, headDim: D };
+      const pipe = await g.pipeline(
+        `reduce test ${kernel}`,
+        kernel === "fused" ? attentionReduceWgsl(heads) : blockReduceWgsl(heads),
+      );
+      const r = mulberry32(77);
+      const row = (nH + 2 * nKv) * D;
+      for (const S of [1, 63, 65, 300]) {
+        for (const hasNew of [true, false]) {
+          const qkv = new Float32Array(B * row).map(() => r() * 2 - 1);
+          const statsOff = B * nH * S * D;
+          const part = new Float32Array(statsOff + B * nH * S * 2);
+          for (let i = 0; i < statsOff; i++) part[i] = (r() * 2 - 1) * 3;
+          for (let i = 0; i < B * nH * S; i++) {
+            // some empty splits (max NEG, Σp 0) as the partial kernel writes them
+            const empty = r() < 0.1;
+            part[statsOff + 2 * i] = empty ? -3e38 : r() * 8 - 4;
+            part[statsOff + 2 * i + 1] = empty ? 0 : 0.5 + r() * 30;
+            if (empty) part.fill(0, i * D, (i + 1) * D);
+          }
+          const sc = Math.fround(1 / Math.sqrt(D));
+          const uni = packUniform([
+            0,
+            row,
+            S,
+            statsOff,
+            nH * D,
+            (nH + nKv) * D,
+            hasNew ? 1 : 0,
+            0,
+            f32u(sc),
+            0,
+            0,
+            0,
+          ]);
+          const bufs = [
+            g.uniform("u", uni),
+            g.upload("qkv", qkv),
+            g.upload("part", part),
+            g.storage("out", B * nH * D * 4),
+          ];
+          const bg = g.device.createBindGroup({
+            layout: pipe.layout,
+            entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })),
+          });
+          await g.submit((pass) => {
+            pass.setPipeline(pipe.pipeline);
+            pass.setBindGroup(0, bg);
+            // the block reduce spreads the dims over a third grid axis
+            pass.dispatchWorkgroups(nH, B, kernel === "fused" ? 1 : D / BLOCK_REDUCE.dims);
+          });
+          const got = new Float32Array(await g.read(bufs[3], 0, B * nH * D * 4));
+          let worst = 0, scale = 0;
+          for (let b = 0; b < B; b++) {
+            for (let h = 0; h < nH; h++) {
+              const g0 = Math.floor(h / hpk);
+              let sn = -Infinity;
+              if (hasNew) {
+                let a = 0;
+                for (let d = 0; d < D; d++) {
+                  a += qkv[b * row + h * D + d] * qkv[b * row + nH * D + g0 * D + d];
+                }
+                sn = a * sc;
               }
-              const want = a / L;
-              scale = Math.max(scale, Math.abs(want));
-              worst = Math.max(worst, Math.abs(got[(b * nH + h) * D + d] - want));
+              const st = (x: number) => statsOff + ((b * nH + h) * S + x) * 2;
+              let M = sn;
+              for (let x = 0; x < S; x++) M = Math.max(M, part[st(x)]);
+              const wn = hasNew ? Math.exp(sn - M) : 0;
+              let L = wn;
+              for (let x = 0; x < S; x++) L += Math.exp(part[st(x)] - M) * part[st(x) + 1];
+              for (let d = 0; d < D; d++) {
+                let a = wn * (hasNew ? qkv[b * row + (nH + nKv) * D + g0 * D + d] : 0);
+                for (let x = 0; x < S; x++) {
+                  a += Math.exp(part[st(x)] - M) * part[((b * nH + h) * S + x) * D + d];
+                }
+                const want = a / L;
+                scale = Math.max(scale, Math.abs(want));
+                worst = Math.max(worst, Math.abs(got[(b * nH + h) * D + d] - want));
+              }
             }
           }
+          for (const b of bufs) b.destroy();
+          // f32 sums of ≤ 300 terms with exp: stated bound 2e-5 relative to the largest output
+          assert.ok(
+            worst <= 2e-5 * Math.max(1, scale),
+            `${kernel} reduce, S ${S}, new ${hasNew}: max abs err ${worst} (scale ${scale})`,
+          );
         }
-        for (const b of bufs) b.destroy();
-        // f32 sums of ≤ 300 terms with exp: stated bound 2e-5 relative to the largest output
-        assert.ok(
-          worst <= 2e-5 * Math.max(1, scale),
-          `S ${S}, new ${hasNew}: max abs err ${worst} (scale ${scale})`,
-        );
       }
-    }
-  },
-);
+    },
+  );
+}
 
 // ------------------------------------------------------------------ GPU-side PM-KVQ layer
 

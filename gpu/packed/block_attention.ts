@@ -171,6 +171,19 @@ export class BlockAttention {
   }
 
   /**
+   * The int8 query records the last call's query kernel wrote ([maxBatch, nKv, REC] vec4<u32>, layout in
+   * block_attention.wgsl.ts) — for tests and debugging; do not write to it.
+   *
+   * @example
+   * ```ts
+   * const words = new Uint32Array(await gpu.read(att.queryRecords, 0, att.queryRecords.size));
+   * ```
+   */
+  get queryRecords(): GPUBuffer {
+    return this.#scratch.qrec;
+  }
+
+  /**
    * Tokens per block (= split).
    *
    * @example
