@@ -222,7 +222,7 @@ export function blockTokens(c: BlockAttentionConfig): number {
 export function blockSharedBytes(c: BlockAttentionConfig): { query: number; score: number; value: number } {
   const d = dims(c);
   return {
-    query: 16 * 2 * d.D * d.NV,
+    query: 16 * 3 * d.D * d.NV,
     score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
     value: 16 * d.QL * d.D * d.NV,
   };
@@ -246,25 +246,15 @@ function each(n: number, f: (i: number) => string, sep = "\n"): string {
 export function blockQueryWgsl(c: BlockAttentionConfig): string {
   const d = dims(c);
   const { D, NV, HPK } = d;
-  // a fold over the D dims of head lane u, 4 independent chains (D % 16 == 0), read by every invocation
-  const foldD = (
-    out: string,
-    arr: string,
-    u: string,
-    op: (a: string, b: string) => string,
-    conv: (x: string) => string,
-  ) =>
-    `    var ${out}0 = ${conv(`${arr}[${u}]`)}; var ${out}1 = ${conv(`${arr}[NV + ${u}]`)};
-    var ${out}2 = ${conv(`${arr}[2u * NV + ${u}]`)}; var ${out}3 = ${conv(`${arr}[3u * NV + ${u}]`)};
-    for (var dd = 4u; dd < D; dd += 4u) {
-      ${out}0 = ${op(`${out}0`, conv(`${arr}[dd * NV + ${u}]`))}; ${out}1 = ${
-      op(`${out}1`, conv(`${arr}[(dd + 1u) * NV + ${u}]`))
-    };
-      ${out}2 = ${op(`${out}2`, conv(`${arr}[(dd + 2u) * NV + ${u}]`))}; ${out}3 = ${
-      op(`${out}3`, conv(`${arr}[(dd + 3u) * NV + ${u}]`))
-    };
+  // tree over the D dims of every head lane: `arr[dd·NV + u] = op(arr[dd·NV + u], arr[(dd + st)·NV + u])`
+  const tree = (arr: string, op: (a: string, b: string) => string) =>
+    `  for (var st = D / 2u; st > 0u; st = st / 2u) {
+    for (var i = lid; i < st * NV; i += QW) {
+      let dd = i / NV; let u = i % NV;
+      ${arr}[i] = ${op(`${arr}[i]`, `${arr}[(dd + st) * NV + u]`)};
     }
-    let ${out} = ${op(op(`${out}0`, `${out}1`), op(`${out}2`, `${out}3`))};`;
+    workgroupBarrier();
+  }`;
   return /* wgsl */ `
 const D = ${u32(D)};
 const NV = ${u32(NV)};
@@ -278,8 +268,10 @@ struct P { io: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> qrec: array<vec4<u32>>;
-// the scaled query and its int8 codes, 4 heads per vec4 (dims × NV)
+// the scaled query, 4 heads per vec4 (dims × NV); |q| folded to the per-head maximum in qa[0..NV)
 var<workgroup> qs: array<vec4<f32>, ${D * NV}>;
+var<workgroup> qa: array<vec4<f32>, ${D * NV}>;
+// int8 codes (dims × NV), folded to Σ qi in qc[0..NV) after the planes are packed
 var<workgroup> qc: array<vec4<i32>, ${D * NV}>;
 ${Q8_WGSL}
 @compute @workgroup_size(${QUERY_THREADS})
@@ -291,20 +283,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     var q = vec4<f32>(0.0);
 ${
     each(NV, (u) =>
-      `    if (u == ${u32(u)}) {\n${
+      `    if (u == ${u32(u)}) {
+${
         each(4, (cc) => (u * 4 + cc < HPK
           ? `      q.${lanes[cc]} = qkv[qb + ${u32(u * 4 + cc)} * D + dd] * p.sc.x;`
           : ""))
-      }\n    }`)
+      }
+    }`)
   }
     qs[i] = q;
+    qa[i] = abs(q);
   }
   workgroupBarrier();
+${tree("qa", (a, b) => `max(${a}, ${b})`)}
   let rb = (b * NKV + kvh) * REC;
-  // every invocation folds max |q| of its head lane itself (no reduction barriers; max is exact and order-free)
   for (var i = lid; i < D * NV; i += QW) {
     let u = i % NV;
-${foldD("mx", "qs", "u", (a, b) => `max(${a}, ${b})`, (x) => `abs(${x})`)}
+    let mx = qa[u];
     let e = vec4<i32>(q8_exp(mx.x), q8_exp(mx.y), q8_exp(mx.z), q8_exp(mx.w));
     qc[i] = vec4<i32>(round(qs[i] * vec4<f32>(pow2(-e.x), pow2(-e.y), pow2(-e.z), pow2(-e.w))));
     if (i < NV) {
@@ -322,11 +317,9 @@ ${foldD("mx", "qs", "u", (a, b) => `max(${a}, ${b})`, (x) => `abs(${x})`)}
     }
     qrec[rb + i] = r;
   }
-  // Σ qi per head (exact in i32)
-  if (lid < NV) {
-${foldD("t", "qc", "lid", (a, b) => `(${a} + ${b})`, (x) => x)}
-    qrec[rb + (D / 4u) * NV + NV + lid] = bitcast<vec4<u32>>(t);
-  }
+  workgroupBarrier();
+${tree("qc", (a, b) => `${a} + ${b}`)}
+  if (lid < NV) { qrec[rb + (D / 4u) * NV + NV + lid] = bitcast<vec4<u32>>(qc[lid]); }
 }
 `;
 }
@@ -757,11 +750,9 @@ export const BLOCK_REDUCE = { dims: 16, threads: 128, splitBlock: 256 } as const
 /**
  * WGSL of the block attention's reduce kernel: the fused kernel's merge (attention.wgsl.ts
  * `attentionReduceWgsl`: out = (Σ_x e^(m_x−M)·acc_x + e^(s_new−M)·v_new) / (Σ_x e^(m_x−M)·l_x + e^(s_new−M)))
- * for the many splits of the block schedule, with few barriers: grid (nH, B, D/16), 128 invocations. Every
- * invocation computes the new token's score and the maximum M itself (broadcast loads, 4 independent
- * chains); per block of 256 splits the weights e^(m_x−M) go to workgroup memory (one barrier pair);
- * invocation (lane, d) sums splits lane, lane + 8, … of dim d (4 partial sums) and Σ e^(m_x−M)·l_x of the
- * same splits; the 8 lanes are added in workgroup memory. Same uniform and bindings as the fused reduce.
+ * with the many splits of the block schedule spread over more invocations: grid (nH, B, D/16), 128
+ * invocations; invocation (lane, d) sums splits lane, lane + 8, … of dim d with 4 independent partial sums,
+ * the 8 lanes are added in workgroup memory. Same uniform and bindings as the fused reduce.
  *
  * @example
  * ```ts
@@ -773,6 +764,18 @@ export function blockReduceWgsl(s: { numHeads: number; numKvHeads: number; headD
   if (s.headDim % DC !== 0) {
     throw new QuantConfigError(`block reduce needs head_dim % ${DC} == 0, got ${s.headDim}`);
   }
+  const tree = (name: string, combine: string) =>
+    `fn ${name}(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var st = RT / 2u; st > 0u; st = st / 2u) {
+    if (lid < st) { red[lid] = ${combine}; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
   return /* wgsl */ `
 const D = ${u32(s.headDim)};
 const NH = ${u32(s.numHeads)};
@@ -787,65 +790,56 @@ struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> part: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-// per-lane sums [SL, DC] and Σ e^(m_x−M)·l_x per lane [SL]; split weights of one block [RB]
 var<workgroup> red: array<f32, ${RT}>;
-var<workgroup> rl: array<f32, ${RT / DC}>;
 var<workgroup> wsh: array<f32, ${RB}>;
+${tree("tree_add", "red[lid] + red[lid + st]")}
+${tree("tree_max", "max(red[lid], red[lid + st])")}
 @compute @workgroup_size(${RT})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wid.x; let b = wid.y; let kvh = h / HPK;
   let S = p.io.z;
   let hasNew = p.nw.z != 0u;
-  let qo = p.io.x + b * p.io.y + h * D;
-  let ko = p.nw.x + b * p.io.y + kvh * D;
   var sn = NEG;
   if (hasNew) {
-    var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
-    for (var d = 0u; d < D; d += 4u) {
-      a0 += qkv[qo + d] * qkv[ko + d]; a1 += qkv[qo + d + 1u] * qkv[ko + d + 1u];
-      a2 += qkv[qo + d + 2u] * qkv[ko + d + 2u]; a3 += qkv[qo + d + 3u] * qkv[ko + d + 3u];
+    var a = 0.0;
+    for (var d = lid; d < D; d += RT) {
+      a += qkv[p.io.x + b * p.io.y + h * D + d] * qkv[p.nw.x + b * p.io.y + kvh * D + d];
     }
-    sn = ((a0 + a1) + (a2 + a3)) * p.sc.x;
+    sn = tree_add(lid, a) * p.sc.x;
   }
   let sb = p.io.w + (b * NH + h) * S * 2u;
-  var m0 = sn; var m1 = NEG; var m2 = NEG; var m3 = NEG;
-  var x = 0u;
-  for (; x + 4u <= S; x += 4u) {
-    m0 = max(m0, part[sb + x * 2u]); m1 = max(m1, part[sb + x * 2u + 2u]);
-    m2 = max(m2, part[sb + x * 2u + 4u]); m3 = max(m3, part[sb + x * 2u + 6u]);
-  }
-  for (; x < S; x++) { m0 = max(m0, part[sb + x * 2u]); }
-  let M = max(max(m0, m1), max(m2, m3));
+  var mloc = NEG;
+  for (var x = lid; x < S; x += RT) { mloc = max(mloc, part[sb + x * 2u]); }
+  let M = max(tree_max(lid, mloc), sn);
+  var lloc = 0.0;
+  for (var x = lid; x < S; x += RT) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
   let wn = select(0.0, exp(sn - M), hasNew);
+  let L = tree_add(lid, lloc) + wn;
   let dl = lid % DC; let sl = lid / DC;
   let d = wid.z * DC + dl;
   let ab = (b * NH + h) * S * D + d;
-  var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0; var l0 = 0.0; var l1 = 0.0;
+  var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
   for (var xb = 0u; xb < S; xb += RB) {
     workgroupBarrier();
     let n = min(RB, S - xb);
     for (var i = lid; i < n; i += RT) { wsh[i] = exp(part[sb + (xb + i) * 2u] - M); }
     workgroupBarrier();
     let base = ab + xb * D;
-    let lb = sb + xb * 2u + 1u;
-    var y = sl;
-    for (; y + 3u * SL < n; y += 4u * SL) {
-      let w0 = wsh[y]; let w1 = wsh[y + SL]; let w2 = wsh[y + 2u * SL]; let w3 = wsh[y + 3u * SL];
-      a0 += w0 * part[base + y * D];
-      a1 += w1 * part[base + (y + SL) * D];
-      a2 += w2 * part[base + (y + 2u * SL) * D];
-      a3 += w3 * part[base + (y + 3u * SL) * D];
-      l0 += w0 * part[lb + y * 2u] + w2 * part[lb + (y + 2u * SL) * 2u];
-      l1 += w1 * part[lb + (y + SL) * 2u] + w3 * part[lb + (y + 3u * SL) * 2u];
+    var x = sl;
+    for (; x + 3u * SL < n; x += 4u * SL) {
+      a0 += wsh[x] * part[base + x * D];
+      a1 += wsh[x + SL] * part[base + (x + SL) * D];
+      a2 += wsh[x + 2u * SL] * part[base + (x + 2u * SL) * D];
+      a3 += wsh[x + 3u * SL] * part[base + (x + 3u * SL) * D];
     }
-    for (; y < n; y += SL) { a0 += wsh[y] * part[base + y * D]; l0 += wsh[y] * part[lb + y * 2u]; }
+    for (; x < n; x += SL) { a0 += wsh[x] * part[base + x * D]; }
   }
+  workgroupBarrier();
   red[lid] = (a0 + a1) + (a2 + a3);
-  if (dl == 0u) { rl[sl] = l0 + l1; }
   workgroupBarrier();
   if (sl == 0u) {
-    var a = 0.0; var L = wn;
-    for (var k = 0u; k < SL; k++) { a += red[k * DC + dl]; L += rl[k]; }
+    var a = 0.0;
+    for (var l = 0u; l < SL; l++) { a += red[l * DC + dl]; }
     if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
     out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
   }
