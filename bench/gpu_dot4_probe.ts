@@ -17,10 +17,13 @@ const ITER = 2048, THREADS = 256, GROUPS = 132 * 32;
 
 function kernel(op: string): string {
   const body: Record<string, string> = {
-    dot4i: "a0 += dot4I8Packed(x0, y); a1 += dot4I8Packed(x1, y); a2 += dot4I8Packed(x2, y); a3 += dot4I8Packed(x3, y);",
-    dot4u: "a0 += i32(dot4U8Packed(x0, y)); a1 += i32(dot4U8Packed(x1, y)); a2 += i32(dot4U8Packed(x2, y)); a3 += i32(dot4U8Packed(x3, y));",
+    dot4i:
+      "a0 += dot4I8Packed(x0, y); a1 += dot4I8Packed(x1, y); a2 += dot4I8Packed(x2, y); a3 += dot4I8Packed(x3, y);",
+    dot4u:
+      "a0 += i32(dot4U8Packed(x0, y)); a1 += i32(dot4U8Packed(x1, y)); a2 += i32(dot4U8Packed(x2, y)); a3 += i32(dot4U8Packed(x3, y));",
     imad: "a0 += i32(x0 * y); a1 += i32(x1 * y); a2 += i32(x2 * y); a3 += i32(x3 * y);",
-    fma: "f0 = fma(bitcast<f32>(x0 & 0x3fffffffu), fy, f0); f1 = fma(bitcast<f32>(x1 & 0x3fffffffu), fy, f1); f2 = fma(bitcast<f32>(x2 & 0x3fffffffu), fy, f2); f3 = fma(bitcast<f32>(x3 & 0x3fffffffu), fy, f3);",
+    fma:
+      "f0 = fma(bitcast<f32>(x0 & 0x3fffffffu), fy, f0); f1 = fma(bitcast<f32>(x1 & 0x3fffffffu), fy, f1); f2 = fma(bitcast<f32>(x2 & 0x3fffffffu), fy, f2); f3 = fma(bitcast<f32>(x3 & 0x3fffffffu), fy, f3);",
     none: "",
   };
   return `
@@ -49,7 +52,10 @@ if (import.meta.main) {
   const times: Record<string, number> = {};
   for (const op of ["none", "imad", "fma", "dot4i", "dot4u"]) {
     const p = await gpu.pipeline(`probe ${op}`, kernel(op));
-    const bg = dev.createBindGroup({ layout: p.layout, entries: [{ binding: 0, resource: { buffer: out } }] });
+    const bg = dev.createBindGroup({
+      layout: p.layout,
+      entries: [{ binding: 0, resource: { buffer: out } }],
+    });
     let best = Infinity;
     for (let t = 0; t < 4; t++) {
       const enc = dev.createCommandEncoder();
@@ -75,7 +81,9 @@ if (import.meta.main) {
   for (const [op, us] of Object.entries(times)) {
     const net = us - times.none;
     console.log(
-      `${op}: ${us.toFixed(1)} us total, ${net.toFixed(1)} us over 'none'; ${(ops / net / 1e3).toFixed(0)} G thread-ops/s`,
+      `${op}: ${us.toFixed(1)} us total, ${net.toFixed(1)} us over 'none'; ${
+        (ops / net / 1e3).toFixed(0)
+      } G thread-ops/s`,
     );
   }
   console.log(ctx.description);

@@ -827,5 +827,41 @@ if (import.meta.main) {
         },
       });
     }
+    // BlockAttention (int8 query + 8-bit weights, block schedule) on the one-segment 2/4-bit layouts
+    for (const f of ["q4", "q2"] as const) {
+      let run: (() => Promise<void>) | null = null;
+      Deno.bench({
+        name: `block decode attention int${f.slice(1)} (B ${B}, ${o.tokens} tokens)`,
+        group: "packed attention",
+        async fn() {
+          if (!run) {
+            const L = storeLayout({ batch: B, numKvHeads: nKv, headDim: D, capacity: o.tokens, k: f, v: f });
+            const store = gpu.storage("store", L.words * 4);
+            await fillStore(gpu, store, L, 3);
+            const att = await BlockAttention.create(gpu, {
+              numHeads: nH,
+              numKvHeads: nKv,
+              headDim: D,
+              maxBatch: B,
+              maxTokens: o.tokens,
+              k: f,
+              v: f,
+            });
+            const counts = new Array(B).fill(o.tokens);
+            const qkv = gpu.storage("qkv", B * row * 4), out = gpu.storage("out", B * nH * D * 4);
+            const part = gpu.storage("part", 4 * att.partialFloats(B, att.blocks(counts)));
+            const d = att.prepare({ qkv, part, out, store }, {
+              batch: B,
+              q: { off: 0, rowStride: row },
+              newKV: { k: nH * D, v: (nH + nKv) * D },
+              ref: { k: { t: L.k!, tok0: 0 }, v: { t: L.v!, tok0: 0 } },
+              counts,
+            });
+            run = () => gpu.submit((p) => att.encode(p, d));
+          }
+          await run();
+        },
+      });
+    }
   }
 }

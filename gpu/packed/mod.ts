@@ -10,6 +10,7 @@
  * | ers.ts | Equivalent Right Shift between stores, byte-identical to src/quant/ers.ts |
  * | dequantize.ts | codes → f32, bit-identical |
  * | attention.ts | fused split-K decode attention + reduce |
+ * | block_attention.ts | BlockAttention: int8-query / 8-bit-weight decode attention over one 2/4-bit segment, in independent 256-token blocks |
  * | grouped_layer.ts | GpuGroupedLayer: GroupedCache's token movement on the GPU |
  * | kivi_layout.ts, kivi_quantize.ts, kivi_layer.ts | KIVI: layout table, key-group / value quantization, GpuKiviLayer |
  * | mixkvq_layout.ts, mixkvq_quantize.ts, mixkvq_tiers.ts, mixkvq_attention.ts, mixkvq_layer.ts | MixKVQ: layout, kernels, host tier choice, fused attention, GpuMixKvqLayer |
@@ -32,6 +33,7 @@ export * from "./quantize_append.ts";
 export * from "./ers.ts";
 export * from "./dequantize.ts";
 export * from "./attention.ts";
+export * from "./block_attention.ts";
 export * from "./grouped_layer.ts";
 export * from "./kivi_layout.ts";
 export * from "./kivi_quantize.ts";
