@@ -340,20 +340,7 @@ export class FusedAttention {
       ...params.refs.flatMap((r) => [r.v.t.codesOff, r.v.t.szOff, r.v.t.cap, r.v.tok0]),
       ...cnt,
     ]);
-    const ru = packUniform([
-      params.q.off,
-      params.q.rowStride,
-      S,
-      statsOff,
-      params.newKV?.k ?? 0,
-      params.newKV?.v ?? 0,
-      params.newKV ? 1 : 0,
-      0,
-      f32u(scale),
-      0,
-      0,
-      0,
-    ]);
+    const ru = reduceUniform(params, S, statsOff, scale);
     const partial = bindUniform(
       this.gpu,
       this.#partials[0],
@@ -402,6 +389,37 @@ export class FusedAttention {
     pass.setBindGroup(0, d.reduce.bindGroup, d.reduce.offsets);
     pass.dispatchWorkgroups(this.config.numHeads, d.batch);
   }
+}
+
+/**
+ * The reduce kernels' uniform (attention.wgsl.ts `attentionReduceWgsl`, block_attention.wgsl.ts
+ * `blockReduceWgsl`): `io = (qOff, rowStride, splits, statsOff)`, `nw = (kOff, vOff, hasNew, 0)`, `sc.x = scale`.
+ *
+ * @example
+ * ```ts
+ * reduceUniform({ q: { off: 0, rowStride: 6144 }, newKV: null }, 64, 1 << 20, 1 / Math.sqrt(128));
+ * ```
+ */
+export function reduceUniform(
+  params: { q: { off: number; rowStride: number }; newKV: { k: number; v: number } | null },
+  splits: number,
+  statsOff: number,
+  scale: number,
+): Uint32Array<ArrayBuffer> {
+  return packUniform([
+    params.q.off,
+    params.q.rowStride,
+    splits,
+    statsOff,
+    params.newKV?.k ?? 0,
+    params.newKV?.v ?? 0,
+    params.newKV ? 1 : 0,
+    0,
+    f32u(scale),
+    0,
+    0,
+    0,
+  ]);
 }
 
 /**

@@ -1167,6 +1167,42 @@ function treeFn(name: string, combine: string): string {
 }
 
 /**
+ * WGSL of the reduce kernels' tree functions: `tree_add(lid, v)` / `tree_max(lid, v)` fold v over a
+ * workgroup of `RW` invocations in `var<workgroup> red: array<f32, RW>` (barriers inside, so called in
+ * uniform control flow; `red` is free again on return). Shared by attentionReduceWgsl and
+ * block_attention.wgsl.ts `blockReduceWgsl`.
+ */
+export const REDUCE_TREES =
+  `// sum / max of v over the workgroup (a tree in red; barriers inside, so called in uniform control flow;
+// red is free again on return)
+${treeFn("tree_add", "red[lid] + red[lid + st]")}
+${treeFn("tree_max", "max(red[lid], red[lid + st])")}`;
+
+/**
+ * Statements of the reduce kernels that compute, for query head h of sequence b, the new token's score `sn`
+ * (when `hasNew`), the maximum `M` over it and the split maxima, its weight `wn` and the denominator `L`;
+ * they expect `h, b, kvh, S, hasNew, lid` and the constants `D, NH, RW, NEG` in scope and declare `sb` (the
+ * first statistics float of (b, h)).
+ */
+export const REDUCE_STATS = `  var sn = NEG;
+  if (hasNew) {
+    var a = 0.0;
+    for (var d = lid; d < D; d += RW) {
+      a += qkv[p.io.x + b * p.io.y + h * D + d] * qkv[p.nw.x + b * p.io.y + kvh * D + d];
+    }
+    sn = tree_add(lid, a) * p.sc.x;
+  }
+  let sb = p.io.w + (b * NH + h) * S * 2u;
+  // M and L: every invocation takes splits lid, lid + RW, … (independent loads), then a tree over the group
+  var mloc = NEG;
+  for (var x = lid; x < S; x += RW) { mloc = max(mloc, part[sb + x * 2u]); }
+  let M = max(tree_max(lid, mloc), sn);
+  var lloc = 0.0;
+  for (var x = lid; x < S; x += RW) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
+  let wn = select(0.0, exp(sn - M), hasNew);
+  let L = tree_add(lid, lloc) + wn;`;
+
+/**
  * WGSL of the reduce kernel (module doc).
  *
  * @example
@@ -1192,32 +1228,13 @@ struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 var<workgroup> red: array<f32, ${RW}>;
 var<workgroup> wsh: array<f32, ${REDUCE_BLOCK}>;
-// sum / max of v over the workgroup (a tree in red; barriers inside, so called in uniform control flow;
-// red is free again on return)
-${treeFn("tree_add", "red[lid] + red[lid + st]")}
-${treeFn("tree_max", "max(red[lid], red[lid + st])")}
+${REDUCE_TREES}
 @compute @workgroup_size(${RW})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wid.x; let b = wid.y; let kvh = h / HPK;
   let S = p.io.z;
   let hasNew = p.nw.z != 0u;
-  var sn = NEG;
-  if (hasNew) {
-    var a = 0.0;
-    for (var d = lid; d < D; d += RW) {
-      a += qkv[p.io.x + b * p.io.y + h * D + d] * qkv[p.nw.x + b * p.io.y + kvh * D + d];
-    }
-    sn = tree_add(lid, a) * p.sc.x;
-  }
-  let sb = p.io.w + (b * NH + h) * S * 2u;
-  // M and L: every invocation takes splits lid, lid + RW, … (independent loads), then a tree over the group
-  var mloc = NEG;
-  for (var x = lid; x < S; x += RW) { mloc = max(mloc, part[sb + x * 2u]); }
-  let M = max(tree_max(lid, mloc), sn);
-  var lloc = 0.0;
-  for (var x = lid; x < S; x += RW) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
-  let wn = select(0.0, exp(sn - M), hasNew);
-  let L = tree_add(lid, lloc) + wn;
+${REDUCE_STATS}
   // acc: the split weights e^(m_x − M) of a block of RB splits go to workgroup memory once, then each
   // invocation sums its dims over the block with 4 independent partial sums (loads in flight)
   let ab = (b * NH + h) * S * D;

@@ -45,7 +45,7 @@ import {
   blockTokens,
   blockValueWgsl,
 } from "./block_attention.wgsl.ts";
-import type { SegmentRefs } from "./attention.ts";
+import { reduceUniform, type SegmentRefs } from "./attention.ts";
 import { f32u, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
 import { bindUniform, type UniformArena, type UniformBinding } from "./uniform_arena.ts";
 import { GpuError, TensorShapeError } from "../../src/errors.ts";
@@ -188,7 +188,7 @@ export class BlockAttention {
    *
    * @example
    * ```ts
-   * att.block; // 1024 by default
+   * att.block; // 256 by default
    * ```
    */
   get block(): number {
@@ -200,7 +200,7 @@ export class BlockAttention {
    *
    * @example
    * ```ts
-   * att.blocks([4096, 100]); // 4 at block 1024
+   * att.blocks([4096, 100]); // 16 at block 256
    * ```
    */
   blocks(counts: readonly number[]): number {
@@ -305,21 +305,8 @@ export class BlockAttention {
     const reduce = bindUniform(
       this.gpu,
       this.#pipes.reduce,
-      "attention reduce",
-      packUniform([
-        params.q.off,
-        params.q.rowStride,
-        S,
-        statsOff,
-        params.newKV?.k ?? 0,
-        params.newKV?.v ?? 0,
-        params.newKV ? 1 : 0,
-        0,
-        f32u(scale),
-        0,
-        0,
-        0,
-      ]),
+      "block attention reduce",
+      reduceUniform(params, S, statsOff, scale),
       [bufs.qkv, bufs.part, bufs.out],
       arena,
     );

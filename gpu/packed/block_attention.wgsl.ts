@@ -1,26 +1,30 @@
 /**
  * WGSL of the **block-integer decode attention** (`BlockAttention`, block_attention.ts): decode attention over
- * ONE per-token packed segment whose K is 2/4/8-bit and V 2/4-bit (the static int4 / int2 layouts, a PM-KVQ
- * body), in three kernels that share no workgroup state across token blocks:
+ * ONE per-token packed segment whose K is 2/4/8-bit and V 2/4-bit (the static int4 / int2 layouts), in four
+ * kernels; the score and value kernels share no state across token blocks of BT tokens (QB = BT/4 quads):
  *
  * 1. **query** ({@link blockQueryWgsl}), grid (nKv, B): the int8 query of cpu/query_int8.ts (the same
  *    arithmetic as the fused kernel's `kdot` prologue) packed in the K format's word-plane byte order, with
  *    its per-head scale 2^e and code sum Σ qi, written once per (sequence, KV head).
- * 2. **score** ({@link blockScoreWgsl}), grid (blocks, nKv, B), BT/4 invocations: invocation i scores the
- *    quad of tokens 4i … 4i + 3 of block x for all HPK query heads with `dot4I8Packed` (exact i32 sums), then
- *    the block's score maximum m and largest V scale S_max are reduced over the workgroup (one barrier pair),
+ * 2. **score** ({@link blockScoreWgsl}), grid (blocks, nKv, B), WQ = QB/tq invocations: invocation i scores
+ *    quads q = i + k·WQ (k < tq), quad q being tokens q + j·QB (j < 4) of the block — so one K load
+ *    instruction of a warp covers consecutive rows — for all HPK query heads with `dot4I8Packed` (exact i32
+ *    sums; every K load is issued before the query's barrier), then the block's score maximum m and largest
+ *    V scale S_max are reduced over the workgroup (two-stage, three barriers),
  *    and each token's weight p·S_V (p = e^(s − m)) is rounded to 8 bits against S_max:
  *    w = min(round(p·S_V·(255/S_max)), 255). The four weights of a quad are packed in one u32 per head.
  *    Σp and Σp·z_V are summed over the block; (m, Σp) go straight to the split statistics of `part` (a block
  *    is one split of the reduce kernel), (Σp·z_V, S_max/255) to `bst`.
  * 3. **value** ({@link blockValueWgsl}), grid (blocks, nKv, B), WGV invocations: invocation (lane, dg) owns
  *    dims 4·dg … 4·dg + 3; for each quad of its lane it gathers the four rows' codes of its dims token-major
- *    (byte i of X_k = code of dim 4·dg + k in token i of the quad) and accumulates `dot4U8Packed(X_k, W_h)`
+ *    (byte j of X_k = code of dim 4·dg + k in token j of the quad) and accumulates `dot4U8Packed(X_k, W_h)`
  *    in u32 — exact (≤ 255·15·BT < 2^22). The lanes are summed in workgroup memory and the block's partial is
  *    acc = (S_max/255)·Σ w·c − Σp·z_V (f32), written in the fused kernel's `part` layout.
  *
- * The fused kernel's reduce (attention.wgsl.ts `attentionReduceWgsl`) then merges the blocks and the new
- * token. Nothing in the score or value kernel depends on another block, so there is no online-softmax
+ * 4. **reduce** ({@link blockReduceWgsl}), grid (nH, B, D/16): the fused reduce's merge of the blocks and the
+ *    new token (attention.wgsl.ts `attentionReduceWgsl`), with the dims spread over a third grid axis.
+ *
+ * Nothing in the score or value kernel depends on another block, so there is no online-softmax
  * rescale and no per-chunk barrier; the value kernel holds 16 integer accumulators per invocation (4 dims × 4
  * heads) and no floating state.
  *
@@ -38,7 +42,7 @@
  * | score | 1 | `qrec` | `array<vec4<u32>>` read | as above |
  * | score | 2 | `st` | `array<vec4<u32>>` read | the store (layout.ts) |
  * | score | 3 | `sw` | `array<u32>` read | the same store, single words |
- * | score | 4 | `wq` | `array<vec4<u32>>` read_write | weights [B, nKv, S·BT/4, NV]: byte i of lane c = w of token 4·quad + i, head 4·u + c |
+ * | score | 4 | `wq` | `array<vec4<u32>>` read_write | weights [B, nKv, S·QB, NV]: byte j of lane c of quad q = w of token q + j·QB of the block, head 4·u + c |
  * | score | 5 | `bst` | `array<vec4<f32>>` read_write | [B, nKv, S, NV + 1]: Σp·z_V [NV], then (S_max/255, 0, 0, 0) |
  * | score | 6 | `part` | `array<f32>` read_write | (max, Σp) [B, nH, S, 2] at `statsOff` |
  * | value | 0 | `p` | uniform | `io = (blocks S, 0, 0, 0)`, `vr`, `cnt` as above |
@@ -46,9 +50,10 @@
  * | value | 2 | `wq` | `array<vec4<u32>>` read | as above |
  * | value | 3 | `bst` | `array<vec4<f32>>` read | as above |
  * | value | 4 | `part` | `array<f32>` read_write | acc [B, nH, S, D] at 0 |
+ * | reduce | 0–3 | `p`, `qkv`, `part`, `out` | | as the fused reduce (attention.wgsl.ts) |
  *
  * Requirements: D % 16 = 0 and D ≤ 128 (one quantization group per token), nH % nKv = 0, BT ∈ {256, 512,
- * 1024}, WGV a multiple of D/4.
+ * 1024}, 32 ≤ WQ ≤ 256, WGV a multiple of D/4 and QB a multiple of (WGV/(D/4))·uq.
  *
  * @example
  * ```ts
@@ -59,7 +64,7 @@
  */
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 import { QUANT_WGSL, u32 } from "./wgsl_common.ts";
-import { Q8_WGSL } from "./attention.wgsl.ts";
+import { Q8_WGSL, REDUCE_STATS, REDUCE_TREES } from "./attention.wgsl.ts";
 
 /** K formats the block kernels score (int8 query, integer dot products). */
 export type BlockKFormat = "q2" | "q4" | "q8";
@@ -68,7 +73,7 @@ export type BlockVFormat = "q2" | "q4";
 
 /** Knobs that change the schedule, not the arithmetic. */
 export interface BlockAttentionTuning {
-  /** Tokens per block (= one split; the score workgroup has block/4 invocations): 256, 512 or 1024. */
+  /** Tokens per block (= one split; the score workgroup has block/(4·tq) invocations): 256, 512 or 1024. */
   block?: number;
   /** Invocations of the value workgroup: 64, 128 or 256 (a multiple of D/4). */
   wgv?: number;
@@ -211,14 +216,21 @@ export function blockQueryRecord(c: BlockAttentionConfig): number {
  *
  * @example
  * ```ts
- * blockTokens({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 1024
+ * blockTokens({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 256 (the default)
  * ```
  */
 export function blockTokens(c: BlockAttentionConfig): number {
   return dims(c).BT;
 }
 
-/** Bytes of workgroup memory each kernel declares (unit-tested against the WGSL). */
+/**
+ * Bytes of workgroup memory each kernel declares (unit-tested against the WGSL).
+ *
+ * @example
+ * ```ts
+ * blockSharedBytes({ numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8, k: "q4", v: "q4" }).value; // 4096 (2 lanes × 128 dims × 16 B)
+ * ```
+ */
 export function blockSharedBytes(c: BlockAttentionConfig): { query: number; score: number; value: number } {
   const d = dims(c);
   return {
@@ -229,6 +241,12 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
 }
 
 const lanes = ["x", "y", "z", "w"];
+
+/** WGSL `const` lines of the shape every kernel uses (D, NV, HPK, NKV, NH) plus `extra`. */
+function consts(d: Dims, extra: Record<string, number>): string {
+  const all = { D: d.D, NV: d.NV, HPK: d.HPK, NKV: d.NKV, NH: d.NH, ...extra };
+  return Object.entries(all).map(([k, v]) => `const ${k} = ${u32(v)};`).join("\n");
+}
 
 /** Per-head vec4 lanes: `f(u)` for u < NV. */
 function each(n: number, f: (i: number) => string, sep = "\n"): string {
@@ -256,14 +274,7 @@ export function blockQueryWgsl(c: BlockAttentionConfig): string {
     workgroupBarrier();
   }`;
   return /* wgsl */ `
-const D = ${u32(D)};
-const NV = ${u32(NV)};
-const HPK = ${u32(HPK)};
-const NKV = ${u32(d.NKV)};
-const PL = ${u32(d.PL)};
-const KCPW = ${u32(d.KCPW)};
-const REC = ${u32(d.REC)};
-const QW = ${u32(QUERY_THREADS)};
+${consts(d, { PL: d.PL, KCPW: d.KCPW, REC: d.REC, QW: QUERY_THREADS })}
 struct P { io: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
@@ -327,7 +338,7 @@ ${tree("qc", (a, b) => `${a} + ${b}`)}
 /** A two-stage workgroup reduction of `vals` (names of per-invocation values) with `op`; result in `out<i>`. */
 function reduce2(
   d: Dims,
-  vals: { v: string; arr: string; arr2: string; idx: string; idx2: (j: string) => string; ty: string }[],
+  vals: { v: string; arr: string; arr2: string; idx: string; idx2: (j: string) => string }[],
   op: "max" | "add",
   outs: string[],
 ): string {
@@ -381,7 +392,6 @@ export function blockScoreWgsl(c: BlockAttentionConfig): string {
           arr2: "rv2",
           idx: `I * NV + ${u32(u)}`,
           idx2: (j: string) => `${j} * NV + ${u32(u)}`,
-          ty: "vec4<f32>",
         },
         {
           v: `z${u}`,
@@ -389,7 +399,6 @@ export function blockScoreWgsl(c: BlockAttentionConfig): string {
           arr2: "rz2",
           idx: `I * NV + ${u32(u)}`,
           idx2: (j: string) => `${j} * NV + ${u32(u)}`,
-          ty: "vec4<f32>",
         },
       ]),
       "add",
@@ -462,15 +471,7 @@ ${dotWord((t) => `v${t}`, "wi")}
   }`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
   return /* wgsl */ `
-const D = ${u32(D)};
-const NV = ${u32(NV)};
-const HPK = ${u32(HPK)};
-const NKV = ${u32(d.NKV)};
-const NH = ${u32(d.NH)};
-const PL = ${u32(PL)};
-const REC = ${u32(d.REC)};
-const BT = ${u32(d.BT)};
-const WQ = ${u32(WQ)};
+${consts(d, { PL, REC: d.REC, BT: d.BT, WQ })}
 const NEG = -3.0e38;
 struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
 @group(0) @binding(0) var<uniform> p: P;
@@ -552,7 +553,6 @@ ${
           arr2: "rv2",
           idx: `I * NV + ${u32(u)}`,
           idx2: (j: string) => `${j} * NV + ${u32(u)}`,
-          ty: "vec4<f32>",
         })),
         {
           v: fold((t) => `Sv${t}`),
@@ -560,7 +560,6 @@ ${
           arr2: "rs2",
           idx: "I",
           idx2: (j: string) => j,
-          ty: "f32",
         },
       ],
       "max",
@@ -675,16 +674,7 @@ ${names.map((x) => `    c${x} = n${x};`).join("\n")}
   }`;
   const body = (full: boolean) => (PIPE ? pipelined(full) : plain(full));
   return /* wgsl */ `
-const D = ${u32(D)};
-const NV = ${u32(NV)};
-const HPK = ${u32(HPK)};
-const NKV = ${u32(d.NKV)};
-const NH = ${u32(d.NH)};
-const BT = ${u32(d.BT)};
-const QB = ${u32(d.QB)};
-const DG = ${u32(DG)};
-const QL = ${u32(QL)};
-const WPTV = ${u32(WPTV)};
+${consts(d, { BT: d.BT, QB: d.QB, DG, QL, WPTV })}
 struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> sw: array<u32>;
@@ -760,29 +750,17 @@ export const BLOCK_REDUCE = { dims: 16, threads: 128, splitBlock: 256 } as const
  * ```
  */
 export function blockReduceWgsl(s: { numHeads: number; numKvHeads: number; headDim: number }): string {
-  const { dims: DC, threads: RT, splitBlock: RB } = BLOCK_REDUCE;
+  const { dims: DC, threads: RW, splitBlock: RB } = BLOCK_REDUCE;
   if (s.headDim % DC !== 0) {
     throw new QuantConfigError(`block reduce needs head_dim % ${DC} == 0, got ${s.headDim}`);
   }
-  const tree = (name: string, combine: string) =>
-    `fn ${name}(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var st = RT / 2u; st > 0u; st = st / 2u) {
-    if (lid < st) { red[lid] = ${combine}; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}`;
   return /* wgsl */ `
 const D = ${u32(s.headDim)};
 const NH = ${u32(s.numHeads)};
 const HPK = ${u32(s.numHeads / s.numKvHeads)};
 const DC = ${u32(DC)};
-const RT = ${u32(RT)};
-const SL = ${u32(RT / DC)};
+const RW = ${u32(RW)};
+const SL = ${u32(RW / DC)};
 const RB = ${u32(RB)};
 const NEG = -3.0e38;
 struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
@@ -790,31 +768,15 @@ struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> part: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-var<workgroup> red: array<f32, ${RT}>;
+var<workgroup> red: array<f32, ${RW}>;
 var<workgroup> wsh: array<f32, ${RB}>;
-${tree("tree_add", "red[lid] + red[lid + st]")}
-${tree("tree_max", "max(red[lid], red[lid + st])")}
-@compute @workgroup_size(${RT})
+${REDUCE_TREES}
+@compute @workgroup_size(${RW})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wid.x; let b = wid.y; let kvh = h / HPK;
   let S = p.io.z;
   let hasNew = p.nw.z != 0u;
-  var sn = NEG;
-  if (hasNew) {
-    var a = 0.0;
-    for (var d = lid; d < D; d += RT) {
-      a += qkv[p.io.x + b * p.io.y + h * D + d] * qkv[p.nw.x + b * p.io.y + kvh * D + d];
-    }
-    sn = tree_add(lid, a) * p.sc.x;
-  }
-  let sb = p.io.w + (b * NH + h) * S * 2u;
-  var mloc = NEG;
-  for (var x = lid; x < S; x += RT) { mloc = max(mloc, part[sb + x * 2u]); }
-  let M = max(tree_max(lid, mloc), sn);
-  var lloc = 0.0;
-  for (var x = lid; x < S; x += RT) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
-  let wn = select(0.0, exp(sn - M), hasNew);
-  let L = tree_add(lid, lloc) + wn;
+${REDUCE_STATS}
   let dl = lid % DC; let sl = lid / DC;
   let d = wid.z * DC + dl;
   let ab = (b * NH + h) * S * D + d;
@@ -822,7 +784,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   for (var xb = 0u; xb < S; xb += RB) {
     workgroupBarrier();
     let n = min(RB, S - xb);
-    for (var i = lid; i < n; i += RT) { wsh[i] = exp(part[sb + (xb + i) * 2u] - M); }
+    for (var i = lid; i < n; i += RW) { wsh[i] = exp(part[sb + (xb + i) * 2u] - M); }
     workgroupBarrier();
     let base = ab + xb * D;
     var x = sl;
