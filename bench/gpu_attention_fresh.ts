@@ -9,13 +9,13 @@
  *       [--layouts int4,int2] [--variants '[{"name":"x","tuning":{…}}]'] [--targets 8]
  *
  * `--variants` replaces the built-in variants by these tunings (applied to every layout; a tuning
- * `{"block": {…}}` runs BlockAttention, `--block` of the bench, on the int4 / int2 layouts); `--targets` is
+ * `{"block": {…}}` runs BlockAttention, `--block` of the bench, on the int4 / int2 / PM-KVQ layouts); `--targets` is
  * passed to the bench (splits per sequence and KV head).
  *
  * Runs `bench/gpu_packed_bench.ts --tunings [T] --targets 8 --layouts L` as a subprocess for every layout L
  * and tuning T (`VARIANTS`: the default; `INT8_QUERY_ATTENTION_TUNING` for layouts with 2/4/8-bit K; for
- * the PM-KVQ layouts also the default with one pipeline per path; BlockAttention for int4 and int2), `reps`
- * times.
+ * the PM-KVQ layouts also the default with one pipeline per path; BlockAttention for int4, int2 and PM-KVQ),
+ * `reps` times.
  *
  * @example
  * ```ts
@@ -43,8 +43,9 @@ const VARIANTS: { name: string; tuning: VariantTuning; applies: (layout: string)
     tuning: { ...DEFAULT_ATTENTION_TUNING, perPath: true },
     applies: (l) => l.startsWith("PM"),
   },
-  // BlockAttention (int8 query + 8-bit weights, block schedule, DEFAULT_BLOCK_TUNING): one-segment 2/4-bit layouts
-  { name: " (block)", tuning: { block: {} }, applies: (l) => l === "int4" || l === "int2" },
+  // BlockAttention (int8 query + 8-bit weights, block schedule, DEFAULT_BLOCK_TUNING) on the 2/4-bit body; the
+  // PM-KVQ sink and window on the fused kernel (MixedBlockAttention)
+  { name: " (block)", tuning: { block: {} }, applies: (l) => blockLayout(l) },
 ];
 
 /** One fresh-process measurement. */
@@ -61,7 +62,12 @@ function median(x: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** A variant: a fused-kernel tuning, or `{ block }` for BlockAttention (2/4-bit one-segment layouts). */
+/** Layouts with a 2/4-bit body (BlockAttention variants apply). */
+function blockLayout(l: string): boolean {
+  return l === "int4" || l === "int2" || l.startsWith("PM");
+}
+
+/** A variant: a fused-kernel tuning, or `{ block }` for BlockAttention (layouts with a 2/4-bit body). */
 type VariantTuning = AttentionTuning | { block: BlockAttentionTuning };
 
 async function once(layout: string, variant: string, tuning: VariantTuning, targets: string): Promise<Run> {
@@ -126,8 +132,8 @@ if (import.meta.main) {
     variants = parsed.map((v: { name: string; tuning: VariantTuning }) => ({
       name: v.name ? ` (${v.name})` : "",
       tuning: v.tuning,
-      // BlockAttention runs on the one-segment 2/4-bit layouts only
-      applies: (l: string) => !("block" in v.tuning) || l === "int4" || l === "int2",
+      // BlockAttention runs on layouts with a 2/4-bit body only
+      applies: (l: string) => !("block" in v.tuning) || blockLayout(l),
     }));
   }
   const reps = Number(values.reps);

@@ -53,6 +53,7 @@ import {
   type BlockAttentionTuning,
   DEFAULT_BLOCK_TUNING,
 } from "../gpu/packed/block_attention.ts";
+import { MixedBlockAttention } from "../gpu/packed/mixed_block_attention.ts";
 import { quantizeAppendBytes, QuantizeAppendKernel } from "../gpu/packed/quantize_append.ts";
 import { BW_THREADS, copyVec4Wgsl, fillStoreWgsl, readVec4Wgsl } from "../gpu/packed/bandwidth.wgsl.ts";
 import { formatFor } from "../src/quant/format.ts";
@@ -446,36 +447,49 @@ export async function runPackedBench(
         for (const u of d.uniforms) u.destroy();
       }
     }
-    // BlockAttention (int8 query + 8-bit weights, block schedule) on one-segment 2/4-bit layouts
-    const f0 = spec.stores[0][0] === "q4" ? "q4" : spec.stores[0][0] === "q2" ? "q2" : null;
-    const blockOk = spec.segments.length === 1 && f0 !== null;
-    for (const bt of blockOk ? o.blockTunings ?? [] : []) {
-      const att = await BlockAttention.create(gpu, {
+    // BlockAttention (int8 query + 8-bit weights, block schedule) on the 2/4-bit body; PM-KVQ's 16-bit sink and
+    // window on the fused kernel (MixedBlockAttention), one reduce
+    const body = spec.segments.findIndex(([st]) => ["q4", "q2"].includes(spec.stores[st][0]));
+    for (const bt of body >= 0 ? o.blockTunings ?? [] : []) {
+      const att = await MixedBlockAttention.create(gpu, {
         numHeads: nH,
         numKvHeads: nKv,
         headDim: D,
         maxBatch: B,
+        stores: spec.stores.map(([f]) => ({ k: f, v: f })),
+        segments: spec.segments.map(([st]) => ({
+          k: { store: st, tensor: "k" },
+          v: { store: st, tensor: "v" },
+        })),
+        body,
         maxTokens: o.tokens,
-        k: f0!,
-        v: f0!,
-        tuning: bt,
+        block: bt,
       });
-      const bpart = gpu.storage("block part", 4 * att.partialFloats(B, att.blocks(counts[0])));
-      const d = att.prepare({ qkv, part: bpart, out, store: bufs[0] }, {
+      const total = att.splits(B, counts);
+      const bpart = gpu.storage("block part", 4 * att.partialFloats(B, total));
+      const d = att.prepare({ qkv, part: bpart, out, stores: bufs }, {
         batch: B,
         q: { off: 0, rowStride: row },
         newKV: { k: nH * D, v: (nH + nKv) * D },
-        ref: refs[0],
-        counts: counts[0],
+        refs,
+        counts,
       });
       const s = await timer.time((p) => att.encode(p, d), o.iters);
-      const sp = await timer.time((p) => att.encodePartial(p, d), o.iters);
-      const s1 = await timer.time((p) => att.encodePartial(p, d, 1), o.iters);
-      const s2 = await timer.time((p) => att.encodePartial(p, d, 2), o.iters);
+      // cumulative stages: the fused splits (PM-KVQ sink / window), then the block query, score, value kernels
+      const stage = (n: 0 | 1 | 2 | 3) => (p: GPUComputePassEncoder) => {
+        if (att.fused && d.fused) att.fused.encodePartial(p, d.fused);
+        if (n > 0) att.block.encodePartial(p, d.block, n as 1 | 2 | 3);
+      };
+      const s0 = att.fused ? await timer.time(stage(0), o.iters) : 0;
+      const s1 = await timer.time(stage(1), o.iters);
+      const s2 = await timer.time(stage(2), o.iters);
+      const sp = await timer.time(stage(3), o.iters);
       log(
-        `  block stages: query ${(s1 * 1e6).toFixed(1)} us, + score ${(s2 * 1e6).toFixed(1)}, + value ${
-          (sp * 1e6).toFixed(1)
-        }, + reduce ${(s * 1e6).toFixed(1)}`,
+        `  block stages: ${att.fused ? `fused ${(s0 * 1e6).toFixed(1)} us, + ` : ""}query ${
+          (s1 * 1e6).toFixed(1)
+        } us, + score ${(s2 * 1e6).toFixed(1)}, + value ${(sp * 1e6).toFixed(1)}, + reduce ${
+          (s * 1e6).toFixed(1)
+        }`,
       );
       const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
       const vk = " (block)";
@@ -491,7 +505,7 @@ export async function runPackedBench(
         layout: spec.name + vk,
         tuning,
         target: 0,
-        splits: d.blocks,
+        splits: d.splits,
         us: s * 1e6,
         partialUs: sp * 1e6,
         kvBytes,
@@ -499,7 +513,7 @@ export async function runPackedBench(
       };
       sweep.push(rowR);
       log(
-        `  ${spec.name} block ${JSON.stringify(tuning.block)} (${d.blocks} blocks): ${
+        `  ${spec.name} block ${JSON.stringify(tuning.block)} (${d.splits} splits): ${
           rowR.us.toFixed(1)
         } us ` +
           `(partial ${rowR.partialUs.toFixed(1)}), ${rowR.gbps.toFixed(0)} GB/s, max diff ${

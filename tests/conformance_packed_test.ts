@@ -41,13 +41,9 @@ import {
   refsForImage,
 } from "../gpu/packed/attention.ts";
 import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
-import { BlockAttention, type BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
-import {
-  BLOCK_REDUCE,
-  type BlockKFormat,
-  blockReduceWgsl,
-  type BlockVFormat,
-} from "../gpu/packed/block_attention.wgsl.ts";
+import type { BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
+import { MixedBlockAttention } from "../gpu/packed/mixed_block_attention.ts";
+import { BLOCK_REDUCE, blockReduceWgsl } from "../gpu/packed/block_attention.wgsl.ts";
 import { GpuError } from "../src/errors.ts";
 import {
   allocQuantBuffers,
@@ -581,9 +577,11 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
   ];
 
 /**
- * BlockAttention (int8 query + 8-bit weights) on a one-segment image with 2/4/8-bit K and 2/4-bit V, against
+ * MixedBlockAttention on an image with exactly one 2/4/8-bit-K, 2/4-bit-V segment (the body, on BlockAttention:
+ * int8 query + 8-bit weights; other segments, e.g. PM-KVQ's 16-bit sink and window, on the fused kernel), against
  * the int8-query f64 reference within the f32 bound plus the weight-rounding bound (vdotBound); the error must
- * also exceed the f32 bound (the weights really are rounded). Other images: nothing to run.
+ * also exceed the f32 bound (the weights really are rounded); the query records are bit-exact with the CPU.
+ * Other images: nothing to run.
  */
 async function checkBlockAttention(
   g: PackedGpu,
@@ -599,37 +597,40 @@ async function checkBlockAttention(
   bound: number,
   seed: number,
 ): Promise<void> {
-  if (img.segments.length !== 1) return;
-  const seg = img.segments[0];
-  const kt = img.stores[seg.k.store].layout[seg.k.tensor]!,
-    vt = img.stores[seg.v.store].layout[seg.v.tensor]!;
-  if (!["q2", "q4", "q8"].includes(kt.format) || !["q2", "q4"].includes(vt.format)) return;
+  // the body: the one segment with 2/4/8-bit K and 2/4-bit V (per-token groups, one store); others → fused
+  const fmt = (r: { store: number; tensor: "k" | "v" }) => img.stores[r.store].layout[r.tensor]!.format;
+  const bodies = img.segments.flatMap((s, i) =>
+    ["q2", "q4", "q8"].includes(fmt(s.k)) && ["q2", "q4"].includes(fmt(s.v)) && s.k.store === s.v.store
+      ? [i]
+      : []
+  );
+  if (bodies.length !== 1) return;
+  const body = bodies[0], seg = img.segments[body];
+  const kt = img.stores[seg.k.store].layout[seg.k.tensor]!;
   const B = caches.length, row = (nH + 2 * nKv) * D;
   const ref = kdotReference(caches, img, qkv, nH, nKv, D);
   const vBound = vdotBound(caches, img, qkv, nH, nKv, D);
   const out = g.storage("out", 4 * B * nH * D);
   for (const tuning of BLOCK_TUNINGS) {
-    const att = await BlockAttention.create(g, {
-      numHeads: nH,
-      numKvHeads: nKv,
-      headDim: D,
-      maxBatch: 4,
-      maxTokens: Math.max(...seg.counts),
-      k: kt.format as BlockKFormat,
-      v: vt.format as BlockVFormat,
-      tuning,
+    const att = await MixedBlockAttention.create(g, {
+      ...configForImage(img, { numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4 }),
+      body,
+      maxTokens: Math.max(1, ...seg.counts),
+      fused: software ? { wg: 64, tpt: 1 } : DEFAULT_ATTENTION_TUNING,
+      block: tuning,
     });
-    const part = g.storage("part", 4 * att.partialFloats(B, att.blocks(seg.counts)));
-    const d = att.prepare({ qkv: qb, part, out, store: stores[seg.k.store] }, {
+    const counts = img.segments.map((s) => s.counts);
+    const part = g.storage("part", 4 * att.partialFloats(B, att.splits(B, counts)));
+    const d = att.prepare({ qkv: qb, part, out, stores }, {
       batch: B,
       q: { off: 0, rowStride: row },
       newKV: { k: nH * D, v: (nH + nKv) * D },
-      ref: { k: { t: kt, tok0: seg.k.tok0 }, v: { t: vt, tok0: seg.v.tok0 } },
-      counts: seg.counts,
+      refs: refsForImage(img),
+      counts,
     });
     await g.submit((p) => att.encode(p, d));
     checkQueryRecords(
-      new Uint32Array(await g.read(att.queryRecords, 0, att.queryRecords.size)),
+      new Uint32Array(await g.read(att.block.queryRecords, 0, att.block.queryRecords.size)),
       qkv,
       B,
       nH,
@@ -646,9 +647,11 @@ async function checkBlockAttention(
       vmax = Math.max(vmax, vBound[i]);
     }
     console.log(
-      `  ${label} BlockAttention ${JSON.stringify(tuning)}, ${d.blocks} blocks: max abs err ${
-        err.toExponential(2)
-      } (bound ${bound.toExponential(1)} + weight rounding ≤ ${vmax.toExponential(1)}; seed ${seed})`,
+      `  ${label} BlockAttention ${JSON.stringify(tuning)}, ${d.block.blocks} blocks of ${d.splits} splits${
+        img.segments.length > 1 ? ` (body = segment ${body}, the others on the fused kernel)` : ""
+      }: max abs err ${err.toExponential(2)} (bound ${bound.toExponential(1)} + weight rounding ≤ ${
+        vmax.toExponential(1)
+      }; seed ${seed})`,
     );
     assert.ok(
       worst <= 1,

@@ -60,6 +60,11 @@ export interface FusedAttentionParams {
   counts: number[][];
   /** Split plan: target splits per (sequence, KV head) (default: ≈ 1024 workgroups in all), or a fixed split length. */
   splits?: { target?: number; splitLen?: number };
+  /**
+   * Share `part` with other kernels: it holds `splits` ≥ plan.total splits per (sequence, head); this call's
+   * splits are 0 … plan.total − 1 (default: exactly the plan's).
+   */
+  part?: { splits: number };
 }
 
 /** Splits of each segment. */
@@ -311,7 +316,10 @@ export class FusedAttention {
       }
     });
     const plan = this.plan(params.batch, params.counts.map((cs) => cs.slice(0, params.batch)), params.splits);
-    const S = plan.total;
+    const S = params.part?.splits ?? plan.total;
+    if (!(Number.isInteger(S) && S >= plan.total)) {
+      throw new TensorShapeError(`fused attention: part splits ${S} < the plan's ${plan.total}`);
+    }
     const D = c.headDim, nH = c.numHeads;
     const statsOff = params.batch * nH * S * D;
     if (bufs.part.size < 4 * this.partialFloats(params.batch, S)) {

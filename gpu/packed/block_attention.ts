@@ -70,6 +70,11 @@ export interface BlockAttentionParams {
   ref: SegmentRefs;
   /** Tokens of the segment per sequence. */
   counts: number[];
+  /**
+   * Share `part` with other kernels: it holds `splits` splits per (sequence, head) and block x is split
+   * `first + x` (default: just the blocks, first 0). The reduce then merges all `splits`.
+   */
+  part?: { splits: number; first: number };
 }
 
 /** A prepared call. */
@@ -266,12 +271,18 @@ export class BlockAttention {
       }
     });
     const S = this.blocks(counts);
-    const need = 4 * this.partialFloats(batch, S);
+    const PS = params.part?.splits ?? S, X0 = params.part?.first ?? 0;
+    if (!(Number.isInteger(X0) && X0 >= 0 && Number.isInteger(PS) && X0 + S <= PS)) {
+      throw new TensorShapeError(
+        `block attention: part splits ${PS} cannot hold ${S} blocks from split ${X0}`,
+      );
+    }
+    const need = 4 * this.partialFloats(batch, PS);
     if (bufs.part.size < need) {
       throw new TensorShapeError(`block attention: part buffer has ${bufs.part.size} bytes, needs ${need}`);
     }
     const D = c.headDim, nH = c.numHeads;
-    const statsOff = batch * nH * S * D;
+    const statsOff = batch * nH * PS * D;
     const scale = 1 / Math.sqrt(D);
     const cnt = new Array(Math.max(1, Math.ceil(c.maxBatch / 4)) * 4).fill(0);
     counts.forEach((n, b) => (cnt[b] = n));
@@ -290,7 +301,7 @@ export class BlockAttention {
       this.gpu,
       this.#pipes.score,
       "block attention score",
-      packUniform([S, statsOff, 0, 0, ...kr, ...vr, ...cnt]),
+      packUniform([S, statsOff, X0, PS, ...kr, ...vr, ...cnt]),
       [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst, bufs.part],
       arena,
     );
@@ -298,7 +309,7 @@ export class BlockAttention {
       this.gpu,
       this.#pipes.value,
       "block attention value",
-      packUniform([S, 0, 0, 0, ...vr, ...cnt]),
+      packUniform([S, X0, PS, 0, ...vr, ...cnt]),
       [bufs.store, sc.wq, sc.bst, bufs.part],
       arena,
     );
@@ -306,7 +317,7 @@ export class BlockAttention {
       this.gpu,
       this.#pipes.reduce,
       "block attention reduce",
-      reduceUniform(params, S, statsOff, scale),
+      reduceUniform(params, PS, statsOff, scale),
       [bufs.qkv, bufs.part, bufs.out],
       arena,
     );

@@ -38,18 +38,18 @@
  * | query | 0 | `p` | uniform | `io = (qOff, rowStride, 0, 0)`, `sc.x = 1/√D` |
  * | query | 1 | `qkv` | `array<f32>` read | query head h of sequence b at `qOff + b·rowStride + h·D` |
  * | query | 2 | `qrec` | `array<vec4<u32>>` read_write | [B, nKv, REC] records: qp [D/4, NV] (plane words, 4 heads per vec4), 2^e [NV] (f32 bits), Σ qi [NV] (i32 bits); REC = (D/4 + 2)·NV |
- * | score | 0 | `p` | uniform | `io = (blocks S, statsOff, 0, 0)`, `kr/vr = (codesOff, szOff, cap, tok0)`, `cnt[b/4][b%4]` = tokens of sequence b |
+ * | score | 0 | `p` | uniform | `io = (blocks S, statsOff, split0, partSplits)`, `kr/vr = (codesOff, szOff, cap, tok0)`, `cnt[b/4][b%4]` = tokens of sequence b |
  * | score | 1 | `qrec` | `array<vec4<u32>>` read | as above |
  * | score | 2 | `st` | `array<vec4<u32>>` read | the store (layout.ts) |
  * | score | 3 | `sw` | `array<u32>` read | the same store, single words |
  * | score | 4 | `wq` | `array<vec4<u32>>` read_write | weights [B, nKv, S·QB, NV]: byte j of lane c of quad q = w of token q + j·QB of the block, head 4·u + c |
  * | score | 5 | `bst` | `array<vec4<f32>>` read_write | [B, nKv, S, NV + 1]: Σp·z_V [NV], then (S_max/255, 0, 0, 0) |
- * | score | 6 | `part` | `array<f32>` read_write | (max, Σp) [B, nH, S, 2] at `statsOff` |
- * | value | 0 | `p` | uniform | `io = (blocks S, 0, 0, 0)`, `vr`, `cnt` as above |
+ * | score | 6 | `part` | `array<f32>` read_write | (max, Σp) [B, nH, partSplits, 2] at `statsOff`; block x is split split0 + x |
+ * | value | 0 | `p` | uniform | `io = (blocks S, split0, partSplits, 0)`, `vr`, `cnt` as above |
  * | value | 1 | `sw` | `array<u32>` read | the store, single words |
  * | value | 2 | `wq` | `array<vec4<u32>>` read | as above |
  * | value | 3 | `bst` | `array<vec4<f32>>` read | as above |
- * | value | 4 | `part` | `array<f32>` read_write | acc [B, nH, S, D] at 0 |
+ * | value | 4 | `part` | `array<f32>` read_write | acc [B, nH, partSplits, D] at 0 |
  * | reduce | 0–3 | `p`, `qkv`, `part`, `out` | | as the fused reduce (attention.wgsl.ts) |
  *
  * Requirements: D % 16 = 0 and D ≤ 128 (one quantization group per token), nH % nKv = 0, BT ∈ {256, 512,
@@ -414,7 +414,7 @@ ${us.map((u) => `    bst[bo + ${u32(u)}] = Z${u};`).join("\n")}
     let u = lid / 4u; let cc = lid % 4u;
     var mm = 0.0; var ll = 0.0;
 ${us.map((u) => `    if (u == ${u32(u)}) { mm = m${u}[cc]; ll = L${u}[cc]; }`).join("\n")}
-    let o = p.io.y + ((b * NH + kvh * HPK + lid) * S + blk) * 2u;
+    let o = p.io.y + ((b * NH + kvh * HPK + lid) * p.io.w + p.io.z + blk) * 2u;
     part[o] = mm; part[o + 1u] = ll;
   }
 `;
@@ -501,7 +501,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let t0 = blk * BT;
   if (t0 >= cnt) {
     if (lid < HPK) {
-      let o = p.io.y + ((b * NH + kvh * HPK + lid) * S + blk) * 2u;
+      let o = p.io.y + ((b * NH + kvh * HPK + lid) * p.io.w + p.io.z + blk) * 2u;
       part[o] = NEG; part[o + 1u] = 0.0;
     }
     return;
@@ -692,7 +692,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let head = b * NKV + kvh;
   if (t0 >= cnt) {
     for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-      part[((b * NH + kvh * HPK + i / D) * S + blk) * D + i % D] = 0.0;
+      part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = 0.0;
     }
     return;
   }
@@ -727,7 +727,7 @@ ${
     let acc = vsig * vec4<f32>(tot) - bst[bo + u];
     for (var cc = 0u; cc < 4u; cc++) {
       let hh = u * 4u + cc;
-      if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * S + blk) * D + dd] = acc[cc]; }
+      if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dd] = acc[cc]; }
     }
   }
 }

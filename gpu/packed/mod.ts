@@ -11,6 +11,7 @@
  * | dequantize.ts | codes → f32, bit-identical |
  * | attention.ts | fused split-K decode attention + reduce |
  * | block_attention.ts | BlockAttention: int8-query / 8-bit-weight decode attention over one 2/4-bit segment, in independent 256-token blocks |
+ * | mixed_block_attention.ts | MixedBlockAttention: BlockAttention for a 2/4-bit body + FusedAttention for the other segments (PM-KVQ sink / window), one reduce |
  * | grouped_layer.ts | GpuGroupedLayer: GroupedCache's token movement on the GPU |
  * | kivi_layout.ts, kivi_quantize.ts, kivi_layer.ts | KIVI: layout table, key-group / value quantization, GpuKiviLayer |
  * | mixkvq_layout.ts, mixkvq_quantize.ts, mixkvq_tiers.ts, mixkvq_attention.ts, mixkvq_layer.ts | MixKVQ: layout, kernels, host tier choice, fused attention, GpuMixKvqLayer |
@@ -34,6 +35,7 @@ export * from "./ers.ts";
 export * from "./dequantize.ts";
 export * from "./attention.ts";
 export * from "./block_attention.ts";
+export * from "./mixed_block_attention.ts";
 export * from "./grouped_layer.ts";
 export * from "./kivi_layout.ts";
 export * from "./kivi_quantize.ts";

@@ -1,0 +1,229 @@
+/**
+ * Decode attention over a segmented packed cache whose **body** is one 2/4-bit per-token segment — PM-KVQ's
+ * [sink @16 | body @b | window @16], or a static int-b layout — with the body on {@link BlockAttention}
+ * (int8 query, 8-bit weights, block schedule; docs/gpu-packed.md §3b) and every other segment on
+ * {@link FusedAttention} (its own tuning; 16-bit sink and window keep the exact query). Both write their
+ * splits into ONE `part` buffer — the fused splits first, then the blocks — and the block reduce merges them
+ * with the new token. Same buffers and result layout as FusedAttention.
+ *
+ * | split range | written by |
+ * | --- | --- |
+ * | 0 … F − 1 | FusedAttention partial kernel (the non-body segments' plan, F = plan.total) |
+ * | F … F + blocks − 1 | BlockAttention score / value kernels |
+ *
+ * @example
+ * ```ts
+ * const img = groupedImage(batchExports); // layout.ts: segments sink, body, window
+ * const att = await MixedBlockAttention.create(gpu, { ...configForImage(img, heads), body: 1, maxTokens: 32768 });
+ * const d = att.prepare({ qkv, part, out, stores }, {
+ *   batch: 8, q: { off: 0, rowStride: 48 * 128 }, newKV: { k: 32 * 128, v: 40 * 128 },
+ *   refs: refsForImage(img), counts: img.segments.map((s) => s.counts),
+ * });
+ * await gpu.submit((pass) => att.encode(pass, d));
+ * ```
+ * @module
+ */
+import {
+  type AttentionTuning,
+  DEFAULT_ATTENTION_TUNING,
+  FusedAttention,
+  type FusedAttentionConfig,
+  type FusedAttentionDispatch,
+  type FusedAttentionParams,
+} from "./attention.ts";
+import { BlockAttention, type BlockAttentionDispatch, type BlockAttentionTuning } from "./block_attention.ts";
+import type { BlockKFormat, BlockVFormat } from "./block_attention.wgsl.ts";
+import type { PackedGpu } from "./util.ts";
+import type { UniformArena } from "./uniform_arena.ts";
+import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
+
+/** A fused-attention config plus the body segment and the block schedule. */
+export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "tuning"> {
+  /** Index of the body segment (2/4/8-bit K and 2/4-bit V of one store, per-token groups). */
+  body: number;
+  /** Most body tokens per sequence (sizes BlockAttention's scratch). */
+  maxTokens: number;
+  /** Tuning of the fused kernel for the other segments (default DEFAULT_ATTENTION_TUNING). */
+  fused?: AttentionTuning;
+  /** Schedule of the block kernels (default DEFAULT_BLOCK_TUNING). */
+  block?: BlockAttentionTuning;
+}
+
+/** A prepared call: the fused and block dispatches and the shared split count. */
+export interface MixedBlockAttentionDispatch {
+  fused: FusedAttentionDispatch | null;
+  block: BlockAttentionDispatch;
+  /** Splits in `part`: the fused plan's, then the blocks. */
+  splits: number;
+  /** Fresh uniform buffers to destroy after the submit (empty with an arena). */
+  uniforms: GPUBuffer[];
+}
+
+const BODY_K = ["q2", "q4", "q8"];
+const BODY_V = ["q2", "q4"];
+
+/**
+ * FusedAttention for the non-body segments + BlockAttention for the body, one reduce (module doc).
+ *
+ * @example
+ * ```ts
+ * const att = await MixedBlockAttention.create(gpu, { ...cfg, body: 1, maxTokens: 4096 });
+ * ```
+ */
+export class MixedBlockAttention {
+  readonly options: MixedBlockAttentionOptions;
+  readonly fused: FusedAttention | null;
+  readonly block: BlockAttention;
+
+  private constructor(
+    options: MixedBlockAttentionOptions,
+    fused: FusedAttention | null,
+    block: BlockAttention,
+  ) {
+    this.options = options;
+    this.fused = fused;
+    this.block = block;
+  }
+
+  /**
+   * Compiles both kernels' pipelines. QuantConfigError when the body segment's formats are not 2/4/8-bit K
+   * and 2/4-bit V of one store; the wrapped kernels' errors otherwise.
+   *
+   * @example
+   * ```ts
+   * const att = await MixedBlockAttention.create(gpu, { ...cfg, body: 1, maxTokens: 4096 });
+   * ```
+   */
+  static async create(gpu: PackedGpu, o: MixedBlockAttentionOptions): Promise<MixedBlockAttention> {
+    const seg = o.segments[o.body];
+    if (!seg) {
+      throw new TensorShapeError(`mixed block attention: body ${o.body} of ${o.segments.length} segments`);
+    }
+    const fk = o.stores[seg.k.store]?.[seg.k.tensor], fv = o.stores[seg.v.store]?.[seg.v.tensor];
+    if (!fk || !fv || !BODY_K.includes(fk) || !BODY_V.includes(fv) || seg.k.store !== seg.v.store) {
+      throw new QuantConfigError(
+        `mixed block attention: body segment ${o.body} is ${fk}/${fv} in stores ${seg.k.store}/${seg.v.store}; ` +
+          `it needs K ${BODY_K.join("/")} and V ${BODY_V.join("/")} in one store`,
+      );
+    }
+    const others = o.segments.filter((_, i) => i !== o.body);
+    const [fused, block] = await Promise.all([
+      others.length > 0
+        ? FusedAttention.create(gpu, {
+          numHeads: o.numHeads,
+          numKvHeads: o.numKvHeads,
+          headDim: o.headDim,
+          maxBatch: o.maxBatch,
+          stores: o.stores,
+          segments: others,
+          tuning: o.fused ?? DEFAULT_ATTENTION_TUNING,
+        })
+        : Promise.resolve(null),
+      BlockAttention.create(gpu, {
+        numHeads: o.numHeads,
+        numKvHeads: o.numKvHeads,
+        headDim: o.headDim,
+        maxBatch: o.maxBatch,
+        maxTokens: o.maxTokens,
+        k: fk as BlockKFormat,
+        v: fv as BlockVFormat,
+        tuning: o.block,
+      }),
+    ]);
+    return new MixedBlockAttention(o, fused, block);
+  }
+
+  /**
+   * Splits a call with these counts writes into `part` (the fused plan's plus the body's blocks).
+   *
+   * @example
+   * ```ts
+   * gpu.storage("part", 4 * att.partialFloats(8, att.splits(8, counts)));
+   * ```
+   */
+  splits(batch: number, counts: number[][], splits?: FusedAttentionParams["splits"]): number {
+    const o = this.options;
+    const others = counts.filter((_, i) => i !== o.body).map((c) => c.slice(0, batch));
+    const f = this.fused ? this.fused.plan(batch, others, splits).total : 0;
+    return f + this.block.blocks(counts[o.body].slice(0, batch));
+  }
+
+  /**
+   * Floats the `part` buffer needs for `batch` sequences and `splits` splits.
+   *
+   * @example
+   * ```ts
+   * att.partialFloats(8, 130);
+   * ```
+   */
+  partialFloats(batch: number, splits: number): number {
+    return this.block.partialFloats(batch, splits);
+  }
+
+  /**
+   * Binds both kernels (params as FusedAttention's, over ALL segments of the config).
+   *
+   * @example
+   * ```ts
+   * const d = att.prepare({ qkv, part, out, stores }, params);
+   * ```
+   */
+  prepare(
+    bufs: { qkv: GPUBuffer; part: GPUBuffer; out: GPUBuffer; stores: GPUBuffer[] },
+    params: Omit<FusedAttentionParams, "part">,
+    arena?: UniformArena,
+  ): MixedBlockAttentionDispatch {
+    const o = this.options;
+    if (params.refs.length !== o.segments.length || params.counts.length !== o.segments.length) {
+      throw new TensorShapeError(
+        `mixed block attention: ${o.segments.length} segments, got ${params.refs.length} refs / ${params.counts.length} counts`,
+      );
+    }
+    const total = this.splits(params.batch, params.counts, params.splits);
+    const notBody = <T>(_: T, i: number) => i !== o.body;
+    const fused = this.fused
+      ? this.fused.prepare(bufs, {
+        ...params,
+        refs: params.refs.filter(notBody),
+        counts: params.counts.filter(notBody),
+        part: { splits: total },
+      }, arena)
+      : null;
+    const first = fused ? fused.plan.total : 0;
+    const body = o.segments[o.body];
+    const block = this.block.prepare({ ...bufs, store: bufs.stores[body.k.store] }, {
+      batch: params.batch,
+      q: params.q,
+      newKV: params.newKV,
+      ref: params.refs[o.body],
+      counts: params.counts[o.body].slice(0, params.batch),
+      part: { splits: total, first },
+    }, arena);
+    return { fused, block, splits: total, uniforms: [...(fused?.uniforms ?? []), ...block.uniforms] };
+  }
+
+  /**
+   * Records the fused partials, the block kernels and the block reduce over all splits.
+   *
+   * @example
+   * ```ts
+   * att.encode(pass, d);
+   * ```
+   */
+  encode(pass: GPUComputePassEncoder, d: MixedBlockAttentionDispatch): void {
+    if (this.fused && d.fused) this.fused.encodePartial(pass, d.fused);
+    this.block.encode(pass, d.block);
+  }
+
+  /**
+   * Frees the block kernels' scratch.
+   *
+   * @example
+   * ```ts
+   * att.destroy();
+   * ```
+   */
+  destroy(): void {
+    this.block.destroy();
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Host-only checks of MixedBlockAttention's argument validation (mixed_block_attention.ts): a body segment the
+ * block kernels cannot run is a typed error naming the segment and its formats, before any GPU work. The
+ * kernels themselves are checked in tests/conformance_packed_test.ts (static int4 / int2 and PM-KVQ images).
+ */
+import assert from "node:assert/strict";
+import { MixedBlockAttention, type MixedBlockAttentionOptions } from "./mixed_block_attention.ts";
+import type { PackedGpu } from "./util.ts";
+import type { TensorFormat } from "./layout.ts";
+import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
+
+/** PM-KVQ-like options: store 0 = 16-bit sink + window, store 1 = the body in `body` format. */
+function pmkvq(bodyK: TensorFormat, bodyV: TensorFormat, over: Partial<MixedBlockAttentionOptions> = {}) {
+  return {
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 64,
+    maxBatch: 1,
+    stores: [{ k: "q16" as const, v: "q16" as const }, { k: bodyK, v: bodyV }],
+    segments: [0, 1, 0].map((s) => ({
+      k: { store: s, tensor: "k" as const },
+      v: { store: s, tensor: "v" as const },
+    })),
+    body: 1,
+    maxTokens: 1024,
+    ...over,
+  };
+}
+
+// never touched: every case throws before the first GPU call
+const noGpu = {} as PackedGpu;
+
+Deno.test("MixedBlockAttention: a body the block kernels cannot run is a typed error naming it", async () => {
+  const cases: [MixedBlockAttentionOptions, RegExp][] = [
+    [pmkvq("q16", "q16"), /body segment 1 is q16\/q16/],
+    [pmkvq("q4", "q8"), /body segment 1 is q4\/q8/],
+    [pmkvq("kc2", "q2"), /body segment 1 is kc2\/q2/],
+    [pmkvq("q4", "q4", { body: 0 }), /body segment 0 is q16\/q16/],
+  ];
+  for (const [o, re] of cases) {
+    await assert.rejects(
+      () => MixedBlockAttention.create(noGpu, o),
+      (e: Error) => e instanceof QuantConfigError && re.test(e.message),
+    );
+  }
+  await assert.rejects(
+    () => MixedBlockAttention.create(noGpu, pmkvq("q4", "q4", { body: 3 })),
+    (e: Error) => e instanceof TensorShapeError && /body 3 of 3 segments/.test(e.message),
+  );
+  // K and V of the body in different stores
+  const split = pmkvq("q4", "q4");
+  split.segments[1] = { k: { store: 1, tensor: "k" }, v: { store: 0, tensor: "v" } };
+  await assert.rejects(
+    () => MixedBlockAttention.create(noGpu, split),
+    (e: Error) => e instanceof QuantConfigError && /stores 1\/0/.test(e.message),
+  );
+});
