@@ -41,10 +41,10 @@ import {
   refsForImage,
 } from "../gpu/packed/attention.ts";
 import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
-import type { BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
+import { BlockAttention, type BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
 import { MixedBlockAttention } from "../gpu/packed/mixed_block_attention.ts";
 import { BLOCK_REDUCE, blockReduceWgsl } from "../gpu/packed/block_attention.wgsl.ts";
-import { GpuError } from "../src/errors.ts";
+import { GpuError, TensorShapeError } from "../src/errors.ts";
 import {
   allocQuantBuffers,
   dequantizeRows,
@@ -1266,5 +1266,84 @@ gpuCase(
       if (own) Object.defineProperty(gpuNs, "wgslLanguageFeatures", own);
       else delete (gpuNs as { wgslLanguageFeatures?: unknown }).wgslLanguageFeatures;
     }
+  },
+);
+
+gpuCase(
+  "block attention: missing packed_4x8_integer_dot_product, bad counts and bad shared-part ranges are typed errors",
+  async (g) => {
+    const nH = 6, nKv = 2, D = 128, B = 2, row = (nH + 2 * nKv) * D;
+    const opts = {
+      numHeads: nH,
+      numKvHeads: nKv,
+      headDim: D,
+      maxBatch: 4,
+      maxTokens: 600,
+      k: "q4",
+      v: "q4",
+    } as const;
+    const gpuNs = navigator.gpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> };
+    const own = Object.getOwnPropertyDescriptor(gpuNs, "wgslLanguageFeatures");
+    Object.defineProperty(gpuNs, "wgslLanguageFeatures", { value: new Set<string>(), configurable: true });
+    try {
+      await assert.rejects(
+        BlockAttention.create(g, opts),
+        (e: Error) => e instanceof GpuError && /packed_4x8_integer_dot_product/.test(e.message),
+      );
+    } finally {
+      if (own) Object.defineProperty(gpuNs, "wgslLanguageFeatures", own);
+      else delete (gpuNs as { wgslLanguageFeatures?: unknown }).wgslLanguageFeatures;
+    }
+    // the static int4 case's schedule: the same WGSL, so the pipelines are cached
+    const att = await BlockAttention.create(g, { ...opts, tuning: BLOCK_TUNINGS[0] });
+    const L = storeLayout({ batch: B, numKvHeads: nKv, headDim: D, capacity: 600, k: "q4", v: "q4" });
+    const store = g.storage("store", L.words * 4), qkv = g.storage("qkv", 4 * B * row);
+    const out = g.storage("out", 4 * B * nH * D), part = g.storage("part", 4 * att.partialFloats(B, 8));
+    const base = {
+      batch: B,
+      q: { off: 0, rowStride: row },
+      newKV: null,
+      ref: { k: { t: L.k!, tok0: 0 }, v: { t: L.v!, tok0: 0 } },
+      counts: [600, 300],
+    };
+    const prep = (over: Partial<typeof base> & { part?: { splits: number; first: number } }) => () =>
+      att.prepare({ qkv, part, out, store }, { ...base, ...over });
+    const bad: [ReturnType<typeof prep>, RegExp][] = [
+      [prep({ counts: [601, 3] }), /sequence 0 has 601 tokens; maxTokens 600/],
+      [prep({ counts: [5] }), /1 counts for batch 2/],
+      [prep({ counts: [5, 2.5] }), /count 2.5 of sequence 1/],
+      [prep({ batch: 5 }), /batch 5 not in 1\.\.4/],
+      // 600 tokens = 3 blocks of 256: they do not fit splits 1 … 3 of a 3-split part
+      [prep({ part: { splits: 3, first: 1 } }), /part splits 3 cannot hold 3 blocks from split 1/],
+      [prep({ part: { splits: 64, first: 0 } }), /part buffer has \d+ bytes, needs/],
+    ];
+    for (const [f, re] of bad) {
+      assert.throws(f, (e: Error) => e instanceof TensorShapeError && re.test(e.message));
+    }
+    // the fused kernel's share of a part buffer cannot be smaller than its plan
+    const fused = await FusedAttention.create(g, {
+      numHeads: nH,
+      numKvHeads: nKv,
+      headDim: D,
+      maxBatch: 4,
+      stores: [{ k: "q4", v: "q4" }],
+      segments: [{ k: { store: 0, tensor: "k" }, v: { store: 0, tensor: "v" } }],
+      tuning: SOFT_STATIC[4],
+    });
+    assert.throws(
+      () =>
+        fused.prepare({ qkv, part, out, stores: [store] }, {
+          batch: B,
+          q: base.q,
+          newKV: null,
+          refs: [base.ref],
+          counts: [base.counts],
+          splits: { target: 4 },
+          part: { splits: 2 },
+        }),
+      (e: Error) => e instanceof TensorShapeError && /part splits 2 < the plan's \d+/.test(e.message),
+    );
+    for (const b of [store, qkv, out, part]) b.destroy();
+    att.destroy();
   },
 );
