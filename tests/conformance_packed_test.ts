@@ -1270,6 +1270,46 @@ gpuCase(
 );
 
 gpuCase(
+  "block attention at D 64 with 5 query heads per KV head (two head lanes), static int2 and int4",
+  async (g) => {
+    const nH = 10, nKv = 2, D = 64, row = (nH + 2 * nKv) * D;
+    for (const bits of [2, 4] as const) {
+      const r = mulberry32(800 + bits);
+      const shape = { numLayers: 1, numKvHeads: nKv, headDim: D };
+      const caches = [520, 77].map((n) => {
+        const c = createCache({ method: "static", bits }, shape) as GroupedCache;
+        fill(c, r, n, nKv * D);
+        return c;
+      });
+      const img = groupedImage(caches.map((c) => c.exportLayer(0)));
+      const qkv = new Float32Array(caches.length * row).map(() => (r() * 2 - 1) * 1.5);
+      let maxV = 0;
+      for (const c of caches) for (const x of c.view(0).v) maxV = Math.max(maxV, Math.abs(x));
+      for (let i = 0; i < qkv.length; i++) {
+        if (i % row >= (nH + nKv) * D) maxV = Math.max(maxV, Math.abs(qkv[i]));
+      }
+      const stores = img.stores.map((st) => g.upload(st.name, st.words));
+      const qb = g.upload("qkv", qkv);
+      await checkBlockAttention(
+        g,
+        `int${bits} D64 HPK5`,
+        caches,
+        img,
+        qkv,
+        qb,
+        stores,
+        nH,
+        nKv,
+        D,
+        2e-5 * maxV,
+        800,
+      );
+      for (const b of [...stores, qb]) b.destroy();
+    }
+  },
+);
+
+gpuCase(
   "block attention: missing packed_4x8_integer_dot_product, bad counts and bad shared-part ranges are typed errors",
   async (g) => {
     const nH = 6, nKv = 2, D = 128, B = 2, row = (nH + 2 * nKv) * D;
