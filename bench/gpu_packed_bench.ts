@@ -384,6 +384,45 @@ export async function runPackedBench(
     const bestRow = new Map<string, AttentionRow>();
     const refOut = new Map<string, Float32Array>();
     const maxDiff = new Map<string, number>();
+    // the layout's stores and segments as kernel configs take them
+    const cfgStores = spec.stores.map(([f]) => ({ k: f, v: f }));
+    const cfgSegments = spec.segments.map(([st]) => ({
+      k: { store: st, tensor: "k" as const },
+      v: { store: st, tensor: "v" as const },
+    }));
+    /**
+     * Books one timed run of variant `vk`: max diff against the variant's first output (or `fallbackRef`'s),
+     * the sweep row, the log line (`what` describes the run) and the variant's best row.
+     */
+    const record = (
+      vk: string,
+      got: Float32Array,
+      row: Omit<AttentionRow, "layout" | "kvBytes" | "gbps">,
+      what: string,
+      fallbackRef?: string,
+    ) => {
+      const ref = refOut.get(vk) ?? (fallbackRef ? refOut.get(fallbackRef) : undefined);
+      let md = maxDiff.get(vk) ?? 0;
+      if (!ref) refOut.set(vk, got);
+      else for (let i = 0; i < got.length; i++) md = Math.max(md, Math.abs(got[i] - ref[i]) || 0);
+      if (got.some((x) => !Number.isFinite(x))) md = Infinity;
+      maxDiff.set(vk, md);
+      const rowR: AttentionRow = {
+        ...row,
+        layout: spec.name + vk,
+        kvBytes,
+        gbps: kvBytes / (row.us * 1e-6) / 1e9,
+      };
+      sweep.push(rowR);
+      log(
+        `  ${spec.name} ${what} (${rowR.splits} splits): ${rowR.us.toFixed(1)} us (partial ${
+          rowR.partialUs.toFixed(1)
+        }), ${rowR.gbps.toFixed(0)} GB/s, max diff ${md.toExponential(1)} [${
+          ((performance.now() - start) / 1000).toFixed(0)
+        } s]`,
+      );
+      if (!bestRow.has(vk) || rowR.us < bestRow.get(vk)!.us) bestRow.set(vk, rowR);
+    };
     const late = o.budgetSeconds !== undefined && (performance.now() - start) / 1000 > o.budgetSeconds;
     if (late) log(`  over the ${o.budgetSeconds} s budget: default tuning only`);
     for (const tuning of late ? [DEFAULT_ATTENTION_TUNING] : o.tunings) {
@@ -392,11 +431,8 @@ export async function runPackedBench(
         numKvHeads: nKv,
         headDim: D,
         maxBatch: B,
-        stores: spec.stores.map(([f]) => ({ k: f, v: f })),
-        segments: spec.segments.map(([s]) => ({
-          k: { store: s, tensor: "k" },
-          v: { store: s, tensor: "v" },
-        })),
+        stores: cfgStores,
+        segments: cfgSegments,
         tuning,
       };
       let att: FusedAttention;
@@ -418,32 +454,12 @@ export async function runPackedBench(
         const s = await timer.time((p) => att.encode(p, d), o.iters);
         const sp = await timer.time((p) => att.encodePartial(p, d), o.iters);
         const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
-        const vk = variantOf(tuning), ref = refOut.get(vk);
-        let md = maxDiff.get(vk) ?? 0;
-        if (!ref) refOut.set(vk, got);
-        else for (let i = 0; i < got.length; i++) md = Math.max(md, Math.abs(got[i] - ref[i]) || 0);
-        if (got.some((x) => !Number.isFinite(x))) md = Infinity;
-        maxDiff.set(vk, md);
-        const rowR: AttentionRow = {
-          layout: spec.name + vk,
-          tuning,
-          target,
-          splits: d.plan.total,
-          us: s * 1e6,
-          partialUs: sp * 1e6,
-          kvBytes,
-          gbps: kvBytes / s / 1e9,
-        };
-        sweep.push(rowR);
-        log(
-          `  ${spec.name} ${JSON.stringify(tuning)} target ${target} (${d.plan.total} splits): ${
-            rowR.us.toFixed(1)
-          } us ` +
-            `(partial ${rowR.partialUs.toFixed(1)}), ${rowR.gbps.toFixed(0)} GB/s [${
-              ((performance.now() - start) / 1000).toFixed(0)
-            } s]`,
+        record(
+          variantOf(tuning),
+          got,
+          { tuning, target, splits: d.plan.total, us: s * 1e6, partialUs: sp * 1e6 },
+          `${JSON.stringify(tuning)} target ${target}`,
         );
-        if (!bestRow.has(vk) || rowR.us < bestRow.get(vk)!.us) bestRow.set(vk, rowR);
         for (const u of d.uniforms) u.destroy();
       }
     }
@@ -456,11 +472,8 @@ export async function runPackedBench(
         numKvHeads: nKv,
         headDim: D,
         maxBatch: B,
-        stores: spec.stores.map(([f]) => ({ k: f, v: f })),
-        segments: spec.segments.map(([st]) => ({
-          k: { store: st, tensor: "k" },
-          v: { store: st, tensor: "v" },
-        })),
+        stores: cfgStores,
+        segments: cfgSegments,
         body,
         maxTokens: o.tokens,
         block: bt,
@@ -492,35 +505,15 @@ export async function runPackedBench(
         }`,
       );
       const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
-      const vk = " (block)";
-      // against the fused int8-query + vdot result when it ran (same arithmetic up to the weights' block scale)
-      const ref = refOut.get(vk) ?? refOut.get(" (int8 query) (int8 weights)");
-      let md = maxDiff.get(vk) ?? 0;
-      if (!ref) refOut.set(vk, got);
-      else for (let i = 0; i < got.length; i++) md = Math.max(md, Math.abs(got[i] - ref[i]) || 0);
-      if (got.some((x) => !Number.isFinite(x))) md = Infinity;
-      maxDiff.set(vk, md);
       const tuning = { block: { ...DEFAULT_BLOCK_TUNING, ...bt } };
-      const rowR: AttentionRow = {
-        layout: spec.name + vk,
-        tuning,
-        target: 0,
-        splits: d.splits,
-        us: s * 1e6,
-        partialUs: sp * 1e6,
-        kvBytes,
-        gbps: kvBytes / s / 1e9,
-      };
-      sweep.push(rowR);
-      log(
-        `  ${spec.name} block ${JSON.stringify(tuning.block)} (${d.splits} splits): ${
-          rowR.us.toFixed(1)
-        } us ` +
-          `(partial ${rowR.partialUs.toFixed(1)}), ${rowR.gbps.toFixed(0)} GB/s, max diff ${
-            md.toExponential(1)
-          }`,
+      // compared with the fused int8-query + vdot result when it ran (same arithmetic up to the weights' scale)
+      record(
+        " (block)",
+        got,
+        { tuning, target: 0, splits: d.splits, us: s * 1e6, partialUs: sp * 1e6 },
+        `block ${JSON.stringify(tuning.block)}`,
+        " (int8 query) (int8 weights)",
       );
-      if (!bestRow.has(vk) || rowR.us < bestRow.get(vk)!.us) bestRow.set(vk, rowR);
       for (const u of d.uniforms) u.destroy();
       bpart.destroy();
       att.destroy();

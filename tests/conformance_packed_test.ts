@@ -840,17 +840,27 @@ function fill(cache: KVCache, r: () => number, n: number, row: number): void {
   }
 }
 
+/** One static int-b cache per sequence (`counts` tokens each, filled by `fill` from `r`) and their packed image. */
+function staticCaches(
+  bits: 16 | 8 | 4 | 2,
+  counts: number[],
+  nKv: number,
+  D: number,
+  r: () => number,
+): { caches: GroupedCache[]; img: PackedCacheImage } {
+  const shape = { numLayers: 1, numKvHeads: nKv, headDim: D };
+  const caches = counts.map((n) => {
+    const c = createCache({ method: "static", bits }, shape) as GroupedCache;
+    fill(c, r, n, nKv * D);
+    return c;
+  });
+  return { caches, img: groupedImage(caches.map((c) => c.exportLayer(0))) };
+}
+
 for (const bits of [16, 8, 4, 2] as const) {
   gpuCase(`fused attention, static int${bits} (one q${bits} segment) vs cpu attention`, async (g) => {
     const nH = bits === 4 ? 6 : 8, nKv = 2, D = 128; // HPK = 3 exercises padded head lanes
-    const r = mulberry32(500 + bits);
-    const shape = { numLayers: 1, numKvHeads: nKv, headDim: D };
-    const caches = [300, 187].map((n) => {
-      const c = createCache({ method: "static", bits }, shape) as GroupedCache;
-      fill(c, r, n, nKv * D);
-      return c;
-    });
-    const img = groupedImage(caches.map((c) => c.exportLayer(0)));
+    const { caches, img } = staticCaches(bits, [300, 187], nKv, D, mulberry32(500 + bits));
     assert.deepEqual(img.stores.map((s) => s.name), ["body"]);
     await checkAttention(
       g,
@@ -1275,13 +1285,7 @@ gpuCase(
     const nH = 10, nKv = 2, D = 64, row = (nH + 2 * nKv) * D;
     for (const bits of [2, 4] as const) {
       const r = mulberry32(800 + bits);
-      const shape = { numLayers: 1, numKvHeads: nKv, headDim: D };
-      const caches = [520, 77].map((n) => {
-        const c = createCache({ method: "static", bits }, shape) as GroupedCache;
-        fill(c, r, n, nKv * D);
-        return c;
-      });
-      const img = groupedImage(caches.map((c) => c.exportLayer(0)));
+      const { caches, img } = staticCaches(bits, [520, 77], nKv, D, r);
       const qkv = new Float32Array(caches.length * row).map(() => (r() * 2 - 1) * 1.5);
       let maxV = 0;
       for (const c of caches) for (const x of c.view(0).v) maxV = Math.max(maxV, Math.abs(x));

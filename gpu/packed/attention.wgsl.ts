@@ -1169,10 +1169,9 @@ function treeFn(name: string, combine: string): string {
 /**
  * WGSL of the reduce kernels' tree functions: `tree_add(lid, v)` / `tree_max(lid, v)` fold v over a
  * workgroup of `RW` invocations in `var<workgroup> red: array<f32, RW>` (barriers inside, so called in
- * uniform control flow; `red` is free again on return). Shared by attentionReduceWgsl and
- * block_attention.wgsl.ts `blockReduceWgsl`.
+ * uniform control flow; `red` is free again on return).
  */
-export const REDUCE_TREES =
+const REDUCE_TREES =
   `// sum / max of v over the workgroup (a tree in red; barriers inside, so called in uniform control flow;
 // red is free again on return)
 ${treeFn("tree_add", "red[lid] + red[lid + st]")}
@@ -1184,7 +1183,7 @@ ${treeFn("tree_max", "max(red[lid], red[lid + st])")}`;
  * they expect `h, b, kvh, S, hasNew, lid` and the constants `D, NH, RW, NEG` in scope and declare `sb` (the
  * first statistics float of (b, h)).
  */
-export const REDUCE_STATS = `  var sn = NEG;
+const REDUCE_STATS = `  var sn = NEG;
   if (hasNew) {
     var a = 0.0;
     for (var d = lid; d < D; d += RW) {
@@ -1201,6 +1200,35 @@ export const REDUCE_STATS = `  var sn = NEG;
   for (var x = lid; x < S; x += RW) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
   let wn = select(0.0, exp(sn - M), hasNew);
   let L = tree_add(lid, lloc) + wn;`;
+
+/**
+ * The common head of both reduce kernels (attentionReduceWgsl, block_attention.wgsl.ts `blockReduceWgsl`):
+ * from `const NEG` through the entry point's statistics — uniform and bindings, `red` [rw] and `wsh` [rb],
+ * the tree functions, `h, b, kvh, S, hasNew`, then REDUCE_STATS (`sn`, `sb`, `M`, `wn`, `L`). The caller
+ * declares `D, NH, HPK, RW` (= rw) before it and continues the body after it.
+ *
+ * @example
+ * ```ts
+ * const code = `const D = 128u;\nconst NH = 32u;\nconst HPK = 4u;\nconst RW = 64u;\n${reduceKernelHead(64, 256)}\n}`;
+ * ```
+ */
+export function reduceKernelHead(rw: number, rb: number): string {
+  return `const NEG = -3.0e38;
+struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> part: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+var<workgroup> red: array<f32, ${rw}>;
+var<workgroup> wsh: array<f32, ${rb}>;
+${REDUCE_TREES}
+@compute @workgroup_size(${rw})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x; let b = wid.y; let kvh = h / HPK;
+  let S = p.io.z;
+  let hasNew = p.nw.z != 0u;
+${REDUCE_STATS}`;
+}
 
 /**
  * WGSL of the reduce kernel (module doc).
@@ -1220,21 +1248,7 @@ const HPK = ${u32(s.numHeads / s.numKvHeads)};
 const RW = ${u32(RW)};
 const RB = ${u32(REDUCE_BLOCK)};
 const DPT = ${u32(Math.ceil(s.headDim / RW))};
-const NEG = -3.0e38;
-struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> part: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-var<workgroup> red: array<f32, ${RW}>;
-var<workgroup> wsh: array<f32, ${REDUCE_BLOCK}>;
-${REDUCE_TREES}
-@compute @workgroup_size(${RW})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let h = wid.x; let b = wid.y; let kvh = h / HPK;
-  let S = p.io.z;
-  let hasNew = p.nw.z != 0u;
-${REDUCE_STATS}
+${reduceKernelHead(RW, REDUCE_BLOCK)}
   // acc: the split weights e^(m_x − M) of a block of RB splits go to workgroup memory once, then each
   // invocation sums its dims over the block with 4 independent partial sums (loads in flight)
   let ab = (b * NH + h) * S * D;

@@ -64,7 +64,7 @@
  */
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 import { QUANT_WGSL, u32 } from "./wgsl_common.ts";
-import { Q8_WGSL, REDUCE_STATS, REDUCE_TREES } from "./attention.wgsl.ts";
+import { Q8_WGSL, reduceKernelHead } from "./attention.wgsl.ts";
 
 /** K formats the block kernels score (int8 query, integer dot products). */
 export type BlockKFormat = "q2" | "q4" | "q8";
@@ -762,21 +762,7 @@ const DC = ${u32(DC)};
 const RW = ${u32(RW)};
 const SL = ${u32(RW / DC)};
 const RB = ${u32(RB)};
-const NEG = -3.0e38;
-struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> part: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-var<workgroup> red: array<f32, ${RW}>;
-var<workgroup> wsh: array<f32, ${RB}>;
-${REDUCE_TREES}
-@compute @workgroup_size(${RW})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let h = wid.x; let b = wid.y; let kvh = h / HPK;
-  let S = p.io.z;
-  let hasNew = p.nw.z != 0u;
-${REDUCE_STATS}
+${reduceKernelHead(RW, RB)}
   let dl = lid % DC; let sl = lid / DC;
   let d = wid.z * DC + dl;
   let ab = (b * NH + h) * S * D + d;
