@@ -8,7 +8,8 @@
  *   deno run -A bench/gpu_attention_fresh.ts [--reps 3] [--md FILE] [--json FILE]
  *       [--layouts int4,int2] [--variants '[{"name":"x","tuning":{…}}]'] [--targets 8]
  *
- * `--variants` replaces the built-in variants by these tunings (applied to every layout; a tuning
+ * `--variants` replaces the built-in variants by these tunings (applied to every layout; a fused tuning names the
+ * knobs it changes from `DEFAULT_ATTENTION_TUNING`, so `{}` is the default; a tuning
  * `{"block": {…}}` runs BlockAttention, `--block` of the bench, on the int4 / int2 / PM-KVQ layouts); `--targets` is
  * passed to the bench (splits per sequence and KV head).
  *
@@ -131,7 +132,8 @@ if (import.meta.main) {
     }
     variants = parsed.map((v: { name: string; tuning: VariantTuning }) => ({
       name: v.name ? ` (${v.name})` : "",
-      tuning: v.tuning,
+      // a fused tuning names only the knobs it changes from DEFAULT_ATTENTION_TUNING
+      tuning: "block" in v.tuning ? v.tuning : { ...DEFAULT_ATTENTION_TUNING, ...v.tuning },
       // BlockAttention runs on layouts with a 2/4-bit body only
       applies: (l: string) => !("block" in v.tuning) || blockLayout(l),
     }));
