@@ -564,7 +564,7 @@ async function checkAttention(
 
 /** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
 const BLOCK_TUNINGS: BlockAttentionTuning[] = software
-  ? [{ block: 256, wgv: 64, uq: 1 }, { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 }]
+  ? [{ block: 256, wgv: 64, uq: 1 }, { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 }, { fuse: true }]
   : [
     { block: 256, wgv: 64, uq: 1 },
     {},
@@ -574,7 +574,13 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 512, wgv: 64, uq: 4, pipe: true },
     { block: 256, wgv: 64, uq: 4, pipe: true, tq: 2 },
     { block: 1024, wgv: 128, uq: 4, pipe: true, tq: 4 },
+    { fuse: true },
+    { block: 256, tq: 2, fuse: true },
+    { block: 512, tq: 2, fuse: true },
   ];
+
+/** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
+const SAME_BLOCK_TOL = 1e-5;
 
 /**
  * MixedBlockAttention on an image with exactly one 2/4/8-bit-K, 2/4-bit-V segment (the body, on BlockAttention:
@@ -611,6 +617,7 @@ async function checkBlockAttention(
   const ref = kdotReference(caches, img, qkv, nH, nKv, D);
   const vBound = vdotBound(caches, img, qkv, nH, nKv, D);
   const out = g.storage("out", 4 * B * nH * D);
+  const byBlock = new Map<number, { tuning: BlockAttentionTuning; got: Float32Array }>();
   for (const tuning of BLOCK_TUNINGS) {
     const att = await MixedBlockAttention.create(g, {
       ...configForImage(img, { numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4 }),
@@ -661,6 +668,19 @@ async function checkBlockAttention(
       err > bound,
       `${label} BlockAttention: error ${err} within the f32 bound: weights not rounded?`,
     );
+    // the fused kernel and the score + value kernels (and every tq / wgv / uq) round the same weights
+    const same = byBlock.get(att.block.block);
+    if (same) {
+      const diff = got.reduce(
+        (m, x, i) => Math.max(m, Math.abs(x - same.got[i]) || (x === same.got[i] ? 0 : Infinity)),
+        0,
+      );
+      assert.ok(
+        diff <= SAME_BLOCK_TOL,
+        `${label} BlockAttention ${JSON.stringify(tuning)} differs from ${JSON.stringify(same.tuning)} ` +
+          `(same block ${att.block.block}) by ${diff}`,
+      );
+    } else byBlock.set(att.block.block, { tuning, got });
     part.destroy();
     att.destroy();
   }
