@@ -467,17 +467,24 @@ export async function runPackedBench(
     // window on the fused kernel (MixedBlockAttention), one reduce
     const body = spec.segments.findIndex(([st]) => ["q4", "q2"].includes(spec.stores[st][0]));
     for (const bt of body >= 0 ? o.blockTunings ?? [] : []) {
-      const att = await MixedBlockAttention.create(gpu, {
-        numHeads: nH,
-        numKvHeads: nKv,
-        headDim: D,
-        maxBatch: B,
-        stores: cfgStores,
-        segments: cfgSegments,
-        body,
-        maxTokens: o.tokens,
-        block: bt,
-      });
+      let att: MixedBlockAttention;
+      try {
+        att = await MixedBlockAttention.create(gpu, {
+          numHeads: nH,
+          numKvHeads: nKv,
+          headDim: D,
+          maxBatch: B,
+          stores: cfgStores,
+          segments: cfgSegments,
+          body,
+          maxTokens: o.tokens,
+          block: bt,
+        });
+      } catch (e) {
+        // a schedule this device cannot run (e.g. workgroup memory over its limit): say so, measure the rest
+        log(`  ${spec.name} block ${JSON.stringify(bt)}: skipped (${(e as Error).message})`);
+        continue;
+      }
       const total = att.splits(B, counts);
       const bpart = gpu.storage("block part", 4 * att.partialFloats(B, total));
       const d = att.prepare({ qkv, part: bpart, out, stores: bufs }, {
