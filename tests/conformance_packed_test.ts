@@ -577,6 +577,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { fuse: true },
     { block: 256, tq: 2, fuse: true },
     { block: 512, tq: 2, fuse: true },
+    { fuse: true, fuseV: "late" },
+    { fuse: true, fuseV: "global" },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */

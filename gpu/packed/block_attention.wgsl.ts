@@ -89,6 +89,12 @@ export interface BlockAttentionTuning {
    * `wgv`, `uq` and `pipe` do not apply.
    */
   fuse?: boolean;
+  /**
+   * Fused kernel: where the V rows come from — `early` (loaded with the K rows, kept in workgroup memory),
+   * `late` (loaded after the weights, before the block sums, into workgroup memory) or `global` (the value
+   * phase reads them from the store, like the value kernel).
+   */
+  fuseV?: "early" | "late" | "global";
 }
 
 /** Compile-time shape of the block kernels. */
@@ -113,6 +119,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   pipe: true,
   tq: 1,
   fuse: false,
+  fuseV: "early",
 };
 
 interface Dims {
@@ -137,6 +144,7 @@ interface Dims {
   UQ: number;
   PIPE: boolean;
   FUSE: boolean;
+  FUSEV: "early" | "late" | "global";
   /** Lanes of the fused kernel's value phase (WQ / (D/4)). */
   QLF: number;
   NCNT: number;
@@ -211,6 +219,7 @@ function dims(c: BlockAttentionConfig): Dims {
     UQ: t.uq,
     PIPE: t.pipe,
     FUSE: t.fuse,
+    FUSEV: t.fuseV,
     QLF: WQ / DG,
     NCNT: Math.max(1, Math.ceil(c.maxBatch / 4)),
     REC: (D / 4 + 2) * NV,
@@ -260,7 +269,9 @@ export function blockSharedBytes(
     score,
     value: 16 * d.QL * d.D * d.NV,
     // the score kernel's, plus the block's V codes [BT, WPTV] u32, weights [QB, NV] and lane sums [QLF, D, NV]
-    fused: d.FUSE ? score + 4 * d.BT * d.WPTV + 16 * d.QB * d.NV + 16 * d.QLF * d.D * d.NV : 0,
+    fused: d.FUSE
+      ? score + (d.FUSEV === "global" ? 0 : 4 * d.BT * d.WPTV) + 16 * d.QB * d.NV + 16 * d.QLF * d.D * d.NV
+      : 0,
   };
 }
 
@@ -522,7 +533,7 @@ ${dotWord((t) => `v${t}`, "wi")}
   }`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
   // fused: the block's V rows as vec4 words, NVL per invocation (rows past the count clamped to the last)
-  const WV4 = d.WPTV / 4, NVL = fused ? (d.BT * WV4) / WQ : 0;
+  const WV4 = d.WPTV / 4, NVL = fused && d.FUSEV !== "global" ? (d.BT * WV4) / WQ : 0;
   const vLoads = [...Array(NVL).keys()].map((j) =>
     `  let vv${j} = st[vb4 + min(lid + ${u32(j * WQ)}, vlast)];`
   ).join("\n");
@@ -531,14 +542,18 @@ ${dotWord((t) => `v${t}`, "wi")}
     `  // value phase: invocation (lane ql, dg) sums dims 4·dg … 4·dg + 3 over quads ql, ql + QLF, … < nq
   let dg = lid % ${u32(d.DG)}; let ql = lid / ${u32(d.DG)};
   let vw = ${d.VB === 4 ? "dg / 2u" : "dg / 4u"}; let vq = vw >> 2u; let vc = vw & 3u;
+  let vrow0 = head * vr.z + vr.w + t0; let vrl = vrow0 + nblk - 1u; let vwb = vr.x + vw;
   let off = ${d.VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};
   let nq = min(${u32(d.QB)}, ((min(nblk, ${u32(d.QB)}) + ${u32(d.QLF - 1)}) / ${u32(d.QLF)}) * ${u32(d.QLF)});
 ${[0, 1, 2, 3].flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
   for (var q = ql; q < nq; q += ${u32(d.QLF)}) {
 ${us.map((u) => `    let W0_${u} = wsh[q * NV + ${u32(u)}];`).join("\n")}
 ${
-      [0, 1, 2, 3].map((i) => `    let r0_${i} = vsh[(q + ${u32(i * d.QB)}) * ${u32(WV4)} + vq][vc] >> off;`)
-        .join("\n")
+      [0, 1, 2, 3].map((i) =>
+        d.FUSEV === "global"
+          ? `    let r0_${i} = sw[vwb + min(vrow0 + q + ${u32(i * d.QB)}, vrl) * ${u32(d.WPTV)}] >> off;`
+          : `    let r0_${i} = vsh[(q + ${u32(i * d.QB)}) * ${u32(WV4)} + vq][vc] >> off;`
+      ).join("\n")
     }
 ${gatherWgsl(d.VB, 0)}
 ${valueDotsWgsl(NV, 0)}
@@ -592,7 +607,7 @@ var<workgroup> rs2: array<f32, ${WQ / 8}>;
 ${
     fused
       ? `// the block's V rows [BT, WPTV] u32 (as vec4), its 8-bit weights [QB, NV] (as wq), the lane sums [QLF, D, NV]
-var<workgroup> vsh: array<vec4<u32>, ${(d.BT * d.WPTV) / 4}>;
+${d.FUSEV === "global" ? "" : `var<workgroup> vsh: array<vec4<u32>, ${(d.BT * d.WPTV) / 4}>;`}
 var<workgroup> wsh: array<vec4<u32>, ${d.QB * NV}>;
 var<workgroup> red: array<vec4<u32>, ${d.QLF * D * NV}>;`
       : ""
@@ -639,7 +654,7 @@ ${
 ${ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(0);`)).join("\n")}
 ${ts.map((t) => `  let szk${t} = sw[kr.y + rk${t}]; let szv${t} = sw[vr.y + rvw${t}];`).join("\n")}
 ${kAll ? kAll.loads : ""}
-${fused ? vLoads : ""}
+${fused && d.FUSEV === "early" ? vLoads : ""}
   // the packed query (loaded after the K rows, so their latency overlaps)
   let rb = (b * NKV + kvh) * REC;
   for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
@@ -649,7 +664,7 @@ ${fused ? vLoads : ""}
   }
   workgroupBarrier();
 ${kAll ? kAll.dots : kLoop}
-${fused ? vStores : ""}
+${fused && d.FUSEV === "early" ? vStores : ""}
 ${
     ts.map((t) =>
       `  let Sk${t} = bf16(szk${t} & 0xffffu); let zk${t} = bf16(szk${t} >> 16u);
@@ -711,6 +726,7 @@ ${
       }`
     ).join("\n")
   }
+${fused && d.FUSEV === "late" ? `${vLoads}\n${vStores}` : ""}
   // block sums Σp and Σp·z_V (per head)
 ${bigSum}
 ${fused ? valuePhase : ""}
