@@ -84,15 +84,28 @@ export interface BenchOptions {
   noErs?: boolean;
   /** quantize_append widths, in this order (`--qbits 2,16`; default 16, 8, 4, 2). */
   qbits?: number[];
-  /** BlockAttention schedules run on the one-segment 2/4-bit layouts (`--block JSON`; default none). */
-  blockTunings?: BlockAttentionTuning[];
+  /**
+   * BlockAttention schedules run on the layouts with a 2/4-bit body (`--block JSON`; default none); an entry
+   * may also carry `fused` (the tuning of MixedBlockAttention's fused kernel for the other segments, e.g.
+   * PM-KVQ's sink and window, over DEFAULT_ATTENTION_TUNING) and `target` (its splits per sequence and KV head).
+   */
+  blockTunings?: BlockRun[];
 }
+
+/** A `--block` entry: the block schedule, plus the fused kernel's tuning and split target for other segments. */
+export type BlockRun = BlockAttentionTuning & { fused?: AttentionTuning; target?: number };
 
 /** One timed attention configuration. */
 export interface AttentionRow {
   layout: string;
-  /** The fused kernel's tuning, or `{ block }` for a BlockAttention row. */
-  tuning: AttentionTuning | { block: BlockAttentionTuning };
+  /**
+   * The fused kernel's tuning, or `{ block }` for a BlockAttention row (`others`: the fused kernel's tuning and
+   * split target for the non-body segments, when the run set them).
+   */
+  tuning: AttentionTuning | {
+    block: BlockAttentionTuning;
+    others?: { fused?: AttentionTuning; target?: number };
+  };
   target: number;
   splits: number;
   us: number;
@@ -466,7 +479,9 @@ export async function runPackedBench(
     // BlockAttention (int8 query + 8-bit weights, block schedule) on the 2/4-bit body; PM-KVQ's 16-bit sink and
     // window on the fused kernel (MixedBlockAttention), one reduce
     const body = spec.segments.findIndex(([st]) => ["q4", "q2"].includes(spec.stores[st][0]));
-    for (const bt of body >= 0 ? o.blockTunings ?? [] : []) {
+    for (const run of body >= 0 ? o.blockTunings ?? [] : []) {
+      const { fused: ft, target: ftarget, ...bt } = run;
+      const fsplits = ftarget ? { target: ftarget } : undefined;
       let att: MixedBlockAttention;
       try {
         att = await MixedBlockAttention.create(gpu, {
@@ -479,13 +494,14 @@ export async function runPackedBench(
           body,
           maxTokens: o.tokens,
           block: bt,
+          fused: ft ? { ...DEFAULT_ATTENTION_TUNING, ...ft } : undefined,
         });
       } catch (e) {
         // a schedule this device cannot run (e.g. workgroup memory over its limit): say so, measure the rest
-        log(`  ${spec.name} block ${JSON.stringify(bt)}: skipped (${(e as Error).message})`);
+        log(`  ${spec.name} block ${JSON.stringify(run)}: skipped (${(e as Error).message})`);
         continue;
       }
-      const total = att.splits(B, counts);
+      const total = att.splits(B, counts, fsplits);
       const bpart = gpu.storage("block part", 4 * att.partialFloats(B, total));
       const d = att.prepare({ qkv, part: bpart, out, stores: bufs }, {
         batch: B,
@@ -493,6 +509,7 @@ export async function runPackedBench(
         newKV: { k: nH * D, v: (nH + nKv) * D },
         refs,
         counts,
+        splits: fsplits,
       });
       const s = await timer.time((p) => att.encode(p, d), o.iters);
       // cumulative stages: the fused splits (PM-KVQ sink / window), then the block query, score, value kernels
@@ -512,13 +529,18 @@ export async function runPackedBench(
         }`,
       );
       const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
-      const tuning = { block: { ...DEFAULT_BLOCK_TUNING, ...bt } };
+      const tuning = {
+        block: { ...DEFAULT_BLOCK_TUNING, ...bt },
+        ...(ft || ftarget ? { others: { fused: ft, target: ftarget } } : {}),
+      };
       // compared with the fused int8-query + vdot result when it ran (same arithmetic up to the weights' scale)
       record(
         " (block)",
         got,
         { tuning, target: 0, splits: d.splits, us: s * 1e6, partialUs: sp * 1e6 },
-        `block ${JSON.stringify(tuning.block)}`,
+        `block ${JSON.stringify(tuning.block)}${
+          ft || ftarget ? `, others fused ${JSON.stringify(ft ?? {})} target ${ftarget ?? "default"}` : ""
+        }`,
         " (int8 query) (int8 weights)",
       );
       for (const u of d.uniforms) u.destroy();
@@ -766,7 +788,7 @@ if (import.meta.main) {
   if (val("--layouts")) opts.layouts = val("--layouts")!.split(",");
   if (flag("--no-ers")) opts.noErs = true;
   if (val("--qbits")) opts.qbits = val("--qbits")!.split(",").map(Number);
-  if (val("--block")) opts.blockTunings = JSON.parse(val("--block")!) as BlockAttentionTuning[];
+  if (val("--block")) opts.blockTunings = JSON.parse(val("--block")!) as BlockRun[];
   const t0 = performance.now();
   const report = await runPackedBench(ctx, opts);
   const md = benchMarkdown(report);
