@@ -620,7 +620,7 @@ async function checkBlockAttention(
       ...configForImage(img, { numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4 }),
       body,
       maxTokens: Math.max(1, ...seg.counts),
-      fused: software ? { wg: 64, tpt: 1 } : DEFAULT_ATTENTION_TUNING,
+      fused: software ? { wg: 64, tpt: 1 } : undefined, // GPUs: SHORT_SEGMENT_TUNING, the default
       block: tuning,
     });
     const counts = img.segments.map((s) => s.counts);

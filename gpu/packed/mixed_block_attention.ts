@@ -37,13 +37,21 @@ import type { PackedGpu } from "./util.ts";
 import type { UniformArena } from "./uniform_arena.ts";
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 
+/**
+ * The default fused tuning for the non-body segments: DEFAULT_ATTENTION_TUNING with 64-token chunks (wg 64,
+ * tpt 1), since those segments are short (PM-KVQ's sink and window: 128 tokens). H100, PM-KVQ 1@16 + body@2 +
+ * 127@16 at the Llama-3-8B shape: the fused partial kernel 14.3 µs instead of 17.9, the whole call 152.7 µs
+ * instead of 156.0 (body@4: 187.8 instead of 191.2; docs/measurements/h100-block-attention-2026-12-06b.md).
+ */
+export const SHORT_SEGMENT_TUNING: AttentionTuning = { ...DEFAULT_ATTENTION_TUNING, wg: 64, tpt: 1 };
+
 /** A fused-attention config plus the body segment and the block schedule. */
 export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "tuning"> {
   /** Index of the body segment (2/4/8-bit K and 2/4-bit V of one store, per-token groups). */
   body: number;
   /** Most body tokens per sequence (sizes BlockAttention's scratch). */
   maxTokens: number;
-  /** Tuning of the fused kernel for the other segments (default DEFAULT_ATTENTION_TUNING). */
+  /** Tuning of the fused kernel for the other segments (default {@link SHORT_SEGMENT_TUNING}). */
   fused?: AttentionTuning;
   /** Schedule of the block kernels (default DEFAULT_BLOCK_TUNING). */
   block?: BlockAttentionTuning;
@@ -116,7 +124,7 @@ export class MixedBlockAttention {
           maxBatch: o.maxBatch,
           stores: o.stores,
           segments: others,
-          tuning: o.fused ?? DEFAULT_ATTENTION_TUNING,
+          tuning: o.fused ?? SHORT_SEGMENT_TUNING,
         })
         : Promise.resolve(null),
       BlockAttention.create(gpu, {
