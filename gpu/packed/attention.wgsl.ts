@@ -1204,16 +1204,15 @@ const REDUCE_STATS = `  var sn = NEG;
 /**
  * The common head of both reduce kernels (attentionReduceWgsl, block_attention.wgsl.ts `blockReduceWgsl`):
  * from `const NEG` through the entry point's statistics — uniform and bindings, `red` [rw] and `wsh` [rb],
- * the tree functions, `h, b, kvh, S, hasNew`, then `prologue` (statements issued before the statistics,
- * e.g. loads whose latency should overlap them; default none), then REDUCE_STATS (`sn`, `sb`, `M`, `wn`, `L`).
- * The caller declares `D, NH, HPK, RW` (= rw) before it and continues the body after it.
+ * the tree functions, `h, b, kvh, S, hasNew`, then REDUCE_STATS (`sn`, `sb`, `M`, `wn`, `L`). The caller
+ * declares `D, NH, HPK, RW` (= rw) before it and continues the body after it.
  *
  * @example
  * ```ts
  * const code = `const D = 128u;\nconst NH = 32u;\nconst HPK = 4u;\nconst RW = 64u;\n${reduceKernelHead(64, 256)}\n}`;
  * ```
  */
-export function reduceKernelHead(rw: number, rb: number, prologue = ""): string {
+export function reduceKernelHead(rw: number, rb: number): string {
   return `const NEG = -3.0e38;
 struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(0) var<uniform> p: P;
@@ -1228,7 +1227,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let h = wid.x; let b = wid.y; let kvh = h / HPK;
   let S = p.io.z;
   let hasNew = p.nw.z != 0u;
-${prologue}${REDUCE_STATS}`;
+${REDUCE_STATS}`;
 }
 
 /**

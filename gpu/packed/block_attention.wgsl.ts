@@ -735,16 +735,14 @@ ${
 }
 
 /** Dims per reduce workgroup and its invocations (RT/DC split lanes per dim). */
-export const BLOCK_REDUCE = { dims: 16, threads: 128, splitBlock: 256, preload: 16 } as const;
+export const BLOCK_REDUCE = { dims: 16, threads: 128, splitBlock: 256 } as const;
 
 /**
  * WGSL of the block attention's reduce kernel: the fused kernel's merge (attention.wgsl.ts
  * `attentionReduceWgsl`: out = (Σ_x e^(m_x−M)·acc_x + e^(s_new−M)·v_new) / (Σ_x e^(m_x−M)·l_x + e^(s_new−M)))
  * with the many splits of the block schedule spread over more invocations: grid (nH, B, D/16), 128
  * invocations; invocation (lane, d) sums splits lane, lane + 8, … of dim d with 4 independent partial sums,
- * the 8 lanes are added in workgroup memory. The first 16 of its splits (lane + 8·j, j < 16: all of them up to
- * 128 splits) are loaded before the statistics, so their latency overlaps the max / sum trees. Same uniform
- * and bindings as the fused reduce.
+ * the 8 lanes are added in workgroup memory. Same uniform and bindings as the fused reduce.
  *
  * @example
  * ```ts
@@ -752,8 +750,7 @@ export const BLOCK_REDUCE = { dims: 16, threads: 128, splitBlock: 256, preload: 
  * ```
  */
 export function blockReduceWgsl(s: { numHeads: number; numKvHeads: number; headDim: number }): string {
-  const { dims: DC, threads: RW, splitBlock: RB, preload: PRE } = BLOCK_REDUCE;
-  const SL = RW / DC, pj = [...Array(PRE).keys()];
+  const { dims: DC, threads: RW, splitBlock: RB } = BLOCK_REDUCE;
   if (s.headDim % DC !== 0) {
     throw new QuantConfigError(`block reduce needs head_dim % ${DC} == 0, got ${s.headDim}`);
   }
@@ -765,19 +762,10 @@ const DC = ${u32(DC)};
 const RW = ${u32(RW)};
 const SL = ${u32(RW / DC)};
 const RB = ${u32(RB)};
-${
-    reduceKernelHead(
-      RW,
-      RB,
-      `  let dl = lid % DC; let sl = lid / DC;
+${reduceKernelHead(RW, RB)}
+  let dl = lid % DC; let sl = lid / DC;
   let d = wid.z * DC + dl;
   let ab = (b * NH + h) * S * D + d;
-  // splits sl + j·SL (j < PRE) of this dim, loaded before the statistics so their latency overlaps the trees
-  let sLast = max(S, 1u) - 1u;
-${pj.map((j) => `  let pre${j} = part[ab + min(sl + ${u32(j * SL)}, sLast) * D];`).join("\n")}
-`,
-    )
-  }
   var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
   for (var xb = 0u; xb < S; xb += RB) {
     workgroupBarrier();
@@ -786,16 +774,6 @@ ${pj.map((j) => `  let pre${j} = part[ab + min(sl + ${u32(j * SL)}, sLast) * D];
     workgroupBarrier();
     let base = ab + xb * D;
     var x = sl;
-    if (xb == 0u) {
-${
-    pj.map((j) =>
-      `      a${j % 4} += select(0.0, wsh[min(sl + ${u32(j * SL)}, RB - 1u)] * pre${j}, sl + ${
-        u32(j * SL)
-      } < n);`
-    ).join("\n")
-  }
-      x = sl + ${u32(PRE * SL)};
-    }
     for (; x + 3u * SL < n; x += 4u * SL) {
       a0 += wsh[x] * part[base + x * D];
       a1 += wsh[x + SL] * part[base + (x + SL) * D];
