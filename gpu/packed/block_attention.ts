@@ -18,8 +18,10 @@
  * | buffer | shape |
  * | --- | --- |
  * | qrec | [maxBatch, nKv, REC] vec4<u32> — the int8 query records |
- * | wq | [maxBatch, nKv, S_max·BT/4, NV] vec4<u32> — 8-bit weights, a quad of tokens per u32 per head |
- * | bst | [maxBatch, nKv, S_max, NV + 1] vec4<f32> — Σp·z_V per head, S_max/255 |
+ * | wq | [maxBatch, nKv, S_max·BT/4, NV] vec4<u32> — 8-bit weights, a quad of tokens per u32 per head (not with `fuse`) |
+ * | bst | [maxBatch, nKv, S_max, NV + 1] vec4<f32> — Σp·z_V per head, S_max/255 (not with `fuse`) |
+ *
+ * With the tuning `fuse` the score and value kernels are one kernel (`blockFusedWgsl`): three dispatches.
  *
  * @example
  * ```ts
@@ -37,6 +39,7 @@
 import {
   BLOCK_REDUCE,
   type BlockAttentionConfig,
+  blockFusedWgsl,
   blockQueryRecord,
   blockQueryWgsl,
   blockReduceWgsl,
@@ -44,6 +47,7 @@ import {
   blockSharedBytes,
   blockTokens,
   blockValueWgsl,
+  DEFAULT_BLOCK_TUNING,
 } from "./block_attention.wgsl.ts";
 import { reduceUniform, type SegmentRefs } from "./attention.ts";
 import { f32u, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
@@ -51,7 +55,7 @@ import { bindUniform, type UniformArena, type UniformBinding } from "./uniform_a
 import { GpuError, TensorShapeError } from "../../src/errors.ts";
 
 export type { BlockAttentionConfig, BlockAttentionTuning } from "./block_attention.wgsl.ts";
-export { DEFAULT_BLOCK_TUNING } from "./block_attention.wgsl.ts";
+export { DEFAULT_BLOCK_TUNING };
 
 /** Compile-time shape plus the scratch capacity. */
 export interface BlockAttentionOptions extends BlockAttentionConfig {
@@ -80,8 +84,10 @@ export interface BlockAttentionParams {
 /** A prepared call. */
 export interface BlockAttentionDispatch {
   query: UniformBinding;
+  /** The score kernel, or the fused score + value kernel. */
   score: UniformBinding;
-  value: UniformBinding;
+  /** The value kernel (null when fused). */
+  value: UniformBinding | null;
   reduce: UniformBinding;
   /** Fresh uniform buffers to destroy after the submit (empty with an arena). */
   uniforms: GPUBuffer[];
@@ -92,14 +98,15 @@ export interface BlockAttentionDispatch {
 
 interface Pipes {
   query: Pipeline;
+  /** The score kernel, or the fused score + value kernel. */
   score: Pipeline;
-  value: Pipeline;
+  value: Pipeline | null;
   reduce: Pipeline;
 }
 interface Scratch {
   qrec: GPUBuffer;
-  wq: GPUBuffer;
-  bst: GPUBuffer;
+  wq: GPUBuffer | null;
+  bst: GPUBuffer | null;
 }
 
 /**
@@ -150,7 +157,8 @@ export class BlockAttention {
     }
     const shared = blockSharedBytes(config);
     const lim = gpu.ctx.limits.maxComputeWorkgroupStorageSize;
-    const most = Math.max(shared.query, shared.score, shared.value);
+    const fuse = { ...DEFAULT_BLOCK_TUNING, ...config.tuning }.fuse;
+    const most = Math.max(shared.query, ...(fuse ? [shared.fused] : [shared.score, shared.value]));
     if (most > lim) {
       throw new GpuError(
         `block attention needs ${most} bytes of workgroup memory; ${gpu.ctx.description} allows ${lim}`,
@@ -159,8 +167,12 @@ export class BlockAttention {
     const tag = `${config.k}/${config.v} D${config.headDim} ${config.numHeads}/${config.numKvHeads}`;
     const [query, score, value, reduce] = await Promise.all([
       gpu.pipeline(`block attention query ${tag}`, blockQueryWgsl(config), { dynamicUniform: true }),
-      gpu.pipeline(`block attention score ${tag}`, blockScoreWgsl(config), { dynamicUniform: true }),
-      gpu.pipeline(`block attention value ${tag}`, blockValueWgsl(config), { dynamicUniform: true }),
+      fuse
+        ? gpu.pipeline(`block attention fused ${tag}`, blockFusedWgsl(config), { dynamicUniform: true })
+        : gpu.pipeline(`block attention score ${tag}`, blockScoreWgsl(config), { dynamicUniform: true }),
+      fuse
+        ? null
+        : gpu.pipeline(`block attention value ${tag}`, blockValueWgsl(config), { dynamicUniform: true }),
       gpu.pipeline(`block attention reduce ${tag}`, blockReduceWgsl(config), { dynamicUniform: true }),
     ]);
     const { maxBatch: B, numKvHeads: nKv } = config;
@@ -169,8 +181,8 @@ export class BlockAttention {
     const S = Math.ceil(config.maxTokens / BT);
     const scratch = {
       qrec: gpu.storage("block attention qrec", 16 * B * nKv * blockQueryRecord(config)),
-      wq: gpu.storage("block attention weights", 16 * B * nKv * S * (BT / 4) * NV),
-      bst: gpu.storage("block attention block stats", 16 * B * nKv * S * (NV + 1)),
+      wq: fuse ? null : gpu.storage("block attention weights", 16 * B * nKv * S * (BT / 4) * NV),
+      bst: fuse ? null : gpu.storage("block attention block stats", 16 * B * nKv * S * (NV + 1)),
     };
     return new BlockAttention(gpu, config, { query, score, value, reduce }, scratch);
   }
@@ -300,19 +312,23 @@ export class BlockAttention {
     const score = bindUniform(
       this.gpu,
       this.#pipes.score,
-      "block attention score",
+      sc.wq ? "block attention score" : "block attention fused",
       packUniform([S, statsOff, X0, PS, ...kr, ...vr, ...cnt]),
-      [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst, bufs.part],
+      sc.wq && sc.bst
+        ? [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst, bufs.part]
+        : [sc.qrec, bufs.store, bufs.store, bufs.part],
       arena,
     );
-    const value = bindUniform(
-      this.gpu,
-      this.#pipes.value,
-      "block attention value",
-      packUniform([S, X0, PS, 0, ...vr, ...cnt]),
-      [bufs.store, sc.wq, sc.bst, bufs.part],
-      arena,
-    );
+    const value = this.#pipes.value && sc.wq && sc.bst
+      ? bindUniform(
+        this.gpu,
+        this.#pipes.value,
+        "block attention value",
+        packUniform([S, X0, PS, 0, ...vr, ...cnt]),
+        [bufs.store, sc.wq, sc.bst, bufs.part],
+        arena,
+      )
+      : null;
     const reduce = bindUniform(
       this.gpu,
       this.#pipes.reduce,
@@ -321,15 +337,15 @@ export class BlockAttention {
       [bufs.qkv, bufs.part, bufs.out],
       arena,
     );
-    const uniforms = [query, score, value, reduce].map((u) => u.uniform).filter((u): u is GPUBuffer =>
-      u !== null
-    );
+    const uniforms = [query, score, value, reduce].map((u) => u?.uniform ?? null).filter((
+      u,
+    ): u is GPUBuffer => u !== null);
     return { query, score, value, reduce, uniforms, blocks: S, batch };
   }
 
   /**
    * Records the query, score and value kernels (the partials), without the reduce; `stages` 1 or 2 stop
-   * after the query or the score kernel (timing only).
+   * after the query or the score kernel (timing only; with `fuse`, 2 and 3 both run the fused kernel).
    *
    * @example
    * ```ts
@@ -347,7 +363,7 @@ export class BlockAttention {
     if (d.blocks === 0 || stages < 2) return;
     set(this.#pipes.score, d.score);
     pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
-    if (stages < 3) return;
+    if (stages < 3 || !this.#pipes.value || !d.value) return;
     set(this.#pipes.value, d.value);
     pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
   }
@@ -376,6 +392,6 @@ export class BlockAttention {
    * ```
    */
   destroy(): void {
-    for (const b of Object.values(this.#scratch)) b.destroy();
+    for (const b of Object.values(this.#scratch)) b?.destroy();
   }
 }
