@@ -18,10 +18,8 @@
  * | buffer | shape |
  * | --- | --- |
  * | qrec | [maxBatch, nKv, REC] vec4<u32> — the int8 query records |
- * | wq | [maxBatch, nKv, S_max·BT/4, NV] vec4<u32> — 8-bit weights, a quad of tokens per u32 per head (not with `fuse`) |
- * | bst | [maxBatch, nKv, S_max, NV + 1] vec4<f32> — Σp·z_V per head, S_max/255 (not with `fuse`) |
- *
- * With the tuning `fuse` the score and value kernels are one kernel (`blockFusedWgsl`): three dispatches.
+ * | wq | [maxBatch, nKv, S_max·BT/4, NV] vec4<u32> — 8-bit weights, a quad of tokens per u32 per head |
+ * | bst | [maxBatch, nKv, S_max, NV + 1] vec4<f32> — Σp·z_V per head, S_max/255 |
  *
  * @example
  * ```ts
@@ -39,7 +37,6 @@
 import {
   BLOCK_REDUCE,
   type BlockAttentionConfig,
-  blockFusedWgsl,
   blockQueryRecord,
   blockQueryWgsl,
   blockReduceWgsl,
@@ -47,7 +44,6 @@ import {
   blockSharedBytes,
   blockTokens,
   blockValueWgsl,
-  DEFAULT_BLOCK_TUNING,
 } from "./block_attention.wgsl.ts";
 import { reduceUniform, type SegmentRefs } from "./attention.ts";
 import { f32u, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
@@ -55,7 +51,7 @@ import { bindUniform, type UniformArena, type UniformBinding } from "./uniform_a
 import { GpuError, TensorShapeError } from "../../src/errors.ts";
 
 export type { BlockAttentionConfig, BlockAttentionTuning } from "./block_attention.wgsl.ts";
-export { DEFAULT_BLOCK_TUNING };
+export { DEFAULT_BLOCK_TUNING } from "./block_attention.wgsl.ts";
 
 /** Compile-time shape plus the scratch capacity. */
 export interface BlockAttentionOptions extends BlockAttentionConfig {
@@ -84,10 +80,8 @@ export interface BlockAttentionParams {
 /** A prepared call. */
 export interface BlockAttentionDispatch {
   query: UniformBinding;
-  /** The score kernel, or the fused score + value kernel. */
   score: UniformBinding;
-  /** The value kernel (null when fused). */
-  value: UniformBinding | null;
+  value: UniformBinding;
   reduce: UniformBinding;
   /** Fresh uniform buffers to destroy after the submit (empty with an arena). */
   uniforms: GPUBuffer[];
@@ -98,15 +92,14 @@ export interface BlockAttentionDispatch {
 
 interface Pipes {
   query: Pipeline;
-  /** The score kernel, or the fused score + value kernel. */
   score: Pipeline;
-  value: Pipeline | null;
+  value: Pipeline;
   reduce: Pipeline;
 }
 interface Scratch {
   qrec: GPUBuffer;
-  wq: GPUBuffer | null;
-  bst: GPUBuffer | null;
+  wq: GPUBuffer;
+  bst: GPUBuffer;
 }
 
 /**
@@ -157,8 +150,7 @@ export class BlockAttention {
     }
     const shared = blockSharedBytes(config);
     const lim = gpu.ctx.limits.maxComputeWorkgroupStorageSize;
-    const fuse = { ...DEFAULT_BLOCK_TUNING, ...config.tuning }.fuse;
-    const most = Math.max(shared.query, ...(fuse ? [shared.fused] : [shared.score, shared.value]));
+    const most = Math.max(shared.query, shared.score, shared.value);
     if (most > lim) {
       throw new GpuError(
         `block attention needs ${most} bytes of workgroup memory; ${gpu.ctx.description} allows ${lim}`,
@@ -167,12 +159,8 @@ export class BlockAttention {
     const tag = `${config.k}/${config.v} D${config.headDim} ${config.numHeads}/${config.numKvHeads}`;
     const [query, score, value, reduce] = await Promise.all([
       gpu.pipeline(`block attention query ${tag}`, blockQueryWgsl(config), { dynamicUniform: true }),
-      fuse
-        ? gpu.pipeline(`block attention fused ${tag}`, blockFusedWgsl(config), { dynamicUniform: true })
-        : gpu.pipeline(`block attention score ${tag}`, blockScoreWgsl(config), { dynamicUniform: true }),
-      fuse
-        ? null
-        : gpu.pipeline(`block attention value ${tag}`, blockValueWgsl(config), { dynamicUniform: true }),
+      gpu.pipeline(`block attention score ${tag}`, blockScoreWgsl(config), { dynamicUniform: true }),
+      gpu.pipeline(`block attention value ${tag}`, blockValueWgsl(config), { dynamicUniform: true }),
       gpu.pipeline(`block attention reduce ${tag}`, blockReduceWgsl(config), { dynamicUniform: true }),
     ]);
     const { maxBatch: B, numKvHeads: nKv } = config;
@@ -181,8 +169,8 @@ export class BlockAttention {
     const S = Math.ceil(config.maxTokens / BT);
     const scratch = {
       qrec: gpu.storage("block attention qrec", 16 * B * nKv * blockQueryRecord(config)),
-      wq: fuse ? null : gpu.storage("block attention weights", 16 * B * nKv * S * (BT / 4) * NV),
-      bst: fuse ? null : gpu.storage("block attention block stats", 16 * B * nKv * S * (NV + 1)),
+      wq: gpu.storage("block attention weights", 16 * B * nKv * S * (BT / 4) * NV),
+      bst: gpu.storage("block attention block stats", 16 * B * nKv * S * (NV + 1)),
     };
     return new BlockAttention(gpu, config, { query, score, value, reduce }, scratch);
   }
@@ -312,23 +300,19 @@ export class BlockAttention {
     const score = bindUniform(
       this.gpu,
       this.#pipes.score,
-      sc.wq ? "block attention score" : "block attention fused",
+      "block attention score",
       packUniform([S, statsOff, X0, PS, ...kr, ...vr, ...cnt]),
-      sc.wq && sc.bst
-        ? [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst, bufs.part]
-        : [sc.qrec, bufs.store, bufs.store, bufs.part],
+      [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst, bufs.part],
       arena,
     );
-    const value = this.#pipes.value && sc.wq && sc.bst
-      ? bindUniform(
-        this.gpu,
-        this.#pipes.value,
-        "block attention value",
-        packUniform([S, X0, PS, 0, ...vr, ...cnt]),
-        [bufs.store, sc.wq, sc.bst, bufs.part],
-        arena,
-      )
-      : null;
+    const value = bindUniform(
+      this.gpu,
+      this.#pipes.value,
+      "block attention value",
+      packUniform([S, X0, PS, 0, ...vr, ...cnt]),
+      [bufs.store, sc.wq, sc.bst, bufs.part],
+      arena,
+    );
     const reduce = bindUniform(
       this.gpu,
       this.#pipes.reduce,
@@ -337,15 +321,15 @@ export class BlockAttention {
       [bufs.qkv, bufs.part, bufs.out],
       arena,
     );
-    const uniforms = [query, score, value, reduce].map((u) => u?.uniform ?? null).filter((
-      u,
-    ): u is GPUBuffer => u !== null);
+    const uniforms = [query, score, value, reduce].map((u) => u.uniform).filter((u): u is GPUBuffer =>
+      u !== null
+    );
     return { query, score, value, reduce, uniforms, blocks: S, batch };
   }
 
   /**
    * Records the query, score and value kernels (the partials), without the reduce; `stages` 1 or 2 stop
-   * after the query or the score kernel (timing only; with `fuse`, 2 and 3 both run the fused kernel).
+   * after the query or the score kernel (timing only).
    *
    * @example
    * ```ts
@@ -363,7 +347,7 @@ export class BlockAttention {
     if (d.blocks === 0 || stages < 2) return;
     set(this.#pipes.score, d.score);
     pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
-    if (stages < 3 || !this.#pipes.value || !d.value) return;
+    if (stages < 3) return;
     set(this.#pipes.value, d.value);
     pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
   }
@@ -392,6 +376,6 @@ export class BlockAttention {
    * ```
    */
   destroy(): void {
-    for (const b of Object.values(this.#scratch)) b?.destroy();
+    for (const b of Object.values(this.#scratch)) b.destroy();
   }
 }

@@ -83,12 +83,6 @@ export interface BlockAttentionTuning {
   pipe?: boolean;
   /** Quads of tokens per score invocation: 1, 2 or 4 (the score workgroup has block/(4·tq) invocations, 32…256). */
   tq?: number;
-  /**
-   * One kernel scores and accumulates each block ({@link blockFusedWgsl}): the block's V codes are loaded
-   * with the K rows into workgroup memory and its weights never leave it (no `wq` / `bst` round trip);
-   * `wgv`, `uq` and `pipe` do not apply.
-   */
-  fuse?: boolean;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -112,7 +106,6 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   uq: 4,
   pipe: true,
   tq: 1,
-  fuse: false,
 };
 
 interface Dims {
@@ -136,9 +129,6 @@ interface Dims {
   QL: number;
   UQ: number;
   PIPE: boolean;
-  FUSE: boolean;
-  /** Lanes of the fused kernel's value phase (WQ / (D/4)). */
-  QLF: number;
   NCNT: number;
   REC: number;
 }
@@ -178,12 +168,6 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: block ${t.block} / (4·tq ${t.tq}) = ${WQ} score invocations, must be 32…256`,
     );
   }
-  if (t.fuse && !(WQ % DG === 0 && (D * VB) % 128 === 0)) {
-    throw new QuantConfigError(
-      `block attention: fuse needs block/(4·tq) = ${WQ} invocations a multiple of D/4 = ${DG} and ` +
-        `V rows of whole vec4 words (D·bits = ${D * VB} a multiple of 128)`,
-    );
-  }
   if ((t.block / 4) % (QL * t.uq) !== 0) {
     throw new QuantConfigError(
       `block attention: block/4 = ${t.block / 4} quads not a multiple of ${QL * t.uq}`,
@@ -210,8 +194,6 @@ function dims(c: BlockAttentionConfig): Dims {
     QL,
     UQ: t.uq,
     PIPE: t.pipe,
-    FUSE: t.fuse,
-    QLF: WQ / DG,
     NCNT: Math.max(1, Math.ceil(c.maxBatch / 4)),
     REC: (D / 4 + 2) * NV,
   };
@@ -249,18 +231,12 @@ export function blockTokens(c: BlockAttentionConfig): number {
  * blockSharedBytes({ numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8, k: "q4", v: "q4" }).value; // 4096 (2 lanes × 128 dims × 16 B)
  * ```
  */
-export function blockSharedBytes(
-  c: BlockAttentionConfig,
-): { query: number; score: number; value: number; fused: number } {
+export function blockSharedBytes(c: BlockAttentionConfig): { query: number; score: number; value: number } {
   const d = dims(c);
-  const score = 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) +
-    4 * (d.WQ + d.WQ / 8);
   return {
     query: 16 * 3 * d.D * d.NV,
-    score,
+    score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
     value: 16 * d.QL * d.D * d.NV,
-    // the score kernel's, plus the block's V codes [BT, WPTV] u32, weights [QB, NV] and lane sums [QLF, D, NV]
-    fused: d.FUSE ? score + 4 * d.BT * d.WPTV + 16 * d.QB * d.NV + 16 * d.QLF * d.D * d.NV : 0,
   };
 }
 
@@ -400,33 +376,8 @@ function reduce2(
  * ```
  */
 export function blockScoreWgsl(c: BlockAttentionConfig): string {
-  return scoreKernel(c, false);
-}
-
-/**
- * WGSL of the fused block kernel (tuning `fuse`): the score kernel, then the value kernel's integer
- * accumulation in the same workgroup. The block's V rows are loaded (vec4, all issued with the K rows) into
- * workgroup memory `vsh`, the 8-bit weights go to `wsh` instead of `wq`, and Σp·z_V and S_max/255 stay in
- * registers, so neither `wq` nor `bst` exists; the value phase runs on QLF = WQ/(D/4) lanes of D/4
- * invocations (invocation (lane, dg): dims 4·dg … 4·dg + 3, quads lane, lane + QLF, …). Same arithmetic and
- * results as score + value. Bindings: 0 `p` (the score kernel's uniform), 1 `qrec`, 2 `st`, 3 `sw`,
- * 4 `part` (acc at 0, statistics at `statsOff`, both in split `split0 + block` of `partSplits`).
- *
- * @example
- * ```ts
- * const code = blockFusedWgsl({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2",
- *   tuning: { fuse: true } });
- * ```
- */
-export function blockFusedWgsl(c: BlockAttentionConfig): string {
-  if (!dims(c).FUSE) throw new QuantConfigError("blockFusedWgsl: the tuning does not set fuse");
-  return scoreKernel(c, true);
-}
-
-/** The score kernel, or with `fused` the score + value kernel. */
-function scoreKernel(c: BlockAttentionConfig, fused: boolean): string {
   const d = dims(c);
-  const { D, NV, WQ, PL, KB, WPTK, TQ } = d;
+  const { D, NV, HPK, WQ, PL, KB, WPTK, TQ } = d;
   const us = [...Array(NV).keys()], ts = [...Array(4 * TQ).keys()], qs = [...Array(TQ).keys()];
   // token t = 4k + i of an invocation: quad lid + k·WQ, offset (lid + k·WQ) + i·QB from the block start
   const tokOff = (t: number) => u32((t >> 2) * WQ + (t & 3) * d.QB);
@@ -454,12 +405,10 @@ function scoreKernel(c: BlockAttentionConfig, fused: boolean): string {
       us.flatMap((u) => [`L${u}`, `Z${u}`]),
     )
   }
-${
-    fused ? "" : `  let bo = (head * S + blk) * (NV + 1u);
+  let bo = (head * S + blk) * (NV + 1u);
   if (lid == 0u) {
 ${us.map((u) => `    bst[bo + ${u32(u)}] = Z${u};`).join("\n")}
     bst[bo + NV] = vec4<f32>(smx * (1.0 / 255.0), 0.0, 0.0, 0.0);
-  }`
   }
   if (lid < HPK) {
     let u = lid / 4u; let cc = lid % 4u;
@@ -521,50 +470,6 @@ ${dotWord((t) => `v${t}`, "wi")}
     }
   }`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
-  // fused: the block's V rows as vec4 words, NVL per invocation (rows past the count clamped to the last)
-  const WV4 = d.WPTV / 4, NVL = fused ? (d.BT * WV4) / WQ : 0;
-  const vLoads = [...Array(NVL).keys()].map((j) =>
-    `  let vv${j} = st[vb4 + min(lid + ${u32(j * WQ)}, vlast)];`
-  ).join("\n");
-  const vStores = [...Array(NVL).keys()].map((j) => `  vsh[lid + ${u32(j * WQ)}] = vv${j};`).join("\n");
-  const valuePhase =
-    `  // value phase: invocation (lane ql, dg) sums dims 4·dg … 4·dg + 3 over quads ql, ql + QLF, … < nq
-  let dg = lid % ${u32(d.DG)}; let ql = lid / ${u32(d.DG)};
-  let vw = ${d.VB === 4 ? "dg / 2u" : "dg / 4u"}; let vq = vw >> 2u; let vc = vw & 3u;
-  let off = ${d.VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};
-  let nq = min(${u32(d.QB)}, ((min(nblk, ${u32(d.QB)}) + ${u32(d.QLF - 1)}) / ${u32(d.QLF)}) * ${u32(d.QLF)});
-${[0, 1, 2, 3].flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
-  for (var q = ql; q < nq; q += ${u32(d.QLF)}) {
-${us.map((u) => `    let W0_${u} = wsh[q * NV + ${u32(u)}];`).join("\n")}
-${
-      [0, 1, 2, 3].map((i) =>
-        `    let r0_${i} = pick(vsh[(q + ${u32(i * d.QB)}) * ${u32(WV4)} + vq], vc) >> off;`
-      )
-        .join("\n")
-    }
-${gatherWgsl(d.VB, 0)}
-${valueDotsWgsl(NV, 0)}
-  }
-${
-      [0, 1, 2, 3].flatMap((k) =>
-        us.map((u) => `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ia${k}_${u};`)
-      )
-        .join("\n")
-    }
-  workgroupBarrier();
-  let vsig = smx * (1.0 / 255.0);
-  for (var i = lid; i < D * NV; i += WQ) {
-    let dd = i / NV; let u = i % NV;
-    var tot = vec4<u32>(0u);
-    for (var l = 0u; l < ${u32(d.QLF)}; l++) { tot += red[(l * D + dd) * NV + u]; }
-    var zz = vec4<f32>(0.0);
-${us.map((u) => `    if (u == ${u32(u)}) { zz = Z${u}; }`).join("\n")}
-    let acc = vsig * vec4<f32>(tot) - zz;
-    for (var cc = 0u; cc < 4u; cc++) {
-      let hh = u * 4u + cc;
-      if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.w + p.io.z + blk) * D + dd] = acc[cc]; }
-    }
-  }`;
   return /* wgsl */ `
 ${consts(d, { PL, REC: d.REC, BT: d.BT, WQ })}
 const NEG = -3.0e38;
@@ -573,13 +478,9 @@ struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${
 @group(0) @binding(1) var<storage, read> qrec: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> st: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> sw: array<u32>;
-${
-    fused
-      ? "@group(0) @binding(4) var<storage, read_write> part: array<f32>;"
-      : `@group(0) @binding(4) var<storage, read_write> wq: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> wq: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> bst: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> part: array<f32>;`
-  }
+@group(0) @binding(6) var<storage, read_write> part: array<f32>;
 // the int8 query's plane words [D/4, NV], 2^e [NV], Σ qi [NV]
 var<workgroup> qp: array<vec4<u32>, ${(D / 4) * NV}>;
 var<workgroup> qsc: array<vec4<f32>, ${NV}>;
@@ -591,16 +492,6 @@ var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;
 var<workgroup> rz2: array<vec4<f32>, ${(WQ / 8) * NV}>;
 var<workgroup> rs: array<f32, ${WQ}>;
 var<workgroup> rs2: array<f32, ${WQ / 8}>;
-${
-    fused
-      ? `// the block's V rows [BT, WPTV] u32 (as vec4), its 8-bit weights [QB, NV] (as wq), the lane sums [QLF, D, NV]
-var<workgroup> vsh: array<vec4<u32>, ${(d.BT * d.WPTV) / 4}>;
-var<workgroup> wsh: array<vec4<u32>, ${d.QB * NV}>;
-var<workgroup> red: array<vec4<u32>, ${d.QLF * D * NV}>;
-// component c of v without a dynamic vector index (which a driver may lower through local memory)
-fn pick(v: vec4<u32>, c: u32) -> u32 { return select(select(v.x, v.y, c == 1u), select(v.z, v.w, c == 3u), c >= 2u); }`
-      : ""
-  }
 ${QUANT_WGSL}
 @compute @workgroup_size(${WQ})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -613,26 +504,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       let o = p.io.y + ((b * NH + kvh * HPK + lid) * p.io.w + p.io.z + blk) * 2u;
       part[o] = NEG; part[o + 1u] = 0.0;
     }
-${
-    fused
-      ? `    for (var i = lid; i < HPK * D; i += WQ) {
-      part[((b * NH + kvh * HPK + i / D) * p.io.w + p.io.z + blk) * D + i % D] = 0.0;
-    }`
-      : ""
-  }
     return;
   }
   let kr = p.kr; let vr = p.vr;
   // token i of quad q = lid + k·WQ is t0 + q + i·QB: a warp's load of one row word covers consecutive rows
   let tq = t0 + lid;
   let head = (b * NKV + kvh);
-${
-    fused
-      ? `  let nblk = min(BT, cnt - t0);
-  let vb4 = (vr.x >> 2u) + (head * vr.z + vr.w + t0) * ${u32(WV4)};
-  let vlast = nblk * ${u32(WV4)} - 1u;`
-      : ""
-  }
 ${
     ts.map((t) =>
       `  let ok${t} = tq + ${tokOff(t)} < cnt;
@@ -643,7 +520,6 @@ ${
 ${ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(0);`)).join("\n")}
 ${ts.map((t) => `  let szk${t} = sw[kr.y + rk${t}]; let szv${t} = sw[vr.y + rvw${t}];`).join("\n")}
 ${kAll ? kAll.loads : ""}
-${fused ? vLoads : ""}
   // the packed query (loaded after the K rows, so their latency overlaps)
   let rb = (b * NKV + kvh) * REC;
   for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
@@ -653,7 +529,6 @@ ${fused ? vLoads : ""}
   }
   workgroupBarrier();
 ${kAll ? kAll.dots : kLoop}
-${fused ? vStores : ""}
 ${
     ts.map((t) =>
       `  let Sk${t} = bf16(szk${t} & 0xffffu); let zk${t} = bf16(szk${t} >> 16u);
@@ -710,47 +585,15 @@ ${
   }`;
             }).join("\n")
           }
-  ${fused ? "wsh[(lid" : "wq[(qo"} + ${u32(k * WQ)}) * NV + ${u32(u)}] = pw${k}_${u};`
+  wq[(qo + ${u32(k * WQ)}) * NV + ${u32(u)}] = pw${k}_${u};`
         ).join("\n")
       }`
     ).join("\n")
   }
   // block sums Σp and Σp·z_V (per head)
 ${bigSum}
-${fused ? valuePhase : ""}
 }
 `;
-}
-
-/**
- * WGSL of the value gather: the row words `r{j}_0 … r{j}_3` of the 4 tokens of a quad (already shifted so
- * the invocation's dims 4·dg … 4·dg + 3 are in the low 16 bits (4-bit) or 8 bits (2-bit)) become `x{j}_k`,
- * k < 4: byte i = the code of dim 4·dg + k in token i.
- */
-function gatherWgsl(VB: number, j: number): string {
-  return VB === 4
-    ? `    let u${j} = (r${j}_0 & 0xffffu) | (r${j}_2 << 16u);
-    let v${j} = (r${j}_1 & 0xffffu) | (r${j}_3 << 16u);
-    let x${j}_0 = (u${j} & 0x000f000fu) | ((v${j} & 0x000f000fu) << 8u);
-    let x${j}_1 = ((u${j} >> 4u) & 0x000f000fu) | ((v${j} << 4u) & 0x0f000f00u);
-    let x${j}_2 = ((u${j} >> 8u) & 0x000f000fu) | (v${j} & 0x0f000f00u);
-    let x${j}_3 = ((u${j} >> 12u) & 0x000f000fu) | ((v${j} >> 4u) & 0x0f000f00u);`
-    : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);
-${
-      [0, 1, 2, 3].map((k) =>
-        `    let x${j}_${k} = ${k === 0 ? `y${j}` : `(y${j} >> ${u32(2 * k)})`} & 0x03030303u;`
-      )
-        .join("\n")
-    }`;
-}
-
-/** WGSL of the value dot products of step j: `ia{k}_{u} += dot4U8Packed(x{j}_k, W{j}_u)` per head lane. */
-function valueDotsWgsl(NV: number, j: number): string {
-  return [0, 1, 2, 3].flatMap((k) =>
-    [...Array(NV).keys()].map((u) =>
-      `    ia${k}_${u} += vec4<u32>(dot4U8Packed(x${j}_${k}, W${j}_${u}.x), dot4U8Packed(x${j}_${k}, W${j}_${u}.y), dot4U8Packed(x${j}_${k}, W${j}_${u}.z), dot4U8Packed(x${j}_${k}, W${j}_${u}.w));`
-    )
-  ).join("\n");
 }
 
 /**
@@ -763,8 +606,22 @@ function valueDotsWgsl(NV: number, j: number): string {
  */
 export function blockValueWgsl(c: BlockAttentionConfig): string {
   const d = dims(c);
-  const { D, NV, VB, WPTV, DG, QL, UQ, WGV, PIPE } = d;
+  const { D, NV, HPK, VB, WPTV, DG, QL, UQ, WGV, PIPE } = d;
   const us = [...Array(NV).keys()], ks = [0, 1, 2, 3], js = [...Array(UQ).keys()];
+  // words and bit offset of dims 4·dg … 4·dg + 3 in a row: 16 bits (4-bit) or 8 bits (2-bit)
+  const gather = (j: number) =>
+    VB === 4
+      ? `    let u${j} = (r${j}_0 & 0xffffu) | (r${j}_2 << 16u);
+    let v${j} = (r${j}_1 & 0xffffu) | (r${j}_3 << 16u);
+    let x${j}_0 = (u${j} & 0x000f000fu) | ((v${j} & 0x000f000fu) << 8u);
+    let x${j}_1 = ((u${j} >> 4u) & 0x000f000fu) | ((v${j} << 4u) & 0x0f000f00u);
+    let x${j}_2 = ((u${j} >> 8u) & 0x000f000fu) | (v${j} & 0x0f000f00u);
+    let x${j}_3 = ((u${j} >> 12u) & 0x000f000fu) | ((v${j} >> 4u) & 0x0f000f00u);`
+      : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);
+${
+        ks.map((k) => `    let x${j}_${k} = ${k === 0 ? `y${j}` : `(y${j} >> ${u32(2 * k)})`} & 0x03030303u;`)
+          .join("\n")
+      }`;
   // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
   // `full`: the whole block is in range, so rows need no clamp and step from one base address
   const loads = (q: string, pre: string, decl: "let" | "" | "var", full: boolean) =>
@@ -785,7 +642,16 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
         ),
       ].join("\n")
     ).join("\n");
-  const compute = js.map((j) => `${gatherWgsl(VB, j)}\n${valueDotsWgsl(NV, j)}`).join("\n");
+  const compute = js.map((j) =>
+    `${gather(j)}
+${
+      ks.flatMap((k) =>
+        us.map((u) =>
+          `    ia${k}_${u} += vec4<u32>(dot4U8Packed(x${j}_${k}, W${j}_${u}.x), dot4U8Packed(x${j}_${k}, W${j}_${u}.y), dot4U8Packed(x${j}_${k}, W${j}_${u}.z), dot4U8Packed(x${j}_${k}, W${j}_${u}.w));`
+        )
+      ).join("\n")
+    }`
+  ).join("\n");
   const names = js.flatMap((j) => [...us.map((u) => `W${j}_${u}`), ...ks.map((i) => `r${j}_${i}`)]);
   const plain = (full: boolean) =>
     `  for (var q0 = ql; q0 < nq; q0 += ${u32(QL * UQ)}) {

@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import {
   type BlockAttentionConfig,
-  blockFusedWgsl,
   blockQueryRecord,
   blockQueryWgsl,
   blockScoreWgsl,
@@ -88,14 +87,7 @@ Deno.test("block attention wgsl: workgroup memory counts what each kernel declar
     assert.equal(s.query, declared(blockQueryWgsl(c)));
     assert.equal(s.score, declared(blockScoreWgsl(c)));
     assert.equal(s.value, declared(blockValueWgsl(c)));
-    assert.equal(s.fused, 0, "no fused kernel without fuse");
-    const f = cfg({ ...c, tuning: { ...c.tuning, fuse: true } });
-    assert.equal(blockSharedBytes(f).fused, declared(blockFusedWgsl(f)));
   }
-  // fused, D 128 int4, block 1024 (256 invocations, 8 lanes): the score kernel's + V rows 64 KiB + weights
-  // 256 quads × 16 B + lane sums 8 × 128 × 16 B
-  const f = cfg({ tuning: { fuse: true } });
-  assert.equal(blockSharedBytes(f).fused, blockSharedBytes(f).score + 65536 + 4096 + 16384);
   // D 128, 4 heads, block 1024: packed query 512 B + 32 B, two vec4 reductions of 4 KiB + 512 B, V scale 1 KiB + 128 B
   assert.equal(blockSharedBytes(cfg()).score, 512 + 32 + 2 * (4096 + 512) + 1024 + 128);
   // tq 2 halves the score workgroup and its reduction arrays
@@ -131,28 +123,6 @@ Deno.test("block attention wgsl: tq quads per score invocation, pipe double-buff
   assert.equal(loadsOf(blockValueWgsl(cfg({ tuning: { uq: 2, pipe: true } }))), 2 * 4);
   const v = blockValueWgsl(cfg());
   assert.equal(v.split(", rlast)").length - 1, 2 * 4, "clamped rows only in the partial-block loop");
-});
-
-Deno.test("block attention wgsl: fuse puts the value phase in the score kernel, its limits are typed errors", () => {
-  const f = blockFusedWgsl(cfg({ k: "q2", v: "q2", tuning: { block: 256, fuse: true } }));
-  // no weight / block-stat buffers: weights and V rows live in workgroup memory
-  assert.doesNotMatch(f, /var<storage[^>]*> (wq|bst):/);
-  assert.match(f, /@binding\(4\) var<storage, read_write> part/);
-  assert.equal(f.split("wsh[(lid").length - 1, 1);
-  // 256 tokens × 8 words / 4 = 512 vec4 of V rows over 64 invocations: 8 loads and 8 stores each
-  assert.equal(f.split("st[vb4 + min(lid").length - 1, 8);
-  assert.equal(f.split("vsh[lid +").length - 1, 8);
-  // the value dot products once (4 dims × 4 heads), next to the score kernel's
-  assert.equal(f.split("dot4U8Packed(").length - 1, 16);
-  assert.throws(() => blockFusedWgsl(cfg()), /does not set fuse/);
-  // D 64 / 4 = 16 invocations per lane: 32 score invocations (block 256, tq 2) hold 2 lanes — fine; D 16 2-bit
-  // V rows are one word, not whole vec4
-  assert.throws(
-    () => blockFusedWgsl(cfg({ headDim: 16, v: "q2", tuning: { block: 256, fuse: true } })),
-    (e: Error) => e instanceof QuantConfigError && /D·bits = 32/.test(e.message),
-  );
-  // the unfused kernels do not change with the knob off
-  assert.equal(blockScoreWgsl(cfg()), blockScoreWgsl(cfg({ tuning: { fuse: false } })));
 });
 
 Deno.test("block attention wgsl: formats pick their planes and gathers; uq unrolls the value loop", () => {
