@@ -83,6 +83,12 @@ export interface BlockAttentionTuning {
   pipe?: boolean;
   /** Quads of tokens per score invocation: 1, 2 or 4 (the score workgroup has block/(4·tq) invocations, 32…256). */
   tq?: number;
+  /**
+   * Score kernel: vec4 words of each K row loaded per step — 0 (default): the whole row of every token before
+   * the query's barrier (when ≤ 64 words per invocation); 1, 2 or 4: a loop over the row in steps of that many
+   * vec4 words, each step's loads issued together before its dot products (fewer live registers).
+   */
+  kstep?: number;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -106,6 +112,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   uq: 4,
   pipe: true,
   tq: 1,
+  kstep: 0,
 };
 
 interface Dims {
@@ -124,6 +131,7 @@ interface Dims {
   WQ: number;
   QB: number;
   TQ: number;
+  KSTEP: number;
   WGV: number;
   DG: number;
   QL: number;
@@ -162,6 +170,9 @@ function dims(c: BlockAttentionConfig): Dims {
   const NV = Math.ceil(HPK / 4);
   const QL = t.wgv / DG;
   if (![1, 2, 4].includes(t.tq)) throw new QuantConfigError(`block attention: tq ${t.tq} must be 1, 2 or 4`);
+  if (![0, 1, 2, 4].includes(t.kstep)) {
+    throw new QuantConfigError(`block attention: kstep ${t.kstep} must be 0, 1, 2 or 4`);
+  }
   const WQ = t.block / 4 / t.tq;
   if (!(WQ >= 32 && WQ <= 256)) {
     throw new QuantConfigError(
@@ -189,6 +200,7 @@ function dims(c: BlockAttentionConfig): Dims {
     WQ,
     QB: t.block / 4,
     TQ: t.tq,
+    KSTEP: t.kstep,
     WGV: t.wgv,
     DG,
     QL,
@@ -442,7 +454,7 @@ ${us.map((u) => `    if (u == ${u32(u)}) { mm = m${u}[cc]; ll = L${u}[cc]; }`).j
     return b.join("\n");
   };
   // rows of ≤ 16 words (2- and 4-bit K at D ≤ 128): every load of the quad issued before any dot product
-  const kAll = WPTK % 4 === 0 && WPTK * 4 * TQ <= 64
+  const kAll = WPTK % 4 === 0 && WPTK * 4 * TQ <= 64 && d.KSTEP === 0
     ? {
       loads: [...Array(WPTK / 4).keys()].flatMap((w4) =>
         ts.map((t) => `  let v${t}_${w4} = st[(kr.x >> 2u) + rk${t} * ${u32(WPTK / 4)} + ${u32(w4)}];`)
@@ -454,12 +466,23 @@ ${us.map((u) => `    if (u == ${u32(u)}) { mm = m${u}[cc]; ll = L${u}[cc]; }`).j
       ).join("\n"),
     }
     : null;
+  // vec4 words per step of the row loop: the largest of 4, 2, 1 that is ≤ kstep (1 when kstep is 0 but the row
+  // is too long for kAll) and divides the row's vec4 words
+  const ks = [4, 2, 1].find((x) => x <= (d.KSTEP || 1) && (WPTK / 4) % x === 0)!, kj = [...Array(ks).keys()];
   const kLoop = WPTK % 4 === 0
-    ? `  for (var w4 = 0u; w4 < ${u32(WPTK / 4)}; w4++) {
-${ts.map((t) => `    let v${t} = st[(kr.x >> 2u) + rk${t} * ${u32(WPTK / 4)} + w4];`).join("\n")}
+    ? `  for (var w4 = 0u; w4 < ${u32(WPTK / 4)}; w4 += ${u32(ks)}) {
 ${
-      [0, 1, 2, 3].map((e) =>
-        `    {\n      let wi = w4 * 4u + ${u32(e)};\n${dotWord((t) => `v${t}.${lanes[e]}`, "wi")}\n    }`
+      kj.flatMap((j) =>
+        ts.map((t) => `    let v${t}_${j} = st[(kr.x >> 2u) + rk${t} * ${u32(WPTK / 4)} + w4 + ${u32(j)}];`)
+      ).join("\n")
+    }
+${
+      kj.flatMap((j) =>
+        [0, 1, 2, 3].map((e) =>
+          `    {\n      let wi = (w4 + ${u32(j)}) * 4u + ${u32(e)};\n${
+            dotWord((t) => `v${t}_${j}.${lanes[e]}`, "wi")
+          }\n    }`
+        )
       ).join("\n")
     }
   }`

@@ -42,6 +42,7 @@ Deno.test("block attention wgsl: bad shapes and schedules are typed errors namin
     [{ tuning: { wgv: 96 } }, /wgv 96/, QuantConfigError],
     [{ tuning: { uq: 3 } }, /uq 3/, QuantConfigError],
     [{ tuning: { tq: 3 } }, /tq 3/, QuantConfigError],
+    [{ tuning: { kstep: 3 } }, /kstep 3/, QuantConfigError],
     [{ tuning: { block: 256, tq: 4 } }, /= 16 score invocations/, QuantConfigError],
     // D 32: 8 invocations per quad, so wgv 256 has 32 lanes; × uq 4 = 128 quads per step > block 256's 64
     [
@@ -123,6 +124,21 @@ Deno.test("block attention wgsl: tq quads per score invocation, pipe double-buff
   assert.equal(loadsOf(blockValueWgsl(cfg({ tuning: { uq: 2, pipe: true } }))), 2 * 4);
   const v = blockValueWgsl(cfg());
   assert.equal(v.split(", rlast)").length - 1, 2 * 4, "clamped rows only in the partial-block loop");
+});
+
+Deno.test("block attention wgsl: kstep loops over the K row in steps of that many vec4 words", () => {
+  // int4 D 128: 4 vec4 words per row; 4 tokens per invocation
+  const all = blockScoreWgsl(cfg({ tuning: { block: 256 } }));
+  assert.doesNotMatch(all, /for \(var w4/, "kstep 0: every word loaded before the barrier, no row loop");
+  assert.equal(all.split("st[(kr.x >> 2u)").length - 1, 16);
+  for (const [kstep, step] of [[1, 1], [2, 2], [4, 4]]) {
+    const code = blockScoreWgsl(cfg({ tuning: { block: 256, kstep } }));
+    assert.match(code, new RegExp(`w4 < 4u; w4 \\+= ${step}u`));
+    assert.equal(code.split("st[(kr.x >> 2u)").length - 1, 4 * step, `kstep ${kstep}: loads per step`);
+  }
+  // int2 D 64: 1 vec4 word per row, so every kstep steps by 1
+  const k2 = blockScoreWgsl(cfg({ headDim: 64, k: "q2", v: "q2", tuning: { block: 256, kstep: 4 } }));
+  assert.match(k2, /w4 < 1u; w4 \+= 1u/);
 });
 
 Deno.test("block attention wgsl: formats pick their planes and gathers; uq unrolls the value loop", () => {
