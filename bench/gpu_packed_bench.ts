@@ -397,12 +397,18 @@ export async function runPackedBench(
     const bestRow = new Map<string, AttentionRow>();
     const refOut = new Map<string, Float32Array>();
     const maxDiff = new Map<string, number>();
-    // the layout's stores and segments as kernel configs take them
-    const cfgStores = spec.stores.map(([f]) => ({ k: f, v: f }));
-    const cfgSegments = spec.segments.map(([st]) => ({
-      k: { store: st, tensor: "k" as const },
-      v: { store: st, tensor: "v" as const },
-    }));
+    // the layout's shape, stores and segments as both attention configs take them
+    const shape = {
+      numHeads: nH,
+      numKvHeads: nKv,
+      headDim: D,
+      maxBatch: B,
+      stores: spec.stores.map(([f]) => ({ k: f, v: f })),
+      segments: spec.segments.map(([st]) => ({
+        k: { store: st, tensor: "k" as const },
+        v: { store: st, tensor: "v" as const },
+      })),
+    };
     /**
      * Books one timed run of variant `vk`: max diff against the variant's first output (or `fallbackRef`'s),
      * the sweep row, the log line (`what` describes the run) and the variant's best row.
@@ -439,15 +445,7 @@ export async function runPackedBench(
     const late = o.budgetSeconds !== undefined && (performance.now() - start) / 1000 > o.budgetSeconds;
     if (late) log(`  over the ${o.budgetSeconds} s budget: default tuning only`);
     for (const tuning of late ? [DEFAULT_ATTENTION_TUNING] : o.tunings) {
-      const cfg: FusedAttentionConfig = {
-        numHeads: nH,
-        numKvHeads: nKv,
-        headDim: D,
-        maxBatch: B,
-        stores: cfgStores,
-        segments: cfgSegments,
-        tuning,
-      };
+      const cfg: FusedAttentionConfig = { ...shape, tuning };
       let att: FusedAttention;
       try {
         att = await FusedAttention.create(gpu, cfg);
@@ -485,12 +483,7 @@ export async function runPackedBench(
       let att: MixedBlockAttention;
       try {
         att = await MixedBlockAttention.create(gpu, {
-          numHeads: nH,
-          numKvHeads: nKv,
-          headDim: D,
-          maxBatch: B,
-          stores: cfgStores,
-          segments: cfgSegments,
+          ...shape,
           body,
           maxTokens: o.tokens,
           block: bt,
