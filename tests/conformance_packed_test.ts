@@ -564,7 +564,11 @@ async function checkAttention(
 
 /** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
 const BLOCK_TUNINGS: BlockAttentionTuning[] = software
-  ? [{ block: 256, wgv: 64, uq: 1 }, { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 }, { tq: 2, kstep: 1 }]
+  ? [
+    { block: 256, wgv: 64, uq: 1 },
+    { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 },
+    { tq: 2, kstep: 1 },
+  ]
   : [
     { block: 256, wgv: 64, uq: 1 },
     {},
@@ -576,6 +580,7 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 1024, wgv: 128, uq: 4, pipe: true, tq: 4 },
     { kstep: 2 },
     { kstep: 1, tq: 2 },
+    { block: 512, tq: 2 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */

@@ -19,7 +19,7 @@
  * | --- | --- |
  * | qrec | [maxBatch, nKv, REC] vec4<u32> — the int8 query records |
  * | wq | [maxBatch, nKv, S_max·BT/4, NV] vec4<u32> — 8-bit weights, a quad of tokens per u32 per head |
- * | bst | [maxBatch, nKv, S_max, NV + 1] vec4<f32> — Σp·z_V per head, S_max/255 |
+ * | bst | [maxBatch, nKv, S_max, 3·NV + 1] vec4<f32> — per block: Σp·z_V, max, Σp per head, then S_max/255 |
  *
  * @example
  * ```ts
@@ -170,7 +170,7 @@ export class BlockAttention {
     const scratch = {
       qrec: gpu.storage("block attention qrec", 16 * B * nKv * blockQueryRecord(config)),
       wq: gpu.storage("block attention weights", 16 * B * nKv * S * (BT / 4) * NV),
-      bst: gpu.storage("block attention block stats", 16 * B * nKv * S * (NV + 1)),
+      bst: gpu.storage("block attention block stats", 16 * B * nKv * S * (3 * NV + 1)),
     };
     return new BlockAttention(gpu, config, { query, score, value, reduce }, scratch);
   }
@@ -301,15 +301,15 @@ export class BlockAttention {
       this.gpu,
       this.#pipes.score,
       "block attention score",
-      packUniform([S, statsOff, X0, PS, ...kr, ...vr, ...cnt]),
-      [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst, bufs.part],
+      packUniform([S, 0, 0, 0, ...kr, ...vr, ...cnt]),
+      [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst],
       arena,
     );
     const value = bindUniform(
       this.gpu,
       this.#pipes.value,
       "block attention value",
-      packUniform([S, X0, PS, 0, ...vr, ...cnt]),
+      packUniform([S, X0, PS, statsOff, ...vr, ...cnt]),
       [bufs.store, sc.wq, sc.bst, bufs.part],
       arena,
     );

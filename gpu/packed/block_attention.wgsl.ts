@@ -13,13 +13,13 @@
  *    V scale S_max are reduced over the workgroup (two-stage, three barriers),
  *    and each token's weight p·S_V (p = e^(s − m)) is rounded to 8 bits against S_max:
  *    w = min(round(p·S_V·(255/S_max)), 255). The four weights of a quad are packed in one u32 per head.
- *    Σp and Σp·z_V are summed over the block; (m, Σp) go straight to the split statistics of `part` (a block
- *    is one split of the reduce kernel), (Σp·z_V, S_max/255) to `bst`.
+ *    Σp and Σp·z_V are summed over the block; (Σp·z_V, m, Σp, S_max/255) go to `bst`.
  * 3. **value** ({@link blockValueWgsl}), grid (blocks, nKv, B), WGV invocations: invocation (lane, dg) owns
  *    dims 4·dg … 4·dg + 3; for each quad of its lane it gathers the four rows' codes of its dims token-major
  *    (byte j of X_k = code of dim 4·dg + k in token j of the quad) and accumulates `dot4U8Packed(X_k, W_h)`
  *    in u32 — exact (≤ 255·15·BT < 2^22). The lanes are summed in workgroup memory and the block's partial is
- *    acc = (S_max/255)·Σ w·c − Σp·z_V (f32), written in the fused kernel's `part` layout.
+ *    acc = (S_max/255)·Σ w·c − Σp·z_V (f32), written with the block's (m, Σp) in the fused kernel's `part`
+ *    layout (a block is one split of the reduce kernel).
  *
  * 4. **reduce** ({@link blockReduceWgsl}), grid (nH, B, D/16): the fused reduce's merge of the blocks and the
  *    new token (attention.wgsl.ts `attentionReduceWgsl`), with the dims spread over a third grid axis.
@@ -38,18 +38,17 @@
  * | query | 0 | `p` | uniform | `io = (qOff, rowStride, 0, 0)`, `sc.x = 1/√D` |
  * | query | 1 | `qkv` | `array<f32>` read | query head h of sequence b at `qOff + b·rowStride + h·D` |
  * | query | 2 | `qrec` | `array<vec4<u32>>` read_write | [B, nKv, REC] records: qp [D/4, NV] (plane words, 4 heads per vec4), 2^e [NV] (f32 bits), Σ qi [NV] (i32 bits); REC = (D/4 + 2)·NV |
- * | score | 0 | `p` | uniform | `io = (blocks S, statsOff, split0, partSplits)`, `kr/vr = (codesOff, szOff, cap, tok0)`, `cnt[b/4][b%4]` = tokens of sequence b |
+ * | score | 0 | `p` | uniform | `io = (blocks S, 0, 0, 0)`, `kr/vr = (codesOff, szOff, cap, tok0)`, `cnt[b/4][b%4]` = tokens of sequence b |
  * | score | 1 | `qrec` | `array<vec4<u32>>` read | as above |
  * | score | 2 | `st` | `array<vec4<u32>>` read | the store (layout.ts) |
  * | score | 3 | `sw` | `array<u32>` read | the same store, single words |
  * | score | 4 | `wq` | `array<vec4<u32>>` read_write | weights [B, nKv, S·QB, NV]: byte j of lane c of quad q = w of token q + j·QB of the block, head 4·u + c |
- * | score | 5 | `bst` | `array<vec4<f32>>` read_write | [B, nKv, S, NV + 1]: Σp·z_V [NV], then (S_max/255, 0, 0, 0) |
- * | score | 6 | `part` | `array<f32>` read_write | (max, Σp) [B, nH, partSplits, 2] at `statsOff`; block x is split split0 + x |
- * | value | 0 | `p` | uniform | `io = (blocks S, split0, partSplits, 0)`, `vr`, `cnt` as above |
+ * | score | 5 | `bst` | `array<vec4<f32>>` read_write | [B, nKv, S, BST = 3·NV + 1]: Σp·z_V [NV], m [NV], Σp [NV], then (S_max/255, 0, 0, 0) |
+ * | value | 0 | `p` | uniform | `io = (blocks S, split0, partSplits, statsOff)`, `vr`, `cnt` as above |
  * | value | 1 | `sw` | `array<u32>` read | the store, single words |
  * | value | 2 | `wq` | `array<vec4<u32>>` read | as above |
  * | value | 3 | `bst` | `array<vec4<f32>>` read | as above |
- * | value | 4 | `part` | `array<f32>` read_write | acc [B, nH, partSplits, D] at 0 |
+ * | value | 4 | `part` | `array<f32>` read_write | acc [B, nH, partSplits, D] at 0, (max, Σp) [B, nH, partSplits, 2] at `statsOff`; block x is split split0 + x |
  * | reduce | 0–3 | `p`, `qkv`, `part`, `out` | | as the fused reduce (attention.wgsl.ts) |
  *
  * Requirements: D % 16 = 0 and D ≤ 128 (one quantization group per token), nH % nKv = 0, BT ∈ {256, 512,
@@ -417,17 +416,10 @@ export function blockScoreWgsl(c: BlockAttentionConfig): string {
       us.flatMap((u) => [`L${u}`, `Z${u}`]),
     )
   }
-  let bo = (head * S + blk) * (NV + 1u);
+  let bo = (head * S + blk) * BST;
   if (lid == 0u) {
-${us.map((u) => `    bst[bo + ${u32(u)}] = Z${u};`).join("\n")}
-    bst[bo + NV] = vec4<f32>(smx * (1.0 / 255.0), 0.0, 0.0, 0.0);
-  }
-  if (lid < HPK) {
-    let u = lid / 4u; let cc = lid % 4u;
-    var mm = 0.0; var ll = 0.0;
-${us.map((u) => `    if (u == ${u32(u)}) { mm = m${u}[cc]; ll = L${u}[cc]; }`).join("\n")}
-    let o = p.io.y + ((b * NH + kvh * HPK + lid) * p.io.w + p.io.z + blk) * 2u;
-    part[o] = mm; part[o + 1u] = ll;
+${us.map((u) => `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = m${u}; bst[bo + 2u * NV + ${u32(u)}] = L${u};`).join("\n")}
+    bst[bo + 3u * NV] = vec4<f32>(smx * (1.0 / 255.0), 0.0, 0.0, 0.0);
   }
 `;
   const plane = (w: string, sp: number) =>
@@ -494,7 +486,7 @@ ${dotWord((t) => `v${t}`, "wi")}
   }`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
   return /* wgsl */ `
-${consts(d, { PL, REC: d.REC, BT: d.BT, WQ })}
+${consts(d, { PL, REC: d.REC, BT: d.BT, WQ, BST: 3 * NV + 1 })}
 const NEG = -3.0e38;
 struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
 @group(0) @binding(0) var<uniform> p: P;
@@ -503,7 +495,6 @@ struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${
 @group(0) @binding(3) var<storage, read> sw: array<u32>;
 @group(0) @binding(4) var<storage, read_write> wq: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> bst: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> part: array<f32>;
 // the int8 query's plane words [D/4, NV], 2^e [NV], Σ qi [NV]
 var<workgroup> qp: array<vec4<u32>, ${(D / 4) * NV}>;
 var<workgroup> qsc: array<vec4<f32>, ${NV}>;
@@ -522,13 +513,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
   let t0 = blk * BT;
-  if (t0 >= cnt) {
-    if (lid < HPK) {
-      let o = p.io.y + ((b * NH + kvh * HPK + lid) * p.io.w + p.io.z + blk) * 2u;
-      part[o] = NEG; part[o + 1u] = 0.0;
-    }
-    return;
-  }
+  if (t0 >= cnt) { return; } // an empty block: the value kernel writes its split (no statistics needed)
   let kr = p.kr; let vr = p.vr;
   // token i of quad q = lid + k·WQ is t0 + q + i·QB: a warp's load of one row word covers consecutive rows
   let tq = t0 + lid;
@@ -697,7 +682,8 @@ ${names.map((x) => `    c${x} = n${x};`).join("\n")}
   }`;
   const body = (full: boolean) => (PIPE ? pipelined(full) : plain(full));
   return /* wgsl */ `
-${consts(d, { BT: d.BT, QB: d.QB, DG, QL, WPTV })}
+${consts(d, { BT: d.BT, QB: d.QB, DG, QL, WPTV, BST: 3 * NV + 1 })}
+const NEG = -3.0e38;
 struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> sw: array<u32>;
@@ -711,24 +697,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let blk = wid.x; let kvh = wid.y; let b = wid.z;
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
-  let t0 = blk * BT;
   let head = b * NKV + kvh;
-  if (t0 >= cnt) {
+  // block blk is split split0 + blk: acc [D] and (max, Σp) of each head (an empty block: 0, (NEG, 0))
+  if (blk * BT >= cnt) {
     for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
       part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = 0.0;
+    }
+    if (lid < HPK) {
+      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+      part[o] = NEG; part[o + 1u] = 0.0;
     }
     return;
   }
   let vr = p.vr;
+  let dg = lid % DG; let ql = lid / DG;
+  let wb = vr.x + ${VB === 4 ? "dg / 2u" : "dg / 4u"};
+  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};
+  let t0 = blk * BT;
   let n = min(BT, cnt - t0);
   // quads to visit: quad q holds tokens q + i·QB, so quads ≥ n are empty; rounded up to whole steps (their
   // weights are zero and rows clamped)
   let nq = min(QB, ((min(n, QB) + ${u32(QL * UQ - 1)}) / ${u32(QL * UQ)}) * ${u32(QL * UQ)});
-  let dg = lid % DG; let ql = lid / DG;
   let row0 = head * vr.z + vr.w + t0;
   let rlast = row0 + n - 1u;
-  let wb = vr.x + ${VB === 4 ? "dg / 2u" : "dg / 4u"};
-  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};
   let qb = (head * S + blk) * QB;
 ${ks.flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
   if (n == BT) {
@@ -741,8 +732,9 @@ ${
       .join("\n")
   }
   workgroupBarrier();
-  let bo = (head * S + blk) * (NV + 1u);
-  let vsig = bst[bo + NV].x;
+  // acc = (S_max/255)·Σ w·c − Σp·z_V (exact u32 lane sums); the split's statistics are the block's (m, Σp)
+  let bo = (head * S + blk) * BST;
+  let vsig = bst[bo + 3u * NV].x;
   for (var i = lid; i < D * NV; i += ${u32(WGV)}) {
     let dd = i / NV; let u = i % NV;
     var tot = vec4<u32>(0u);
@@ -752,6 +744,11 @@ ${
       let hh = u * 4u + cc;
       if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dd] = acc[cc]; }
     }
+  }
+  if (lid < HPK) {
+    let u = lid / 4u; let cc = lid % 4u;
+    let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+    part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
   }
 }
 `;
