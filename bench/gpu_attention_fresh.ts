@@ -44,7 +44,7 @@ const VARIANTS: { name: string; tuning: VariantTuning; applies: (layout: string)
     tuning: { ...DEFAULT_ATTENTION_TUNING, perPath: true },
     applies: (l) => l.startsWith("PM"),
   },
-  // BlockAttention (int8 query + 8-bit weights, block schedule, DEFAULT_BLOCK_TUNING) on the 2/4-bit body; the
+  // BlockAttention (int8 query + 8-bit weights, block schedule, defaultBlockTuning of its formats) on the 2/4-bit body; the
   // PM-KVQ sink and window on the fused kernel (MixedBlockAttention)
   { name: " (block)", tuning: { block: {} }, applies: (l) => blockLayout(l) },
 ];

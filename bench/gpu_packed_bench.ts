@@ -51,7 +51,7 @@ import { ErsKernel } from "../gpu/packed/ers.ts";
 import {
   BlockAttention,
   type BlockAttentionTuning,
-  DEFAULT_BLOCK_TUNING,
+  defaultBlockTuning,
 } from "../gpu/packed/block_attention.ts";
 import { MixedBlockAttention } from "../gpu/packed/mixed_block_attention.ts";
 import { quantizeAppendBytes, QuantizeAppendKernel } from "../gpu/packed/quantize_append.ts";
@@ -523,7 +523,7 @@ export async function runPackedBench(
       );
       const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
       const tuning = {
-        block: { ...DEFAULT_BLOCK_TUNING, ...bt },
+        block: { ...defaultBlockTuning(att.block.config.k, att.block.config.v), ...bt },
         ...(ft || ftarget ? { others: { fused: ft, target: ftarget } } : {}),
       };
       // compared with the fused int8-query + vdot result when it ran (same arithmetic up to the weights' scale)

@@ -567,7 +567,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
   ? [
     { block: 256, wgv: 64, uq: 1 },
     { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 },
-    { tq: 2, kstep: 1 },
+    // block 256 again (the same-block check), and the default of the case's formats (2-bit: block 512, tq 2)
+    { block: 256, tq: 2, kstep: 1 },
+    {},
   ]
   : [
     { block: 256, wgv: 64, uq: 1 },

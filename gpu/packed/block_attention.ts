@@ -51,7 +51,7 @@ import { bindUniform, type UniformArena, type UniformBinding } from "./uniform_a
 import { GpuError, TensorShapeError } from "../../src/errors.ts";
 
 export type { BlockAttentionConfig, BlockAttentionTuning } from "./block_attention.wgsl.ts";
-export { DEFAULT_BLOCK_TUNING } from "./block_attention.wgsl.ts";
+export { DEFAULT_BLOCK_TUNING, defaultBlockTuning } from "./block_attention.wgsl.ts";
 
 /** Compile-time shape plus the scratch capacity. */
 export interface BlockAttentionOptions extends BlockAttentionConfig {

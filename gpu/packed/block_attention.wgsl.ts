@@ -104,7 +104,7 @@ export interface BlockAttentionConfig {
 /** Invocations of the query kernel. */
 const QUERY_THREADS = 128;
 
-/** The default schedule (H100 sweep, docs/gpu-packed.md §3b). */
+/** The default schedule (H100 sweep, docs/gpu-packed.md §3b) — of every format pair but 2-bit K and V. */
 export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   block: 256,
   wgv: 64,
@@ -113,6 +113,22 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   tq: 1,
   kstep: 0,
 };
+
+/**
+ * The default schedule of a K / V format pair: {@link DEFAULT_BLOCK_TUNING}, except 2-bit K and V, which take
+ * 512-token blocks of 2 quads per score invocation (H100, docs/measurements/h100-block-attention-2026-12-06c:
+ * the value kernel gains more from the longer blocks than the score kernel loses; int2 127.8 vs 133.1 µs,
+ * PM-KVQ body@2 147.0 vs 151.9; at 4-bit K the same schedule is 9% slower).
+ *
+ * @example
+ * ```ts
+ * defaultBlockTuning("q2", "q2").block; // 512
+ * defaultBlockTuning("q4", "q4").block; // 256
+ * ```
+ */
+export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<BlockAttentionTuning> {
+  return k === "q2" && v === "q2" ? { ...DEFAULT_BLOCK_TUNING, block: 512, tq: 2 } : DEFAULT_BLOCK_TUNING;
+}
 
 interface Dims {
   D: number;
@@ -154,7 +170,7 @@ function dims(c: BlockAttentionConfig): Dims {
   const VB = { q2: 2, q4: 4 }[c.v];
   if (!KB) throw new QuantConfigError(`block attention: K format ${c.k} is not q2, q4 or q8`);
   if (!VB) throw new QuantConfigError(`block attention: V format ${c.v} is not q2 or q4`);
-  const t = { ...DEFAULT_BLOCK_TUNING, ...c.tuning };
+  const t = { ...defaultBlockTuning(c.k, c.v), ...c.tuning };
   if (![256, 512, 1024].includes(t.block)) {
     throw new QuantConfigError(`block attention: block ${t.block} must be 256, 512 or 1024`);
   }
@@ -388,7 +404,7 @@ function reduce2(
  */
 export function blockScoreWgsl(c: BlockAttentionConfig): string {
   const d = dims(c);
-  const { D, NV, HPK, WQ, PL, KB, WPTK, TQ } = d;
+  const { D, NV, WQ, PL, KB, WPTK, TQ } = d;
   const us = [...Array(NV).keys()], ts = [...Array(4 * TQ).keys()], qs = [...Array(TQ).keys()];
   // token t = 4k + i of an invocation: quad lid + k·WQ, offset (lid + k·WQ) + i·QB from the block start
   const tokOff = (t: number) => u32((t >> 2) * WQ + (t & 3) * d.QB);
@@ -418,7 +434,13 @@ export function blockScoreWgsl(c: BlockAttentionConfig): string {
   }
   let bo = (head * S + blk) * BST;
   if (lid == 0u) {
-${us.map((u) => `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = m${u}; bst[bo + 2u * NV + ${u32(u)}] = L${u};`).join("\n")}
+${
+    us.map((u) =>
+      `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = m${u}; bst[bo + 2u * NV + ${
+        u32(u)
+      }] = L${u};`
+    ).join("\n")
+  }
     bst[bo + 3u * NV] = vec4<f32>(smx * (1.0 / 255.0), 0.0, 0.0, 0.0);
   }
 `;
@@ -614,7 +636,7 @@ ${bigSum}
  */
 export function blockValueWgsl(c: BlockAttentionConfig): string {
   const d = dims(c);
-  const { D, NV, HPK, VB, WPTV, DG, QL, UQ, WGV, PIPE } = d;
+  const { D, NV, VB, WPTV, DG, QL, UQ, WGV, PIPE } = d;
   const us = [...Array(NV).keys()], ks = [0, 1, 2, 3], js = [...Array(UQ).keys()];
   // words and bit offset of dims 4·dg … 4·dg + 3 in a row: 16 bits (4-bit) or 8 bits (2-bit)
   const gather = (j: number) =>

@@ -13,6 +13,8 @@ import {
   blockSharedBytes,
   blockTokens,
   blockValueWgsl,
+  DEFAULT_BLOCK_TUNING,
+  defaultBlockTuning,
 } from "./block_attention.wgsl.ts";
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 
@@ -102,6 +104,16 @@ Deno.test("block attention wgsl: records, block size and padded head lanes", () 
   assert.equal(blockQueryRecord(cfg({ numHeads: 40, numKvHeads: 8 })), 68); // 5 heads → 2 vec4 lanes
   assert.equal(blockTokens(cfg()), 1024);
   assert.equal(blockTokens({ ...cfg(), tuning: undefined }), 256, "the default block");
+  // 2-bit K and V default to 512-token blocks, 2 quads per score invocation (128 / 2 = 64 invocations)
+  const two = { ...cfg({ k: "q2", v: "q2" }), tuning: undefined };
+  assert.equal(blockTokens(two), 512);
+  assert.match(blockScoreWgsl(two), /@workgroup_size\(64\)/);
+  assert.deepEqual(defaultBlockTuning("q2", "q2"), { ...DEFAULT_BLOCK_TUNING, block: 512, tq: 2 });
+  for (const [k, v] of [["q4", "q4"], ["q2", "q4"], ["q4", "q2"], ["q8", "q2"]] as const) {
+    assert.deepEqual(defaultBlockTuning(k, v), DEFAULT_BLOCK_TUNING, `${k}/${v}`);
+  }
+  // a field the caller sets wins over the per-format default
+  assert.equal(blockTokens({ ...two, tuning: { block: 256, tq: 1 } }), 256);
   assert.equal(blockTokens(cfg({ tuning: { block: 256 } })), 256);
   // HPK 3: the query kernel loads heads 0..2 only (lane w stays 0)
   const q = blockQueryWgsl(cfg({ numHeads: 6, numKvHeads: 2 }));

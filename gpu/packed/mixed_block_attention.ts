@@ -53,7 +53,7 @@ export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "
   maxTokens: number;
   /** Tuning of the fused kernel for the other segments (default {@link SHORT_SEGMENT_TUNING}). */
   fused?: AttentionTuning;
-  /** Schedule of the block kernels (default DEFAULT_BLOCK_TUNING). */
+  /** Schedule of the block kernels (fields not given: defaultBlockTuning of the body's formats). */
   block?: BlockAttentionTuning;
 }
 

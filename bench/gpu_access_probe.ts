@@ -1,0 +1,126 @@
+/**
+ * Probe: read bandwidth of the block attention kernels' load patterns with no arithmetic (are the score and
+ * value kernels held back by HOW they read, not by how much?). Every kernel reads the same 256 MiB once,
+ * cut into blocks of 256 rows (the default block) of W vec4 words each (W = 2: a 2-bit row of 128 dims, 4: a
+ * 4-bit row), one 64-invocation workgroup per block, and folds what it read with XOR into one word per
+ * invocation (so nothing is optimised away):
+ *
+ * | kernel | pattern | as in |
+ * | --- | --- | --- |
+ * | `linear` | invocation l reads vec4 l + 64·k of the block: every warp instruction covers 512 contiguous bytes | the bandwidth reference |
+ * | `rows` | invocation l reads the whole rows l + 64·k (k < 4), all 4·W vec4 loads issued first | block_attention.wgsl.ts score kernel (tq 1, every K load before the barrier) |
+ * | `words` | invocation (dg, lane) reads the one u32 word of its 4 dims (2-bit: word dg/4) of rows q, q+64, q+128, q+192 for its quads q, 4 quads per step | the value kernel (uq 4, no pipe) |
+ *
+ *   deno run -A bench/gpu_access_probe.ts [--mib 256]
+ *
+ * Prints µs and GB/s per kernel and W (best of 5 timestamped passes; the wall clock where the adapter's
+ * timestamps are zero).
+ *
+ * @module
+ */
+import { acquireGpu } from "../gpu/device.ts";
+import { PackedGpu } from "../gpu/packed/util.ts";
+
+const ROWS = 256, WG = 64;
+/** Bytes read per kernel: 256 MiB, or `--mib N`. */
+const MIB = Number(Deno.args[Deno.args.indexOf("--mib") + 1] ?? 256);
+const BYTES = (Deno.args.includes("--mib") ? MIB : 256) * 1024 * 1024;
+
+/** WGSL of one probe kernel for rows of `w` vec4 words. */
+export function accessProbeWgsl(kind: "linear" | "rows" | "words", w: number): string {
+  const head = `
+@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> srw: array<u32>;
+@group(0) @binding(2) var<storage, read_write> o: array<u32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u32) {
+  let blk = wid.x + wid.y * 1024u;
+  let base = blk * ${ROWS * w}u;
+  var a = vec4<u32>(0u);`;
+  const tail = `
+  o[blk * ${WG}u + l] = a.x ^ a.y ^ a.z ^ a.w;
+}`;
+  const n = (ROWS * w) / WG; // vec4 loads per invocation
+  if (kind === "linear") {
+    const ls = [...Array(n).keys()];
+    return `${head}
+${ls.map((k) => `  let v${k} = src[base + l + ${k * WG}u];`).join("\n")}
+${ls.map((k) => `  a ^= v${k};`).join("\n")}${tail}`;
+  }
+  if (kind === "rows") {
+    const ls = [...Array(4).keys()].flatMap((k) => [...Array(w).keys()].map((j) => [k, j]));
+    return `${head}
+${ls.map(([k, j]) => `  let v${k}_${j} = src[base + (l + ${k * WG}u) * ${w}u + ${j}u];`).join("\n")}
+${ls.map(([k, j]) => `  a ^= v${k}_${j};`).join("\n")}${tail}`;
+  }
+  // words: 4·w u32 words per row; the invocation's word is dg / (32 / (4·w)) (2 dims per byte... as the value
+  // kernel: 2-bit rows (w 2) → word dg/4, 4-bit rows (w 4) → word dg/2)
+  const wpr = 4 * w, per = 32 / wpr;
+  return `${head}
+  let dg = l % 32u; let ql = l / 32u;
+  let wb = base * 4u + dg / ${per}u;
+  for (var q0 = ql; q0 < 64u; q0 += 8u) {
+${
+    [0, 1, 2, 3].flatMap((j) =>
+      [0, 1, 2, 3].map((i) => `    let r${j}_${i} = srw[wb + (q0 + ${j * 2 + i * 64}u) * ${wpr}u];`)
+    ).join("\n")
+  }
+${[0, 1, 2, 3].map((j) => `    a.${"xyzw"[j]} ^= r${j}_0 ^ r${j}_1 ^ r${j}_2 ^ r${j}_3;`).join("\n")}
+  }${tail}`;
+}
+
+if (import.meta.main) {
+  const ctx = await acquireGpu();
+  const gpu = new PackedGpu(ctx);
+  const dev = gpu.device;
+  const src = gpu.storage("src", BYTES);
+  const qs = dev.createQuerySet({ type: "timestamp", count: 2 });
+  const res = dev.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  console.log(ctx.description);
+  for (const w of [2, 4]) {
+    const blocks = BYTES / (ROWS * w * 16);
+    const out = gpu.storage("o", 4 * blocks * WG);
+    for (const kind of ["linear", "rows", "words"] as const) {
+      const p = await gpu.pipeline(`probe ${kind} ${w}`, accessProbeWgsl(kind, w));
+      // the auto layout holds only the bindings a kernel uses: src (0) or srw (1), and o (2)
+      dev.pushErrorScope("validation");
+      const bg = dev.createBindGroup({
+        layout: p.layout,
+        entries: [{ binding: kind === "words" ? 1 : 0, resource: { buffer: src } }, {
+          binding: 2,
+          resource: { buffer: out },
+        }],
+      });
+      const bad = await dev.popErrorScope();
+      if (bad) throw new Error(`probe ${kind} w ${w}: ${bad.message}`);
+      let best = Infinity;
+      for (let t = 0; t < 6; t++) {
+        const enc = dev.createCommandEncoder();
+        const pass = enc.beginComputePass({
+          timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+        });
+        pass.setPipeline(p.pipeline);
+        pass.setBindGroup(0, bg);
+        pass.dispatchWorkgroups(1024, blocks / 1024);
+        pass.end();
+        enc.resolveQuerySet(qs, 0, 2, res, 0);
+        const rb = dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        enc.copyBufferToBuffer(res, 0, rb, 0, 16);
+        const h0 = performance.now();
+        dev.pushErrorScope("validation");
+        dev.queue.submit([enc.finish()]);
+        const err = await dev.popErrorScope();
+        if (err) throw new Error(`probe ${kind} w ${w}: ${err.message}`);
+        await rb.mapAsync(GPUMapMode.READ);
+        const wall = (performance.now() - h0) * 1e3;
+        const [a, b] = new BigUint64Array(rb.getMappedRange().slice(0));
+        rb.unmap();
+        rb.destroy();
+        // software adapters may report zero-length passes: fall back to the wall clock (includes polling)
+        if (t > 0) best = Math.min(best, b > a ? Number(b - a) / 1e3 : wall);
+      }
+      console.log(`w ${w} ${kind}: ${best.toFixed(1)} us, ${(BYTES / best / 1e3).toFixed(0)} GB/s`);
+    }
+    out.destroy();
+  }
+}
