@@ -117,8 +117,9 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
 /**
  * The default schedule of a K / V format pair: {@link DEFAULT_BLOCK_TUNING}, except 2-bit K and V, which take
  * 512-token blocks of 2 quads per score invocation (H100, docs/measurements/h100-block-attention-2026-12-06c:
- * the value kernel gains more from the longer blocks than the score kernel loses; int2 127.8 vs 133.1 µs,
- * PM-KVQ body@2 147.0 vs 151.9; at 4-bit K the same schedule is 9% slower).
+ * the value kernel gains more from the longer blocks than the score kernel loses; one process, same call: int2
+ * 127.8 vs 133.4 µs; fresh processes: int2 127.7, PM-KVQ body@2 146.5 µs against 133.1 / 151.9 before; at
+ * 4-bit K the same schedule is 9% slower).
  *
  * @example
  * ```ts
