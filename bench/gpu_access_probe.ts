@@ -53,8 +53,8 @@ ${ls.map((k) => `  a ^= v${k};`).join("\n")}${tail}`;
 ${ls.map(([k, j]) => `  let v${k}_${j} = src[base + (l + ${k * WG}u) * ${w}u + ${j}u];`).join("\n")}
 ${ls.map(([k, j]) => `  a ^= v${k}_${j};`).join("\n")}${tail}`;
   }
-  // words: 4·w u32 words per row; the invocation's word is dg / (32 / (4·w)) (2 dims per byte... as the value
-  // kernel: 2-bit rows (w 2) → word dg/4, 4-bit rows (w 4) → word dg/2)
+  // words: 4·w u32 words per row, and invocation dg (of 32, 4 dims each) reads word dg / (32 / (4·w)), as the
+  // value kernel: 2-bit rows (w 2) → word dg/4, 4-bit rows (w 4) → word dg/2
   const wpr = 4 * w, per = 32 / wpr;
   return `${head}
   let dg = l % 32u; let ql = l / 32u;
