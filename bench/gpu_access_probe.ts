@@ -13,13 +13,13 @@
  *
  *   deno run -A bench/gpu_access_probe.ts [--mib 256]
  *
- * Prints µs and GB/s per kernel and W (best of 5 timestamped passes; the wall clock where the adapter's
- * timestamps are zero).
+ * Prints µs and GB/s per kernel and W (best of 5 passes, bench/timer.ts).
  *
  * @module
  */
 import { acquireGpu } from "../gpu/device.ts";
 import { PackedGpu } from "../gpu/packed/util.ts";
+import { BenchTimer } from "./timer.ts";
 
 const ROWS = 256, WG = 64;
 /** Bytes read per kernel: 256 MiB, or `--mib N`. */
@@ -74,9 +74,8 @@ if (import.meta.main) {
   const gpu = new PackedGpu(ctx);
   const dev = gpu.device;
   const src = gpu.storage("src", BYTES);
-  const qs = dev.createQuerySet({ type: "timestamp", count: 2 });
-  const res = dev.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  console.log(ctx.description);
+  const timer = new BenchTimer(gpu);
+  console.log(`${ctx.description}; timing: ${timer.method}`);
   for (const w of [2, 4]) {
     const blocks = BYTES / (ROWS * w * 16);
     const out = gpu.storage("o", 4 * blocks * WG);
@@ -93,32 +92,15 @@ if (import.meta.main) {
       });
       const bad = await dev.popErrorScope();
       if (bad) throw new Error(`probe ${kind} w ${w}: ${bad.message}`);
-      let best = Infinity;
-      for (let t = 0; t < 6; t++) {
-        const enc = dev.createCommandEncoder();
-        const pass = enc.beginComputePass({
-          timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
-        });
-        pass.setPipeline(p.pipeline);
-        pass.setBindGroup(0, bg);
-        pass.dispatchWorkgroups(1024, blocks / 1024);
-        pass.end();
-        enc.resolveQuerySet(qs, 0, 2, res, 0);
-        const rb = dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        enc.copyBufferToBuffer(res, 0, rb, 0, 16);
-        const h0 = performance.now();
-        dev.pushErrorScope("validation");
-        dev.queue.submit([enc.finish()]);
-        const err = await dev.popErrorScope();
-        if (err) throw new Error(`probe ${kind} w ${w}: ${err.message}`);
-        await rb.mapAsync(GPUMapMode.READ);
-        const wall = (performance.now() - h0) * 1e3;
-        const [a, b] = new BigUint64Array(rb.getMappedRange().slice(0));
-        rb.unmap();
-        rb.destroy();
-        // software adapters may report zero-length passes: fall back to the wall clock (includes polling)
-        if (t > 0) best = Math.min(best, b > a ? Number(b - a) / 1e3 : wall);
-      }
+      const best = 1e6 * await timer.time(
+        (pass) => {
+          pass.setPipeline(p.pipeline);
+          pass.setBindGroup(0, bg);
+          pass.dispatchWorkgroups(1024, blocks / 1024);
+        },
+        1,
+        5,
+      );
       console.log(`w ${w} ${kind}: ${best.toFixed(1)} us, ${(BYTES / best / 1e3).toFixed(0)} GB/s`);
     }
     out.destroy();

@@ -12,6 +12,7 @@
  */
 import { acquireGpu } from "../gpu/device.ts";
 import { PackedGpu } from "../gpu/packed/util.ts";
+import { BenchTimer } from "./timer.ts";
 
 const ITER = 2048, THREADS = 256, GROUPS = 132 * 32;
 
@@ -47,8 +48,7 @@ if (import.meta.main) {
   const gpu = new PackedGpu(ctx);
   const dev = gpu.device;
   const out = gpu.storage("o", 4 * THREADS * GROUPS);
-  const qs = dev.createQuerySet({ type: "timestamp", count: 2 });
-  const res = dev.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const timer = new BenchTimer(gpu);
   const times: Record<string, number> = {};
   for (const op of ["none", "imad", "fma", "dot4i", "dot4u"]) {
     const p = await gpu.pipeline(`probe ${op}`, kernel(op));
@@ -56,25 +56,15 @@ if (import.meta.main) {
       layout: p.layout,
       entries: [{ binding: 0, resource: { buffer: out } }],
     });
-    let best = Infinity;
-    for (let t = 0; t < 4; t++) {
-      const enc = dev.createCommandEncoder();
-      const pass = enc.beginComputePass({
-        timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
-      });
-      pass.setPipeline(p.pipeline);
-      pass.setBindGroup(0, bg);
-      pass.dispatchWorkgroups(GROUPS);
-      pass.end();
-      enc.resolveQuerySet(qs, 0, 2, res, 0);
-      const rb = dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      enc.copyBufferToBuffer(res, 0, rb, 0, 16);
-      dev.queue.submit([enc.finish()]);
-      await rb.mapAsync(GPUMapMode.READ);
-      const [a, b] = new BigUint64Array(rb.getMappedRange().slice(0));
-      rb.unmap();
-      if (t > 0) best = Math.min(best, Number(b - a) / 1e3);
-    }
+    const best = 1e6 * await timer.time(
+      (pass) => {
+        pass.setPipeline(p.pipeline);
+        pass.setBindGroup(0, bg);
+        pass.dispatchWorkgroups(GROUPS);
+      },
+      1,
+      3,
+    );
     times[op] = best;
   }
   const ops = THREADS * GROUPS * ITER * 4;

@@ -37,6 +37,7 @@
  */
 import { acquireGpu, type GpuContext } from "../gpu/device.ts";
 import { grid2d, PackedGpu, packUniform, type Pipeline } from "../gpu/packed/util.ts";
+import { BenchTimer } from "./timer.ts";
 import { type StoreLayout, storeLayout, type TensorFormat, unpackTokenTensor } from "../gpu/packed/layout.ts";
 import {
   type AttentionTuning,
@@ -183,60 +184,6 @@ export const SMALL: BenchOptions = {
   prefillTokens: 64,
 };
 
-/** Timer: timestamp queries when available, else wall clock around onSubmittedWorkDone. */
-class Timer {
-  readonly method: "timestamp" | "wall";
-  readonly #gpu: PackedGpu;
-  readonly #qs: GPUQuerySet | null;
-  readonly #res: GPUBuffer | null;
-
-  constructor(gpu: PackedGpu) {
-    this.#gpu = gpu;
-    const ts = gpu.ctx.features.has("timestamp-query");
-    this.method = ts ? "timestamp" : "wall";
-    this.#qs = ts ? gpu.device.createQuerySet({ type: "timestamp", count: 2 }) : null;
-    this.#res = ts
-      ? gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC })
-      : null;
-  }
-
-  /** Best-of-`trials` seconds per call of `encode` (recorded `iters` times in one pass). */
-  async time(encode: (pass: GPUComputePassEncoder) => void, iters: number, trials = 3): Promise<number> {
-    const dev = this.#gpu.device;
-    let best = Infinity;
-    for (let t = 0; t < trials + 1; t++) {
-      const enc = dev.createCommandEncoder();
-      const pass = enc.beginComputePass(
-        this.#qs
-          ? { timestampWrites: { querySet: this.#qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
-          : {},
-      );
-      for (let i = 0; i < iters; i++) encode(pass);
-      pass.end();
-      let seconds: number;
-      if (this.#qs && this.#res) {
-        enc.resolveQuerySet(this.#qs, 0, 2, this.#res, 0);
-        const rb = dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        enc.copyBufferToBuffer(this.#res, 0, rb, 0, 16);
-        dev.queue.submit([enc.finish()]);
-        await rb.mapAsync(GPUMapMode.READ);
-        const [a, b] = new BigUint64Array(rb.getMappedRange().slice(0));
-        rb.unmap();
-        rb.destroy();
-        seconds = Number(b - a) / 1e9;
-      } else {
-        const t0 = performance.now();
-        dev.queue.submit([enc.finish()]);
-        await dev.queue.onSubmittedWorkDone();
-        seconds = (performance.now() - t0) / 1000;
-      }
-      this.#gpu.ctx.check();
-      if (t > 0) best = Math.min(best, seconds / iters); // trial 0 is the warm-up
-    }
-    return best;
-  }
-}
-
 function dispatch2d(pass: GPUComputePassEncoder, p: Pipeline, bg: GPUBindGroup, groups: number): void {
   const [x, y] = grid2d(groups);
   pass.setPipeline(p.pipeline);
@@ -323,7 +270,7 @@ export async function runPackedBench(
   log: (s: string) => void = (s) => console.error(s),
 ): Promise<BenchReport> {
   const gpu = new PackedGpu(ctx);
-  const timer = new Timer(gpu);
+  const timer = new BenchTimer(gpu);
   const dev = gpu.device;
   const start = performance.now();
   const lim = ctx.limits;
