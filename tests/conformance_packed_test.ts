@@ -43,7 +43,7 @@ import {
 import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
 import { BlockAttention, type BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
 import { MixedBlockAttention } from "../gpu/packed/mixed_block_attention.ts";
-import { BLOCK_REDUCE, blockReduceWgsl } from "../gpu/packed/block_attention.wgsl.ts";
+import { blockReduceDims, blockReduceWgsl } from "../gpu/packed/block_attention.wgsl.ts";
 import { GpuError, TensorShapeError } from "../src/errors.ts";
 import {
   allocQuantBuffers,
@@ -570,6 +570,7 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // block 256 again (the same-block check), and the default of the case's formats (2-bit: block 512, tq 2)
     { block: 256, tq: 2, kstep: 1 },
     {},
+    { block: 256, tq: 2, tseq: true, uq: 8, pipe: false, wgv: 32, rdims: 32 },
   ]
   : [
     { block: 256, wgv: 64, uq: 1 },
@@ -583,6 +584,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { kstep: 2 },
     { kstep: 1, tq: 2 },
     { block: 512, tq: 2 },
+    { block: 512, tq: 2, tseq: true },
+    { block: 256, tq: 2, tseq: true, uq: 8, pipe: false },
+    { block: 512, tq: 2, tseq: true, uq: 8, pipe: false, wgv: 32, rdims: 64 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -1042,7 +1046,7 @@ for (const kernel of ["fused", "block"] as const) {
             pass.setPipeline(pipe.pipeline);
             pass.setBindGroup(0, bg);
             // the block reduce spreads the dims over a third grid axis
-            pass.dispatchWorkgroups(nH, B, kernel === "fused" ? 1 : D / BLOCK_REDUCE.dims);
+            pass.dispatchWorkgroups(nH, B, kernel === "fused" ? 1 : D / blockReduceDims(heads));
           });
           const got = new Float32Array(await g.read(bufs[3], 0, B * nH * D * 4));
           let worst = 0, scale = 0;

@@ -35,10 +35,10 @@
  * @module
  */
 import {
-  BLOCK_REDUCE,
   type BlockAttentionConfig,
   blockQueryRecord,
   blockQueryWgsl,
+  blockReduceDims,
   blockReduceWgsl,
   blockScoreWgsl,
   blockSharedBytes,
@@ -364,7 +364,11 @@ export class BlockAttention {
     this.encodePartial(pass, d);
     pass.setPipeline(this.#pipes.reduce.pipeline);
     pass.setBindGroup(0, d.reduce.bindGroup, d.reduce.offsets);
-    pass.dispatchWorkgroups(this.config.numHeads, d.batch, this.config.headDim / BLOCK_REDUCE.dims);
+    pass.dispatchWorkgroups(
+      this.config.numHeads,
+      d.batch,
+      this.config.headDim / blockReduceDims(this.config),
+    );
   }
 
   /**

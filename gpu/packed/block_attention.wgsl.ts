@@ -9,7 +9,8 @@
  * 2. **score** ({@link blockScoreWgsl}), grid (blocks, nKv, B), WQ = QB/tq invocations: invocation i scores
  *    quads q = i + k·WQ (k < tq), quad q being tokens q + j·QB (j < 4) of the block — so one K load
  *    instruction of a warp covers consecutive rows — for all HPK query heads with `dot4I8Packed` (exact i32
- *    sums; every K load is issued before the query's barrier), then the block's score maximum m and largest
+ *    sums; every K load is issued before the query's barrier — with `tseq`, the first quad's, and each further
+ *    quad's after the previous quad's dot products), then the block's score maximum m and largest
  *    V scale S_max are reduced over the workgroup (two-stage, three barriers),
  *    and each token's weight p·S_V (p = e^(s − m)) is rounded to 8 bits against S_max:
  *    w = min(round(p·S_V·(255/S_max)), 255). The four weights of a quad are packed in one u32 per head.
@@ -21,8 +22,9 @@
  *    acc = (S_max/255)·Σ w·c − Σp·z_V (f32), written with the block's (m, Σp) in the fused kernel's `part`
  *    layout (a block is one split of the reduce kernel).
  *
- * 4. **reduce** ({@link blockReduceWgsl}), grid (nH, B, D/16): the fused reduce's merge of the blocks and the
- *    new token (attention.wgsl.ts `attentionReduceWgsl`), with the dims spread over a third grid axis.
+ * 4. **reduce** ({@link blockReduceWgsl}), grid (nH, B, D/DC), DC = `rdims` (default 32): the fused reduce's
+ *    merge of the blocks and the new token (attention.wgsl.ts `attentionReduceWgsl`), with the dims spread over
+ *    a third grid axis.
  *
  * Nothing in the score or value kernel depends on another block, so there is no online-softmax
  * rescale and no per-chunk barrier; the value kernel holds 16 integer accumulators per invocation (4 dims × 4
@@ -74,9 +76,9 @@ export type BlockVFormat = "q2" | "q4";
 export interface BlockAttentionTuning {
   /** Tokens per block (= one split; the score workgroup has block/(4·tq) invocations): 256, 512 or 1024. */
   block?: number;
-  /** Invocations of the value workgroup: 64, 128 or 256 (a multiple of D/4). */
+  /** Invocations of the value workgroup: 32, 64, 128 or 256 (a multiple of D/4). */
   wgv?: number;
-  /** Quads per step of a value invocation (independent loads in flight): 1, 2 or 4. */
+  /** Quads per step of a value invocation (independent loads in flight): 1, 2, 4 or 8. */
   uq?: number;
   /** Value kernel: issue the next step's loads before this step's dot products (software pipeline). */
   pipe?: boolean;
@@ -88,6 +90,14 @@ export interface BlockAttentionTuning {
    * vec4 words, each step's loads issued together before its dot products (fewer live registers).
    */
   kstep?: number;
+  /**
+   * Score kernel with tq > 1: the rows of one quad at a time — the first quad's loads before the query's
+   * barrier, each further quad's loads after the previous quad's dot products (one quad's K words live at
+   * a time instead of all of them).
+   */
+  tseq?: boolean;
+  /** Reduce kernel: dims per workgroup (16, 32, 64 or 128; 128 invocations, 128/rdims split lanes per dim). */
+  rdims?: number;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -104,7 +114,7 @@ export interface BlockAttentionConfig {
 /** Invocations of the query kernel. */
 const QUERY_THREADS = 128;
 
-/** The default schedule (H100 sweep, docs/gpu-packed.md §3b) — of every format pair but 2-bit K and V. */
+/** The default schedule (H100 sweeps, docs/gpu-packed.md §3b) of every format pair but {q2, q2} and {q4, q4}. */
 export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   block: 256,
   wgv: 64,
@@ -112,23 +122,30 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   pipe: true,
   tq: 1,
   kstep: 0,
+  tseq: false,
+  rdims: 32,
 };
 
 /**
- * The default schedule of a K / V format pair: {@link DEFAULT_BLOCK_TUNING}, except 2-bit K and V, which take
- * 512-token blocks of 2 quads per score invocation (H100, docs/measurements/h100-block-attention-2026-12-06c:
- * the value kernel gains more from the longer blocks than the score kernel loses; one process, same call: int2
- * 127.8 vs 133.4 µs; fresh processes: int2 127.7, PM-KVQ body@2 146.5 µs against 133.1 / 151.9 before; at
- * 4-bit K the same schedule is 9% slower).
+ * The default schedule of a K / V format pair: {@link DEFAULT_BLOCK_TUNING}, except 2-bit and 4-bit K with V of
+ * the same width, which take 512-token blocks scored 2 quads per invocation one quad after the other (`tseq`),
+ * with 8 quads per value step (`uq` 8; 4-bit: software-pipelined, 2-bit: not). H100 sweeps
+ * (docs/measurements/h100-block-attention-2026-12-06d.md, one process per schedule, same call): int4 150.8 µs
+ * against 162.9 for the block-256 default, int2 121.9 against 128.0 for the earlier block-512 default; the
+ * 512-token blocks halve the splits the value and reduce kernels write and merge, and `tseq` keeps the score
+ * kernel at one quad's K rows in registers (block 512 without it: score 85 µs against 72).
  *
  * @example
  * ```ts
  * defaultBlockTuning("q2", "q2").block; // 512
- * defaultBlockTuning("q4", "q4").block; // 256
+ * defaultBlockTuning("q8", "q4").block; // 256
  * ```
  */
 export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<BlockAttentionTuning> {
-  return k === "q2" && v === "q2" ? { ...DEFAULT_BLOCK_TUNING, block: 512, tq: 2 } : DEFAULT_BLOCK_TUNING;
+  if (k === v) {
+    return { ...DEFAULT_BLOCK_TUNING, block: 512, tq: 2, tseq: true, uq: 8, pipe: k === "q4" };
+  }
+  return DEFAULT_BLOCK_TUNING;
 }
 
 interface Dims {
@@ -148,6 +165,7 @@ interface Dims {
   QB: number;
   TQ: number;
   KSTEP: number;
+  TSEQ: boolean;
   WGV: number;
   DG: number;
   QL: number;
@@ -176,12 +194,14 @@ function dims(c: BlockAttentionConfig): Dims {
     throw new QuantConfigError(`block attention: block ${t.block} must be 256, 512 or 1024`);
   }
   const DG = D / 4;
-  if (![64, 128, 256].includes(t.wgv) || t.wgv % DG !== 0) {
+  if (![32, 64, 128, 256].includes(t.wgv) || t.wgv % DG !== 0) {
     throw new QuantConfigError(
-      `block attention: wgv ${t.wgv} must be 64/128/256 and a multiple of D/4 = ${DG}`,
+      `block attention: wgv ${t.wgv} must be 32/64/128/256 and a multiple of D/4 = ${DG}`,
     );
   }
-  if (![1, 2, 4].includes(t.uq)) throw new QuantConfigError(`block attention: uq ${t.uq} must be 1, 2 or 4`);
+  if (![1, 2, 4, 8].includes(t.uq)) {
+    throw new QuantConfigError(`block attention: uq ${t.uq} must be 1, 2, 4 or 8`);
+  }
   const HPK = c.numHeads / c.numKvHeads;
   const NV = Math.ceil(HPK / 4);
   const QL = t.wgv / DG;
@@ -217,6 +237,7 @@ function dims(c: BlockAttentionConfig): Dims {
     QB: t.block / 4,
     TQ: t.tq,
     KSTEP: t.kstep,
+    TSEQ: t.tseq,
     WGV: t.wgv,
     DG,
     QL,
@@ -450,13 +471,13 @@ ${
       ? `(${w} ^ 0x80808080u)`
       : `(${sp === 0 ? w : `(${w} >> ${u32(sp * KB)})`} & ${u32(KB === 4 ? 0x0f0f0f0f : 0x03030303)})`;
   // integer K sums: word e of step w4 (vec4 loads) or of word wi (single words)
-  const dotWord = (word: (t: number) => string, wIndex: string) => {
+  const dotWord = (word: (t: number) => string, wIndex: string, toks: number[] = ts) => {
     const b: string[] = [];
     for (let sp = 0; sp < PL; sp++) {
       for (const u of us) {
         b.push(`      let qv${sp}_${u} = qp[(${wIndex} * PL + ${u32(sp)}) * NV + ${u32(u)}];`);
       }
-      for (const t of ts) {
+      for (const t of toks) {
         b.push(`      { let pl = ${plane(word(t), sp)};`);
         for (const u of us) {
           b.push(
@@ -469,17 +490,26 @@ ${
     return b.join("\n");
   };
   // rows of ≤ 16 words (2- and 4-bit K at D ≤ 128): every load of the quad issued before any dot product
-  const kAll = WPTK % 4 === 0 && WPTK * 4 * TQ <= 64 && d.KSTEP === 0
+  const w4s = [...Array(WPTK / 4).keys()];
+  const loadsOf = (toks: number[]) =>
+    w4s.flatMap((w4) =>
+      toks.map((t) => `  let v${t}_${w4} = st[(kr.x >> 2u) + rk${t} * ${u32(WPTK / 4)} + ${u32(w4)}];`)
+    ).join("\n");
+  const dotsOf = (toks: number[]) =>
+    w4s.flatMap((w4) =>
+      [0, 1, 2, 3].map((e) =>
+        `  {\n    let wi = ${u32(w4 * 4 + e)};\n${dotWord((t) => `v${t}_${w4}.${lanes[e]}`, "wi", toks)}\n  }`
+      )
+    ).join("\n");
+  const quad = (k: number) => ts.slice(4 * k, 4 * k + 4);
+  // tseq: quad 0's loads before the barrier, then each quad's dot products followed by the next quad's loads
+  const kAll = WPTK % 4 === 0 && d.KSTEP === 0 && d.TSEQ && TQ > 1 && WPTK * 4 <= 64
     ? {
-      loads: [...Array(WPTK / 4).keys()].flatMap((w4) =>
-        ts.map((t) => `  let v${t}_${w4} = st[(kr.x >> 2u) + rk${t} * ${u32(WPTK / 4)} + ${u32(w4)}];`)
-      ).join("\n"),
-      dots: [...Array(WPTK / 4).keys()].flatMap((w4) =>
-        [0, 1, 2, 3].map((e) =>
-          `  {\n    let wi = ${u32(w4 * 4 + e)};\n${dotWord((t) => `v${t}_${w4}.${lanes[e]}`, "wi")}\n  }`
-        )
-      ).join("\n"),
+      loads: loadsOf(quad(0)),
+      dots: qs.map((k) => `${k ? loadsOf(quad(k)) + "\n" : ""}${dotsOf(quad(k))}`).join("\n"),
     }
+    : WPTK % 4 === 0 && WPTK * 4 * TQ <= 64 && d.KSTEP === 0
+    ? { loads: loadsOf(ts), dots: dotsOf(ts) }
     : null;
   // vec4 words per step of the row loop: the largest of 4, 2, 1 that is ≤ kstep (1 when kstep is 0 but the row
   // is too long for kAll) and divides the row's vec4 words
@@ -508,6 +538,7 @@ ${dotWord((t) => `v${t}`, "wi")}
     }
   }`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
+
   return /* wgsl */ `
 ${consts(d, { PL, REC: d.REC, BT: d.BT, WQ, BST: 3 * NV + 1 })}
 const NEG = -3.0e38;
@@ -777,26 +808,51 @@ ${
 `;
 }
 
-/** Dims per reduce workgroup and its invocations (RT/DC split lanes per dim). */
-export const BLOCK_REDUCE = { dims: 16, threads: 128, splitBlock: 256 } as const;
+/**
+ * Dims per workgroup of the block reduce kernel: the tuning's `rdims`, else {@link DEFAULT_BLOCK_TUNING}`.rdims`
+ * (32), or 16 where head_dim is not a multiple of 32. A given `rdims` must divide head_dim.
+ *
+ * @example
+ * ```ts
+ * blockReduceDims({ headDim: 128 }); // 32
+ * blockReduceDims({ headDim: 48 }); // 16
+ * blockReduceDims({ headDim: 128, tuning: { rdims: 64 } }); // 64
+ * ```
+ */
+export function blockReduceDims(s: { headDim: number; tuning?: BlockAttentionTuning }): number {
+  const given = s.tuning?.rdims;
+  const dc = given ?? DEFAULT_BLOCK_TUNING.rdims;
+  if (![16, 32, 64, 128].includes(dc)) {
+    throw new QuantConfigError(`block reduce: rdims ${dc} must be 16, 32, 64 or 128`);
+  }
+  if (s.headDim % dc !== 0) {
+    if (given === undefined && s.headDim % 16 === 0) return 16;
+    throw new QuantConfigError(`block reduce: head_dim ${s.headDim} is not a multiple of rdims ${dc}`);
+  }
+  return dc;
+}
+
+/** Invocations of a block reduce workgroup (128/rdims split lanes per dim) and splits per weight block. */
+export const BLOCK_REDUCE = { threads: 128, splitBlock: 256 } as const;
 
 /**
  * WGSL of the block attention's reduce kernel: the fused kernel's merge (attention.wgsl.ts
  * `attentionReduceWgsl`: out = (Σ_x e^(m_x−M)·acc_x + e^(s_new−M)·v_new) / (Σ_x e^(m_x−M)·l_x + e^(s_new−M)))
- * with the many splits of the block schedule spread over more invocations: grid (nH, B, D/16), 128
- * invocations; invocation (lane, d) sums splits lane, lane + 8, … of dim d with 4 independent partial sums,
- * the 8 lanes are added in workgroup memory. Same uniform and bindings as the fused reduce.
+ * with the many splits of the block schedule spread over more invocations: grid (nH, B, D/DC), 128
+ * invocations with DC = {@link blockReduceDims} (default 32); invocation (lane, d) sums splits lane,
+ * lane + 128/DC, … of dim d with 4 independent partial sums, the 128/DC lanes are added in workgroup memory.
+ * Same uniform and bindings as the fused reduce.
  *
  * @example
  * ```ts
  * const code = blockReduceWgsl({ numHeads: 32, numKvHeads: 8, headDim: 128 });
  * ```
  */
-export function blockReduceWgsl(s: { numHeads: number; numKvHeads: number; headDim: number }): string {
-  const { dims: DC, threads: RW, splitBlock: RB } = BLOCK_REDUCE;
-  if (s.headDim % DC !== 0) {
-    throw new QuantConfigError(`block reduce needs head_dim % ${DC} == 0, got ${s.headDim}`);
-  }
+export function blockReduceWgsl(
+  s: { numHeads: number; numKvHeads: number; headDim: number; tuning?: BlockAttentionTuning },
+): string {
+  const { threads: RW, splitBlock: RB } = BLOCK_REDUCE;
+  const DC = blockReduceDims(s);
   return /* wgsl */ `
 const D = ${u32(s.headDim)};
 const NH = ${u32(s.numHeads)};

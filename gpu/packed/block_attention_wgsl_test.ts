@@ -9,6 +9,8 @@ import {
   type BlockAttentionConfig,
   blockQueryRecord,
   blockQueryWgsl,
+  blockReduceDims,
+  blockReduceWgsl,
   blockScoreWgsl,
   blockSharedBytes,
   blockTokens,
@@ -43,6 +45,8 @@ Deno.test("block attention wgsl: bad shapes and schedules are typed errors namin
     [{ tuning: { block: 2048 } }, /block 2048/, QuantConfigError],
     [{ tuning: { wgv: 96 } }, /wgv 96/, QuantConfigError],
     [{ tuning: { uq: 3 } }, /uq 3/, QuantConfigError],
+    [{ tuning: { uq: 16 } }, /uq 16/, QuantConfigError],
+    [{ tuning: { wgv: 16 } }, /wgv 16/, QuantConfigError],
     [{ tuning: { tq: 3 } }, /tq 3/, QuantConfigError],
     [{ tuning: { kstep: 3 } }, /kstep 3/, QuantConfigError],
     [{ tuning: { block: 256, tq: 4 } }, /= 16 score invocations/, QuantConfigError],
@@ -103,13 +107,17 @@ Deno.test("block attention wgsl: records, block size and padded head lanes", () 
   assert.equal(blockQueryRecord(cfg()), 34); // 32 plane words + 2^e + Σ qi, one vec4 (4 heads) each
   assert.equal(blockQueryRecord(cfg({ numHeads: 40, numKvHeads: 8 })), 68); // 5 heads → 2 vec4 lanes
   assert.equal(blockTokens(cfg()), 1024);
-  assert.equal(blockTokens({ ...cfg(), tuning: undefined }), 256, "the default block");
-  // 2-bit K and V default to 512-token blocks, 2 quads per score invocation (128 / 2 = 64 invocations)
+  assert.equal(blockTokens({ ...cfg({ k: "q8" }), tuning: undefined }), 256, "the default block");
+  // 2-bit and 4-bit K and V default to 512-token blocks, 2 quads per score invocation one after the other
+  // (128 / 2 = 64 invocations), 8 quads per value step (pipelined at 4-bit only)
   const two = { ...cfg({ k: "q2", v: "q2" }), tuning: undefined };
   assert.equal(blockTokens(two), 512);
   assert.match(blockScoreWgsl(two), /@workgroup_size\(64\)/);
-  assert.deepEqual(defaultBlockTuning("q2", "q2"), { ...DEFAULT_BLOCK_TUNING, block: 512, tq: 2 });
-  for (const [k, v] of [["q4", "q4"], ["q2", "q4"], ["q4", "q2"], ["q8", "q2"]] as const) {
+  const wide = { block: 512, tq: 2, tseq: true, uq: 8 };
+  assert.deepEqual(defaultBlockTuning("q2", "q2"), { ...DEFAULT_BLOCK_TUNING, ...wide, pipe: false });
+  assert.deepEqual(defaultBlockTuning("q4", "q4"), { ...DEFAULT_BLOCK_TUNING, ...wide, pipe: true });
+  assert.equal(blockTokens({ ...cfg(), tuning: undefined }), 512, "q4/q4");
+  for (const [k, v] of [["q2", "q4"], ["q4", "q2"], ["q8", "q2"], ["q8", "q4"]] as const) {
     assert.deepEqual(defaultBlockTuning(k, v), DEFAULT_BLOCK_TUNING, `${k}/${v}`);
   }
   // a field the caller sets wins over the per-format default
@@ -153,6 +161,38 @@ Deno.test("block attention wgsl: kstep loops over the K row in steps of that man
   assert.match(k2, /w4 < 1u; w4 \+= 1u/);
 });
 
+Deno.test("block attention wgsl: tseq scores one quad at a time (its loads after the previous quad's dots)", () => {
+  // int4 D 128: 4 vec4 words per row, tq 2 → tokens 0..3 (quad 0) and 4..7 (quad 1)
+  const seq = blockScoreWgsl(cfg({ tuning: { block: 512, tq: 2, tseq: true } }));
+  const firstLoad = (t: number) => seq.indexOf(`let v${t}_0 = st[`);
+  const barrier = seq.indexOf("workgroupBarrier()"),
+    dot0 = seq.indexOf("it0_0 +="),
+    dot4 = seq.indexOf("it4_0 +=");
+  assert.ok(firstLoad(0) > 0 && firstLoad(0) < barrier, "quad 0's rows before the query's barrier");
+  assert.ok(firstLoad(4) > dot0, "quad 1's rows after quad 0's dot products");
+  assert.ok(firstLoad(4) < dot4, "… and before its own");
+  assert.equal(seq.split("st[(kr.x >> 2u)").length - 1, 2 * 4 * 4, "every word of both quads, no row loop");
+  assert.doesNotMatch(seq, /for \(var w4/);
+  // without tseq the 8 rows of 16 words exceed the 64-word budget: the row loop
+  assert.match(blockScoreWgsl(cfg({ tuning: { block: 512, tq: 2, tseq: false } })), /for \(var w4/);
+  // tq 1: nothing to sequence, the same kernel as without
+  assert.equal(
+    blockScoreWgsl(cfg({ tuning: { block: 256, tseq: true } })),
+    blockScoreWgsl(cfg({ tuning: { block: 256, tseq: false } })),
+  );
+});
+
+Deno.test("block attention wgsl: the reduce's dims per workgroup (rdims)", () => {
+  assert.equal(blockReduceDims({ headDim: 128 }), 32, "the default");
+  assert.equal(blockReduceDims({ headDim: 48 }), 16, "the default where 32 does not divide head_dim");
+  assert.equal(blockReduceDims({ headDim: 128, tuning: { rdims: 128 } }), 128);
+  assert.throws(() => blockReduceDims({ headDim: 128, tuning: { rdims: 8 } }), /rdims 8/);
+  assert.throws(() => blockReduceDims({ headDim: 48, tuning: { rdims: 32 } }), /head_dim 48 .* rdims 32/);
+  const heads = { numHeads: 32, numKvHeads: 8, headDim: 128 };
+  assert.match(blockReduceWgsl(heads), /const DC = 32u;[^]*const SL = 4u;/);
+  assert.match(blockReduceWgsl({ ...heads, tuning: { rdims: 64 } }), /const DC = 64u;[^]*const SL = 2u;/);
+});
+
 Deno.test("block attention wgsl: formats pick their planes and gathers; uq unrolls the value loop", () => {
   const k2 = blockScoreWgsl(cfg({ k: "q2", v: "q2" }));
   assert.match(k2, /\b50529027u/); // 0x03030303
@@ -168,4 +208,5 @@ Deno.test("block attention wgsl: formats pick their planes and gathers; uq unrol
   // 4 dims × 4 heads per quad, uq quads per step, two loops (whole and partial blocks)
   assert.equal(count(blockValueWgsl(cfg({ tuning: { uq: 1 } }))), 2 * 16);
   assert.equal(count(blockValueWgsl(cfg({ tuning: { uq: 4 } }))), 2 * 64);
+  assert.equal(count(blockValueWgsl(cfg({ tuning: { uq: 8 } }))), 2 * 128);
 });
