@@ -502,13 +502,15 @@ ${
       )
     ).join("\n");
   const quad = (k: number) => ts.slice(4 * k, 4 * k + 4);
+  // whether the rows of `quads` quads (≤ 64 words) can all be live at once
+  const fits = (quads: number) => WPTK % 4 === 0 && d.KSTEP === 0 && WPTK * 4 * quads <= 64;
   // tseq: quad 0's loads before the barrier, then each quad's dot products followed by the next quad's loads
-  const kAll = WPTK % 4 === 0 && d.KSTEP === 0 && d.TSEQ && TQ > 1 && WPTK * 4 <= 64
+  const kAll = d.TSEQ && TQ > 1 && fits(1)
     ? {
       loads: loadsOf(quad(0)),
       dots: qs.map((k) => `${k ? loadsOf(quad(k)) + "\n" : ""}${dotsOf(quad(k))}`).join("\n"),
     }
-    : WPTK % 4 === 0 && WPTK * 4 * TQ <= 64 && d.KSTEP === 0
+    : fits(TQ)
     ? { loads: loadsOf(ts), dots: dotsOf(ts) }
     : null;
   // vec4 words per step of the row loop: the largest of 4, 2, 1 that is ≤ kstep (1 when kstep is 0 but the row
@@ -538,7 +540,6 @@ ${dotWord((t) => `v${t}`, "wi")}
     }
   }`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
-
   return /* wgsl */ `
 ${consts(d, { PL, REC: d.REC, BT: d.BT, WQ, BST: 3 * NV + 1 })}
 const NEG = -3.0e38;
