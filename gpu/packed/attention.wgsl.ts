@@ -1204,16 +1204,25 @@ const REDUCE_STATS = `  var sn = NEG;
 /**
  * The common head of both reduce kernels (attentionReduceWgsl, block_attention.wgsl.ts `blockReduceWgsl`):
  * from `const NEG` through the entry point's statistics — uniform and bindings, `red` [rw] and `wsh` [rb],
- * the tree functions, `h, b, kvh, S, hasNew`, then REDUCE_STATS (`sn`, `sb`, `M`, `wn`, `L`). The caller
- * declares `D, NH, HPK, RW` (= rw) before it and continues the body after it.
+ * the tree functions, `h, b, kvh, S, hasNew`, then REDUCE_STATS (`sn`, `sb`, `M`, `wn`, `L`) — after the
+ * shape constants `D, NH, HPK, RW` (= rw), `RB` (= rb). The caller continues the body after it.
  *
  * @example
  * ```ts
- * const code = `const D = 128u;\nconst NH = 32u;\nconst HPK = 4u;\nconst RW = 64u;\n${reduceKernelHead(64, 256)}\n}`;
+ * const code = `${reduceKernelHead({ numHeads: 32, numKvHeads: 8, headDim: 128 }, 64, 256)}\n}`;
  * ```
  */
-export function reduceKernelHead(rw: number, rb: number): string {
-  return `const NEG = -3.0e38;
+export function reduceKernelHead(
+  s: { numHeads: number; numKvHeads: number; headDim: number },
+  rw: number,
+  rb: number,
+): string {
+  return `const D = ${u32(s.headDim)};
+const NH = ${u32(s.numHeads)};
+const HPK = ${u32(s.numHeads / s.numKvHeads)};
+const RW = ${u32(rw)};
+const RB = ${u32(rb)};
+const NEG = -3.0e38;
 struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
@@ -1242,13 +1251,8 @@ ${REDUCE_STATS}`;
 export function attentionReduceWgsl(s: { numHeads: number; numKvHeads: number; headDim: number }): string {
   const RW = REDUCE_THREADS;
   return /* wgsl */ `
-const D = ${u32(s.headDim)};
-const NH = ${u32(s.numHeads)};
-const HPK = ${u32(s.numHeads / s.numKvHeads)};
-const RW = ${u32(RW)};
-const RB = ${u32(REDUCE_BLOCK)};
 const DPT = ${u32(Math.ceil(s.headDim / RW))};
-${reduceKernelHead(RW, REDUCE_BLOCK)}
+${reduceKernelHead(s, RW, REDUCE_BLOCK)}
   // acc: the split weights e^(m_x − M) of a block of RB splits go to workgroup memory once, then each
   // invocation sums its dims over the block with 4 independent partial sums (loads in flight)
   let ab = (b * NH + h) * S * D;

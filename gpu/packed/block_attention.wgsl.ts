@@ -855,14 +855,9 @@ export function blockReduceWgsl(
   const { threads: RW, splitBlock: RB } = BLOCK_REDUCE;
   const DC = blockReduceDims(s);
   return /* wgsl */ `
-const D = ${u32(s.headDim)};
-const NH = ${u32(s.numHeads)};
-const HPK = ${u32(s.numHeads / s.numKvHeads)};
 const DC = ${u32(DC)};
-const RW = ${u32(RW)};
 const SL = ${u32(RW / DC)};
-const RB = ${u32(RB)};
-${reduceKernelHead(RW, RB)}
+${reduceKernelHead(s, RW, RB)}
   let dl = lid % DC; let sl = lid / DC;
   let d = wid.z * DC + dl;
   let ab = (b * NH + h) * S * D + d;
