@@ -571,6 +571,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, tq: 2, kstep: 1 },
     {},
     { block: 256, tq: 2, tseq: true, uq: 8, pipe: false, wgv: 32, rdims: 32 },
+    { block: 256, tq: 2, tseq: true, nblk: 2 },
+    { block: 256, nblk: 4 },
   ]
   : [
     { block: 256, wgv: 64, uq: 1 },
@@ -587,6 +589,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 512, tq: 2, tseq: true },
     { block: 256, tq: 2, tseq: true, uq: 8, pipe: false },
     { block: 512, tq: 2, tseq: true, uq: 8, pipe: false, wgv: 32, rdims: 64 },
+    { nblk: 2 },
+    { block: 256, nblk: 4 },
+    { block: 512, tq: 2, tseq: true, nblk: 8 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */

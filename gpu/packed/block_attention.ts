@@ -40,6 +40,7 @@ import {
   blockQueryWgsl,
   blockReduceDims,
   blockReduceWgsl,
+  blockScoreBlocks,
   blockScoreWgsl,
   blockSharedBytes,
   blockTokens,
@@ -346,7 +347,7 @@ export class BlockAttention {
     pass.dispatchWorkgroups(nKv, d.batch);
     if (d.blocks === 0 || stages < 2) return;
     set(this.#pipes.score, d.score);
-    pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
+    pass.dispatchWorkgroups(Math.ceil(d.blocks / blockScoreBlocks(this.config)), nKv, d.batch);
     if (stages < 3) return;
     set(this.#pipes.value, d.value);
     pass.dispatchWorkgroups(d.blocks, nKv, d.batch);

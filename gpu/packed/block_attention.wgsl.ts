@@ -98,6 +98,11 @@ export interface BlockAttentionTuning {
   tseq?: boolean;
   /** Reduce kernel: dims per workgroup (16, 32, 64 or 128; 128 invocations, 128/rdims split lanes per dim). */
   rdims?: number;
+  /**
+   * Score kernel: blocks per workgroup (1, 2, 4 or 8), scored in turn; the next block's first K rows and sz
+   * words are loaded during this block's reductions (needs the rows in registers: kstep 0).
+   */
+  nblk?: number;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -124,6 +129,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   kstep: 0,
   tseq: false,
   rdims: 32,
+  nblk: 1,
 };
 
 /**
@@ -166,6 +172,7 @@ interface Dims {
   TQ: number;
   KSTEP: number;
   TSEQ: boolean;
+  NBLK: number;
   WGV: number;
   DG: number;
   QL: number;
@@ -206,6 +213,9 @@ function dims(c: BlockAttentionConfig): Dims {
   const NV = Math.ceil(HPK / 4);
   const QL = t.wgv / DG;
   if (![1, 2, 4].includes(t.tq)) throw new QuantConfigError(`block attention: tq ${t.tq} must be 1, 2 or 4`);
+  if (![1, 2, 4, 8].includes(t.nblk)) {
+    throw new QuantConfigError(`block attention: nblk ${t.nblk} must be 1, 2, 4 or 8`);
+  }
   if (![0, 1, 2, 4].includes(t.kstep)) {
     throw new QuantConfigError(`block attention: kstep ${t.kstep} must be 0, 1, 2 or 4`);
   }
@@ -238,6 +248,7 @@ function dims(c: BlockAttentionConfig): Dims {
     TQ: t.tq,
     KSTEP: t.kstep,
     TSEQ: t.tseq,
+    NBLK: t.nblk,
     WGV: t.wgv,
     DG,
     QL,
@@ -273,6 +284,18 @@ export function blockTokens(c: BlockAttentionConfig): number {
 }
 
 /**
+ * Blocks each score workgroup scores (`nblk`): the score grid's x is ⌈blocks / nblk⌉.
+ *
+ * @example
+ * ```ts
+ * blockScoreBlocks({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 1
+ * ```
+ */
+export function blockScoreBlocks(c: BlockAttentionConfig): number {
+  return dims(c).NBLK;
+}
+
+/**
  * Bytes of workgroup memory each kernel declares (unit-tested against the WGSL).
  *
  * @example
@@ -290,6 +313,8 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
 }
 
 const lanes = ["x", "y", "z", "w"];
+/** Bits of 1.5·2^23 as i32, and the value: `bitcast<f32>(MAGIC_I + n) − MAGIC_F` = n exactly for |n| < 2^22. */
+const MAGIC_I = "0x4b400000i", MAGIC_F = "12582912.0";
 
 /** WGSL `const` lines of the shape every kernel uses (D, NV, HPK, NKV, NH) plus `extra`. */
 function consts(d: Dims, extra: Record<string, number>): string {
@@ -509,10 +534,16 @@ ${
     ? {
       loads: loadsOf(quad(0)),
       dots: qs.map((k) => `${k ? loadsOf(quad(k)) + "\n" : ""}${dotsOf(quad(k))}`).join("\n"),
+      first: quad(0),
     }
     : fits(TQ)
-    ? { loads: loadsOf(ts), dots: dotsOf(ts) }
+    ? { loads: loadsOf(ts), dots: dotsOf(ts), first: ts }
     : null;
+  if (d.NBLK > 1 && !kAll) {
+    throw new QuantConfigError(
+      `block attention: nblk ${d.NBLK} needs the score kernel's K rows in registers (kstep 0, ≤ 64 words)`,
+    );
+  }
   // vec4 words per step of the row loop: the largest of 4, 2, 1 that is ≤ kstep (1 when kstep is 0 but the row
   // is too long for kAll) and divides the row's vec4 words
   const ks = [4, 2, 1].find((x) => x <= (d.KSTEP || 1) && (WPTK / 4) % x === 0)!, kj = [...Array(ks).keys()];
@@ -540,72 +571,23 @@ ${dotWord((t) => `v${t}`, "wi")}
     }
   }`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
-  return /* wgsl */ `
-${consts(d, { PL, REC: d.REC, BT: d.BT, WQ, BST: 3 * NV + 1 })}
-const NEG = -3.0e38;
-struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> qrec: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> st: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> sw: array<u32>;
-@group(0) @binding(4) var<storage, read_write> wq: array<vec4<u32>>;
-@group(0) @binding(5) var<storage, read_write> bst: array<vec4<f32>>;
-// the int8 query's plane words [D/4, NV], 2^e [NV], Σ qi [NV]
-var<workgroup> qp: array<vec4<u32>, ${(D / 4) * NV}>;
-var<workgroup> qsc: array<vec4<f32>, ${NV}>;
-var<workgroup> qis: array<vec4<i32>, ${NV}>;
-// reductions: per invocation [WQ, NV] and per group of 8 [WQ/8, NV]; the V scale maximum [WQ], [WQ/8]
-var<workgroup> rv: array<vec4<f32>, ${WQ * NV}>;
-var<workgroup> rv2: array<vec4<f32>, ${(WQ / 8) * NV}>;
-var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;
-var<workgroup> rz2: array<vec4<f32>, ${(WQ / 8) * NV}>;
-var<workgroup> rs: array<f32, ${WQ}>;
-var<workgroup> rs2: array<f32, ${WQ / 8}>;
-${QUANT_WGSL}
-@compute @workgroup_size(${WQ})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let blk = wid.x; let kvh = wid.y; let b = wid.z;
-  let S = p.io.x;
-  let cnt = p.cnt[b / 4u][b % 4u];
-  let t0 = blk * BT;
-  if (t0 >= cnt) { return; } // an empty block: the value kernel writes its split (no statistics needed)
-  let kr = p.kr; let vr = p.vr;
-  // token i of quad q = lid + k·WQ is t0 + q + i·QB: a warp's load of one row word covers consecutive rows
-  let tq = t0 + lid;
-  let head = (b * NKV + kvh);
-${
-    ts.map((t) =>
-      `  let ok${t} = tq + ${tokOff(t)} < cnt;
-  let rk${t} = head * kr.z + kr.w + min(tq + ${tokOff(t)}, cnt - 1u);
-  let rvw${t} = head * vr.z + vr.w + min(tq + ${tokOff(t)}, cnt - 1u);`
-    ).join("\n")
-  }
-${ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(0);`)).join("\n")}
-${ts.map((t) => `  let szk${t} = sw[kr.y + rk${t}]; let szv${t} = sw[vr.y + rvw${t}];`).join("\n")}
-${kAll ? kAll.loads : ""}
-  // the packed query (loaded after the K rows, so their latency overlaps)
-  let rb = (b * NKV + kvh) * REC;
-  for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
-  if (lid < NV) {
-    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
-    qis[lid] = bitcast<vec4<i32>>(qrec[rb + (D / 4u) * NV + NV + lid]);
-  }
-  workgroupBarrier();
-${kAll ? kAll.dots : kLoop}
-${
+  const NB = d.NBLK;
+  const scoreLines = `${
     ts.map((t) =>
       `  let Sk${t} = bf16(szk${t} & 0xffffu); let zk${t} = bf16(szk${t} >> 16u);
   let Sv${t} = select(0.0, bf16(szv${t} & 0xffffu), ok${t}); let zv${t} = bf16(szv${t} >> 16u);
 ${
         us.map((u) =>
-          `  let s${t}_${u} = select(vec4<f32>(NEG), qsc[${u32(u)}] * (Sk${t} * vec4<f32>(it${t}_${u}${
+          `  let s${t}_${u} = select(vec4<f32>(NEG), qsc[${
+            u32(u)
+          }] * (Sk${t} * (bitcast<vec4<f32>>(it${t}_${u}${
             qisTerm(u)
-          }) - zk${t} * vec4<f32>(qis[${u32(u)}])), ok${t});`
+          }) - ${MAGIC_F}) - zk${t} * qf${u}), ok${t});`
         ).join("\n")
       }`
     ).join("\n")
-  }
-  // block maximum of the scores (per head) and of the V scales
+  }`;
+  const afterScores = `  // block maximum of the scores (per head) and of the V scales
 ${
     reduce2(
       d,
@@ -637,24 +619,140 @@ ${
   var z${u} = vec4<f32>(0.0);
 ${
         qs.map((k) =>
-          `  var pw${k}_${u} = vec4<u32>(0u);
-${
+          `${
             [0, 1, 2, 3].map((i) => {
               const t = 4 * k + i;
-              return `  {
-    let pp = select(vec4<f32>(0.0), exp(s${t}_${u} - m${u}), ok${t});
-    l${u} += pp; z${u} += pp * zv${t};
-    pw${k}_${u} |= vec4<u32>(min(round(pp * (Sv${t} * vinv)), vec4<f32>(255.0))) << vec4<u32>(${u32(8 * i)});
-  }`;
+              // w = round(min(p·S_V·(255/S_max), 255)) in the low byte of the bits of w + 2^23 (the add rounds
+              // to nearest even, as WGSL round; the min keeps the add from fusing with the product)
+              return `  let pp${t}_${u} = select(vec4<f32>(0.0), exp(s${t}_${u} - m${u}), ok${t});
+  l${u} += pp${t}_${u}; z${u} += pp${t}_${u} * zv${t};
+  let wb${t}_${u} = bitcast<vec4<u32>>(min(pp${t}_${u} * (Sv${t} * vinv), vec4<f32>(255.0)) + 8388608.0);`;
             }).join("\n")
           }
-  wq[(qo + ${u32(k * WQ)}) * NV + ${u32(u)}] = pw${k}_${u};`
+  wq[(qo + ${u32(k * WQ)}) * NV + ${u32(u)}] = vec4<u32>(${
+            lanes.map((l) =>
+              `pack4xU8(vec4<u32>(${[0, 1, 2, 3].map((i) => `wb${4 * k + i}_${u}.${l}`).join(", ")}))`
+            )
+              .join(", ")
+          });`
         ).join("\n")
       }`
     ).join("\n")
   }
-  // block sums Σp and Σp·z_V (per head)
-${bigSum}
+  // block sums Σp and Σp·z_V (per head)`;
+  const oneBlock = `  let blk = wid.x; let kvh = wid.y; let b = wid.z;
+  let S = p.io.x;
+  let cnt = p.cnt[b / 4u][b % 4u];
+  let t0 = blk * BT;
+  if (t0 >= cnt) { return; } // an empty block: the value kernel writes its split (no statistics needed)
+  let kr = p.kr; let vr = p.vr;
+  // token i of quad q = lid + k·WQ is t0 + q + i·QB: a warp's load of one row word covers consecutive rows
+  let tq = t0 + lid;
+  let head = (b * NKV + kvh);
+${
+    ts.map((t) =>
+      `  let ok${t} = tq + ${tokOff(t)} < cnt;
+  let rk${t} = head * kr.z + kr.w + min(tq + ${tokOff(t)}, cnt - 1u);
+  let rvw${t} = head * vr.z + vr.w + min(tq + ${tokOff(t)}, cnt - 1u);`
+    ).join("\n")
+  }
+  // i32 sums start at the bits of 1.5·2^23: bitcast to f32 minus 1.5·2^23 is then the exact sum (|Σ| < 2^22),
+  // an integer add and a float add instead of an int → float conversion (a quarter-rate instruction)
+${ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(${MAGIC_I});`)).join("\n")}
+${ts.map((t) => `  let szk${t} = sw[kr.y + rk${t}]; let szv${t} = sw[vr.y + rvw${t}];`).join("\n")}
+${kAll ? kAll.loads : ""}
+  // the packed query (loaded after the K rows, so their latency overlaps)
+  let rb = (b * NKV + kvh) * REC;
+  for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
+  if (lid < NV) {
+    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
+    qis[lid] = bitcast<vec4<i32>>(qrec[rb + (D / 4u) * NV + NV + lid]);
+  }
+  workgroupBarrier();
+${kAll ? kAll.dots : kLoop}
+${us.map((u) => `  let qf${u} = vec4<f32>(qis[${u32(u)}]);`).join("\n")}
+${scoreLines}
+${afterScores}`;
+  // nblk > 1: the workgroup scores blocks wid.x·NBLK … + NBLK − 1 in turn; the sz words of the next block and
+  // the K rows its first loads cover are issued right after this block's scores, so they fly during this
+  // block's reductions
+  const pts = kAll?.first ?? [];
+  const prefetch = (tq: string) =>
+    [
+      ...ts.map((t) =>
+        `    let xk${t} = head * kr.z + kr.w + min(${tq} + ${tokOff(t)}, cnt - 1u);
+    pk${t} = sw[kr.y + xk${t}]; pz${t} = sw[vr.y + head * vr.z + vr.w + min(${tq} + ${tokOff(t)}, cnt - 1u)];`
+      ),
+      ...w4s.flatMap((w4) =>
+        pts.map((t) => `    pv${t}_${w4} = st[(kr.x >> 2u) + xk${t} * ${u32(WPTK / 4)} + ${u32(w4)}];`)
+      ),
+    ].join("\n");
+  const manyBlocks = `  let kvh = wid.y; let b = wid.z;
+  let S = p.io.x;
+  let cnt = p.cnt[b / 4u][b % 4u];
+  let blk0 = wid.x * ${u32(NB)};
+  if (blk0 * BT >= cnt) { return; } // empty blocks: the value kernel writes their splits
+  let kr = p.kr; let vr = p.vr;
+  let head = (b * NKV + kvh);
+${ts.map((t) => `  var pk${t}: u32; var pz${t}: u32;`).join("\n")}
+${w4s.flatMap((w4) => pts.map((t) => `  var pv${t}_${w4}: vec4<u32>;`)).join("\n")}
+  {
+${prefetch("blk0 * BT + lid")}
+  }
+  let rb = (b * NKV + kvh) * REC;
+  for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
+  if (lid < NV) {
+    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
+    qis[lid] = bitcast<vec4<i32>>(qrec[rb + (D / 4u) * NV + NV + lid]);
+  }
+  workgroupBarrier();
+${us.map((u) => `  let qf${u} = vec4<f32>(qis[${u32(u)}]);`).join("\n")}
+  for (var jb = 0u; jb < ${u32(NB)}; jb++) {
+  let blk = blk0 + jb;
+  let t0 = blk * BT;
+  if (t0 >= cnt) { break; }
+  let tq = t0 + lid;
+${
+    ts.map((t) =>
+      `  let ok${t} = tq + ${tokOff(t)} < cnt;
+  let rk${t} = head * kr.z + kr.w + min(tq + ${tokOff(t)}, cnt - 1u);`
+    ).join("\n")
+  }
+${ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(${MAGIC_I});`)).join("\n")}
+${ts.map((t) => `  let szk${t} = pk${t}; let szv${t} = pz${t};`).join("\n")}
+${w4s.flatMap((w4) => pts.map((t) => `  let v${t}_${w4} = pv${t}_${w4};`)).join("\n")}
+${kAll ? kAll.dots : ""}
+${scoreLines}
+  if (jb + 1u < ${u32(NB)} && t0 + BT < cnt) {
+${prefetch("t0 + BT + lid")}
+  }
+${afterScores}`;
+  return /* wgsl */ `
+${consts(d, { PL, REC: d.REC, BT: d.BT, WQ, BST: 3 * NV + 1 })}
+const NEG = -3.0e38;
+struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qrec: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> st: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> sw: array<u32>;
+@group(0) @binding(4) var<storage, read_write> wq: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read_write> bst: array<vec4<f32>>;
+// the int8 query's plane words [D/4, NV], 2^e [NV], Σ qi [NV]
+var<workgroup> qp: array<vec4<u32>, ${(D / 4) * NV}>;
+var<workgroup> qsc: array<vec4<f32>, ${NV}>;
+var<workgroup> qis: array<vec4<i32>, ${NV}>;
+// reductions: per invocation [WQ, NV] and per group of 8 [WQ/8, NV]; the V scale maximum [WQ], [WQ/8]
+var<workgroup> rv: array<vec4<f32>, ${WQ * NV}>;
+var<workgroup> rv2: array<vec4<f32>, ${(WQ / 8) * NV}>;
+var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;
+var<workgroup> rz2: array<vec4<f32>, ${(WQ / 8) * NV}>;
+var<workgroup> rs: array<f32, ${WQ}>;
+var<workgroup> rs2: array<f32, ${WQ / 8}>;
+${QUANT_WGSL}
+@compute @workgroup_size(${WQ})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+${NB === 1 ? oneBlock : manyBlocks}
+${bigSum}${NB === 1 ? "" : "\n  }"}
 }
 `;
 }
@@ -671,20 +769,21 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
   const d = dims(c);
   const { D, NV, VB, WPTV, DG, QL, UQ, WGV, PIPE } = d;
   const us = [...Array(NV).keys()], ks = [0, 1, 2, 3], js = [...Array(UQ).keys()];
+  // the codes of dim k stay at their bit offset within each byte (no shift): X_k's bytes hold c·2^vShift(k)
+  // (2-bit: 4^k; 4-bit: 16 for odd k), undone by a right shift of the exact integer sums
+  const vShift = (k: number) => (VB === 2 ? 2 * k : 4 * (k & 1));
   // words and bit offset of dims 4·dg … 4·dg + 3 in a row: 16 bits (4-bit) or 8 bits (2-bit)
   const gather = (j: number) =>
     VB === 4
       ? `    let u${j} = (r${j}_0 & 0xffffu) | (r${j}_2 << 16u);
     let v${j} = (r${j}_1 & 0xffffu) | (r${j}_3 << 16u);
-    let x${j}_0 = (u${j} & 0x000f000fu) | ((v${j} & 0x000f000fu) << 8u);
-    let x${j}_1 = ((u${j} >> 4u) & 0x000f000fu) | ((v${j} << 4u) & 0x0f000f00u);
-    let x${j}_2 = ((u${j} >> 8u) & 0x000f000fu) | (v${j} & 0x0f000f00u);
-    let x${j}_3 = ((u${j} >> 12u) & 0x000f000fu) | ((v${j} >> 4u) & 0x0f000f00u);`
+    let u8${j} = u${j} >> 8u; let v8${j} = v${j} << 8u;
+    let x${j}_0 = (u${j} & 0x000f000fu) | (v8${j} & 0x0f000f00u);
+    let x${j}_1 = (u${j} & 0x00f000f0u) | (v8${j} & 0xf000f000u);
+    let x${j}_2 = (u8${j} & 0x000f000fu) | (v${j} & 0x0f000f00u);
+    let x${j}_3 = (u8${j} & 0x00f000f0u) | (v${j} & 0xf000f000u);`
       : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);
-${
-        ks.map((k) => `    let x${j}_${k} = ${k === 0 ? `y${j}` : `(y${j} >> ${u32(2 * k)})`} & 0x03030303u;`)
-          .join("\n")
-      }`;
+${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`).join("\n")}`;
   // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
   // `full`: the whole block is in range, so rows need no clamp and step from one base address
   const loads = (q: string, pre: string, decl: "let" | "" | "var", full: boolean) =>
@@ -783,7 +882,13 @@ ${body(true)}
 ${body(false)}
   }
 ${
-    ks.flatMap((k) => us.map((u) => `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ia${k}_${u};`))
+    ks.flatMap((k) =>
+      us.map((u) =>
+        `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${
+          vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`
+        };`
+      )
+    )
       .join("\n")
   }
   workgroupBarrier();

@@ -11,6 +11,7 @@ import {
   blockQueryWgsl,
   blockReduceDims,
   blockReduceWgsl,
+  blockScoreBlocks,
   blockScoreWgsl,
   blockSharedBytes,
   blockTokens,
@@ -202,11 +203,52 @@ Deno.test("block attention wgsl: formats pick their planes and gathers; uq unrol
   assert.match(k8, /\+ 128 \* qis\[0u\]/);
   const v4 = blockValueWgsl(cfg());
   assert.match(v4, /0x000f000fu/);
+  assert.match(v4, /0x00f000f0u/); // odd dims stay in the high nibble (×16) …
+  assert.match(v4, /ia1_0 >> vec4<u32>\(4u\)/); // … undone on the exact sums
+  assert.doesNotMatch(v4, /ia0_0 >>/);
   const v2 = blockValueWgsl(cfg({ v: "q2" }));
-  assert.match(v2, /& 0x03030303u/);
+  // dim k of each byte masked in place (×4^k), no shift per plane; the sums shifted back by 2k
+  for (const [k, mask] of [[0, 0x03030303], [1, 0x0c0c0c0c], [2, 0x30303030], [3, 0xc0c0c0c0]]) {
+    assert.match(v2, new RegExp(`x0_${k} = y0 & ${mask}u;`));
+    if (k) assert.match(v2, new RegExp(`ia${k}_0 >> vec4<u32>\\(${2 * k}u\\)`));
+  }
   const count = (code: string) => code.split("dot4U8Packed(").length - 1;
   // 4 dims × 4 heads per quad, uq quads per step, two loops (whole and partial blocks)
   assert.equal(count(blockValueWgsl(cfg({ tuning: { uq: 1 } }))), 2 * 16);
   assert.equal(count(blockValueWgsl(cfg({ tuning: { uq: 4 } }))), 2 * 64);
   assert.equal(count(blockValueWgsl(cfg({ tuning: { uq: 8 } }))), 2 * 128);
+});
+
+Deno.test("block attention wgsl: score sums and weights need no int/float conversions", () => {
+  const k2 = blockScoreWgsl(cfg({ k: "q2", v: "q2" }));
+  // i32 sums start at the bits of 1.5·2^23 and are read back by a bitcast and one subtraction
+  assert.match(k2, /var it0_0 = vec4<i32>\(0x4b400000i\);/);
+  assert.match(k2, /bitcast<vec4<f32>>\(it0_0\) - 12582912\.0/);
+  assert.doesNotMatch(k2, /vec4<f32>\(it\d/);
+  // weights: the low byte of min(x, 255) + 2^23, four tokens per u32 by pack4xU8
+  assert.match(k2, /min\(pp0_0 \* \(Sv0 \* vinv\), vec4<f32>\(255\.0\)\) \+ 8388608\.0/);
+  assert.match(k2, /pack4xU8\(vec4<u32>\(wb0_0\.x, wb1_0\.x, wb2_0\.x, wb3_0\.x\)\)/);
+  assert.doesNotMatch(k2, /round\(pp/);
+});
+
+Deno.test("block attention wgsl: nblk loops over blocks and prefetches the next block's first rows", () => {
+  const c = cfg({ k: "q2", v: "q2", tuning: { block: 512, tq: 2, tseq: true, nblk: 4 } });
+  assert.equal(blockScoreBlocks(c), 4);
+  assert.equal(blockScoreBlocks(cfg()), 1);
+  const w = blockScoreWgsl(c);
+  assert.match(w, /let blk0 = wid\.x \* 4u;/);
+  assert.match(w, /for \(var jb = 0u; jb < 4u; jb\+\+\)/);
+  // the prefetch of block jb + 1 comes after this block's scores and before its first reduction barrier
+  const pre = w.indexOf("if (jb + 1u < 4u && t0 + BT < cnt)");
+  assert.ok(pre > w.indexOf("let s7_0 =") && pre < w.indexOf("rv[lid * NV + 0u]"));
+  // tseq: only the first quad's rows are prefetched (pv0…pv3), the second quad's are loaded in the loop
+  assert.match(w, /var pv3_1: vec4<u32>;/);
+  assert.doesNotMatch(w, /var pv4_0/);
+  // one block per workgroup: no loop
+  assert.doesNotMatch(blockScoreWgsl(cfg({ k: "q2", v: "q2" })), /jb/);
+  assert.throws(() => blockScoreWgsl(cfg({ tuning: { nblk: 3 } })), /nblk 3 must be 1, 2, 4 or 8/);
+  assert.throws(
+    () => blockScoreWgsl(cfg({ tuning: { block: 256, nblk: 2, kstep: 1 } })),
+    QuantConfigError,
+  );
 });
