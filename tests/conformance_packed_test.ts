@@ -565,7 +565,7 @@ async function checkAttention(
 /** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
 const BLOCK_TUNINGS: BlockAttentionTuning[] = software
   ? [
-    { block: 256, wgv: 64, uq: 1 },
+    { block: 256, wgv: 64, uq: 1, nblk: 1 },
     { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 },
     // block 256 again (the same-block check), and the default of the case's formats (2-bit: block 512, tq 2)
     { block: 256, tq: 2, kstep: 1 },
@@ -575,8 +575,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, nblk: 4 },
   ]
   : [
-    { block: 256, wgv: 64, uq: 1 },
+    { block: 256, wgv: 64, uq: 1, nblk: 1 },
     {},
+    { nblk: 1 },
     { block: 512, wgv: 128, uq: 4 },
     { block: 1024, wgv: 256, uq: 2 },
     { block: 256, wgv: 128, uq: 2, pipe: true },

@@ -135,11 +135,13 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
 /**
  * The default schedule of a K / V format pair: {@link DEFAULT_BLOCK_TUNING}, except 2-bit and 4-bit K with V of
  * the same width, which take 512-token blocks scored 2 quads per invocation one quad after the other (`tseq`),
- * with 8 quads per value step (`uq` 8; 4-bit: software-pipelined, 2-bit: not). H100 sweeps
- * (docs/measurements/h100-block-attention-2026-12-06d.md, one process per schedule, same call): int4 150.8 µs
- * against 162.9 for the block-256 default, int2 121.9 against 128.0 for the earlier block-512 default; the
- * 512-token blocks halve the splits the value and reduce kernels write and merge, and `tseq` keeps the score
- * kernel at one quad's K rows in registers (block 512 without it: score 85 µs against 72).
+ * with 8 quads per value step (`uq` 8; 4-bit: software-pipelined, 2-bit: not) and 4 blocks per score workgroup
+ * (`nblk` 4). H100 sweeps (docs/measurements/h100-block-attention-2026-12-06d.md, one process per schedule, same
+ * call): int4 150.8 µs against 162.9 for the block-256 default, int2 121.9 against 128.0 for the earlier
+ * block-512 default; the 512-token blocks halve the splits the value and reduce kernels write and merge, and
+ * `tseq` keeps the score kernel at one quad's K rows in registers (block 512 without it: score 85 µs against
+ * 72). `nblk` 4: int4 145.9 µs against 147.8, int2 119.7 against 120.7 (fresh processes, medians of 3,
+ * h100-block-attention-2026-12-06e.md).
  *
  * @example
  * ```ts
@@ -149,7 +151,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
  */
 export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<BlockAttentionTuning> {
   if (k === v) {
-    return { ...DEFAULT_BLOCK_TUNING, block: 512, tq: 2, tseq: true, uq: 8, pipe: k === "q4" };
+    return { ...DEFAULT_BLOCK_TUNING, block: 512, tq: 2, tseq: true, uq: 8, pipe: k === "q4", nblk: 4 };
   }
   return DEFAULT_BLOCK_TUNING;
 }
@@ -180,6 +182,11 @@ interface Dims {
   PIPE: boolean;
   NCNT: number;
   REC: number;
+}
+
+/** Whether the K rows of `quads` quads (WPTK words each) are loaded whole, before any dot product (≤ 64 words). */
+function rowsFit(WPTK: number, kstep: number, quads: number): boolean {
+  return WPTK % 4 === 0 && kstep === 0 && WPTK * 4 * quads <= 64;
 }
 
 function dims(c: BlockAttentionConfig): Dims {
@@ -219,6 +226,19 @@ function dims(c: BlockAttentionConfig): Dims {
   if (![0, 1, 2, 4].includes(t.kstep)) {
     throw new QuantConfigError(`block attention: kstep ${t.kstep} must be 0, 1, 2 or 4`);
   }
+  const WPTK = (D * KB) / 32;
+  // nblk > 1 prefetches the K rows the score kernel keeps in registers (blockScoreWgsl's kAll); without them
+  // (kstep > 0, or rows too long) a given nblk is an error and the format's default falls back to 1
+  const rowsLive = (t.tseq && t.tq > 1 && rowsFit(WPTK, t.kstep, 1)) || rowsFit(WPTK, t.kstep, t.tq);
+  let NBLK = t.nblk;
+  if (NBLK > 1 && !rowsLive) {
+    if (c.tuning?.nblk !== undefined) {
+      throw new QuantConfigError(
+        `block attention: nblk ${NBLK} needs the score kernel's K rows in registers (kstep 0, ≤ 64 words per invocation)`,
+      );
+    }
+    NBLK = 1;
+  }
   const WQ = t.block / 4 / t.tq;
   if (!(WQ >= 32 && WQ <= 256)) {
     throw new QuantConfigError(
@@ -240,7 +260,7 @@ function dims(c: BlockAttentionConfig): Dims {
     VB,
     PL: KB === 8 ? 1 : 8 / KB,
     KCPW: 32 / KB,
-    WPTK: (D * KB) / 32,
+    WPTK,
     WPTV: (D * VB) / 32,
     BT: t.block,
     WQ,
@@ -248,7 +268,7 @@ function dims(c: BlockAttentionConfig): Dims {
     TQ: t.tq,
     KSTEP: t.kstep,
     TSEQ: t.tseq,
-    NBLK: t.nblk,
+    NBLK,
     WGV: t.wgv,
     DG,
     QL,
@@ -528,7 +548,7 @@ ${
     ).join("\n");
   const quad = (k: number) => ts.slice(4 * k, 4 * k + 4);
   // whether the rows of `quads` quads (≤ 64 words) can all be live at once
-  const fits = (quads: number) => WPTK % 4 === 0 && d.KSTEP === 0 && WPTK * 4 * quads <= 64;
+  const fits = (quads: number) => rowsFit(WPTK, d.KSTEP, quads);
   // tseq: quad 0's loads before the barrier, then each quad's dot products followed by the next quad's loads
   const kAll = d.TSEQ && TQ > 1 && fits(1)
     ? {
@@ -539,11 +559,6 @@ ${
     : fits(TQ)
     ? { loads: loadsOf(ts), dots: dotsOf(ts), first: ts }
     : null;
-  if (d.NBLK > 1 && !kAll) {
-    throw new QuantConfigError(
-      `block attention: nblk ${d.NBLK} needs the score kernel's K rows in registers (kstep 0, ≤ 64 words)`,
-    );
-  }
   // vec4 words per step of the row loop: the largest of 4, 2, 1 that is ≤ kstep (1 when kstep is 0 but the row
   // is too long for kAll) and divides the row's vec4 words
   const ks = [4, 2, 1].find((x) => x <= (d.KSTEP || 1) && (WPTK / 4) % x === 0)!, kj = [...Array(ks).keys()];

@@ -21,9 +21,9 @@ import {
 } from "./block_attention.wgsl.ts";
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 
-/** A config with the schedule { block 1024, wgv 128, uq 2, no pipe, tq 1 } unless `over.tuning` sets fields. */
+/** A config with the schedule { block 1024, wgv 128, uq 2, no pipe, tq 1, nblk 1 } unless `over.tuning` sets fields. */
 function cfg(over: Partial<BlockAttentionConfig> = {}): BlockAttentionConfig {
-  const base = { block: 1024, wgv: 128, uq: 2, pipe: false, tq: 1 };
+  const base = { block: 1024, wgv: 128, uq: 2, pipe: false, tq: 1, nblk: 1 };
   return {
     numHeads: 32,
     numKvHeads: 8,
@@ -114,7 +114,7 @@ Deno.test("block attention wgsl: records, block size and padded head lanes", () 
   const two = { ...cfg({ k: "q2", v: "q2" }), tuning: undefined };
   assert.equal(blockTokens(two), 512);
   assert.match(blockScoreWgsl(two), /@workgroup_size\(64\)/);
-  const wide = { block: 512, tq: 2, tseq: true, uq: 8 };
+  const wide = { block: 512, tq: 2, tseq: true, uq: 8, nblk: 4 };
   assert.deepEqual(defaultBlockTuning("q2", "q2"), { ...DEFAULT_BLOCK_TUNING, ...wide, pipe: false });
   assert.deepEqual(defaultBlockTuning("q4", "q4"), { ...DEFAULT_BLOCK_TUNING, ...wide, pipe: true });
   assert.equal(blockTokens({ ...cfg(), tuning: undefined }), 512, "q4/q4");
@@ -234,7 +234,12 @@ Deno.test("block attention wgsl: score sums and weights need no int/float conver
 Deno.test("block attention wgsl: nblk loops over blocks and prefetches the next block's first rows", () => {
   const c = cfg({ k: "q2", v: "q2", tuning: { block: 512, tq: 2, tseq: true, nblk: 4 } });
   assert.equal(blockScoreBlocks(c), 4);
-  assert.equal(blockScoreBlocks(cfg()), 1);
+  assert.equal(
+    blockScoreBlocks({ ...cfg({ k: "q8" }), tuning: undefined }),
+    1,
+    "q8/q4: DEFAULT_BLOCK_TUNING",
+  );
+  assert.equal(blockScoreBlocks({ ...cfg(), tuning: undefined }), 4, "q4/q4 default");
   const w = blockScoreWgsl(c);
   assert.match(w, /let blk0 = wid\.x \* 4u;/);
   assert.match(w, /for \(var jb = 0u; jb < 4u; jb\+\+\)/);
@@ -245,10 +250,14 @@ Deno.test("block attention wgsl: nblk loops over blocks and prefetches the next 
   assert.match(w, /var pv3_1: vec4<u32>;/);
   assert.doesNotMatch(w, /var pv4_0/);
   // one block per workgroup: no loop
-  assert.doesNotMatch(blockScoreWgsl(cfg({ k: "q2", v: "q2" })), /jb/);
+  assert.doesNotMatch(blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { nblk: 1 } })), /jb/);
   assert.throws(() => blockScoreWgsl(cfg({ tuning: { nblk: 3 } })), /nblk 3 must be 1, 2, 4 or 8/);
   assert.throws(
     () => blockScoreWgsl(cfg({ tuning: { block: 256, nblk: 2, kstep: 1 } })),
-    QuantConfigError,
+    /nblk 2 needs the score kernel's K rows in registers/,
   );
+  // the 2-bit default's nblk 4 falls back to 1 where the rows are not in registers (kstep 1)
+  const k1 = { ...cfg({ k: "q2", v: "q2" }), tuning: { kstep: 1 } };
+  assert.equal(blockScoreBlocks(k1), 1);
+  assert.equal(blockScoreBlocks({ ...k1, tuning: { kstep: 0 } }), 4);
 });
