@@ -6,7 +6,9 @@
  * 1. **query** ({@link blockQueryWgsl}), grid (nKv, B): the int8 query of cpu/query_int8.ts (the same
  *    arithmetic as the fused kernel's `kdot` prologue) packed in the K format's word-plane byte order, with
  *    its per-head scale 2^e and code sum Σ qi, written once per (sequence, KV head).
- * 2. **score** ({@link blockScoreWgsl}), grid (blocks, nKv, B), WQ = QB/tq invocations: invocation i scores
+ * 2. **score** ({@link blockScoreWgsl}), grid (⌈blocks/nblk⌉, nKv, B), WQ = QB/tq invocations (a workgroup
+ *    scores nblk blocks in turn; the next block's sz words and first K rows load during this block's
+ *    reductions): invocation i scores
  *    quads q = i + k·WQ (k < tq), quad q being tokens q + j·QB (j < 4) of the block — so one K load
  *    instruction of a warp covers consecutive rows — for all HPK query heads with `dot4I8Packed` (exact i32
  *    sums; every K load is issued before the query's barrier — with `tseq`, the first quad's, and each further
@@ -14,11 +16,16 @@
  *    V scale S_max are reduced over the workgroup (two-stage, three barriers),
  *    and each token's weight p·S_V (p = e^(s − m)) is rounded to 8 bits against S_max:
  *    w = min(round(p·S_V·(255/S_max)), 255). The four weights of a quad are packed in one u32 per head.
+ *    No int ↔ float conversion instruction: the i32 sums start at the bits of 1.5·2^23 and are read as
+ *    bitcast − 1.5·2^23 (exact for |Σ| < 2^22), and w is the low byte of the bits of min(x, 255) + 2^23 (the
+ *    add rounds half to even, as WGSL `round`).
  *    Σp and Σp·z_V are summed over the block; (Σp·z_V, m, Σp, S_max/255) go to `bst`.
  * 3. **value** ({@link blockValueWgsl}), grid (blocks, nKv, B), WGV invocations: invocation (lane, dg) owns
  *    dims 4·dg … 4·dg + 3; for each quad of its lane it gathers the four rows' codes of its dims token-major
- *    (byte j of X_k = code of dim 4·dg + k in token j of the quad) and accumulates `dot4U8Packed(X_k, W_h)`
- *    in u32 — exact (≤ 255·15·BT < 2^22). The lanes are summed in workgroup memory and the block's partial is
+ *    (byte j of X_k = code of dim 4·dg + k in token j of the quad, left at its bit offset in the byte: ×4^k at
+ *    2-bit, ×16 for odd k at 4-bit, so each X_k is one AND) and accumulates `dot4U8Packed(X_k, W_h)` in u32 —
+ *    exact (≤ 4·255·240 per dot, ≤ 256 quads per invocation: < 2^26) — shifted back before the lane sum. The
+ *    lanes are summed in workgroup memory and the block's partial is
  *    acc = (S_max/255)·Σ w·c − Σp·z_V (f32), written with the block's (m, Σp) in the fused kernel's `part`
  *    layout (a block is one split of the reduce kernel).
  *
