@@ -1336,36 +1336,42 @@ gpuCase(
   },
 );
 
+/**
+ * A random query / new K, V row per sequence (from `r`), the image's stores uploaded, and
+ * {@link checkBlockAttention} with the f32 bound 2·10⁻⁵ × the largest |V| (cached or new).
+ */
+async function checkBlockCase(
+  g: PackedGpu,
+  label: string,
+  caches: KVCache[],
+  img: PackedCacheImage,
+  nH: number,
+  nKv: number,
+  D: number,
+  r: () => number,
+  seed: number,
+): Promise<void> {
+  const row = (nH + 2 * nKv) * D;
+  const qkv = new Float32Array(caches.length * row).map(() => (r() * 2 - 1) * 1.5);
+  let maxV = 0;
+  for (const c of caches) for (const x of c.view(0).v) maxV = Math.max(maxV, Math.abs(x));
+  for (let i = 0; i < qkv.length; i++) {
+    if (i % row >= (nH + nKv) * D) maxV = Math.max(maxV, Math.abs(qkv[i]));
+  }
+  const stores = img.stores.map((st) => g.upload(st.name, st.words));
+  const qb = g.upload("qkv", qkv);
+  await checkBlockAttention(g, label, caches, img, qkv, qb, stores, nH, nKv, D, 2e-5 * maxV, seed);
+  for (const b of [...stores, qb]) b.destroy();
+}
+
 gpuCase(
   "block attention at D 64 with 5 query heads per KV head (two head lanes), static int2 and int4",
   async (g) => {
-    const nH = 10, nKv = 2, D = 64, row = (nH + 2 * nKv) * D;
+    const nH = 10, nKv = 2, D = 64;
     for (const bits of [2, 4] as const) {
       const r = mulberry32(800 + bits);
       const { caches, img } = staticCaches(bits, [520, 77], nKv, D, r);
-      const qkv = new Float32Array(caches.length * row).map(() => (r() * 2 - 1) * 1.5);
-      let maxV = 0;
-      for (const c of caches) for (const x of c.view(0).v) maxV = Math.max(maxV, Math.abs(x));
-      for (let i = 0; i < qkv.length; i++) {
-        if (i % row >= (nH + nKv) * D) maxV = Math.max(maxV, Math.abs(qkv[i]));
-      }
-      const stores = img.stores.map((st) => g.upload(st.name, st.words));
-      const qb = g.upload("qkv", qkv);
-      await checkBlockAttention(
-        g,
-        `int${bits} D64 HPK5`,
-        caches,
-        img,
-        qkv,
-        qb,
-        stores,
-        nH,
-        nKv,
-        D,
-        2e-5 * maxV,
-        800,
-      );
-      for (const b of [...stores, qb]) b.destroy();
+      await checkBlockCase(g, `int${bits} D64 HPK5`, caches, img, nH, nKv, D, r, 800);
     }
   },
 );
@@ -1375,7 +1381,7 @@ gpuCase(
   async (g) => {
     // no cache writes these pairs today, but BlockAttention accepts them: the image is built by hand from two
     // static caches filled with the same values (K from the kBits one, V from the vBits one)
-    const nH = 8, nKv = 2, D = 128, row = (nH + 2 * nKv) * D, counts = [300, 77];
+    const nH = 8, nKv = 2, D = 128, counts = [300, 77];
     for (const [kb, vb] of [[8, 4], [8, 2], [4, 2], [2, 4]] as const) {
       const seed = 870 + kb * 10 + vb;
       const kc = staticCaches(kb, counts, nKv, D, mulberry32(seed)).caches;
@@ -1408,30 +1414,7 @@ gpuCase(
         assert.equal(kv.length, vv.length);
         return { view: () => ({ length: kv.length, k: kv.k, v: vv.v }) } as unknown as KVCache;
       });
-      const r = mulberry32(seed + 1);
-      const qkv = new Float32Array(counts.length * row).map(() => (r() * 2 - 1) * 1.5);
-      let maxV = 0;
-      for (const c of vc) for (const x of c.view(0).v) maxV = Math.max(maxV, Math.abs(x));
-      for (let i = 0; i < qkv.length; i++) {
-        if (i % row >= (nH + nKv) * D) maxV = Math.max(maxV, Math.abs(qkv[i]));
-      }
-      const stores = [g.upload("body", words)];
-      const qb = g.upload("qkv", qkv);
-      await checkBlockAttention(
-        g,
-        `K q${kb} / V q${vb}`,
-        caches,
-        img,
-        qkv,
-        qb,
-        stores,
-        nH,
-        nKv,
-        D,
-        2e-5 * maxV,
-        seed,
-      );
-      for (const b of [...stores, qb]) b.destroy();
+      await checkBlockCase(g, `K q${kb} / V q${vb}`, caches, img, nH, nKv, D, mulberry32(seed + 1), seed);
     }
   },
 );

@@ -662,6 +662,26 @@ ${
     ).join("\n")
   }
   // block sums Σp and Σp·z_V (per head)`;
+  // the packed query (and its scale, code sums) in workgroup memory, then the barrier the dot products wait for
+  const queryLoad = `  let rb = (b * NKV + kvh) * REC;
+  for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
+  if (lid < NV) {
+    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
+    qis[lid] = bitcast<vec4<i32>>(qrec[rb + (D / 4u) * NV + NV + lid]);
+  }
+  workgroupBarrier();`;
+  const qfLines = us.map((u) => `  let qf${u} = vec4<f32>(qis[${u32(u)}]);`).join("\n");
+  // i32 sums start at the bits of 1.5·2^23: bitcast to f32 minus 1.5·2^23 is then the exact sum (|Σ| < 2^22),
+  // an integer add and a float add instead of an int → float conversion (a quarter-rate instruction)
+  const itInit = ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(${MAGIC_I});`)).join("\n");
+  // per token of the invocation (from tq): in range, its K row (clamped), with `rv` its V row
+  const tokenRows = (rv: boolean) =>
+    ts.map((t) =>
+      `  let ok${t} = tq + ${tokOff(t)} < cnt;
+  let rk${t} = head * kr.z + kr.w + min(tq + ${tokOff(t)}, cnt - 1u);${
+        rv ? `\n  let rvw${t} = head * vr.z + vr.w + min(tq + ${tokOff(t)}, cnt - 1u);` : ""
+      }`
+    ).join("\n");
   const oneBlock = `  let blk = wid.x; let kvh = wid.y; let b = wid.z;
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
@@ -671,28 +691,14 @@ ${
   // token i of quad q = lid + k·WQ is t0 + q + i·QB: a warp's load of one row word covers consecutive rows
   let tq = t0 + lid;
   let head = (b * NKV + kvh);
-${
-    ts.map((t) =>
-      `  let ok${t} = tq + ${tokOff(t)} < cnt;
-  let rk${t} = head * kr.z + kr.w + min(tq + ${tokOff(t)}, cnt - 1u);
-  let rvw${t} = head * vr.z + vr.w + min(tq + ${tokOff(t)}, cnt - 1u);`
-    ).join("\n")
-  }
-  // i32 sums start at the bits of 1.5·2^23: bitcast to f32 minus 1.5·2^23 is then the exact sum (|Σ| < 2^22),
-  // an integer add and a float add instead of an int → float conversion (a quarter-rate instruction)
-${ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(${MAGIC_I});`)).join("\n")}
+${tokenRows(true)}
+${itInit}
 ${ts.map((t) => `  let szk${t} = sw[kr.y + rk${t}]; let szv${t} = sw[vr.y + rvw${t}];`).join("\n")}
 ${kAll ? kAll.loads : ""}
   // the packed query (loaded after the K rows, so their latency overlaps)
-  let rb = (b * NKV + kvh) * REC;
-  for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
-  if (lid < NV) {
-    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
-    qis[lid] = bitcast<vec4<i32>>(qrec[rb + (D / 4u) * NV + NV + lid]);
-  }
-  workgroupBarrier();
+${queryLoad}
 ${kAll ? kAll.dots : kLoop}
-${us.map((u) => `  let qf${u} = vec4<f32>(qis[${u32(u)}]);`).join("\n")}
+${qfLines}
 ${scoreLines}
 ${afterScores}`;
   // nblk > 1: the workgroup scores blocks wid.x·NBLK … + NBLK − 1 in turn; the sz words of the next block and
@@ -721,26 +727,15 @@ ${w4s.flatMap((w4) => pts.map((t) => `  var pv${t}_${w4}: vec4<u32>;`)).join("\n
   {
 ${prefetch("blk0 * BT + lid")}
   }
-  let rb = (b * NKV + kvh) * REC;
-  for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
-  if (lid < NV) {
-    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
-    qis[lid] = bitcast<vec4<i32>>(qrec[rb + (D / 4u) * NV + NV + lid]);
-  }
-  workgroupBarrier();
-${us.map((u) => `  let qf${u} = vec4<f32>(qis[${u32(u)}]);`).join("\n")}
+${queryLoad}
+${qfLines}
   for (var jb = 0u; jb < ${u32(NB)}; jb++) {
   let blk = blk0 + jb;
   let t0 = blk * BT;
   if (t0 >= cnt) { break; }
   let tq = t0 + lid;
-${
-    ts.map((t) =>
-      `  let ok${t} = tq + ${tokOff(t)} < cnt;
-  let rk${t} = head * kr.z + kr.w + min(tq + ${tokOff(t)}, cnt - 1u);`
-    ).join("\n")
-  }
-${ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(${MAGIC_I});`)).join("\n")}
+${tokenRows(false)}
+${itInit}
 ${ts.map((t) => `  let szk${t} = pk${t}; let szv${t} = pz${t};`).join("\n")}
 ${w4s.flatMap((w4) => pts.map((t) => `  let v${t}_${w4} = pv${t}_${w4};`)).join("\n")}
 ${kAll ? kAll.dots : ""}
