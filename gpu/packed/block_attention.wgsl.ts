@@ -180,7 +180,11 @@ interface Dims {
   QB: number;
   TQ: number;
   KSTEP: number;
-  TSEQ: boolean;
+  /**
+   * How the score kernel holds its K rows: `seq` one quad's rows at a time (tseq), `all` every row before the
+   * query's barrier, `loop` a loop over the row (kstep > 0, or rows over 64 words per invocation).
+   */
+  KROWS: "seq" | "all" | "loop";
   NBLK: number;
   WGV: number;
   DG: number;
@@ -236,9 +240,13 @@ function dims(c: BlockAttentionConfig): Dims {
   const WPTK = (D * KB) / 32;
   // nblk > 1 prefetches the K rows the score kernel keeps in registers (blockScoreWgsl's kAll); without them
   // (kstep > 0, or rows too long) a given nblk is an error and the format's default falls back to 1
-  const rowsLive = (t.tseq && t.tq > 1 && rowsFit(WPTK, t.kstep, 1)) || rowsFit(WPTK, t.kstep, t.tq);
+  const KROWS = t.tseq && t.tq > 1 && rowsFit(WPTK, t.kstep, 1)
+    ? "seq"
+    : rowsFit(WPTK, t.kstep, t.tq)
+    ? "all"
+    : "loop";
   let NBLK = t.nblk;
-  if (NBLK > 1 && !rowsLive) {
+  if (NBLK > 1 && KROWS === "loop") {
     if (c.tuning?.nblk !== undefined) {
       throw new QuantConfigError(
         `block attention: nblk ${NBLK} needs the score kernel's K rows in registers (kstep 0, ≤ 64 words per invocation)`,
@@ -274,7 +282,7 @@ function dims(c: BlockAttentionConfig): Dims {
     QB: t.block / 4,
     TQ: t.tq,
     KSTEP: t.kstep,
-    TSEQ: t.tseq,
+    KROWS,
     NBLK,
     WGV: t.wgv,
     DG,
@@ -303,7 +311,7 @@ export function blockQueryRecord(c: BlockAttentionConfig): number {
  *
  * @example
  * ```ts
- * blockTokens({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 256 (the default)
+ * blockTokens({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 512 (the {q2, q2} default)
  * ```
  */
 export function blockTokens(c: BlockAttentionConfig): number {
@@ -315,7 +323,8 @@ export function blockTokens(c: BlockAttentionConfig): number {
  *
  * @example
  * ```ts
- * blockScoreBlocks({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 1
+ * blockScoreBlocks({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 4 (the {q2, q2} default)
+ * blockScoreBlocks({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q8", v: "q4" }); // 1
  * ```
  */
 export function blockScoreBlocks(c: BlockAttentionConfig): number {
@@ -554,16 +563,14 @@ ${
       )
     ).join("\n");
   const quad = (k: number) => ts.slice(4 * k, 4 * k + 4);
-  // whether the rows of `quads` quads (≤ 64 words) can all be live at once
-  const fits = (quads: number) => rowsFit(WPTK, d.KSTEP, quads);
-  // tseq: quad 0's loads before the barrier, then each quad's dot products followed by the next quad's loads
-  const kAll = d.TSEQ && TQ > 1 && fits(1)
+  // seq: quad 0's loads before the barrier, then each quad's dot products followed by the next quad's loads
+  const kAll = d.KROWS === "seq"
     ? {
       loads: loadsOf(quad(0)),
       dots: qs.map((k) => `${k ? loadsOf(quad(k)) + "\n" : ""}${dotsOf(quad(k))}`).join("\n"),
       first: quad(0),
     }
-    : fits(TQ)
+    : d.KROWS === "all"
     ? { loads: loadsOf(ts), dots: dotsOf(ts), first: ts }
     : null;
   // vec4 words per step of the row loop: the largest of 4, 2, 1 that is ≤ kstep (1 when kstep is 0 but the row
