@@ -3,7 +3,8 @@
  *
  * The device is requested with the adapter's REAL limits (WebGPU hands out conservative defaults otherwise:
  * a 128 MiB storage binding and a 256 MiB buffer, too small for the weights of a real model) and with the
- * optional features the kernels can use (`shader-f16`, `timestamp-query`) when the adapter has them.
+ * optional features the kernels can use (`shader-f16`, `timestamp-query`, `subgroups`) when the adapter has
+ * them (`subgroups` is tried even where Deno's `adapter.features` does not list it, and dropped if refused).
  *
  * Failure handling, all surfaced as {@link GpuError}:
  * | situation | behaviour |
@@ -41,7 +42,12 @@ export const REQUESTED_LIMITS = [
 ] as const;
 
 /** Optional features requested when the adapter offers them. */
-export const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ["shader-f16", "timestamp-query"];
+export const OPTIONAL_FEATURES: readonly GPUFeatureName[] = [
+  "shader-f16",
+  "timestamp-query",
+  // subgroup builtins (wgpu exposes them without an `enable` directive); used by opt-in block attention knobs
+  "subgroups" as GPUFeatureName,
+];
 
 /** Options of {@link acquireGpu}. */
 export interface AcquireOptions {
@@ -143,7 +149,7 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuConte
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   let device: GPUDevice;
   try {
-    device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: "pmkvq" });
+    device = await requestWithSubgroups(adapter, requiredFeatures, requiredLimits);
   } catch (e) {
     throw new GpuError(
       `could not create a WebGPU device on ${adapterDescription(adapter)}: ${(e as Error).message}`,
@@ -153,6 +159,36 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuConte
     );
   }
   return new Context(adapter, device, options.onLost);
+}
+
+/**
+ * Deno 2.9's adapter does not list `subgroups` in `adapter.features` although its devices grant it: when the
+ * list lacks it, one request with it is tried first, and a refusal falls back to the listed features.
+ *
+ * @example
+ * ```ts
+ * const device = await requestWithSubgroups(adapter, ["shader-f16"], {});
+ * device.features.has("subgroups"); // where the adapter grants it
+ * ```
+ */
+export async function requestWithSubgroups(
+  adapter: GPUAdapter,
+  requiredFeatures: GPUFeatureName[],
+  requiredLimits: Record<string, number>,
+): Promise<GPUDevice> {
+  const sg = "subgroups" as GPUFeatureName;
+  if (!requiredFeatures.includes(sg)) {
+    try {
+      return await adapter.requestDevice({
+        requiredFeatures: [...requiredFeatures, sg],
+        requiredLimits,
+        label: "pmkvq",
+      });
+    } catch {
+      // not granted: the listed features only
+    }
+  }
+  return await adapter.requestDevice({ requiredFeatures, requiredLimits, label: "pmkvq" });
 }
 
 class Context implements GpuContext {

@@ -572,7 +572,8 @@ async function checkAttention(
 /** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
 const BLOCK_TUNINGS: BlockAttentionTuning[] = software
   ? [
-    { block: 256, wgv: 64, uq: 1, nblk: 1 },
+    // with subgroups, 2-bit V defaults to vshuf ({q2, q2} also to sred): the first schedule runs the gather path
+    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false },
     { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 },
     // block 256 again (the same-block check), and the default of the case's formats (2-bit: block 512, tq 2)
     { block: 256, tq: 2, kstep: 1 },
@@ -580,10 +581,14 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, tq: 2, tseq: true, uq: 8, pipe: false, wgv: 32, rdims: 32 },
     { block: 256, tq: 2, tseq: true, nblk: 2 },
     { block: 256, nblk: 4 },
+    // subgroup knobs (the adapter's `subgroups`; vshuf: 2-bit V only)
+    { block: 256, vshuf: true, sred: true },
+    { sred: true },
   ]
   : [
-    { block: 256, wgv: 64, uq: 1, nblk: 1 },
+    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false },
     {},
+    { vshuf: false, sred: false },
     { nblk: 1 },
     { block: 512, wgv: 128, uq: 4 },
     { block: 1024, wgv: 256, uq: 2 },
@@ -600,6 +605,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { nblk: 2 },
     { block: 256, nblk: 4 },
     { block: 512, tq: 2, tseq: true, nblk: 8 },
+    { vshuf: true },
+    { sred: true },
+    { vshuf: true, sred: true },
+    { block: 256, vshuf: true, sred: true, uq: 4, pipe: true },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -646,15 +655,25 @@ async function checkBlockAttention(
     const kf = kt.format as BlockKFormat;
     // a schedule this K width cannot take (nblk > 1 with rows too long for registers, e.g. 8-bit K at D 128)
     // is refused with a typed error: say so and go on
-    if (tuning.nblk !== undefined && tuning.nblk > 1) {
+    // and vshuf with 4-bit V are refused with a typed error: say so and go on
+    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf) {
       const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
       try {
         blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
       } catch (e) {
-        if (!(e instanceof QuantConfigError) || !/K rows in registers/.test(e.message)) throw e;
+        if (!(e instanceof QuantConfigError) || !/K rows in registers|vshuf needs/.test(e.message)) throw e;
         console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
         continue;
       }
+    }
+    // the subgroup knobs need the adapter's `subgroups` feature: without it they are not run, and say so
+    if ((tuning.vshuf || tuning.sred) && !g.ctx.features.has("subgroups")) {
+      console.log(
+        `  ${label} BlockAttention ${
+          JSON.stringify(tuning)
+        }: not run (${g.ctx.description} has no subgroups)`,
+      );
+      continue;
     }
     const att = await MixedBlockAttention.create(g, {
       ...configForImage(img, { numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4 }),
@@ -690,8 +709,14 @@ async function checkBlockAttention(
       worst = Number.isNaN(e) ? Infinity : Math.max(worst, e / (bound + vBound[i]));
       vmax = Math.max(vmax, vBound[i]);
     }
+    const run = att.block.config.tuning ?? {};
+    const sub = run.vshuf || run.sred
+      ? ` [subgroups:${run.vshuf ? " vshuf" : ""}${run.sred ? " sred" : ""}]`
+      : "";
     console.log(
-      `  ${label} BlockAttention ${JSON.stringify(tuning)}, ${d.block.blocks} blocks of ${d.splits} splits${
+      `  ${label} BlockAttention ${
+        JSON.stringify(tuning)
+      }${sub}, ${d.block.blocks} blocks of ${d.splits} splits${
         img.segments.length > 1 ? ` (body = segment ${body}, the others on the fused kernel)` : ""
       }: max abs err ${err.toExponential(2)} (bound ${bound.toExponential(1)} + weight rounding ≤ ${
         vmax.toExponential(1)
@@ -1443,6 +1468,21 @@ gpuCase(
     } finally {
       if (own) Object.defineProperty(gpuNs, "wgslLanguageFeatures", own);
       else delete (gpuNs as { wgslLanguageFeatures?: unknown }).wgslLanguageFeatures;
+    }
+    // subgroup knobs given where the device's subgroups cannot run them (here: a device without the feature)
+    const noSubgroups = {
+      ctx: { features: new Set<string>(), description: "an adapter without subgroups" },
+      device: {},
+    } as unknown as PackedGpu;
+    for (const tuning of [{ vshuf: true }, { sred: true }]) {
+      await assert.rejects(
+        BlockAttention.create(noSubgroups, { ...opts, k: "q2", v: "q2", tuning }),
+        (e: Error) =>
+          e instanceof GpuError &&
+          /(vshuf|sred) cannot run: an adapter without subgroups does not grant the "subgroups" feature/.test(
+            e.message,
+          ),
+      );
     }
     // the static int4 case's schedule: the same WGSL, so the pipelines are cached
     const att = await BlockAttention.create(g, { ...opts, tuning: BLOCK_TUNINGS[0] });

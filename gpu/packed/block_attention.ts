@@ -45,14 +45,16 @@ import {
   blockSharedBytes,
   blockTokens,
   blockValueWgsl,
+  subgroupBlockTuning,
 } from "./block_attention.wgsl.ts";
 import { reduceUniform, type SegmentRefs } from "./attention.ts";
+import { subgroupLanes } from "./subgroups.ts";
 import { f32u, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
 import { bindUniform, type UniformArena, type UniformBinding } from "./uniform_arena.ts";
 import { GpuError, TensorShapeError } from "../../src/errors.ts";
 
 export type { BlockAttentionConfig, BlockAttentionTuning } from "./block_attention.wgsl.ts";
-export { DEFAULT_BLOCK_TUNING, defaultBlockTuning } from "./block_attention.wgsl.ts";
+export { DEFAULT_BLOCK_TUNING, defaultBlockTuning, subgroupBlockTuning } from "./block_attention.wgsl.ts";
 
 /** Compile-time shape plus the scratch capacity. */
 export interface BlockAttentionOptions extends BlockAttentionConfig {
@@ -126,9 +128,12 @@ export class BlockAttention {
   }
 
   /**
-   * Compiles (or reuses) the pipelines and allocates the scratch. GpuError without the WGSL language feature
-   * `packed_4x8_integer_dot_product` or when workgroup memory exceeds the device limit; QuantConfigError /
-   * TensorShapeError for an unsupported shape or format.
+   * Compiles (or reuses) the pipelines and allocates the scratch. Where the device's subgroups pass
+   * {@link subgroupLanes}, the tuning's missing `vshuf` / `sred` come from `subgroupBlockTuning(k, v)` (the
+   * merged tuning is `config.tuning`). GpuError without the WGSL language feature
+   * `packed_4x8_integer_dot_product`, when workgroup memory exceeds the device limit, or for a `vshuf` /
+   * `sred` given where subgroups cannot run them; QuantConfigError / TensorShapeError for an unsupported shape
+   * or format.
    *
    * @example
    * ```ts
@@ -149,6 +154,16 @@ export class BlockAttention {
           `lacks (it has: ${[...(lf ?? [])].join(", ") || "none"})`,
       );
     }
+    // where the subgroup knobs can run (feature granted, lane mapping probed once per device), their defaults
+    // for the formats apply under the given fields; a knob given explicitly where they cannot is a GpuError
+    const given = config.tuning ?? {};
+    const lanes = gpu.ctx.features.has("subgroups") || given.vshuf || given.sred
+      ? await subgroupLanes(gpu)
+      : { ok: false };
+    if ((given.vshuf || given.sred) && !lanes.ok) {
+      throw new GpuError(`block attention: ${given.vshuf ? "vshuf" : "sred"} cannot run: ${lanes.reason}`);
+    }
+    if (lanes.ok) config = { ...config, tuning: { ...subgroupBlockTuning(config.k, config.v), ...given } };
     const shared = blockSharedBytes(config);
     const lim = gpu.ctx.limits.maxComputeWorkgroupStorageSize;
     const most = Math.max(shared.query, shared.score, shared.value);
@@ -194,7 +209,7 @@ export class BlockAttention {
    *
    * @example
    * ```ts
-   * att.block; // 256 by default
+   * att.block; // 512 for {q2, q2} and {q4, q4} by default, else 256
    * ```
    */
   get block(): number {

@@ -110,6 +110,19 @@ export interface BlockAttentionTuning {
    * words are loaded during this block's reductions (needs the rows in registers: kstep 0).
    */
   nblk?: number;
+  /**
+   * Value kernel, 2-bit V: each invocation loads ONE word per quad (its own token's) and the four rows' bytes
+   * are transposed across lanes with two subgroup shuffles (xor 2, xor 1), instead of four loads per quad
+   * and a byte gather. Needs the adapter's `subgroups` feature, subgroups of ≥ 4 lanes that are consecutive
+   * local invocation indices (checked by the conformance suite on each adapter).
+   */
+  vshuf?: boolean;
+  /**
+   * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
+   * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
+   * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
+   */
+  sred?: boolean;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -137,6 +150,8 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   tseq: false,
   rdims: 32,
   nblk: 1,
+  vshuf: false,
+  sred: false,
 };
 
 /**
@@ -161,6 +176,22 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
     return { ...DEFAULT_BLOCK_TUNING, block: 512, tq: 2, tseq: true, uq: 8, pipe: k === "q4", nblk: 4 };
   }
   return DEFAULT_BLOCK_TUNING;
+}
+
+/**
+ * The subgroup knobs a device with the `subgroups` feature gets by default (BlockAttention.create merges them
+ * under the given tuning): `vshuf` for every 2-bit V, `sred` for {q2, q2}. H100 (docs/measurements/
+ * h100-block-attention-2026-12-06f.md, per-kernel stages, one process): int2 value kernel 54.2 → 46.2 µs with
+ * vshuf, score 52.8 → 50.1 with sred; at int4 sred was no faster (score 65.9 → 67.1), so it stays off there.
+ *
+ * @example
+ * ```ts
+ * subgroupBlockTuning("q2", "q2"); // { vshuf: true, sred: true }
+ * subgroupBlockTuning("q4", "q4"); // { vshuf: false, sred: false }
+ * ```
+ */
+export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat): { vshuf: boolean; sred: boolean } {
+  return { vshuf: v === "q2", sred: k === "q2" && v === "q2" };
 }
 
 interface Dims {
@@ -193,6 +224,8 @@ interface Dims {
   PIPE: boolean;
   NCNT: number;
   REC: number;
+  VSHUF: boolean;
+  SRED: boolean;
 }
 
 /** Whether the K rows of `quads` quads (WPTK words each) are loaded whole, before any dot product (≤ 64 words). */
@@ -254,6 +287,9 @@ function dims(c: BlockAttentionConfig): Dims {
     }
     NBLK = 1;
   }
+  if (t.vshuf && VB !== 2) {
+    throw new QuantConfigError(`block attention: vshuf needs 2-bit V, got ${c.v}`);
+  }
   const WQ = t.block / 4 / t.tq;
   if (!(WQ >= 32 && WQ <= 256)) {
     throw new QuantConfigError(
@@ -291,6 +327,8 @@ function dims(c: BlockAttentionConfig): Dims {
     PIPE: t.pipe,
     NCNT: Math.max(1, Math.ceil(c.maxBatch / 4)),
     REC: (D / 4 + 2) * NV,
+    VSHUF: t.vshuf,
+    SRED: t.sred,
   };
 }
 
@@ -455,6 +493,24 @@ function reduce2(
   const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
   const w: string[] = [];
   w.push("  workgroupBarrier();");
+  if (d.SRED) {
+    // per subgroup first, then over the WQ/sgs subgroup results (subgroup g = invocations g·sgs … + sgs − 1)
+    const sg = op === "max" ? "subgroupMax" : "subgroupAdd";
+    vals.forEach((x, i) => w.push(`  let g${outs[i]} = ${sg}(${x.v});`));
+    w.push("  if (sid == 0u) {");
+    vals.forEach((x, i) => w.push(`    ${x.arr}[${x.idx.replace(/I/g, "(lid / sgs)")}] = g${outs[i]};`));
+    w.push("  }");
+    w.push("  workgroupBarrier();");
+    vals.forEach((x, i) => {
+      w.push(`  var ${outs[i]} = ${x.arr}[${x.idx.replace(/I/g, "0u")}];`);
+      w.push(
+        `  for (var j = 1u; j < WQ / sgs; j++) { ${outs[i]} = ${
+          f(outs[i], `${x.arr}[${x.idx.replace(/I/g, "j")}]`)
+        }; }`,
+      );
+    });
+    return w.join("\n");
+  }
   for (const x of vals) w.push(`  ${x.arr}[${x.idx.replace(/I/g, "lid")}] = ${x.v};`);
   w.push("  workgroupBarrier();");
   w.push(`  if (lid < ${u32(d.WQ / 8)}) {`);
@@ -774,7 +830,9 @@ var<workgroup> rs: array<f32, ${WQ}>;
 var<workgroup> rs2: array<f32, ${WQ / 8}>;
 ${QUANT_WGSL}
 @compute @workgroup_size(${WQ})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${
+    d.SRED ? ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32" : ""
+  }) {
 ${NB === 1 ? oneBlock : manyBlocks}
 ${bigSum}${NB === 1 ? "" : "\n  }"}
 }
@@ -806,7 +864,16 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
     let x${j}_1 = (u${j} & 0x00f000f0u) | (v8${j} & 0xf000f000u);
     let x${j}_2 = (u8${j} & 0x000f000fu) | (v${j} & 0x0f000f00u);
     let x${j}_3 = (u8${j} & 0x00f000f0u) | (v${j} & 0xf000f000u);`
-      : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);
+      : `${
+        d.VSHUF
+          // 4×4 byte transpose over lanes pj = 0…3 (lane pj holds token pj's word; after it, byte j = token j's
+          // byte pj): swap 16-bit halves with lane pj ^ 2, then bytes with lane pj ^ 1 (the sender rotates)
+          ? `    let e${j} = subgroupShuffleXor((r${j} >> 16u) | (r${j} << 16u), 2u);
+    let h${j} = (r${j} & mA) | (e${j} & ~mA);
+    let f${j} = subgroupShuffleXor((h${j} << sB) | (h${j} >> (32u - sB)), 1u);
+    let y${j} = (h${j} & mB) | (f${j} & ~mB);`
+          : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);`
+      }
 ${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`).join("\n")}`;
   // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
   // `full`: the whole block is in range, so rows need no clamp and step from one base address
@@ -817,7 +884,16 @@ ${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)
           `    ${decl ? decl + " " : ""}${pre}W${j}_${u} = wq[(qb + ${q} + ${u32(j * QL)}) * NV + ${u32(u)}];`
         ),
         ...(full ? [`    let ${pre}ab${j} = wb + (row0 + ${q} + ${u32(j * QL)}) * WPTV;`] : []),
-        ...ks.map((i) =>
+        ...(d.VSHUF
+          ? [
+            full
+              ? `    ${decl ? decl + " " : ""}${pre}r${j} = sw[${pre}ab${j} + poff];`
+              : `    ${decl ? decl + " " : ""}${pre}r${j} = sw[wb + min(row0 + ${q} + ${
+                u32(j * QL)
+              } + pq, rlast) * WPTV];`,
+          ]
+          : []),
+        ...(d.VSHUF ? [] : ks).map((i) =>
           full
             ? `    ${decl ? decl + " " : ""}${pre}r${j}_${i} = sw[${pre}ab${j}${
               i ? ` + ${u32(i * d.QB * WPTV)}` : ""
@@ -838,7 +914,10 @@ ${
       ).join("\n")
     }`
   ).join("\n");
-  const names = js.flatMap((j) => [...us.map((u) => `W${j}_${u}`), ...ks.map((i) => `r${j}_${i}`)]);
+  const names = js.flatMap((j) => [
+    ...us.map((u) => `W${j}_${u}`),
+    ...(d.VSHUF ? [`r${j}`] : ks.map((i) => `r${j}_${i}`)),
+  ]);
   const plain = (full: boolean) =>
     `  for (var q0 = ql; q0 < nq; q0 += ${u32(QL * UQ)}) {
 ${loads("q0", "", "let", full)}
@@ -890,7 +969,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let vr = p.vr;
   let dg = lid % DG; let ql = lid / DG;
   let wb = vr.x + ${VB === 4 ? "dg / 2u" : "dg / 4u"};
-  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};
+${
+    d.VSHUF
+      ? `  // lane pj of each 4 loads token pj of a quad and owns byte pj of the word after the transpose
+  let pj = dg % 4u;
+  let poff = pj * ${u32(d.QB * WPTV)}; let pq = pj * QB;
+  let mA = select(0xffff0000u, 0x0000ffffu, pj < 2u);
+  let mB = select(0xff00ff00u, 0x00ff00ffu, (pj & 1u) == 0u);
+  let sB = select(8u, 24u, (pj & 1u) == 0u);`
+      : `  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};`
+  }
   let t0 = blk * BT;
   let n = min(BT, cnt - t0);
   // quads to visit: quad q holds tokens q + i·QB, so quads ≥ n are empty; rounded up to whole steps (their

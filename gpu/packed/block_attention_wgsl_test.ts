@@ -18,6 +18,7 @@ import {
   blockValueWgsl,
   DEFAULT_BLOCK_TUNING,
   defaultBlockTuning,
+  subgroupBlockTuning,
 } from "./block_attention.wgsl.ts";
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 
@@ -51,6 +52,7 @@ Deno.test("block attention wgsl: bad shapes and schedules are typed errors namin
     [{ tuning: { tq: 3 } }, /tq 3/, QuantConfigError],
     [{ tuning: { kstep: 3 } }, /kstep 3/, QuantConfigError],
     [{ tuning: { block: 256, tq: 4 } }, /= 16 score invocations/, QuantConfigError],
+    [{ tuning: { vshuf: true } }, /vshuf needs 2-bit V, got q4/, QuantConfigError],
     // D 32: 8 invocations per quad, so wgv 256 has 32 lanes; × uq 4 = 128 quads per step > block 256's 64
     [
       { headDim: 32, tuning: { block: 256, wgv: 256, uq: 4 } },
@@ -260,4 +262,62 @@ Deno.test("block attention wgsl: nblk loops over blocks and prefetches the next 
   const k1 = { ...cfg({ k: "q2", v: "q2" }), tuning: { kstep: 1 } };
   assert.equal(blockScoreBlocks(k1), 1);
   assert.equal(blockScoreBlocks({ ...k1, tuning: { kstep: 0 } }), 4);
+});
+
+Deno.test("block attention wgsl: vshuf loads one V word per quad and transposes it with two subgroup shuffles", () => {
+  const count = (code: string, x: string) => code.split(x).length - 1;
+  for (const uq of [1, 4, 8]) {
+    for (const pipe of [false, true]) {
+      const tuning = { uq, pipe };
+      const plain = blockValueWgsl(cfg({ v: "q2", tuning: { ...tuning, vshuf: false } }));
+      const shuf = blockValueWgsl(cfg({ v: "q2", tuning: { ...tuning, vshuf: true } }));
+      const loops = 2 * (pipe ? 2 : 1); // whole / partial blocks, × (prologue + loop) when pipelined
+      // four row loads per quad against one; the same dot products
+      assert.equal(count(plain, "sw["), 4 * uq * loops, JSON.stringify(tuning));
+      assert.equal(count(shuf, "sw["), uq * loops, JSON.stringify(tuning));
+      assert.equal(count(shuf, "dot4U8Packed("), count(plain, "dot4U8Packed("));
+      // per quad: halves with lane ^ 2, bytes with lane ^ 1, no gather
+      assert.equal(count(shuf, "subgroupShuffleXor("), 2 * uq * 2, JSON.stringify(tuning));
+      assert.match(shuf, /subgroupShuffleXor\(\(r0 >> 16u\) \| \(r0 << 16u\), 2u\)/);
+      assert.match(shuf, /subgroupShuffleXor\(\(h0 << sB\) \| \(h0 >> \(32u - sB\)\), 1u\)/);
+      assert.doesNotMatch(shuf, /0xffu\) << 8u/);
+      assert.doesNotMatch(plain, /subgroup/);
+    }
+  }
+  // lane pj loads token pj of the quad (QB·WPTV words further per token); masks and rotation per lane
+  const s = blockValueWgsl(cfg({ v: "q2", tuning: { vshuf: true, block: 512 } }));
+  assert.match(s, /let poff = pj \* 1024u; let pq = pj \* QB;/); // QB 128 quads × 8 words
+  assert.match(s, /let mA = select\(0xffff0000u, 0x0000ffffu, pj < 2u\);/);
+  assert.match(s, /let sB = select\(8u, 24u, \(pj & 1u\) == 0u\);/);
+});
+
+Deno.test("block attention wgsl: sred reduces within subgroups first (two barriers per reduction)", () => {
+  const count = (code: string, x: string) => code.split(x).length - 1;
+  for (const nblk of [1, 4]) {
+    const base = { k: "q2", v: "q2", tuning: { block: 512, tq: 2, tseq: true, nblk } } as const;
+    const plain = blockScoreWgsl(cfg(base));
+    const sred = blockScoreWgsl(cfg({ ...base, tuning: { ...base.tuning, sred: true } }));
+    assert.equal(count(plain, "workgroupBarrier()"), 7); // the query's + three per reduction
+    assert.equal(count(sred, "workgroupBarrier()"), 5); // the query's + two per reduction
+    assert.match(sred, /@builtin\(subgroup_invocation_id\) sid: u32, @builtin\(subgroup_size\) sgs: u32/);
+    assert.match(sred, /let gm0 = subgroupMax\(/);
+    assert.match(sred, /let gsmx = subgroupMax\(/);
+    assert.match(sred, /let gL0 = subgroupAdd\(l0\);/);
+    assert.match(sred, /rv\[\(lid \/ sgs\) \* NV \+ 0u\] = gm0;/);
+    assert.match(sred, /for \(var j = 1u; j < WQ \/ sgs; j\+\+\)/);
+    assert.doesNotMatch(sred, /rv2\[lid/);
+    assert.doesNotMatch(plain, /subgroup/);
+  }
+});
+
+Deno.test("block attention wgsl: subgroup defaults — vshuf for 2-bit V, sred for {q2, q2}", () => {
+  assert.deepEqual(subgroupBlockTuning("q2", "q2"), { vshuf: true, sred: true });
+  assert.deepEqual(subgroupBlockTuning("q4", "q2"), { vshuf: true, sred: false });
+  assert.deepEqual(subgroupBlockTuning("q8", "q2"), { vshuf: true, sred: false });
+  assert.deepEqual(subgroupBlockTuning("q4", "q4"), { vshuf: false, sred: false });
+  assert.deepEqual(subgroupBlockTuning("q2", "q4"), { vshuf: false, sred: false });
+  // the generators themselves never turn them on (BlockAttention.create does, after probing the device)
+  assert.equal(DEFAULT_BLOCK_TUNING.vshuf, false);
+  assert.equal(DEFAULT_BLOCK_TUNING.sred, false);
+  assert.doesNotMatch(blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: {} })), /subgroup/);
 });
