@@ -40,6 +40,7 @@ import {
   blockQueryWgsl,
   blockReduceDims,
   blockReduceWgsl,
+  blockRowsInRegisters,
   blockScoreBlocks,
   blockScoreWgsl,
   blockSharedBytes,
@@ -129,8 +130,8 @@ export class BlockAttention {
 
   /**
    * Compiles (or reuses) the pipelines and allocates the scratch. Where the device's subgroups pass
-   * {@link subgroupLanes}, the tuning's missing `vshuf` / `sred` come from `subgroupBlockTuning(k, v)` (the
-   * merged tuning is `config.tuning`). GpuError without the WGSL language feature
+   * {@link subgroupLanes}, the tuning's missing fields come from `subgroupBlockTuning(k, v)` first (its `nblk`
+   * only where the K rows stay in registers; the merged tuning is `config.tuning`). GpuError without the WGSL language feature
    * `packed_4x8_integer_dot_product`, when workgroup memory exceeds the device limit, or for a `vshuf` /
    * `sred` given where subgroups cannot run them; QuantConfigError / TensorShapeError for an unsupported shape
    * or format.
@@ -163,7 +164,12 @@ export class BlockAttention {
     if ((given.vshuf || given.sred) && !lanes.ok) {
       throw new GpuError(`block attention: ${given.vshuf ? "vshuf" : "sred"} cannot run: ${lanes.reason}`);
     }
-    if (lanes.ok) config = { ...config, tuning: { ...subgroupBlockTuning(config.k, config.v), ...given } };
+    if (lanes.ok) {
+      const sg = subgroupBlockTuning(config.k, config.v);
+      // its nblk only where the K rows stay in registers (elsewhere the format's fallback to 1 stands)
+      if (given.nblk === undefined && !blockRowsInRegisters(config)) delete sg.nblk;
+      config = { ...config, tuning: { ...sg, ...given } };
+    }
     const shared = blockSharedBytes(config);
     const lim = gpu.ctx.limits.maxComputeWorkgroupStorageSize;
     const most = Math.max(shared.query, shared.score, shared.value);

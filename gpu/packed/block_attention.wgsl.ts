@@ -179,19 +179,23 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
 }
 
 /**
- * The subgroup knobs a device with the `subgroups` feature gets by default (BlockAttention.create merges them
- * under the given tuning): `vshuf` for every 2-bit V, `sred` for {q2, q2}. H100 (docs/measurements/
- * h100-block-attention-2026-12-06f.md, per-kernel stages, one process): int2 value kernel 54.2 → 46.2 µs with
- * vshuf, score 52.8 → 50.1 with sred; at int4 sred was no faster (score 65.9 → 67.1), so it stays off there.
+ * The schedule a device whose subgroups pass the lane probe (subgroups.ts) gets by default
+ * (BlockAttention.create merges it over {@link defaultBlockTuning}, under the given fields): `vshuf` for every
+ * 2-bit V; for {q2, q2} also `sred` and 2 blocks per score workgroup (with the cheaper reductions, nblk 2 beats
+ * 4). H100 (docs/measurements/h100-block-attention-2026-12-06f.md): per kernel (one process), the int2 value
+ * kernel 54.2 → 46.2 µs with vshuf, the score kernel 52.8 → 50.1 with sred; at int4 sred was no faster (score
+ * 65.9 → 67.1), so it stays off there. Fresh processes, medians of 3: int2 119.9 → 109.9 µs (vshuf + sred),
+ * 108.9 → 107.2 (nblk 4 → 2).
  *
  * @example
  * ```ts
- * subgroupBlockTuning("q2", "q2"); // { vshuf: true, sred: true }
- * subgroupBlockTuning("q4", "q4"); // { vshuf: false, sred: false }
+ * subgroupBlockTuning("q2", "q2"); // { vshuf: true, sred: true, nblk: 2 }
+ * subgroupBlockTuning("q4", "q4"); // {}
  * ```
  */
-export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat): { vshuf: boolean; sred: boolean } {
-  return { vshuf: v === "q2", sred: k === "q2" && v === "q2" };
+export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat): BlockAttentionTuning {
+  if (k === "q2" && v === "q2") return { vshuf: true, sred: true, nblk: 2 };
+  return v === "q2" ? { vshuf: true } : {};
 }
 
 interface Dims {
@@ -330,6 +334,19 @@ function dims(c: BlockAttentionConfig): Dims {
     VSHUF: t.vshuf,
     SRED: t.sred,
   };
+}
+
+/**
+ * Whether the score kernel of this config holds its K rows in registers (the `nblk` > 1 precondition): false
+ * with `kstep` > 0 or rows over 64 words per invocation (8-bit K at D 128).
+ *
+ * @example
+ * ```ts
+ * blockRowsInRegisters({ numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8, k: "q2", v: "q2" }); // true
+ * ```
+ */
+export function blockRowsInRegisters(c: BlockAttentionConfig): boolean {
+  return dims(c).KROWS !== "loop";
 }
 
 /**

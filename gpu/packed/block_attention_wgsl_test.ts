@@ -11,6 +11,7 @@ import {
   blockQueryWgsl,
   blockReduceDims,
   blockReduceWgsl,
+  blockRowsInRegisters,
   blockScoreBlocks,
   blockScoreWgsl,
   blockSharedBytes,
@@ -310,14 +311,27 @@ Deno.test("block attention wgsl: sred reduces within subgroups first (two barrie
   }
 });
 
-Deno.test("block attention wgsl: subgroup defaults — vshuf for 2-bit V, sred for {q2, q2}", () => {
-  assert.deepEqual(subgroupBlockTuning("q2", "q2"), { vshuf: true, sred: true });
-  assert.deepEqual(subgroupBlockTuning("q4", "q2"), { vshuf: true, sred: false });
-  assert.deepEqual(subgroupBlockTuning("q8", "q2"), { vshuf: true, sred: false });
-  assert.deepEqual(subgroupBlockTuning("q4", "q4"), { vshuf: false, sred: false });
-  assert.deepEqual(subgroupBlockTuning("q2", "q4"), { vshuf: false, sred: false });
+Deno.test("block attention wgsl: subgroup defaults — vshuf for 2-bit V; sred and nblk 2 for {q2, q2}", () => {
+  assert.deepEqual(subgroupBlockTuning("q2", "q2"), { vshuf: true, sred: true, nblk: 2 });
+  assert.deepEqual(subgroupBlockTuning("q4", "q2"), { vshuf: true });
+  assert.deepEqual(subgroupBlockTuning("q8", "q2"), { vshuf: true });
+  assert.deepEqual(subgroupBlockTuning("q4", "q4"), {});
+  assert.deepEqual(subgroupBlockTuning("q2", "q4"), {});
+  // merged over the format's default: {q2, q2} scores 2 blocks per workgroup instead of 4
+  const merged = { k: "q2", v: "q2", tuning: { ...subgroupBlockTuning("q2", "q2") } } as const;
+  assert.equal(
+    blockScoreBlocks(cfg({ ...merged, tuning: { ...merged.tuning, block: 512, tq: 2, tseq: true } })),
+    2,
+  );
   // the generators themselves never turn them on (BlockAttention.create does, after probing the device)
   assert.equal(DEFAULT_BLOCK_TUNING.vshuf, false);
   assert.equal(DEFAULT_BLOCK_TUNING.sred, false);
   assert.doesNotMatch(blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: {} })), /subgroup/);
+});
+
+Deno.test("block attention wgsl: blockRowsInRegisters — false with a row loop (kstep, 8-bit K at D 128)", () => {
+  assert.equal(blockRowsInRegisters(cfg({ k: "q2", v: "q2", tuning: {} })), true);
+  assert.equal(blockRowsInRegisters(cfg({ k: "q2", v: "q2", tuning: { kstep: 1 } })), false);
+  assert.equal(blockRowsInRegisters(cfg({ k: "q8", v: "q4", tuning: { block: 256 } })), false);
+  assert.equal(blockRowsInRegisters(cfg({ k: "q8", v: "q4", headDim: 32, tuning: { block: 256 } })), true);
 });
