@@ -13,7 +13,8 @@
  *    instruction of a warp covers consecutive rows — for all HPK query heads with `dot4I8Packed` (exact i32
  *    sums; every K load is issued before the query's barrier — with `tseq`, the first quad's, and each further
  *    quad's after the previous quad's dot products), then the block's score maximum m and largest
- *    V scale S_max are reduced over the workgroup (two-stage, three barriers),
+ *    V scale S_max are reduced over the workgroup (two-stage, three barriers; with `sred` per subgroup first,
+ *    then over the subgroups' results, two barriers),
  *    and each token's weight p·S_V (p = e^(s − m)) is rounded to 8 bits against S_max:
  *    w = min(round(p·S_V·(255/S_max)), 255). The four weights of a quad are packed in one u32 per head.
  *    No int ↔ float conversion instruction: the i32 sums start at the bits of 1.5·2^23 and are read as
@@ -24,7 +25,10 @@
  *    dims 4·dg … 4·dg + 3; for each quad of its lane it gathers the four rows' codes of its dims token-major
  *    (byte j of X_k = code of dim 4·dg + k in token j of the quad, left at its bit offset in the byte: ×4^k at
  *    2-bit, ×16 for odd k at 4-bit, so each X_k is one AND) and accumulates `dot4U8Packed(X_k, W_h)` in u32 —
- *    exact (≤ 4·255·240 per dot, ≤ 256 quads per invocation: < 2^26) — shifted back before the lane sum. The
+ *    exact (≤ 4·255·240 per dot, ≤ 256 quads per invocation: < 2^26) — shifted back before the lane sum. With
+ *    `vshuf` (2-bit V, subgroups) invocation pj = lid % 4 of each four loads only token pj's word of the quad
+ *    and the four words are byte-transposed across those lanes by two `subgroupShuffleXor` (xor 2: 16-bit
+ *    halves, xor 1: bytes), giving each lane the same X word the gather builds. The
  *    lanes are summed in workgroup memory and the block's partial is
  *    acc = (S_max/255)·Σ w·c − Σp·z_V (f32), written with the block's (m, Σp) in the fused kernel's `part`
  *    layout (a block is one split of the reduce kernel).
