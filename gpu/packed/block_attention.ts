@@ -131,10 +131,10 @@ export class BlockAttention {
   /**
    * Compiles (or reuses) the pipelines and allocates the scratch. Where the device's subgroups pass
    * {@link subgroupLanes}, the tuning's missing fields come from `subgroupBlockTuning(k, v)` first (its `nblk`
-   * only where the K rows stay in registers; the merged tuning is `config.tuning`). GpuError without the WGSL language feature
-   * `packed_4x8_integer_dot_product`, when workgroup memory exceeds the device limit, or for a `vshuf` /
-   * `sred` given where subgroups cannot run them; QuantConfigError / TensorShapeError for an unsupported shape
-   * or format.
+   * only where the K rows stay in registers; the merged tuning is `config.tuning`). GpuError without the WGSL
+   * language feature `packed_4x8_integer_dot_product`, when workgroup memory exceeds the device limit, or for
+   * a `vshuf` / `sred` given where subgroups cannot run them; QuantConfigError / TensorShapeError for an
+   * unsupported shape or format.
    *
    * @example
    * ```ts

@@ -118,7 +118,7 @@ export interface BlockAttentionTuning {
    * Value kernel, 2-bit V: each invocation loads ONE word per quad (its own token's) and the four rows' bytes
    * are transposed across lanes with two subgroup shuffles (xor 2, xor 1), instead of four loads per quad
    * and a byte gather. Needs the adapter's `subgroups` feature, subgroups of ≥ 4 lanes that are consecutive
-   * local invocation indices (checked by the conformance suite on each adapter).
+   * local invocation indices (probed once per device: subgroups.ts `subgroupLanes`).
    */
   vshuf?: boolean;
   /**
