@@ -401,7 +401,8 @@ export class FusedAttention {
 
 /**
  * The reduce kernels' uniform (attention.wgsl.ts `attentionReduceWgsl`, block_attention.wgsl.ts
- * `blockReduceWgsl`): `io = (qOff, rowStride, splits, statsOff)`, `nw = (kOff, vOff, hasNew, 0)`, `sc.x = scale`.
+ * `blockReduceWgsl`): `io = (qOff, rowStride, splits, statsOff)`, `nw = (kOff, vOff, hasNew, fusedSplits)`,
+ * `sc.x = scale`; `fusedSplits` = the splits the block reduce reads from its second partials buffer (else 0).
  *
  * @example
  * ```ts
@@ -413,6 +414,7 @@ export function reduceUniform(
   splits: number,
   statsOff: number,
   scale: number,
+  fusedSplits = 0,
 ): Uint32Array<ArrayBuffer> {
   return packUniform([
     params.q.off,
@@ -422,7 +424,7 @@ export function reduceUniform(
     params.newKV?.k ?? 0,
     params.newKV?.v ?? 0,
     params.newKV ? 1 : 0,
-    0,
+    fusedSplits,
     f32u(scale),
     0,
     0,
