@@ -94,7 +94,7 @@ export interface BenchOptions {
 }
 
 /** A `--block` entry: the block schedule, plus the fused kernel's tuning and split target for other segments. */
-export type BlockRun = BlockAttentionTuning & { fused?: AttentionTuning; target?: number; overlap?: boolean };
+export type BlockRun = BlockAttentionTuning & { fused?: AttentionTuning; target?: number };
 
 /** One timed attention configuration. */
 export interface AttentionRow {
@@ -105,7 +105,7 @@ export interface AttentionRow {
    */
   tuning: AttentionTuning | {
     block: BlockAttentionTuning;
-    others?: { fused?: AttentionTuning; target?: number; overlap?: boolean };
+    others?: { fused?: AttentionTuning; target?: number };
   };
   target: number;
   splits: number;
@@ -425,7 +425,7 @@ export async function runPackedBench(
     // window on the fused kernel (MixedBlockAttention), one reduce
     const body = spec.segments.findIndex(([st]) => ["q4", "q2"].includes(spec.stores[st][0]));
     for (const run of body >= 0 ? o.blockTunings ?? [] : []) {
-      const { fused: ft, target: ftarget, overlap, ...bt } = run;
+      const { fused: ft, target: ftarget, ...bt } = run;
       const fsplits = ftarget ? { target: ftarget } : undefined;
       let att: MixedBlockAttention;
       try {
@@ -435,7 +435,6 @@ export async function runPackedBench(
           maxTokens: o.tokens,
           block: bt,
           fused: ft ? { ...DEFAULT_ATTENTION_TUNING, ...ft } : undefined,
-          overlap,
         });
       } catch (e) {
         // a schedule this device cannot run (e.g. workgroup memory over its limit): say so, measure the rest
@@ -470,12 +469,9 @@ export async function runPackedBench(
         }`,
       );
       const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
-      // the schedule that ran: the format's default under the device's subgroup defaults and the given fields
       const tuning = {
-        block: { ...defaultBlockTuning(att.block.config.k, att.block.config.v), ...att.block.config.tuning },
-        ...(ft || ftarget || overlap !== undefined
-          ? { others: { fused: ft, target: ftarget, overlap } }
-          : {}),
+        block: { ...defaultBlockTuning(att.block.config.k, att.block.config.v), ...bt },
+        ...(ft || ftarget ? { others: { fused: ft, target: ftarget } } : {}),
       };
       // compared with the fused int8-query + vdot result when it ran (same arithmetic up to the weights' scale)
       record(
@@ -484,7 +480,7 @@ export async function runPackedBench(
         { tuning, target: 0, splits: d.splits, us: s * 1e6, partialUs: sp * 1e6 },
         `block ${JSON.stringify(tuning.block)}${
           ft || ftarget ? `, others fused ${JSON.stringify(ft ?? {})} target ${ftarget ?? "default"}` : ""
-        }${overlap === false ? ", fused splits first (no overlap)" : ""}`,
+        }`,
         " (int8 query) (int8 weights)",
       );
       for (const u of d.uniforms) u.destroy();

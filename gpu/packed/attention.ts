@@ -401,8 +401,7 @@ export class FusedAttention {
 
 /**
  * The reduce kernels' uniform (attention.wgsl.ts `attentionReduceWgsl`, block_attention.wgsl.ts
- * `blockReduceWgsl`): `io = (qOff, rowStride, splits, statsOff)`, `nw = (kOff, vOff, hasNew, fusedSplits)`,
- * `sc.x = scale`; `fusedSplits` = the splits the block reduce reads from its second partials buffer (else 0).
+ * `blockReduceWgsl`): `io = (qOff, rowStride, splits, statsOff)`, `nw = (kOff, vOff, hasNew, 0)`, `sc.x = scale`.
  *
  * @example
  * ```ts
@@ -414,7 +413,6 @@ export function reduceUniform(
   splits: number,
   statsOff: number,
   scale: number,
-  fusedSplits = 0,
 ): Uint32Array<ArrayBuffer> {
   return packUniform([
     params.q.off,
@@ -424,7 +422,7 @@ export function reduceUniform(
     params.newKV?.k ?? 0,
     params.newKV?.v ?? 0,
     params.newKV ? 1 : 0,
-    fusedSplits,
+    0,
     f32u(scale),
     0,
     0,

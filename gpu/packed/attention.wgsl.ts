@@ -1183,7 +1183,6 @@ ${treeFn("tree_max", "max(red[lid], red[lid + st])")}`;
  * they expect `h, b, kvh, S, hasNew, lid` and the constants `D, NH, RW, NEG` in scope and declare `sb` (the
  * first statistics float of (b, h)).
  */
-/** The split statistics of REDUCE_STATS through `pv(i, x)` (element i of split x of the partials). */
 const REDUCE_STATS = `  var sn = NEG;
   if (hasNew) {
     var a = 0.0;
@@ -1195,21 +1194,18 @@ const REDUCE_STATS = `  var sn = NEG;
   let sb = p.io.w + (b * NH + h) * S * 2u;
   // M and L: every invocation takes splits lid, lid + RW, … (independent loads), then a tree over the group
   var mloc = NEG;
-  for (var x = lid; x < S; x += RW) { mloc = max(mloc, pv(sb + x * 2u, x)); }
+  for (var x = lid; x < S; x += RW) { mloc = max(mloc, part[sb + x * 2u]); }
   let M = max(tree_max(lid, mloc), sn);
   var lloc = 0.0;
-  for (var x = lid; x < S; x += RW) { lloc += exp(pv(sb + x * 2u, x) - M) * pv(sb + x * 2u + 1u, x); }
+  for (var x = lid; x < S; x += RW) { lloc += exp(part[sb + x * 2u] - M) * part[sb + x * 2u + 1u]; }
   let wn = select(0.0, exp(sn - M), hasNew);
   let L = tree_add(lid, lloc) + wn;`;
 
 /**
  * The common head of both reduce kernels (attentionReduceWgsl, block_attention.wgsl.ts `blockReduceWgsl`):
  * from `const NEG` through the entry point's statistics — uniform and bindings, `red` [rw] and `wsh` [rb],
- * the tree functions, `pv(i, x)` (element i of split x of the partials), `h, b, kvh, S, hasNew`, then
- * REDUCE_STATS (`sn`, `sb`, `M`, `wn`, `L`) — after the shape constants `D, NH, HPK, RW` (= rw), `RB` (= rb).
- * The caller continues the body after it. With `twoParts`, binding 4 is a second partials buffer `fpart` of
- * the same layout holding splits x < `p.nw.w` (the rest stay in `part`), so a kernel writing those splits
- * shares no written buffer with the ones writing `part` (MixedBlockAttention).
+ * the tree functions, `h, b, kvh, S, hasNew`, then REDUCE_STATS (`sn`, `sb`, `M`, `wn`, `L`) — after the
+ * shape constants `D, NH, HPK, RW` (= rw), `RB` (= rb). The caller continues the body after it.
  *
  * @example
  * ```ts
@@ -1220,7 +1216,6 @@ export function reduceKernelHead(
   s: { numHeads: number; numKvHeads: number; headDim: number },
   rw: number,
   rb: number,
-  twoParts = false,
 ): string {
   return `const D = ${u32(s.headDim)};
 const NH = ${u32(s.numHeads)};
@@ -1233,12 +1228,6 @@ struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> part: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${
-    twoParts
-      ? `@group(0) @binding(4) var<storage, read> fpart: array<f32>;
-fn pv(i: u32, x: u32) -> f32 { if (x < p.nw.w) { return fpart[i]; } return part[i]; }`
-      : "fn pv(i: u32, x: u32) -> f32 { return part[i]; }"
-  }
 var<workgroup> red: array<f32, ${rw}>;
 var<workgroup> wsh: array<f32, ${rb}>;
 ${REDUCE_TREES}

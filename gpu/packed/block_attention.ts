@@ -76,8 +76,7 @@ export interface BlockAttentionParams {
   counts: number[];
   /**
    * Share `part` with other kernels: it holds `splits` splits per (sequence, head) and block x is split
-   * `first + x` (default: just the blocks, first 0). The reduce then merges all `splits` — splits below
-   * `first` from the `fpart` buffer where one is given to {@link BlockAttention.prepare}.
+   * `first + x` (default: just the blocks, first 0). The reduce then merges all `splits`.
    */
   part?: { splits: number; first: number };
 }
@@ -249,10 +248,8 @@ export class BlockAttention {
 
   /**
    * Binds buffers and writes the uniforms (through `arena` when given, else fresh uniform buffers listed in
-   * `d.uniforms`). `fpart` (optional, `part`'s layout and size): the reduce reads splits below
-   * `params.part.first` from it instead of `part`, so whatever writes those splits shares no written buffer
-   * with the block kernels. TensorShapeError for formats that differ from the config, counts beyond a capacity
-   * or `maxTokens`, or a `part` / `fpart` buffer too small.
+   * `d.uniforms`). TensorShapeError for formats that differ from the config, counts beyond a capacity or
+   * `maxTokens`, or a `part` buffer too small.
    *
    * @example
    * ```ts
@@ -260,7 +257,7 @@ export class BlockAttention {
    * ```
    */
   prepare(
-    bufs: { qkv: GPUBuffer; part: GPUBuffer; out: GPUBuffer; store: GPUBuffer; fpart?: GPUBuffer },
+    bufs: { qkv: GPUBuffer; part: GPUBuffer; out: GPUBuffer; store: GPUBuffer },
     params: BlockAttentionParams,
     arena?: UniformArena,
   ): BlockAttentionDispatch {
@@ -303,10 +300,8 @@ export class BlockAttention {
       );
     }
     const need = 4 * this.partialFloats(batch, PS);
-    for (const [name, buf] of [["part", bufs.part], ["fpart", bufs.fpart]] as const) {
-      if (buf && buf.size < need) {
-        throw new TensorShapeError(`block attention: ${name} buffer has ${buf.size} bytes, needs ${need}`);
-      }
+    if (bufs.part.size < need) {
+      throw new TensorShapeError(`block attention: part buffer has ${bufs.part.size} bytes, needs ${need}`);
     }
     const D = c.headDim, nH = c.numHeads;
     const statsOff = batch * nH * PS * D;
@@ -344,8 +339,8 @@ export class BlockAttention {
       this.gpu,
       this.#pipes.reduce,
       "block attention reduce",
-      reduceUniform(params, PS, statsOff, scale, bufs.fpart ? X0 : 0),
-      [bufs.qkv, bufs.part, bufs.out, bufs.fpart ?? bufs.part],
+      reduceUniform(params, PS, statsOff, scale),
+      [bufs.qkv, bufs.part, bufs.out],
       arena,
     );
     const uniforms = [query, score, value, reduce].map((u) => u.uniform).filter((u): u is GPUBuffer =>
@@ -389,18 +384,6 @@ export class BlockAttention {
    */
   encode(pass: GPUComputePassEncoder, d: BlockAttentionDispatch): void {
     this.encodePartial(pass, d);
-    this.encodeReduce(pass, d);
-  }
-
-  /**
-   * Records the reduce kernel alone (after {@link encodePartial} and whatever else writes `part` / `fpart`).
-   *
-   * @example
-   * ```ts
-   * att.encodeReduce(pass, d);
-   * ```
-   */
-  encodeReduce(pass: GPUComputePassEncoder, d: BlockAttentionDispatch): void {
     pass.setPipeline(this.#pipes.reduce.pipeline);
     pass.setBindGroup(0, d.reduce.bindGroup, d.reduce.offsets);
     pass.dispatchWorkgroups(

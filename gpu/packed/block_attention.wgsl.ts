@@ -63,7 +63,6 @@
  * | value | 3 | `bst` | `array<vec4<f32>>` read | as above |
  * | value | 4 | `part` | `array<f32>` read_write | acc [B, nH, partSplits, D] at 0, (max, Σp) [B, nH, partSplits, 2] at `statsOff`; block x is split split0 + x |
  * | reduce | 0–3 | `p`, `qkv`, `part`, `out` | | as the fused reduce (attention.wgsl.ts) |
- * | reduce | 4 | `fpart` | `array<f32>` read | part's layout; splits x < `p.nw.w` are read from it (MixedBlockAttention's fused splits), else it is `part` bound again |
  *
  * Requirements: D % 16 = 0 and D ≤ 128 (one quantization group per token), nH % nKv = 0, BT ∈ {256, 512,
  * 1024}, 32 ≤ WQ ≤ 256, WGV a multiple of D/4 and QB a multiple of (WGV/(D/4))·uq.
@@ -1096,7 +1095,7 @@ export function blockReduceWgsl(
   return /* wgsl */ `
 const DC = ${u32(DC)};
 const SL = ${u32(RW / DC)};
-${reduceKernelHead(s, RW, RB, true)}
+${reduceKernelHead(s, RW, RB)}
   let dl = lid % DC; let sl = lid / DC;
   let d = wid.z * DC + dl;
   let ab = (b * NH + h) * S * D + d;
@@ -1104,17 +1103,17 @@ ${reduceKernelHead(s, RW, RB, true)}
   for (var xb = 0u; xb < S; xb += RB) {
     workgroupBarrier();
     let n = min(RB, S - xb);
-    for (var i = lid; i < n; i += RW) { wsh[i] = exp(pv(sb + (xb + i) * 2u, xb + i) - M); }
+    for (var i = lid; i < n; i += RW) { wsh[i] = exp(part[sb + (xb + i) * 2u] - M); }
     workgroupBarrier();
     let base = ab + xb * D;
     var x = sl;
     for (; x + 3u * SL < n; x += 4u * SL) {
-      a0 += wsh[x] * pv(base + x * D, xb + x);
-      a1 += wsh[x + SL] * pv(base + (x + SL) * D, xb + x + SL);
-      a2 += wsh[x + 2u * SL] * pv(base + (x + 2u * SL) * D, xb + x + 2u * SL);
-      a3 += wsh[x + 3u * SL] * pv(base + (x + 3u * SL) * D, xb + x + 3u * SL);
+      a0 += wsh[x] * part[base + x * D];
+      a1 += wsh[x + SL] * part[base + (x + SL) * D];
+      a2 += wsh[x + 2u * SL] * part[base + (x + 2u * SL) * D];
+      a3 += wsh[x + 3u * SL] * part[base + (x + 3u * SL) * D];
     }
-    for (; x < n; x += SL) { a0 += wsh[x] * pv(base + x * D, xb + x); }
+    for (; x < n; x += SL) { a0 += wsh[x] * part[base + x * D]; }
   }
   workgroupBarrier();
   red[lid] = (a0 + a1) + (a2 + a3);

@@ -2,17 +2,14 @@
  * Decode attention over a segmented packed cache whose **body** is one 2/4-bit per-token segment — PM-KVQ's
  * [sink @16 | body @b | window @16], or a static int-b layout — with the body on {@link BlockAttention}
  * (int8 query, 8-bit weights, block schedule; docs/gpu-packed.md §3b) and every other segment on
- * {@link FusedAttention} (its own tuning; 16-bit sink and window keep the exact query). The fused splits come
- * first, then the blocks, in `part`'s layout; the fused partial kernel writes its splits into a twin buffer
- * `fpart` it owns (allocated on the first call, grown with `part`) and is recorded AFTER the block value
- * kernel: the two share no written buffer, so no barrier separates them and the short fused dispatch can
- * overlap the value kernel. The block reduce reads splits below F from `fpart`, the rest from `part`, and
- * merges them with the new token. Same buffers and result layout as FusedAttention.
+ * {@link FusedAttention} (its own tuning; 16-bit sink and window keep the exact query). Both write their
+ * splits into ONE `part` buffer — the fused splits first, then the blocks — and the block reduce merges them
+ * with the new token. Same buffers and result layout as FusedAttention.
  *
- * | split range | written by | into |
- * | --- | --- | --- |
- * | 0 … F − 1 | FusedAttention partial kernel (the non-body segments' plan, F = plan.total) | `fpart` (owned) |
- * | F … F + blocks − 1 | BlockAttention score / value kernels | `part` |
+ * | split range | written by |
+ * | --- | --- |
+ * | 0 … F − 1 | FusedAttention partial kernel (the non-body segments' plan, F = plan.total) |
+ * | F … F + blocks − 1 | BlockAttention score / value kernels |
  *
  * @example
  * ```ts
@@ -58,12 +55,6 @@ export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "
   fused?: AttentionTuning;
   /** Schedule of the block kernels (fields not given: defaultBlockTuning of the body's formats). */
   block?: BlockAttentionTuning;
-  /**
-   * true (default): the fused splits go to the owned `fpart` and are recorded after the block value kernel, so
-   * they may overlap it; false: into `part`, recorded before the block kernels (the earlier order, kept for
-   * comparison — every dispatch then waits for the previous one).
-   */
-  overlap?: boolean;
 }
 
 /** A prepared call: the fused and block dispatches and the shared split count. */
@@ -91,17 +82,12 @@ export class MixedBlockAttention {
   readonly options: MixedBlockAttentionOptions;
   readonly fused: FusedAttention | null;
   readonly block: BlockAttention;
-  readonly #gpu: PackedGpu;
-  /** The fused splits' buffer ([part's layout], as large as the largest `part` seen), or null before a call. */
-  #fpart: GPUBuffer | null = null;
 
   private constructor(
-    gpu: PackedGpu,
     options: MixedBlockAttentionOptions,
     fused: FusedAttention | null,
     block: BlockAttention,
   ) {
-    this.#gpu = gpu;
     this.options = options;
     this.fused = fused;
     this.block = block;
@@ -152,7 +138,7 @@ export class MixedBlockAttention {
         tuning: o.block,
       }),
     ]);
-    return new MixedBlockAttention(gpu, o, fused, block);
+    return new MixedBlockAttention(o, fused, block);
   }
 
   /**
@@ -203,15 +189,8 @@ export class MixedBlockAttention {
     }
     const total = this.splits(params.batch, params.counts, params.splits);
     const notBody = <T>(_: T, i: number) => i !== o.body;
-    // the fused splits' twin of part (grow-only: no allocation while part keeps its size)
-    const overlap = this.fused !== null && o.overlap !== false;
-    if (overlap && (!this.#fpart || this.#fpart.size < bufs.part.size)) {
-      this.#fpart?.destroy();
-      this.#fpart = this.#gpu.storage("mixed block attention fused partials", bufs.part.size);
-    }
-    const fpart = overlap ? this.#fpart! : undefined;
     const fused = this.fused
-      ? this.fused.prepare({ ...bufs, part: fpart ?? bufs.part }, {
+      ? this.fused.prepare(bufs, {
         ...params,
         refs: params.refs.filter(notBody),
         counts: params.counts.filter(notBody),
@@ -220,7 +199,7 @@ export class MixedBlockAttention {
       : null;
     const first = fused ? fused.plan.total : 0;
     const body = o.segments[o.body];
-    const block = this.block.prepare({ ...bufs, store: bufs.stores[body.k.store], fpart }, {
+    const block = this.block.prepare({ ...bufs, store: bufs.stores[body.k.store] }, {
       batch: params.batch,
       q: params.q,
       newKV: params.newKV,
@@ -232,9 +211,7 @@ export class MixedBlockAttention {
   }
 
   /**
-   * Records the block query / score / value kernels, then the fused partials (no barrier between the value
-   * kernel and them: disjoint written buffers), then the block reduce over all splits (with `overlap` false:
-   * the fused partials first).
+   * Records the fused partials, the block kernels and the block reduce over all splits.
    *
    * @example
    * ```ts
@@ -242,18 +219,12 @@ export class MixedBlockAttention {
    * ```
    */
   encode(pass: GPUComputePassEncoder, d: MixedBlockAttentionDispatch): void {
-    if (this.options.overlap === false) {
-      if (this.fused && d.fused) this.fused.encodePartial(pass, d.fused);
-      this.block.encode(pass, d.block);
-      return;
-    }
-    this.block.encodePartial(pass, d.block);
     if (this.fused && d.fused) this.fused.encodePartial(pass, d.fused);
-    this.block.encodeReduce(pass, d.block);
+    this.block.encode(pass, d.block);
   }
 
   /**
-   * Frees the block kernels' scratch and the fused splits' buffer.
+   * Frees the block kernels' scratch.
    *
    * @example
    * ```ts
@@ -262,7 +233,5 @@ export class MixedBlockAttention {
    */
   destroy(): void {
     this.block.destroy();
-    this.#fpart?.destroy();
-    this.#fpart = null;
   }
 }
