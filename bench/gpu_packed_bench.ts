@@ -469,8 +469,9 @@ export async function runPackedBench(
         }`,
       );
       const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
+      // the schedule that ran: the format's default under the device's subgroup defaults and the given fields
       const tuning = {
-        block: { ...defaultBlockTuning(att.block.config.k, att.block.config.v), ...bt },
+        block: { ...defaultBlockTuning(att.block.config.k, att.block.config.v), ...att.block.config.tuning },
         ...(ft || ftarget ? { others: { fused: ft, target: ftarget } } : {}),
       };
       // compared with the fused int8-query + vdot result when it ran (same arithmetic up to the weights' scale)
