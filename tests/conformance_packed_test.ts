@@ -44,6 +44,7 @@ import {
 import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
 import { BlockAttention, type BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
 import { MixedBlockAttention } from "../gpu/packed/mixed_block_attention.ts";
+import { subgroupLanes } from "../gpu/packed/subgroups.ts";
 import {
   type BlockKFormat,
   blockReduceDims,
@@ -653,9 +654,8 @@ async function checkBlockAttention(
   const byBlock = new Map<number, { tuning: BlockAttentionTuning; got: Float32Array }>();
   for (const tuning of BLOCK_TUNINGS) {
     const kf = kt.format as BlockKFormat;
-    // a schedule this K width cannot take (nblk > 1 with rows too long for registers, e.g. 8-bit K at D 128)
-    // is refused with a typed error: say so and go on
-    // and vshuf with 4-bit V are refused with a typed error: say so and go on
+    // a schedule these formats cannot take (nblk > 1 with K rows too long for registers, e.g. 8-bit K at D 128;
+    // vshuf with 4-bit V) is refused with a typed error: say so and go on
     if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf) {
       const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
       try {
@@ -666,13 +666,10 @@ async function checkBlockAttention(
         continue;
       }
     }
-    // the subgroup knobs need the adapter's `subgroups` feature: without it they are not run, and say so
-    if ((tuning.vshuf || tuning.sred) && !g.ctx.features.has("subgroups")) {
-      console.log(
-        `  ${label} BlockAttention ${
-          JSON.stringify(tuning)
-        }: not run (${g.ctx.description} has no subgroups)`,
-      );
+    // the subgroup knobs run where the device's subgroups pass the lane probe: elsewhere not run, and say why
+    const lanes = await subgroupLanes(g);
+    if ((tuning.vshuf || tuning.sred) && !lanes.ok) {
+      console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: not run (${lanes.reason})`);
       continue;
     }
     const att = await MixedBlockAttention.create(g, {

@@ -158,9 +158,7 @@ export class BlockAttention {
     // where the subgroup knobs can run (feature granted, lane mapping probed once per device), their defaults
     // for the formats apply under the given fields; a knob given explicitly where they cannot is a GpuError
     const given = config.tuning ?? {};
-    const lanes = gpu.ctx.features.has("subgroups") || given.vshuf || given.sred
-      ? await subgroupLanes(gpu)
-      : { ok: false };
+    const lanes = await subgroupLanes(gpu);
     if ((given.vshuf || given.sred) && !lanes.ok) {
       throw new GpuError(`block attention: ${given.vshuf ? "vshuf" : "sred"} cannot run: ${lanes.reason}`);
     }
