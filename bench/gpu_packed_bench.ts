@@ -453,6 +453,7 @@ export async function runPackedBench(
       });
       const s = await timer.time((p) => att.encode(p, d), o.iters);
       // cumulative stages: the fused splits (PM-KVQ sink / window), then the block query, score, value kernels
+      // (with qsub there is no query kernel: its stage records nothing)
       const stage = (n: 0 | 1 | 2 | 3) => (p: GPUComputePassEncoder) => {
         if (att.fused && d.fused) att.fused.encodePartial(p, d.fused);
         if (n > 0) att.block.encodePartial(p, d.block, n as 1 | 2 | 3);
@@ -462,11 +463,11 @@ export async function runPackedBench(
       const s2 = await timer.time(stage(2), o.iters);
       const sp = await timer.time(stage(3), o.iters);
       log(
-        `  block stages: ${att.fused ? `fused ${(s0 * 1e6).toFixed(1)} us, + ` : ""}query ${
-          (s1 * 1e6).toFixed(1)
-        } us, + score ${(s2 * 1e6).toFixed(1)}, + value ${(sp * 1e6).toFixed(1)}, + reduce ${
-          (s * 1e6).toFixed(1)
-        }`,
+        `  block stages: ${att.fused ? `fused ${(s0 * 1e6).toFixed(1)} us, + ` : ""}${
+          att.block.config.tuning?.qsub ? "query (none: qsub)" : "query"
+        } ${(s1 * 1e6).toFixed(1)} us, + score ${(s2 * 1e6).toFixed(1)}, + value ${
+          (sp * 1e6).toFixed(1)
+        }, + reduce ${(s * 1e6).toFixed(1)}`,
       );
       const got = new Float32Array(await gpu.read(out, 0, B * nH * D * 4));
       // the schedule that ran: the format's default under the device's subgroup defaults and the given fields

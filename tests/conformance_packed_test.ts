@@ -573,8 +573,9 @@ async function checkAttention(
 /** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
 const BLOCK_TUNINGS: BlockAttentionTuning[] = software
   ? [
-    // with subgroups, 2-bit V defaults to vshuf ({q2, q2} also to sred): the first schedule runs the gather path
-    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false },
+    // with subgroups every pair defaults to qsub, 2-bit V to vshuf ({q2, q2} also to sred): the first schedule
+    // runs the query kernel and the gather path
+    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false },
     { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 },
     // block 256 again (the same-block check), and the default of the case's formats (2-bit: block 512, tq 2)
     { block: 256, tq: 2, kstep: 1 },
@@ -585,11 +586,13 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // subgroup knobs (the adapter's `subgroups`; vshuf: 2-bit V only)
     { block: 256, vshuf: true, sred: true },
     { sred: true },
+    { block: 256, qsub: true, vshuf: false },
+    { qsub: true, sred: true, nblk: 2 },
   ]
   : [
-    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false },
+    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false },
     {},
-    { vshuf: false, sred: false },
+    { vshuf: false, sred: false, qsub: false },
     { nblk: 1 },
     { block: 512, wgv: 128, uq: 4 },
     { block: 1024, wgv: 256, uq: 2 },
@@ -610,6 +613,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { sred: true },
     { vshuf: true, sred: true },
     { block: 256, vshuf: true, sred: true, uq: 4, pipe: true },
+    { qsub: true },
+    { block: 256, qsub: true, nblk: 1 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -668,36 +673,71 @@ async function checkBlockAttention(
     }
     // the subgroup knobs run where the device's subgroups pass the lane probe: elsewhere not run, and say why
     const lanes = await subgroupLanes(g);
-    if ((tuning.vshuf || tuning.sred) && !lanes.ok) {
+    if ((tuning.vshuf || tuning.sred || tuning.qsub) && !lanes.ok) {
       console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: not run (${lanes.reason})`);
       continue;
     }
-    const att = await MixedBlockAttention.create(g, {
-      ...configForImage(img, { numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4 }),
-      body,
-      maxTokens: Math.max(1, ...seg.counts),
-      fused: software ? { wg: 64, tpt: 1 } : undefined, // GPUs: SHORT_SEGMENT_TUNING, the default
-      block: tuning,
-    });
-    const counts = img.segments.map((s) => s.counts);
-    const part = g.storage("part", 4 * att.partialFloats(B, att.splits(B, counts)));
-    const d = att.prepare({ qkv: qb, part, out, stores }, {
-      batch: B,
-      q: { off: 0, rowStride: row },
-      newKV: { k: nH * D, v: (nH + nKv) * D },
-      refs: refsForImage(img),
-      counts,
-    });
-    await g.submit((p) => att.encode(p, d));
-    checkQueryRecords(
-      new Uint32Array(await g.read(att.block.queryRecords, 0, att.block.queryRecords.size)),
-      qkv,
-      B,
-      nH,
-      nKv,
-      D,
-      kt.format,
-    );
+    const run1 = async (block: BlockAttentionTuning) => {
+      const att = await MixedBlockAttention.create(g, {
+        ...configForImage(img, { numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4 }),
+        body,
+        maxTokens: Math.max(1, ...seg.counts),
+        fused: software ? { wg: 64, tpt: 1 } : undefined, // GPUs: SHORT_SEGMENT_TUNING, the default
+        block,
+      });
+      const counts = img.segments.map((s) => s.counts);
+      const part = g.storage("part", 4 * att.partialFloats(B, att.splits(B, counts)));
+      const d = att.prepare({ qkv: qb, part, out, stores }, {
+        batch: B,
+        q: { off: 0, rowStride: row },
+        newKV: { k: nH * D, v: (nH + nKv) * D },
+        refs: refsForImage(img),
+        counts,
+      });
+      await g.submit((p) => att.encode(p, d));
+      return { att, part, d };
+    };
+    const { att, part, d } = await run1(tuning);
+    if (att.block.config.tuning?.qsub) {
+      // no records: the score kernel's own int8 query must equal the query kernel's bit for bit, so the same
+      // schedule with the query kernel (whose records are checked) gives the same bytes — checked for the
+      // schedules that name qsub (on subgroup adapters it is also every other schedule's default)
+      assert.throws(() => att.block.queryRecords, GpuError);
+    }
+    if (att.block.config.tuning?.qsub && tuning.qsub) {
+      const qsubOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
+      const twin = await run1({ ...att.block.config.tuning, qsub: false });
+      checkQueryRecords(
+        new Uint32Array(await g.read(twin.att.block.queryRecords, 0, twin.att.block.queryRecords.size)),
+        qkv,
+        B,
+        nH,
+        nKv,
+        D,
+        kt.format,
+      );
+      const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
+      const at = twinOut.findIndex((x, i) => x !== qsubOut[i]);
+      assert.equal(
+        at,
+        -1,
+        `${label} BlockAttention ${JSON.stringify(tuning)}: qsub differs from the query kernel at ${at}`,
+      );
+      twin.part.destroy();
+      twin.att.destroy();
+      // the qsub bytes are back in out for the checks below
+      g.device.queue.writeBuffer(out, 0, qsubOut);
+    } else if (!att.block.config.tuning?.qsub) {
+      checkQueryRecords(
+        new Uint32Array(await g.read(att.block.queryRecords, 0, att.block.queryRecords.size)),
+        qkv,
+        B,
+        nH,
+        nKv,
+        D,
+        kt.format,
+      );
+    }
     const got = new Float32Array(await g.read(out, 0, 4 * B * nH * D));
     let err = 0, worst = 0, vmax = 0;
     for (let i = 0; i < got.length; i++) {
@@ -707,8 +747,8 @@ async function checkBlockAttention(
       vmax = Math.max(vmax, vBound[i]);
     }
     const run = att.block.config.tuning ?? {};
-    const sub = run.vshuf || run.sred
-      ? ` [subgroups:${run.vshuf ? " vshuf" : ""}${run.sred ? " sred" : ""}]`
+    const sub = run.vshuf || run.sred || run.qsub
+      ? ` [subgroups:${run.vshuf ? " vshuf" : ""}${run.sred ? " sred" : ""}${run.qsub ? " qsub" : ""}]`
       : "";
     console.log(
       `  ${label} BlockAttention ${
@@ -1471,14 +1511,15 @@ gpuCase(
       ctx: { features: new Set<string>(), description: "an adapter without subgroups" },
       device: {},
     } as unknown as PackedGpu;
-    for (const tuning of [{ vshuf: true }, { sred: true }]) {
+    for (const tuning of [{ vshuf: true }, { sred: true }, { qsub: true }]) {
       await assert.rejects(
         BlockAttention.create(noSubgroups, { ...opts, k: "q2", v: "q2", tuning }),
         (e: Error) =>
           e instanceof GpuError &&
-          /(vshuf|sred) cannot run: an adapter without subgroups does not grant the "subgroups" feature/.test(
-            e.message,
-          ),
+          /(vshuf|sred|qsub) cannot run: an adapter without subgroups does not grant the "subgroups" feature/
+            .test(
+              e.message,
+            ),
       );
     }
     // the static int4 case's schedule: the same WGSL, so the pipelines are cached

@@ -17,7 +17,7 @@
  * Scratch it owns (allocated once by {@link BlockAttention.create}, sized by `maxBatch` and `maxTokens`):
  * | buffer | shape |
  * | --- | --- |
- * | qrec | [maxBatch, nKv, REC] vec4<u32> — the int8 query records |
+ * | qrec | [maxBatch, nKv, REC] vec4<u32> — the int8 query records (none with `qsub`: the score kernel computes them) |
  * | wq | [maxBatch, nKv, S_max·BT/4, NV] vec4<u32> — 8-bit weights, a quad of tokens per u32 per head |
  * | bst | [maxBatch, nKv, S_max, 3·NV + 1] vec4<f32> — per block: Σp·z_V, max, Σp per head, then S_max/255 |
  *
@@ -83,7 +83,8 @@ export interface BlockAttentionParams {
 
 /** A prepared call. */
 export interface BlockAttentionDispatch {
-  query: UniformBinding;
+  /** null with `qsub`. */
+  query: UniformBinding | null;
   score: UniformBinding;
   value: UniformBinding;
   reduce: UniformBinding;
@@ -95,13 +96,15 @@ export interface BlockAttentionDispatch {
 }
 
 interface Pipes {
-  query: Pipeline;
+  /** null with `qsub` (the score kernel computes the query). */
+  query: Pipeline | null;
   score: Pipeline;
   value: Pipeline;
   reduce: Pipeline;
 }
 interface Scratch {
-  qrec: GPUBuffer;
+  /** null with `qsub`. */
+  qrec: GPUBuffer | null;
   wq: GPUBuffer;
   bst: GPUBuffer;
 }
@@ -159,8 +162,9 @@ export class BlockAttention {
     // for the formats apply under the given fields; a knob given explicitly where they cannot is a GpuError
     const given = config.tuning ?? {};
     const lanes = await subgroupLanes(gpu);
-    if ((given.vshuf || given.sred) && !lanes.ok) {
-      throw new GpuError(`block attention: ${given.vshuf ? "vshuf" : "sred"} cannot run: ${lanes.reason}`);
+    const explicit = (["vshuf", "sred", "qsub"] as const).find((k) => given[k]);
+    if (explicit && !lanes.ok) {
+      throw new GpuError(`block attention: ${explicit} cannot run: ${lanes.reason}`);
     }
     if (lanes.ok) {
       const sg = subgroupBlockTuning(config.k, config.v);
@@ -177,8 +181,12 @@ export class BlockAttention {
       );
     }
     const tag = `${config.k}/${config.v} D${config.headDim} ${config.numHeads}/${config.numKvHeads}`;
+    // with qsub the score kernel computes the int8 query itself: no query pipeline, no records
+    const qsub = config.tuning?.qsub === true;
     const [query, score, value, reduce] = await Promise.all([
-      gpu.pipeline(`block attention query ${tag}`, blockQueryWgsl(config), { dynamicUniform: true }),
+      qsub
+        ? null
+        : gpu.pipeline(`block attention query ${tag}`, blockQueryWgsl(config), { dynamicUniform: true }),
       gpu.pipeline(`block attention score ${tag}`, blockScoreWgsl(config), { dynamicUniform: true }),
       gpu.pipeline(`block attention value ${tag}`, blockValueWgsl(config), { dynamicUniform: true }),
       gpu.pipeline(`block attention reduce ${tag}`, blockReduceWgsl(config), { dynamicUniform: true }),
@@ -188,7 +196,7 @@ export class BlockAttention {
     const NV = Math.ceil(config.numHeads / nKv / 4);
     const S = Math.ceil(config.maxTokens / BT);
     const scratch = {
-      qrec: gpu.storage("block attention qrec", 16 * B * nKv * blockQueryRecord(config)),
+      qrec: qsub ? null : gpu.storage("block attention qrec", 16 * B * nKv * blockQueryRecord(config)),
       wq: gpu.storage("block attention weights", 16 * B * nKv * S * (BT / 4) * NV),
       bst: gpu.storage("block attention block stats", 16 * B * nKv * S * (3 * NV + 1)),
     };
@@ -197,7 +205,8 @@ export class BlockAttention {
 
   /**
    * The int8 query records the last call's query kernel wrote ([maxBatch, nKv, REC] vec4<u32>, layout in
-   * block_attention.wgsl.ts) — for tests and debugging; do not write to it.
+   * block_attention.wgsl.ts) — for tests and debugging; do not write to it. GpuError with `qsub` (no query
+   * kernel, no records).
    *
    * @example
    * ```ts
@@ -205,6 +214,11 @@ export class BlockAttention {
    * ```
    */
   get queryRecords(): GPUBuffer {
+    if (!this.#scratch.qrec) {
+      throw new GpuError(
+        "block attention: qsub computes the query in the score kernel; there are no records",
+      );
+    }
     return this.#scratch.qrec;
   }
 
@@ -309,20 +323,23 @@ export class BlockAttention {
     const kr = [ref.k.t.codesOff, ref.k.t.szOff, ref.k.t.cap, ref.k.tok0];
     const vr = [ref.v.t.codesOff, ref.v.t.szOff, ref.v.t.cap, ref.v.tok0];
     const sc = this.#scratch;
-    const query = bindUniform(
-      this.gpu,
-      this.#pipes.query,
-      "block attention query",
-      packUniform([params.q.off, params.q.rowStride, 0, 0, f32u(scale), 0, 0, 0]),
-      [bufs.qkv, sc.qrec],
-      arena,
-    );
+    const query = this.#pipes.query && sc.qrec
+      ? bindUniform(
+        this.gpu,
+        this.#pipes.query,
+        "block attention query",
+        packUniform([params.q.off, params.q.rowStride, 0, 0, f32u(scale), 0, 0, 0]),
+        [bufs.qkv, sc.qrec],
+        arena,
+      )
+      : null;
+    // io = (blocks, query offset, row stride, 1/√D bits): the last three read only with qsub
     const score = bindUniform(
       this.gpu,
       this.#pipes.score,
       "block attention score",
-      packUniform([S, 0, 0, 0, ...kr, ...vr, ...cnt]),
-      [sc.qrec, bufs.store, bufs.store, sc.wq, sc.bst],
+      packUniform([S, params.q.off, params.q.rowStride, f32u(scale), ...kr, ...vr, ...cnt]),
+      [sc.qrec ?? bufs.qkv, bufs.store, bufs.store, sc.wq, sc.bst],
       arena,
     );
     const value = bindUniform(
@@ -341,15 +358,16 @@ export class BlockAttention {
       [bufs.qkv, bufs.part, bufs.out],
       arena,
     );
-    const uniforms = [query, score, value, reduce].map((u) => u.uniform).filter((u): u is GPUBuffer =>
-      u !== null
-    );
+    const uniforms = [query, score, value, reduce].map((u) => u?.uniform ?? null).filter((
+      u,
+    ): u is GPUBuffer => u !== null);
     return { query, score, value, reduce, uniforms, blocks: S, batch };
   }
 
   /**
    * Records the query, score and value kernels (the partials), without the reduce; `stages` 1 or 2 stop
-   * after the query or the score kernel (timing only).
+   * after the query or the score kernel (timing only; with `qsub` there is no query kernel, so stage 1 records
+   * nothing).
    *
    * @example
    * ```ts
@@ -362,8 +380,10 @@ export class BlockAttention {
       pass.setPipeline(p.pipeline);
       pass.setBindGroup(0, u.bindGroup, u.offsets);
     };
-    set(this.#pipes.query, d.query);
-    pass.dispatchWorkgroups(nKv, d.batch);
+    if (this.#pipes.query && d.query) {
+      set(this.#pipes.query, d.query);
+      pass.dispatchWorkgroups(nKv, d.batch);
+    }
     if (d.blocks === 0 || stages < 2) return;
     set(this.#pipes.score, d.score);
     pass.dispatchWorkgroups(Math.ceil(d.blocks / blockScoreBlocks(this.config)), nKv, d.batch);
@@ -400,6 +420,6 @@ export class BlockAttention {
    * ```
    */
   destroy(): void {
-    for (const b of Object.values(this.#scratch)) b.destroy();
+    for (const b of Object.values(this.#scratch)) b?.destroy();
   }
 }

@@ -5,7 +5,9 @@
  *
  * 1. **query** ({@link blockQueryWgsl}), grid (nKv, B): the int8 query of cpu/query_int8.ts (the same
  *    arithmetic as the fused kernel's `kdot` prologue) packed in the K format's word-plane byte order, with
- *    its per-head scale 2^e and code sum Σ qi, written once per (sequence, KV head).
+ *    its per-head scale 2^e and code sum Σ qi, written once per (sequence, KV head). With `qsub` (subgroups)
+ *    there is no query dispatch: every score workgroup computes the same records in its prologue
+ *    (`qsubLoad`), bit-identical (checked on llvmpipe and the H100 by the conformance suite).
  * 2. **score** ({@link blockScoreWgsl}), grid (⌈blocks/nblk⌉, nKv, B), WQ = QB/tq invocations (a workgroup
  *    scores nblk blocks in turn; the next block's sz words and first K rows load during this block's
  *    reductions): invocation i scores
@@ -51,8 +53,8 @@
  * | query | 0 | `p` | uniform | `io = (qOff, rowStride, 0, 0)`, `sc.x = 1/√D` |
  * | query | 1 | `qkv` | `array<f32>` read | query head h of sequence b at `qOff + b·rowStride + h·D` |
  * | query | 2 | `qrec` | `array<vec4<u32>>` read_write | [B, nKv, REC] records: qp [D/4, NV] (plane words, 4 heads per vec4), 2^e [NV] (f32 bits), Σ qi [NV] (i32 bits); REC = (D/4 + 2)·NV |
- * | score | 0 | `p` | uniform | `io = (blocks S, 0, 0, 0)`, `kr/vr = (codesOff, szOff, cap, tok0)`, `cnt[b/4][b%4]` = tokens of sequence b |
- * | score | 1 | `qrec` | `array<vec4<u32>>` read | as above |
+ * | score | 0 | `p` | uniform | `io = (blocks S, qOff, rowStride, bits of 1/√D)` (the last three read only with `qsub`), `kr/vr = (codesOff, szOff, cap, tok0)`, `cnt[b/4][b%4]` = tokens of sequence b |
+ * | score | 1 | `qrec` | `array<vec4<u32>>` read | as above; with `qsub` instead `qkv` (`array<f32>` read, as the query kernel's) |
  * | score | 2 | `st` | `array<vec4<u32>>` read | the store (layout.ts) |
  * | score | 3 | `sw` | `array<u32>` read | the same store, single words |
  * | score | 4 | `wq` | `array<vec4<u32>>` read_write | weights [B, nKv, S·QB, NV]: byte j of lane c of quad q = w of token q + j·QB of the block, head 4·u + c |
@@ -127,6 +129,14 @@ export interface BlockAttentionTuning {
    * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
    */
   sred?: boolean;
+  /**
+   * Score kernel: the int8 query computed in its prologue (the query kernel's arithmetic) instead of a query
+   * dispatch — every subgroup folds the D/4 plane words (lane i takes words i, i + size, …) with subgroupMax /
+   * subgroupAdd, and the subgroup holding invocation 0 writes them to workgroup memory before the barrier the
+   * dot products already wait for. One dispatch fewer; the records (`qrec`) are not written. Needs the
+   * `subgroups` feature (and the probed lane mapping, as the other subgroup knobs).
+   */
+  qsub?: boolean;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -156,6 +166,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   nblk: 1,
   vshuf: false,
   sred: false,
+  qsub: false,
 };
 
 /**
@@ -184,22 +195,24 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
 
 /**
  * The schedule a device whose subgroups pass the lane probe (subgroups.ts) gets by default
- * (BlockAttention.create merges it over {@link defaultBlockTuning}, under the given fields): `vshuf` for every
- * 2-bit V; for {q2, q2} also `sred` and 2 blocks per score workgroup (with the cheaper reductions, nblk 2 beats
- * 4). H100 (docs/measurements/h100-block-attention-2026-12-06f.md): per kernel (one process), the int2 value
- * kernel 54.2 → 46.2 µs with vshuf, the score kernel 52.8 → 50.1 with sred; at int4 sred was no faster (score
- * 65.9 → 67.1), so it stays off there. Fresh processes, medians of 3: int2 119.9 → 109.9 µs (vshuf + sred),
- * 108.9 → 107.2 (nblk 4 → 2).
+ * (BlockAttention.create merges it over {@link defaultBlockTuning}, under the given fields): `qsub` for every
+ * pair (no query dispatch); `vshuf` for every 2-bit V; for {q2, q2} also `sred` and 2 blocks per score
+ * workgroup (with the cheaper reductions, nblk 2 beats 4). H100 (docs/measurements/h100-block-attention-2026-12-06f.md):
+ * per kernel (one process), the int2 value kernel 54.2 → 46.2 µs with vshuf, the score kernel 52.8 → 50.1 with
+ * sred; at int4 sred was no faster (score 65.9 → 67.1), so it stays off there. Fresh processes, medians of 3:
+ * int2 119.9 → 109.9 µs (vshuf + sred), 108.9 → 107.2 (nblk 4 → 2). `qsub`
+ * (h100-block-attention-2026-12-06g.md, one call): int2 107.5 → 107.1 µs, PM-KVQ body@2 126.6 → 125.3, int4
+ * 143.9 → 141.7.
  *
  * @example
  * ```ts
- * subgroupBlockTuning("q2", "q2"); // { vshuf: true, sred: true, nblk: 2 }
- * subgroupBlockTuning("q4", "q4"); // {}
+ * subgroupBlockTuning("q2", "q2"); // { qsub: true, vshuf: true, sred: true, nblk: 2 }
+ * subgroupBlockTuning("q4", "q4"); // { qsub: true }
  * ```
  */
 export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat): BlockAttentionTuning {
-  if (k === "q2" && v === "q2") return { vshuf: true, sred: true, nblk: 2 };
-  return v === "q2" ? { vshuf: true } : {};
+  if (k === "q2" && v === "q2") return { qsub: true, vshuf: true, sred: true, nblk: 2 };
+  return v === "q2" ? { qsub: true, vshuf: true } : { qsub: true };
 }
 
 interface Dims {
@@ -234,6 +247,7 @@ interface Dims {
   REC: number;
   VSHUF: boolean;
   SRED: boolean;
+  QSUB: boolean;
 }
 
 /** Whether the K rows of `quads` quads (WPTK words each) are loaded whole, before any dot product (≤ 64 words). */
@@ -337,6 +351,7 @@ function dims(c: BlockAttentionConfig): Dims {
     REC: (D / 4 + 2) * NV,
     VSHUF: t.vshuf,
     SRED: t.sred,
+    QSUB: t.qsub,
   };
 }
 
@@ -555,6 +570,78 @@ function reduce2(
 }
 
 /**
+ * The score kernel's prologue with `qsub`: the query kernel's int8 query ({@link blockQueryWgsl}: q·(1/√D), the
+ * per-head exponent e of max |q|, codes round(q·2^−e), Σ codes) computed by every subgroup on its own — lane
+ * sid takes plane words pw = sid, sid + sgs, … (the same dims per byte as the query kernel's packing), the
+ * maxima and sums go through subgroupMax / subgroupAdd (exact: max and integer sums are order-free) — and
+ * written by the subgroup that holds invocation 0 into `qp`, `qsc`, `qis` before the barrier the dot products
+ * wait for. Every loop bound is subgroup-uniform (k steps by sgs), so the subgroup operations run in uniform
+ * control flow.
+ */
+function qsubLoad(d: Dims): string {
+  const us = [...Array(d.NV).keys()];
+  const load = (u: number) =>
+    `vec4<f32>(${
+      [0, 1, 2, 3].map((
+        cc,
+      ) => (u * 4 + cc < d.HPK ? `qkv[qb + ${u32(u * 4 + cc)} * D + dd] * qscale` : "0.0"))
+        .join(", ")
+    })`;
+  return `  let qb = p.io.y + b * p.io.z + kvh * HPK * D;
+  let qscale = bitcast<f32>(p.io.w);
+  let lead = subgroupAny(lid == 0u);
+${us.map((u) => `  var qm${u} = vec4<f32>(0.0);`).join("\n")}
+  for (var k = 0u; k < D / 4u; k += sgs) {
+    let pw = k + sid;
+    if (pw < D / 4u) {
+      let wi = pw / PL; let sp = pw % PL;
+      for (var j = 0u; j < 4u; j++) {
+        let dd = wi * KCPW + j * PL + sp;
+${us.map((u) => `        qm${u} = max(qm${u}, abs(${load(u)}));`).join("\n")}
+      }
+    }
+  }
+${
+    us.map((u) =>
+      `  let qx${u} = subgroupMax(qm${u});
+  let qe${u} = vec4<i32>(q8_exp(qx${u}.x), q8_exp(qx${u}.y), q8_exp(qx${u}.z), q8_exp(qx${u}.w));
+  let qi${u} = vec4<f32>(pow2(-qe${u}.x), pow2(-qe${u}.y), pow2(-qe${u}.z), pow2(-qe${u}.w));
+  var qn${u} = vec4<i32>(0);`
+    ).join("\n")
+  }
+  for (var k = 0u; k < D / 4u; k += sgs) {
+    let pw = k + sid;
+    if (pw < D / 4u) {
+      let wi = pw / PL; let sp = pw % PL;
+${us.map((u) => `      var r${u} = vec4<u32>(0u);`).join("\n")}
+      for (var j = 0u; j < 4u; j++) {
+        let dd = wi * KCPW + j * PL + sp;
+${
+    us.map((u) =>
+      `        let c${u} = vec4<i32>(round(${load(u)} * qi${u}));
+        qn${u} += c${u};
+        r${u} |= (bitcast<vec4<u32>>(c${u}) & vec4<u32>(0xffu)) << vec4<u32>(8u * j);`
+    ).join("\n")
+  }
+      }
+      if (lead) {
+${us.map((u) => `        qp[pw * NV + ${u32(u)}] = r${u};`).join("\n")}
+      }
+    }
+  }
+${us.map((u) => `  let qt${u} = subgroupAdd(qn${u});`).join("\n")}
+  if (lead && sid == 0u) {
+${
+    us.map((u) =>
+      `    qsc[${u32(u)}] = vec4<f32>(pow2(qe${u}.x), pow2(qe${u}.y), pow2(qe${u}.z), pow2(qe${u}.w));
+    qis[${u32(u)}] = qt${u};`
+    ).join("\n")
+  }
+  }
+  workgroupBarrier();`;
+}
+
+/**
  * WGSL of the score kernel (module doc).
  *
  * @example
@@ -747,7 +834,7 @@ ${
   }
   // block sums Σp and Σp·z_V (per head)`;
   // the packed query (and its scale, code sums) in workgroup memory, then the barrier the dot products wait for
-  const queryLoad = `  let rb = (b * NKV + kvh) * REC;
+  const queryLoad = d.QSUB ? qsubLoad(d) : `  let rb = (b * NKV + kvh) * REC;
   for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
   if (lid < NV) {
     qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
@@ -829,11 +916,11 @@ ${prefetch("t0 + BT + lid")}
   }
 ${afterScores}`;
   return /* wgsl */ `
-${consts(d, { PL, REC: d.REC, BT: d.BT, WQ, BST: 3 * NV + 1 })}
+${consts(d, { PL, REC: d.REC, BT: d.BT, WQ, BST: 3 * NV + 1, KCPW: d.KCPW })}
 const NEG = -3.0e38;
 struct P { io: vec4<u32>, kr: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> qrec: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> ${d.QSUB ? "qkv: array<f32>" : "qrec: array<vec4<u32>>"};
 @group(0) @binding(2) var<storage, read> st: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> sw: array<u32>;
 @group(0) @binding(4) var<storage, read_write> wq: array<vec4<u32>>;
@@ -849,10 +936,10 @@ var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;
 var<workgroup> rz2: array<vec4<f32>, ${(WQ / 8) * NV}>;
 var<workgroup> rs: array<f32, ${WQ}>;
 var<workgroup> rs2: array<f32, ${WQ / 8}>;
-${QUANT_WGSL}
+${QUANT_WGSL}${d.QSUB ? Q8_WGSL : ""}
 @compute @workgroup_size(${WQ})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${
-    d.SRED ? ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32" : ""
+    d.SRED || d.QSUB ? ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32" : ""
   }) {
 ${NB === 1 ? oneBlock : manyBlocks}
 ${bigSum}${NB === 1 ? "" : "\n  }"}

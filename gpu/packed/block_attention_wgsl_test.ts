@@ -311,12 +311,38 @@ Deno.test("block attention wgsl: sred reduces within subgroups first (two barrie
   }
 });
 
-Deno.test("block attention wgsl: subgroup defaults — vshuf for 2-bit V; sred and nblk 2 for {q2, q2}", () => {
-  assert.deepEqual(subgroupBlockTuning("q2", "q2"), { vshuf: true, sred: true, nblk: 2 });
-  assert.deepEqual(subgroupBlockTuning("q4", "q2"), { vshuf: true });
-  assert.deepEqual(subgroupBlockTuning("q8", "q2"), { vshuf: true });
-  assert.deepEqual(subgroupBlockTuning("q4", "q4"), {});
-  assert.deepEqual(subgroupBlockTuning("q2", "q4"), {});
+Deno.test("block attention wgsl: qsub computes the int8 query in the score kernel (qkv bound, no records, no extra barrier)", () => {
+  const count = (code: string, x: string) => code.split(x).length - 1;
+  for (const [k, nblk, numHeads] of [["q2", 1, 32], ["q4", 4, 32], ["q8", 1, 40]] as const) {
+    const base = { k, v: "q4", numHeads, tuning: { block: 512, nblk } } as const;
+    const plain = blockScoreWgsl(cfg(base));
+    const qsub = blockScoreWgsl(cfg({ ...base, tuning: { ...base.tuning, qsub: true } }));
+    assert.match(plain, /var<storage, read> qrec: array<vec4<u32>>;/);
+    assert.match(qsub, /@group\(0\) @binding\(1\) var<storage, read> qkv: array<f32>;/);
+    assert.doesNotMatch(qsub, /qrec/);
+    // the same barriers: the query's barrier is the one the dot products already waited for
+    assert.equal(count(qsub, "workgroupBarrier()"), count(plain, "workgroupBarrier()"));
+    // subgroup-uniform loops over the D/4 plane words, maxima and sums over the subgroup, one writer subgroup
+    assert.equal(count(qsub, "for (var k = 0u; k < D / 4u; k += sgs)"), 2);
+    assert.match(qsub, /let lead = subgroupAny\(lid == 0u\);/);
+    assert.match(qsub, /let qx0 = subgroupMax\(qm0\);/);
+    assert.match(qsub, /let qt0 = subgroupAdd\(qn0\);/);
+    assert.match(qsub, /let dd = wi \* KCPW \+ j \* PL \+ sp;/); // the query kernel's byte order
+    assert.match(qsub, /if \(lead\) \{\n\s+qp\[pw \* NV \+ 0u\] = r0;/);
+    // 40 heads over 8 KV heads: 5 per KV head, two head lanes; lane 1 holds head 4 and zeros
+    if (numHeads === 40) {
+      assert.match(qsub, /let qt1 = subgroupAdd\(qn1\);/);
+      assert.match(qsub, /qkv\[qb \+ 4u \* D \+ dd\] \* qscale, 0\.0, 0\.0, 0\.0\)/);
+    }
+  }
+});
+
+Deno.test("block attention wgsl: subgroup defaults — qsub always; vshuf for 2-bit V; sred and nblk 2 for {q2, q2}", () => {
+  assert.deepEqual(subgroupBlockTuning("q2", "q2"), { qsub: true, vshuf: true, sred: true, nblk: 2 });
+  assert.deepEqual(subgroupBlockTuning("q4", "q2"), { qsub: true, vshuf: true });
+  assert.deepEqual(subgroupBlockTuning("q8", "q2"), { qsub: true, vshuf: true });
+  assert.deepEqual(subgroupBlockTuning("q4", "q4"), { qsub: true });
+  assert.deepEqual(subgroupBlockTuning("q2", "q4"), { qsub: true });
   // merged over the format's default: {q2, q2} scores 2 blocks per workgroup instead of 4
   const merged = { k: "q2", v: "q2", tuning: { ...subgroupBlockTuning("q2", "q2") } } as const;
   assert.equal(
@@ -326,7 +352,9 @@ Deno.test("block attention wgsl: subgroup defaults — vshuf for 2-bit V; sred a
   // the generators themselves never turn them on (BlockAttention.create does, after probing the device)
   assert.equal(DEFAULT_BLOCK_TUNING.vshuf, false);
   assert.equal(DEFAULT_BLOCK_TUNING.sred, false);
+  assert.equal(DEFAULT_BLOCK_TUNING.qsub, false);
   assert.doesNotMatch(blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: {} })), /subgroup/);
+  assert.doesNotMatch(blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: {} })), /subgroup/);
 });
 
 Deno.test("block attention wgsl: blockRowsInRegisters — false with a row loop (kstep, 8-bit K at D 128)", () => {
