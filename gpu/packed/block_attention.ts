@@ -136,8 +136,8 @@ export class BlockAttention {
    * {@link subgroupLanes}, the tuning's missing fields come from `subgroupBlockTuning(k, v)` first (its `nblk`
    * only where the K rows stay in registers; the merged tuning is `config.tuning`). GpuError without the WGSL
    * language feature `packed_4x8_integer_dot_product`, when workgroup memory exceeds the device limit, or for
-   * a `vshuf` / `sred` given where subgroups cannot run them; QuantConfigError / TensorShapeError for an
-   * unsupported shape or format.
+   * a `vshuf` / `sred` / `qsub` given where subgroups cannot run them; QuantConfigError / TensorShapeError for
+   * an unsupported shape or format.
    *
    * @example
    * ```ts
