@@ -698,45 +698,39 @@ async function checkBlockAttention(
       return { att, part, d };
     };
     const { att, part, d } = await run1(tuning);
-    if (att.block.config.tuning?.qsub) {
+    // the query kernel's records, bit-exact with the CPU
+    const checkRecords = async (a: MixedBlockAttention) =>
+      checkQueryRecords(
+        new Uint32Array(await g.read(a.block.queryRecords, 0, a.block.queryRecords.size)),
+        qkv,
+        B,
+        nH,
+        nKv,
+        D,
+        kt.format,
+      );
+    if (!att.block.config.tuning?.qsub) await checkRecords(att);
+    else {
       // no records: the score kernel's own int8 query must equal the query kernel's bit for bit, so the same
       // schedule with the query kernel (whose records are checked) gives the same bytes — checked for the
       // schedules that name qsub (on subgroup adapters it is also every other schedule's default)
       assert.throws(() => att.block.queryRecords, GpuError);
-    }
-    if (att.block.config.tuning?.qsub && tuning.qsub) {
-      const qsubOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
-      const twin = await run1({ ...att.block.config.tuning, qsub: false });
-      checkQueryRecords(
-        new Uint32Array(await g.read(twin.att.block.queryRecords, 0, twin.att.block.queryRecords.size)),
-        qkv,
-        B,
-        nH,
-        nKv,
-        D,
-        kt.format,
-      );
-      const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
-      const at = twinOut.findIndex((x, i) => x !== qsubOut[i]);
-      assert.equal(
-        at,
-        -1,
-        `${label} BlockAttention ${JSON.stringify(tuning)}: qsub differs from the query kernel at ${at}`,
-      );
-      twin.part.destroy();
-      twin.att.destroy();
-      // the qsub bytes are back in out for the checks below
-      g.device.queue.writeBuffer(out, 0, qsubOut);
-    } else if (!att.block.config.tuning?.qsub) {
-      checkQueryRecords(
-        new Uint32Array(await g.read(att.block.queryRecords, 0, att.block.queryRecords.size)),
-        qkv,
-        B,
-        nH,
-        nKv,
-        D,
-        kt.format,
-      );
+      if (tuning.qsub) {
+        const qsubOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
+        const twin = await run1({ ...att.block.config.tuning, qsub: false });
+        await checkRecords(twin.att);
+        const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
+        const at = twinOut.findIndex((x, i) => x !== qsubOut[i]);
+        assert.equal(
+          at,
+          -1,
+          `${label} BlockAttention ${JSON.stringify(tuning)}: qsub differs from the query kernel at ${at}`,
+        );
+        twin.part.destroy();
+        twin.att.destroy();
+        // the qsub bytes are back in out for the checks below
+        g.device.queue.writeBuffer(out, 0, qsubOut);
+      }
     }
     const got = new Float32Array(await g.read(out, 0, 4 * B * nH * D));
     let err = 0, worst = 0, vmax = 0;
