@@ -588,6 +588,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { sred: true },
     { block: 256, qsub: true, vshuf: false },
     { qsub: true, sred: true, nblk: 2 },
+    // vpre (2-bit V; byte-identical to the same schedule without it), rsub (the reduce with subgroups)
+    { vpre: true },
+    { rsub: true },
+    { block: 256, vpre: true, vshuf: false, rsub: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false },
@@ -615,6 +619,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vshuf: true, sred: true, uq: 4, pipe: true },
     { qsub: true },
     { block: 256, qsub: true, nblk: 1 },
+    { vpre: true },
+    { rsub: true },
+    { vpre: true, rsub: true },
+    { block: 256, vpre: true, vshuf: false, rsub: true, rdims: 128 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -661,19 +669,23 @@ async function checkBlockAttention(
     const kf = kt.format as BlockKFormat;
     // a schedule these formats cannot take (nblk > 1 with K rows too long for registers, e.g. 8-bit K at D 128;
     // vshuf with 4-bit V) is refused with a typed error: say so and go on
-    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf) {
+    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf || tuning.vpre) {
       const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
       try {
         blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
       } catch (e) {
-        if (!(e instanceof QuantConfigError) || !/K rows in registers|vshuf needs/.test(e.message)) throw e;
+        if (
+          !(e instanceof QuantConfigError) || !/K rows in registers|vshuf needs|vpre needs/.test(e.message)
+        ) {
+          throw e;
+        }
         console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
         continue;
       }
     }
     // the subgroup knobs run where the device's subgroups pass the lane probe: elsewhere not run, and say why
     const lanes = await subgroupLanes(g);
-    if ((tuning.vshuf || tuning.sred || tuning.qsub) && !lanes.ok) {
+    if ((tuning.vshuf || tuning.sred || tuning.qsub || tuning.rsub) && !lanes.ok) {
       console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: not run (${lanes.reason})`);
       continue;
     }
@@ -732,6 +744,21 @@ async function checkBlockAttention(
         g.device.queue.writeBuffer(out, 0, qsubOut);
       }
     }
+    // vpre sums the same integers another way: the same bytes as the schedule without it
+    if (tuning.vpre) {
+      const vpreOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
+      const twin = await run1({ ...att.block.config.tuning, vpre: false });
+      const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
+      const at = twinOut.findIndex((x, i) => x !== vpreOut[i]);
+      assert.equal(
+        at,
+        -1,
+        `${label} BlockAttention ${JSON.stringify(tuning)}: vpre differs from the masks at ${at}`,
+      );
+      twin.part.destroy();
+      twin.att.destroy();
+      g.device.queue.writeBuffer(out, 0, vpreOut);
+    }
     const got = new Float32Array(await g.read(out, 0, 4 * B * nH * D));
     let err = 0, worst = 0, vmax = 0;
     for (let i = 0; i < got.length; i++) {
@@ -741,8 +768,10 @@ async function checkBlockAttention(
       vmax = Math.max(vmax, vBound[i]);
     }
     const run = att.block.config.tuning ?? {};
-    const sub = run.vshuf || run.sred || run.qsub
-      ? ` [subgroups:${run.vshuf ? " vshuf" : ""}${run.sred ? " sred" : ""}${run.qsub ? " qsub" : ""}]`
+    const sub = run.vshuf || run.sred || run.qsub || run.rsub
+      ? ` [subgroups:${run.vshuf ? " vshuf" : ""}${run.sred ? " sred" : ""}${run.qsub ? " qsub" : ""}${
+        run.rsub ? " rsub" : ""
+      }]`
       : "";
     console.log(
       `  ${label} BlockAttention ${

@@ -137,6 +137,21 @@ export interface BlockAttentionTuning {
    * `subgroups` feature (and the probed lane mapping, as the other subgroup knobs).
    */
   qsub?: boolean;
+  /**
+   * Reduce kernel: every load issued first (the new token's products, the invocation's split statistics and
+   * its first {@link BLOCK_REDUCE}.pre partials), then the maximum, the new token's score and the denominator
+   * reduced within each subgroup (subgroupMax / subgroupAdd) and over the subgroups in workgroup memory: three
+   * barriers and one round trip to memory for up to pre·(128/rdims) splits, instead of the trees' 25 barriers
+   * and a load after every reduction. Same formula, another summation order. Needs the `subgroups` feature and
+   * subgroup lanes that are consecutive local invocation indices.
+   */
+  rsub?: boolean;
+  /**
+   * Value kernel, 2-bit V: the dot products take the byte prefixes y & 0x03…, y & 0x0f…, y & 0x3f… and y itself
+   * (Σ w·(c0), Σ w·(c0 + 4c1), …) instead of the four planes masked apart, and the planes' sums are their exact
+   * differences, shifted, at the end: the same integer sums with one mask fewer per word.
+   */
+  vpre?: boolean;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -167,6 +182,8 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vshuf: false,
   sred: false,
   qsub: false,
+  rsub: false,
+  vpre: false,
 };
 
 /**
@@ -246,6 +263,7 @@ interface Dims {
   NCNT: number;
   REC: number;
   VSHUF: boolean;
+  VPRE: boolean;
   SRED: boolean;
   QSUB: boolean;
 }
@@ -312,6 +330,9 @@ function dims(c: BlockAttentionConfig): Dims {
   if (t.vshuf && VB !== 2) {
     throw new QuantConfigError(`block attention: vshuf needs 2-bit V, got ${c.v}`);
   }
+  if (t.vpre && VB !== 2) {
+    throw new QuantConfigError(`block attention: vpre needs 2-bit V, got ${c.v}`);
+  }
   const WQ = t.block / 4 / t.tq;
   if (!(WQ >= 32 && WQ <= 256)) {
     throw new QuantConfigError(
@@ -350,6 +371,7 @@ function dims(c: BlockAttentionConfig): Dims {
     NCNT: Math.max(1, Math.ceil(c.maxBatch / 4)),
     REC: (D / 4 + 2) * NV,
     VSHUF: t.vshuf,
+    VPRE: t.vpre,
     SRED: t.sred,
     QSUB: t.qsub,
   };
@@ -982,7 +1004,16 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
     let y${j} = (h${j} & mB) | (f${j} & ~mB);`
           : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);`
       }
-${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`).join("\n")}`;
+${
+        ks.map((k) =>
+          d.VPRE
+            // byte prefixes: x_k's bytes hold c0 + 4·c1 + … + 4^k·ck of the four tokens (x_3 = y)
+            ? `    let x${j}_${k} = ${
+              k === 3 ? `y${j}` : `y${j} & ${u32((((1 << (2 * k + 2)) - 1) * 0x01010101) >>> 0)}`
+            };`
+            : `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`
+        ).join("\n")
+      }`;
   // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
   // `full`: the whole block is in range, so rows need no clamp and step from one base address
   const loads = (q: string, pre: string, decl: "let" | "" | "var", full: boolean) =>
@@ -1105,8 +1136,13 @@ ${
     ks.flatMap((k) =>
       us.map((u) =>
         `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${
-          vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`
-        };`
+          // vpre: plane k's sum is the difference of two prefix sums (exact: a prefix sum grows by at most
+          // 4·255·255 per quad, < 2^27 over a block of 1024 tokens)
+          d.VPRE && k > 0
+            ? `(ia${k}_${u} - ia${k - 1}_${u}) >> vec4<u32>(${u32(vShift(k))})`
+            : vShift(k)
+            ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})`
+            : `ia${k}_${u}`};`
       )
     )
       .join("\n")
@@ -1158,8 +1194,11 @@ export function blockReduceDims(s: { headDim: number; tuning?: BlockAttentionTun
   return dc;
 }
 
-/** Invocations of a block reduce workgroup (128/rdims split lanes per dim) and splits per weight block. */
-export const BLOCK_REDUCE = { threads: 128, splitBlock: 256 } as const;
+/**
+ * Invocations of a block reduce workgroup (128/rdims split lanes per dim), splits per weight block, and (`rsub`)
+ * partials each invocation loads before the statistics are reduced.
+ */
+export const BLOCK_REDUCE = { threads: 128, splitBlock: 256, pre: 16 } as const;
 
 /**
  * WGSL of the block attention's reduce kernel: the fused kernel's merge (attention.wgsl.ts
@@ -1179,6 +1218,7 @@ export function blockReduceWgsl(
 ): string {
   const { threads: RW, splitBlock: RB } = BLOCK_REDUCE;
   const DC = blockReduceDims(s);
+  if (s.tuning?.rsub) return blockReduceSubWgsl(s, DC);
   return /* wgsl */ `
 const DC = ${u32(DC)};
 const SL = ${u32(RW / DC)};
@@ -1204,6 +1244,120 @@ ${reduceKernelHead(s, RW, RB)}
   }
   workgroupBarrier();
   red[lid] = (a0 + a1) + (a2 + a3);
+  workgroupBarrier();
+  if (sl == 0u) {
+    var a = 0.0;
+    for (var l = 0u; l < SL; l++) { a += red[l * DC + dl]; }
+    if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
+    out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
+  }
+}
+`;
+}
+
+/**
+ * The `rsub` reduce (same grid, uniform, bindings and formula as {@link blockReduceWgsl}): all loads first —
+ * the new token's products q·k_new, the statistics of splits lid, lid + RW, … and the partials of splits
+ * sl + k·SL, k < PRE — then M and Σ q·k_new per subgroup (subgroupMax / subgroupAdd) and over the subgroups
+ * (`rg`, one barrier), the split weights e^(m_x − M) of the first RB splits into `wsh` with L per subgroup
+ * (`rl`, one barrier), the preloaded partials summed, further splits in blocks of RB weights as the tree
+ * kernel does, and the SL split lanes of a dim added in `red` (one barrier).
+ */
+function blockReduceSubWgsl(
+  s: { numHeads: number; numKvHeads: number; headDim: number; tuning?: BlockAttentionTuning },
+  DC: number,
+): string {
+  const { threads: RW, splitBlock: RB, pre: PRE } = BLOCK_REDUCE;
+  const SL = RW / DC;
+  return /* wgsl */ `
+const D = ${u32(s.headDim)};
+const NH = ${u32(s.numHeads)};
+const HPK = ${u32(s.numHeads / s.numKvHeads)};
+const RW = ${u32(RW)};
+const RB = ${u32(RB)};
+const DC = ${u32(DC)};
+const SL = ${u32(SL)};
+const PRE = ${u32(PRE)};
+const NEG = -3.0e38;
+struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> part: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// split weights e^(m_x − M) of a block of RB splits [RB]; lane sums [RW]; per subgroup (max, Σ q·k_new) and
+// Σ e^(m_x − M)·l_x [RW/4: subgroups of ≥ 4 lanes]
+var<workgroup> wsh: array<f32, ${RB}>;
+var<workgroup> red: array<f32, ${RW}>;
+var<workgroup> rg: array<vec2<f32>, ${RW / 4}>;
+var<workgroup> rl: array<f32, ${RW / 4}>;
+@compute @workgroup_size(${RW})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32) {
+  let h = wid.x; let b = wid.y; let kvh = h / HPK;
+  let S = p.io.z;
+  let hasNew = p.nw.z != 0u;
+  let sb = p.io.w + (b * NH + h) * S * 2u;
+  let dl = lid % DC; let sl = lid / DC;
+  let d = wid.z * DC + dl;
+  let ab = (b * NH + h) * S * D + d;
+  // every load first: the new token's products, split lid's statistics, the partials of splits sl + k·SL
+  var qk = 0.0;
+  if (hasNew) {
+    for (var e = lid; e < D; e += RW) {
+      qk += qkv[p.io.x + b * p.io.y + h * D + e] * qkv[p.nw.x + b * p.io.y + kvh * D + e];
+    }
+  }
+  var m0 = NEG; var l0 = 0.0;
+  if (lid < S) { m0 = part[sb + lid * 2u]; l0 = part[sb + lid * 2u + 1u]; }
+  var pv = array<f32, PRE>();
+  for (var k = 0u; k < PRE; k++) {
+    let x = sl + k * SL;
+    if (x < S) { pv[k] = part[ab + x * D]; }
+  }
+  var mloc = m0;
+  for (var x = lid + RW; x < S; x += RW) { mloc = max(mloc, part[sb + x * 2u]); }
+  // M and the new token's score: per subgroup, then over the subgroups
+  let ns = (RW + sgs - 1u) / sgs;
+  let gm = subgroupMax(mloc);
+  let gq = subgroupAdd(qk);
+  if (sid == 0u) { rg[lid / sgs] = vec2<f32>(gm, gq); }
+  workgroupBarrier();
+  var M = rg[0].x; var qs = rg[0].y;
+  for (var j = 1u; j < ns; j++) { M = max(M, rg[j].x); qs += rg[j].y; }
+  let sn = select(NEG, qs * p.sc.x, hasNew);
+  M = max(M, sn);
+  // L, and the weights of the first RB splits
+  var lloc = 0.0;
+  if (lid < S) { let w = exp(m0 - M); lloc = w * l0; wsh[lid] = w; }
+  for (var x = lid + RW; x < S; x += RW) {
+    let w = exp(part[sb + x * 2u] - M);
+    lloc += w * part[sb + x * 2u + 1u];
+    if (x < RB) { wsh[x] = w; }
+  }
+  let gl = subgroupAdd(lloc);
+  if (sid == 0u) { rl[lid / sgs] = gl; }
+  workgroupBarrier();
+  var L = rl[0];
+  for (var j = 1u; j < ns; j++) { L += rl[j]; }
+  let wn = select(0.0, exp(sn - M), hasNew);
+  L += wn;
+  var a0 = 0.0; var a1 = 0.0;
+  for (var k = 0u; k < PRE; k += 2u) {
+    let x = sl + k * SL;
+    if (x < S) { a0 += wsh[x] * pv[k]; }
+    if (x + SL < S) { a1 += wsh[x + SL] * pv[k + 1u]; }
+  }
+  // splits from PRE·SL on (none at S ≤ PRE·SL): blocks of RB weights, the first one's already in wsh
+  for (var xb = 0u; xb < S; xb += RB) {
+    let n = min(RB, S - xb);
+    if (xb > 0u) {
+      workgroupBarrier();
+      for (var i = lid; i < n; i += RW) { wsh[i] = exp(part[sb + (xb + i) * 2u] - M); }
+      workgroupBarrier();
+    }
+    var x = select(xb + sl, PRE * SL + sl, xb == 0u);
+    for (; x < xb + n; x += SL) { a0 += wsh[x - xb] * part[ab + x * D]; }
+  }
+  red[lid] = a0 + a1;
   workgroupBarrier();
   if (sl == 0u) {
     var a = 0.0;

@@ -337,6 +337,53 @@ Deno.test("block attention wgsl: qsub computes the int8 query in the score kerne
   }
 });
 
+Deno.test("block attention wgsl: rsub — every load before the reductions, three barriers, subgroup folds", () => {
+  const count = (code: string, x: string) => code.split(x).length - 1;
+  const heads = { numHeads: 32, numKvHeads: 8, headDim: 128 };
+  const trees = blockReduceWgsl({ ...heads, tuning: { rdims: 32 } });
+  const rsub = blockReduceWgsl({ ...heads, tuning: { rdims: 32, rsub: true } });
+  assert.match(trees, /let M = max\(tree_max\(lid, mloc\), sn\);/); // barrier trees (7 barriers each)
+  assert.doesNotMatch(trees, /subgroup/);
+  // three barriers at one weight block; two more per further block, inside a uniform `xb > 0` branch
+  assert.equal(count(rsub, "workgroupBarrier()"), 5);
+  assert.match(rsub, /if \(xb > 0u\) \{\n\s+workgroupBarrier\(\);/);
+  assert.match(rsub, /const SL = 4u;\nconst PRE = 16u;/);
+  // the partials are loaded before the first reduction
+  const pre = rsub.indexOf("pv[k] = part[ab + x * D]"), first = rsub.indexOf("subgroupMax(mloc)");
+  assert.ok(pre > 0 && first > pre, "partials loaded before the maximum");
+  assert.match(rsub, /let gq = subgroupAdd\(qk\);/);
+  assert.match(rsub, /let gl = subgroupAdd\(lloc\);/);
+  assert.match(rsub, /@builtin\(subgroup_invocation_id\) sid: u32, @builtin\(subgroup_size\) sgs: u32/);
+  // the same uniform and bindings as the tree kernel
+  for (
+    const x of [
+      "struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }",
+      "@binding(1) var<storage, read> qkv",
+      "@binding(2) var<storage, read> part",
+      "@binding(3) var<storage, read_write> out",
+    ]
+  ) {
+    assert.ok(trees.includes(x) && rsub.includes(x), x);
+  }
+});
+
+Deno.test("block attention wgsl: vpre — byte prefixes instead of plane masks (2-bit V only), differences at the end", () => {
+  const plain = blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: {} }));
+  const vpre = blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { vpre: true } }));
+  assert.match(plain, /let x0_3 = y0 & 3233857728u;/);
+  assert.match(vpre, /let x0_1 = y0 & 252645135u;/); // 0x0f0f0f0f
+  assert.match(vpre, /let x0_2 = y0 & 1061109567u;/); // 0x3f3f3f3f
+  assert.match(vpre, /let x0_3 = y0;/);
+  assert.match(vpre, /= \(ia3_0 - ia2_0\) >> vec4<u32>\(6u\);/);
+  assert.match(vpre, /= \(ia1_0 - ia0_0\) >> vec4<u32>\(2u\);/);
+  const masks = (code: string) => code.split(/ & \d+u;/).length - 1;
+  assert.equal(masks(plain) - masks(vpre), masks(plain) / 4, "one mask of four fewer");
+  assert.throws(
+    () => blockValueWgsl(cfg({ k: "q4", v: "q4", tuning: { vpre: true } })),
+    /vpre needs 2-bit V, got q4/,
+  );
+});
+
 Deno.test("block attention wgsl: subgroup defaults — qsub always; vshuf for 2-bit V; sred and nblk 2 for {q2, q2}", () => {
   assert.deepEqual(subgroupBlockTuning("q2", "q2"), { qsub: true, vshuf: true, sred: true, nblk: 2 });
   assert.deepEqual(subgroupBlockTuning("q4", "q2"), { qsub: true, vshuf: true });
