@@ -1202,6 +1202,34 @@ const REDUCE_STATS = `  var sn = NEG;
   let L = tree_add(lid, lloc) + wn;`;
 
 /**
+ * The declarations every reduce kernel shares (this file's, block_attention.wgsl.ts's tree and `rsub` kernels):
+ * the shape constants `D, NH, HPK, RW` (= rw), `RB` (= rb), `NEG`, the uniform `p` (io, nw, sc) and the bindings
+ * `qkv` (1), `part` (2), `out` (3).
+ *
+ * @example
+ * ```ts
+ * const decls = reduceDecls({ numHeads: 32, numKvHeads: 8, headDim: 128 }, 128, 256);
+ * ```
+ */
+export function reduceDecls(
+  s: { numHeads: number; numKvHeads: number; headDim: number },
+  rw: number,
+  rb: number,
+): string {
+  return `const D = ${u32(s.headDim)};
+const NH = ${u32(s.numHeads)};
+const HPK = ${u32(s.numHeads / s.numKvHeads)};
+const RW = ${u32(rw)};
+const RB = ${u32(rb)};
+const NEG = -3.0e38;
+struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> part: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;`;
+}
+
+/**
  * The common head of both reduce kernels (attentionReduceWgsl, block_attention.wgsl.ts `blockReduceWgsl`):
  * from `const NEG` through the entry point's statistics — uniform and bindings, `red` [rw] and `wsh` [rb],
  * the tree functions, `h, b, kvh, S, hasNew`, then REDUCE_STATS (`sn`, `sb`, `M`, `wn`, `L`) — after the
@@ -1217,17 +1245,7 @@ export function reduceKernelHead(
   rw: number,
   rb: number,
 ): string {
-  return `const D = ${u32(s.headDim)};
-const NH = ${u32(s.numHeads)};
-const HPK = ${u32(s.numHeads / s.numKvHeads)};
-const RW = ${u32(rw)};
-const RB = ${u32(rb)};
-const NEG = -3.0e38;
-struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> part: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+  return `${reduceDecls(s, rw, rb)}
 var<workgroup> red: array<f32, ${rw}>;
 var<workgroup> wsh: array<f32, ${rb}>;
 ${REDUCE_TREES}

@@ -78,7 +78,7 @@
  */
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
 import { QUANT_WGSL, u32 } from "./wgsl_common.ts";
-import { Q8_WGSL, reduceKernelHead } from "./attention.wgsl.ts";
+import { Q8_WGSL, reduceDecls, reduceKernelHead } from "./attention.wgsl.ts";
 
 /** K formats the block kernels score (int8 query, integer dot products). */
 export type BlockKFormat = "q2" | "q4" | "q8";
@@ -1195,6 +1195,19 @@ export function blockReduceDims(s: { headDim: number; tuning?: BlockAttentionTun
 }
 
 /**
+ * The end of both block reduce kernels: after each invocation's sum went to `red[lid]`, the SL split lanes of
+ * dim d are added, the new token's share (`wn`·v_new) joins, and out = a / L (0 where L is 0).
+ */
+const REDUCE_LANES = `  workgroupBarrier();
+  if (sl == 0u) {
+    var a = 0.0;
+    for (var l = 0u; l < SL; l++) { a += red[l * DC + dl]; }
+    if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
+    out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
+  }
+}`;
+
+/**
  * Invocations of a block reduce workgroup (128/rdims split lanes per dim), splits per weight block, and (`rsub`)
  * partials each invocation loads before the statistics are reduced.
  */
@@ -1244,14 +1257,7 @@ ${reduceKernelHead(s, RW, RB)}
   }
   workgroupBarrier();
   red[lid] = (a0 + a1) + (a2 + a3);
-  workgroupBarrier();
-  if (sl == 0u) {
-    var a = 0.0;
-    for (var l = 0u; l < SL; l++) { a += red[l * DC + dl]; }
-    if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
-    out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
-  }
-}
+${REDUCE_LANES}
 `;
 }
 
@@ -1270,20 +1276,10 @@ function blockReduceSubWgsl(
   const { threads: RW, splitBlock: RB, pre: PRE } = BLOCK_REDUCE;
   const SL = RW / DC;
   return /* wgsl */ `
-const D = ${u32(s.headDim)};
-const NH = ${u32(s.numHeads)};
-const HPK = ${u32(s.numHeads / s.numKvHeads)};
-const RW = ${u32(RW)};
-const RB = ${u32(RB)};
 const DC = ${u32(DC)};
 const SL = ${u32(SL)};
 const PRE = ${u32(PRE)};
-const NEG = -3.0e38;
-struct P { io: vec4<u32>, nw: vec4<u32>, sc: vec4<f32> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> part: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${reduceDecls(s, RW, RB)}
 // split weights e^(m_x − M) of a block of RB splits [RB]; lane sums [RW]; per subgroup (max, Σ q·k_new) and
 // Σ e^(m_x − M)·l_x [RW/4: subgroups of ≥ 4 lanes]
 var<workgroup> wsh: array<f32, ${RB}>;
@@ -1358,13 +1354,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     for (; x < xb + n; x += SL) { a0 += wsh[x - xb] * part[ab + x * D]; }
   }
   red[lid] = a0 + a1;
-  workgroupBarrier();
-  if (sl == 0u) {
-    var a = 0.0;
-    for (var l = 0u; l < SL; l++) { a += red[l * DC + dl]; }
-    if (hasNew) { a += wn * qkv[p.nw.y + b * p.io.y + kvh * D + d]; }
-    out[(b * NH + h) * D + d] = select(a / L, 0.0, L == 0.0);
-  }
-}
+${REDUCE_LANES}
 `;
 }
