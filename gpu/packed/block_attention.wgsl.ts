@@ -790,7 +790,7 @@ ${dotWord((t) => `v${t}`, "wi")}
   const scoreLines = `${
     ts.map((t) =>
       `  let Sk${t} = bf16(szk${t} & 0xffffu); let zk${t} = bf16(szk${t} >> 16u);
-  let Sv${t} = select(0.0, bf16(szv${t} & 0xffffu), ok${t}); let zv${t} = bf16(szv${t} >> 16u);
+  let Sv${t} = bf16(szv${t} & 0xffffu); let zv${t} = bf16(szv${t} >> 16u);
 ${
         us.map((u) =>
           `  let s${t}_${u} = select(vec4<f32>(NEG), qsc[${
@@ -838,8 +838,11 @@ ${
             [0, 1, 2, 3].map((i) => {
               const t = 4 * k + i;
               // w = round(min(p·S_V·(255/S_max), 255)) in the low byte of the bits of w + 2^23 (the add rounds
-              // to nearest even, as WGSL round; the min keeps the add from fusing with the product)
-              return `  let pp${t}_${u} = select(vec4<f32>(0.0), exp(s${t}_${u} - m${u}), ok${t});
+              // to nearest even, as WGSL round; the min keeps the add from fusing with the product). A token past
+              // the count has s = NEG, so p = exp(NEG − m) = 0 (m is a real score: the block has one) and its w
+              // and z terms are 0 without a select; its clamped row is the count's last token, in this block, so
+              // its S_V changes no maximum either
+              return `  let pp${t}_${u} = exp(s${t}_${u} - m${u});
   l${u} += pp${t}_${u}; z${u} += pp${t}_${u} * zv${t};
   let wb${t}_${u} = bitcast<vec4<u32>>(min(pp${t}_${u} * (Sv${t} * vinv), vec4<f32>(255.0)) + 8388608.0);`;
             }).join("\n")
