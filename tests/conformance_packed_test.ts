@@ -573,9 +573,9 @@ async function checkAttention(
 /** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
 const BLOCK_TUNINGS: BlockAttentionTuning[] = software
   ? [
-    // with subgroups every pair defaults to qsub, 2-bit V to vshuf ({q2, q2} also to sred): the first schedule
-    // runs the query kernel and the gather path
-    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false },
+    // with subgroups every pair defaults to qsub and rsub, 2-bit V to vshuf ({q2, q2} also to sred): the first
+    // schedule runs the query kernel, the gather path and the tree reduce
+    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
     { block: 1024, wgv: 128, uq: 2, pipe: true, tq: 2 },
     // block 256 again (the same-block check), and the default of the case's formats (2-bit: block 512, tq 2)
     { block: 256, tq: 2, kstep: 1 },
@@ -588,15 +588,14 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { sred: true },
     { block: 256, qsub: true, vshuf: false },
     { qsub: true, sred: true, nblk: 2 },
-    // vpre (2-bit V; byte-identical to the same schedule without it), rsub (the reduce with subgroups)
-    { vpre: true },
+    // rsub (the reduce with subgroup folds; every schedule's default where subgroups run)
     { rsub: true },
-    { block: 256, vpre: true, vshuf: false, rsub: true },
+    { block: 256, vshuf: false, rsub: true, rdims: 16 },
   ]
   : [
-    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false },
+    { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
     {},
-    { vshuf: false, sred: false, qsub: false },
+    { vshuf: false, sred: false, qsub: false, rsub: false },
     { nblk: 1 },
     { block: 512, wgv: 128, uq: 4 },
     { block: 1024, wgv: 256, uq: 2 },
@@ -619,10 +618,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vshuf: true, sred: true, uq: 4, pipe: true },
     { qsub: true },
     { block: 256, qsub: true, nblk: 1 },
-    { vpre: true },
     { rsub: true },
-    { vpre: true, rsub: true },
-    { block: 256, vpre: true, vshuf: false, rsub: true, rdims: 128 },
+    { block: 256, vshuf: false, rsub: true, rdims: 16 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -669,16 +666,12 @@ async function checkBlockAttention(
     const kf = kt.format as BlockKFormat;
     // a schedule these formats cannot take (nblk > 1 with K rows too long for registers, e.g. 8-bit K at D 128;
     // vshuf with 4-bit V) is refused with a typed error: say so and go on
-    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf || tuning.vpre) {
+    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf) {
       const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
       try {
         blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
       } catch (e) {
-        if (
-          !(e instanceof QuantConfigError) || !/K rows in registers|vshuf needs|vpre needs/.test(e.message)
-        ) {
-          throw e;
-        }
+        if (!(e instanceof QuantConfigError) || !/K rows in registers|vshuf needs/.test(e.message)) throw e;
         console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
         continue;
       }
@@ -743,21 +736,6 @@ async function checkBlockAttention(
         // the qsub bytes are back in out for the checks below
         g.device.queue.writeBuffer(out, 0, qsubOut);
       }
-    }
-    // vpre sums the same integers another way: the same bytes as the schedule without it
-    if (tuning.vpre) {
-      const vpreOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
-      const twin = await run1({ ...att.block.config.tuning, vpre: false });
-      const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
-      const at = twinOut.findIndex((x, i) => x !== vpreOut[i]);
-      assert.equal(
-        at,
-        -1,
-        `${label} BlockAttention ${JSON.stringify(tuning)}: vpre differs from the masks at ${at}`,
-      );
-      twin.part.destroy();
-      twin.att.destroy();
-      g.device.queue.writeBuffer(out, 0, vpreOut);
     }
     const got = new Float32Array(await g.read(out, 0, 4 * B * nH * D));
     let err = 0, worst = 0, vmax = 0;
@@ -1534,15 +1512,16 @@ gpuCase(
       ctx: { features: new Set<string>(), description: "an adapter without subgroups" },
       device: {},
     } as unknown as PackedGpu;
-    for (const tuning of [{ vshuf: true }, { sred: true }, { qsub: true }]) {
+    for (const tuning of [{ vshuf: true }, { sred: true }, { qsub: true }, { rsub: true }]) {
       await assert.rejects(
         BlockAttention.create(noSubgroups, { ...opts, k: "q2", v: "q2", tuning }),
         (e: Error) =>
           e instanceof GpuError &&
-          /(vshuf|sred|qsub) cannot run: an adapter without subgroups does not grant the "subgroups" feature/
-            .test(
-              e.message,
-            ),
+          new RegExp(
+            `${
+              Object.keys(tuning)[0]
+            } cannot run: an adapter without subgroups does not grant the "subgroups" feature`,
+          ).test(e.message),
       );
     }
     // the static int4 case's schedule: the same WGSL, so the pipelines are cached

@@ -37,7 +37,7 @@
  *
  * 4. **reduce** ({@link blockReduceWgsl}), grid (nH, B, D/DC), DC = `rdims` (default 32): the fused reduce's
  *    merge of the blocks and the new token (attention.wgsl.ts `attentionReduceWgsl`), with the dims spread over
- *    a third grid axis.
+ *    a third grid axis; with `rsub` every load first and the statistics folded per subgroup (three barriers).
  *
  * Nothing in the score or value kernel depends on another block, so there is no online-softmax
  * rescale and no per-chunk barrier; the value kernel holds 16 integer accumulators per invocation (4 dims × 4
@@ -143,15 +143,10 @@ export interface BlockAttentionTuning {
    * reduced within each subgroup (subgroupMax / subgroupAdd) and over the subgroups in workgroup memory: three
    * barriers and one round trip to memory for up to pre·(128/rdims) splits, instead of the trees' 25 barriers
    * and a load after every reduction. Same formula, another summation order. Needs the `subgroups` feature and
-   * subgroup lanes that are consecutive local invocation indices.
+   * subgroup lanes that are consecutive local invocation indices. (The preloaded partials are unrolled scalars:
+   * as a function-scope array indexed in a loop they cost 6.7 µs more on the H100 than the trees, not 1.4 less.)
    */
   rsub?: boolean;
-  /**
-   * Value kernel, 2-bit V: the dot products take the byte prefixes y & 0x03…, y & 0x0f…, y & 0x3f… and y itself
-   * (Σ w·(c0), Σ w·(c0 + 4c1), …) instead of the four planes masked apart, and the planes' sums are their exact
-   * differences, shifted, at the end: the same integer sums with one mask fewer per word.
-   */
-  vpre?: boolean;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -183,7 +178,6 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   sred: false,
   qsub: false,
   rsub: false,
-  vpre: false,
 };
 
 /**
@@ -212,24 +206,26 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
 
 /**
  * The schedule a device whose subgroups pass the lane probe (subgroups.ts) gets by default
- * (BlockAttention.create merges it over {@link defaultBlockTuning}, under the given fields): `qsub` for every
- * pair (no query dispatch); `vshuf` for every 2-bit V; for {q2, q2} also `sred` and 2 blocks per score
+ * (BlockAttention.create merges it over {@link defaultBlockTuning}, under the given fields): `qsub` (no query
+ * dispatch) and `rsub` (the reduce's loads first, subgroup folds) for every pair; `vshuf` for every 2-bit V; for
+ * {q2, q2} also `sred` and 2 blocks per score
  * workgroup (with the cheaper reductions, nblk 2 beats 4). H100 (docs/measurements/h100-block-attention-2026-12-06f.md):
  * per kernel (one process), the int2 value kernel 54.2 → 46.2 µs with vshuf, the score kernel 52.8 → 50.1 with
  * sred; at int4 sred was no faster (score 65.9 → 67.1), so it stays off there. Fresh processes, medians of 3:
  * int2 119.9 → 109.9 µs (vshuf + sred), 108.9 → 107.2 (nblk 4 → 2). `qsub`
  * (h100-block-attention-2026-12-06g.md, one call): int2 107.5 → 107.1 µs, PM-KVQ body@2 126.6 → 125.3, int4
- * 143.9 → 141.7.
+ * 143.9 → 141.7. `rsub` (h100-block-attention-2026-12-06h.md, one machine): the int2 reduce stage 8.5 → 7.1 µs
+ * (cumulative 106.7 → 105.3), int4 143.3 → 141.6; fresh processes int2 107.0 → 105.1 µs.
  *
  * @example
  * ```ts
- * subgroupBlockTuning("q2", "q2"); // { qsub: true, vshuf: true, sred: true, nblk: 2 }
- * subgroupBlockTuning("q4", "q4"); // { qsub: true }
+ * subgroupBlockTuning("q2", "q2"); // { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 }
+ * subgroupBlockTuning("q4", "q4"); // { qsub: true, rsub: true }
  * ```
  */
 export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat): BlockAttentionTuning {
-  if (k === "q2" && v === "q2") return { qsub: true, vshuf: true, sred: true, nblk: 2 };
-  return v === "q2" ? { qsub: true, vshuf: true } : { qsub: true };
+  if (k === "q2" && v === "q2") return { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 };
+  return v === "q2" ? { qsub: true, rsub: true, vshuf: true } : { qsub: true, rsub: true };
 }
 
 interface Dims {
@@ -263,7 +259,6 @@ interface Dims {
   NCNT: number;
   REC: number;
   VSHUF: boolean;
-  VPRE: boolean;
   SRED: boolean;
   QSUB: boolean;
 }
@@ -330,9 +325,6 @@ function dims(c: BlockAttentionConfig): Dims {
   if (t.vshuf && VB !== 2) {
     throw new QuantConfigError(`block attention: vshuf needs 2-bit V, got ${c.v}`);
   }
-  if (t.vpre && VB !== 2) {
-    throw new QuantConfigError(`block attention: vpre needs 2-bit V, got ${c.v}`);
-  }
   const WQ = t.block / 4 / t.tq;
   if (!(WQ >= 32 && WQ <= 256)) {
     throw new QuantConfigError(
@@ -371,7 +363,6 @@ function dims(c: BlockAttentionConfig): Dims {
     NCNT: Math.max(1, Math.ceil(c.maxBatch / 4)),
     REC: (D / 4 + 2) * NV,
     VSHUF: t.vshuf,
-    VPRE: t.vpre,
     SRED: t.sred,
     QSUB: t.qsub,
   };
@@ -1007,16 +998,7 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
     let y${j} = (h${j} & mB) | (f${j} & ~mB);`
           : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);`
       }
-${
-        ks.map((k) =>
-          d.VPRE
-            // byte prefixes: x_k's bytes hold c0 + 4·c1 + … + 4^k·ck of the four tokens (x_3 = y)
-            ? `    let x${j}_${k} = ${
-              k === 3 ? `y${j}` : `y${j} & ${u32((((1 << (2 * k + 2)) - 1) * 0x01010101) >>> 0)}`
-            };`
-            : `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`
-        ).join("\n")
-      }`;
+${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`).join("\n")}`;
   // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
   // `full`: the whole block is in range, so rows need no clamp and step from one base address
   const loads = (q: string, pre: string, decl: "let" | "" | "var", full: boolean) =>
@@ -1139,13 +1121,8 @@ ${
     ks.flatMap((k) =>
       us.map((u) =>
         `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${
-          // vpre: plane k's sum is the difference of two prefix sums (exact: a prefix sum grows by at most
-          // 4·255·255 per quad, < 2^27 over a block of 1024 tokens)
-          d.VPRE && k > 0
-            ? `(ia${k}_${u} - ia${k - 1}_${u}) >> vec4<u32>(${u32(vShift(k))})`
-            : vShift(k)
-            ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})`
-            : `ia${k}_${u}`};`
+          vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`
+        };`
       )
     )
       .join("\n")
@@ -1267,7 +1244,7 @@ ${REDUCE_LANES}
 /**
  * The `rsub` reduce (same grid, uniform, bindings and formula as {@link blockReduceWgsl}): all loads first —
  * the new token's products q·k_new, the statistics of splits lid, lid + RW, … and the partials of splits
- * sl + k·SL, k < PRE — then M and Σ q·k_new per subgroup (subgroupMax / subgroupAdd) and over the subgroups
+ * sl + k·SL, k < PRE (scalars pv0 … pv15, so they stay in registers) — then M and Σ q·k_new per subgroup (subgroupMax / subgroupAdd) and over the subgroups
  * (`rg`, one barrier), the split weights e^(m_x − M) of the first RB splits into `wsh` with L per subgroup
  * (`rl`, one barrier), the preloaded partials summed, further splits in blocks of RB weights as the tree
  * kernel does, and the SL split lanes of a dim added in `red` (one barrier).
@@ -1307,10 +1284,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   var m0 = NEG; var l0 = 0.0;
   if (lid < S) { m0 = part[sb + lid * 2u]; l0 = part[sb + lid * 2u + 1u]; }
-  var pv = array<f32, PRE>();
-  for (var k = 0u; k < PRE; k++) {
-    let x = sl + k * SL;
-    if (x < S) { pv[k] = part[ab + x * D]; }
+${
+    [...Array(PRE).keys()].map((k) =>
+      `  let pv${k} = select(0.0, part[ab + min(sl + ${u32(k * SL)}, S - 1u) * D], sl + ${u32(k * SL)} < S);`
+    ).join("\n")
   }
   var mloc = m0;
   for (var x = lid + RW; x < S; x += RW) { mloc = max(mloc, part[sb + x * 2u]); }
@@ -1340,10 +1317,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let wn = select(0.0, exp(sn - M), hasNew);
   L += wn;
   var a0 = 0.0; var a1 = 0.0;
-  for (var k = 0u; k < PRE; k += 2u) {
-    let x = sl + k * SL;
-    if (x < S) { a0 += wsh[x] * pv[k]; }
-    if (x + SL < S) { a1 += wsh[x + SL] * pv[k + 1u]; }
+${
+    [...Array(PRE).keys()].map((k) =>
+      `  a${k % 2} += select(0.0, wsh[min(sl + ${u32(k * SL)}, RB - 1u)], sl + ${u32(k * SL)} < S) * pv${k};`
+    ).join("\n")
   }
   // splits from PRE·SL on (none at S ≤ PRE·SL): blocks of RB weights, the first one's already in wsh
   for (var xb = 0u; xb < S; xb += RB) {

@@ -349,7 +349,7 @@ Deno.test("block attention wgsl: rsub — every load before the reductions, thre
   assert.match(rsub, /if \(xb > 0u\) \{\n\s+workgroupBarrier\(\);/);
   assert.match(rsub, /const SL = 4u;\nconst PRE = 16u;/);
   // the partials are loaded before the first reduction
-  const pre = rsub.indexOf("pv[k] = part[ab + x * D]"), first = rsub.indexOf("subgroupMax(mloc)");
+  const pre = rsub.indexOf("let pv15 = "), first = rsub.indexOf("subgroupMax(mloc)");
   assert.ok(pre > 0 && first > pre, "partials loaded before the maximum");
   assert.match(rsub, /let gq = subgroupAdd\(qk\);/);
   assert.match(rsub, /let gl = subgroupAdd\(lloc\);/);
@@ -367,29 +367,18 @@ Deno.test("block attention wgsl: rsub — every load before the reductions, thre
   }
 });
 
-Deno.test("block attention wgsl: vpre — byte prefixes instead of plane masks (2-bit V only), differences at the end", () => {
-  const plain = blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: {} }));
-  const vpre = blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { vpre: true } }));
-  assert.match(plain, /let x0_3 = y0 & 3233857728u;/);
-  assert.match(vpre, /let x0_1 = y0 & 252645135u;/); // 0x0f0f0f0f
-  assert.match(vpre, /let x0_2 = y0 & 1061109567u;/); // 0x3f3f3f3f
-  assert.match(vpre, /let x0_3 = y0;/);
-  assert.match(vpre, /= \(ia3_0 - ia2_0\) >> vec4<u32>\(6u\);/);
-  assert.match(vpre, /= \(ia1_0 - ia0_0\) >> vec4<u32>\(2u\);/);
-  const masks = (code: string) => code.split(/ & \d+u;/).length - 1;
-  assert.equal(masks(plain) - masks(vpre), masks(plain) / 4, "one mask of four fewer");
-  assert.throws(
-    () => blockValueWgsl(cfg({ k: "q4", v: "q4", tuning: { vpre: true } })),
-    /vpre needs 2-bit V, got q4/,
-  );
-});
-
-Deno.test("block attention wgsl: subgroup defaults — qsub always; vshuf for 2-bit V; sred and nblk 2 for {q2, q2}", () => {
-  assert.deepEqual(subgroupBlockTuning("q2", "q2"), { qsub: true, vshuf: true, sred: true, nblk: 2 });
-  assert.deepEqual(subgroupBlockTuning("q4", "q2"), { qsub: true, vshuf: true });
-  assert.deepEqual(subgroupBlockTuning("q8", "q2"), { qsub: true, vshuf: true });
-  assert.deepEqual(subgroupBlockTuning("q4", "q4"), { qsub: true });
-  assert.deepEqual(subgroupBlockTuning("q2", "q4"), { qsub: true });
+Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vshuf for 2-bit V; sred and nblk 2 for {q2, q2}", () => {
+  assert.deepEqual(subgroupBlockTuning("q2", "q2"), {
+    qsub: true,
+    rsub: true,
+    vshuf: true,
+    sred: true,
+    nblk: 2,
+  });
+  assert.deepEqual(subgroupBlockTuning("q4", "q2"), { qsub: true, rsub: true, vshuf: true });
+  assert.deepEqual(subgroupBlockTuning("q8", "q2"), { qsub: true, rsub: true, vshuf: true });
+  assert.deepEqual(subgroupBlockTuning("q4", "q4"), { qsub: true, rsub: true });
+  assert.deepEqual(subgroupBlockTuning("q2", "q4"), { qsub: true, rsub: true });
   // merged over the format's default: {q2, q2} scores 2 blocks per workgroup instead of 4
   const merged = { k: "q2", v: "q2", tuning: { ...subgroupBlockTuning("q2", "q2") } } as const;
   assert.equal(
@@ -400,6 +389,8 @@ Deno.test("block attention wgsl: subgroup defaults — qsub always; vshuf for 2-
   assert.equal(DEFAULT_BLOCK_TUNING.vshuf, false);
   assert.equal(DEFAULT_BLOCK_TUNING.sred, false);
   assert.equal(DEFAULT_BLOCK_TUNING.qsub, false);
+  assert.equal(DEFAULT_BLOCK_TUNING.rsub, false);
+  assert.doesNotMatch(blockReduceWgsl({ numHeads: 32, numKvHeads: 8, headDim: 128 }), /subgroup/);
   assert.doesNotMatch(blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: {} })), /subgroup/);
   assert.doesNotMatch(blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: {} })), /subgroup/);
 });
