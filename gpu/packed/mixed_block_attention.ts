@@ -53,8 +53,33 @@ export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "
   maxTokens: number;
   /** Tuning of the fused kernel for the other segments (default {@link SHORT_SEGMENT_TUNING}). */
   fused?: AttentionTuning;
-  /** Schedule of the block kernels (fields not given: defaultBlockTuning of the body's formats). */
+  /**
+   * Schedule of the block kernels (fields not given: defaultBlockTuning of the body's formats, the subgroup
+   * defaults where they run; a 4-bit V body keeps the tree reduce: {@link mixedBlockTuning}).
+   */
   block?: BlockAttentionTuning;
+}
+
+/**
+ * The block schedule MixedBlockAttention gives BlockAttention: `given`, except that a 4-bit V body merged with
+ * fused splits keeps the tree reduce (`rsub: false`) unless `given` names `rsub`. On the H100, `rsub` made PM-KVQ
+ * body@4 slower (163.8 → 166.9 µs in one call, docs/measurements/h100-block-attention-2026-12-06h.md) while it
+ * made body@2 (124.3 → 123.3) and static int4 (143.5 → 141.4) faster; the reduce kernel is the same in all
+ * three, so the cause is not in it and is not understood.
+ *
+ * @example
+ * ```ts
+ * mixedBlockTuning("q4", true, {}); // { rsub: false }
+ * mixedBlockTuning("q2", true, {}); // {}
+ * ```
+ */
+export function mixedBlockTuning(
+  v: BlockVFormat,
+  hasOthers: boolean,
+  given: BlockAttentionTuning | undefined,
+): BlockAttentionTuning | undefined {
+  if (v === "q4" && hasOthers && given?.rsub === undefined) return { ...given, rsub: false };
+  return given;
 }
 
 /** A prepared call: the fused and block dispatches and the shared split count. */
@@ -135,7 +160,7 @@ export class MixedBlockAttention {
         maxTokens: o.maxTokens,
         k: fk as BlockKFormat,
         v: fv as BlockVFormat,
-        tuning: o.block,
+        tuning: mixedBlockTuning(fv as BlockVFormat, others.length > 0, o.block),
       }),
     ]);
     return new MixedBlockAttention(o, fused, block);

@@ -4,7 +4,11 @@
  * kernels themselves are checked in tests/conformance_packed_test.ts (static int4 / int2 and PM-KVQ images).
  */
 import assert from "node:assert/strict";
-import { MixedBlockAttention, type MixedBlockAttentionOptions } from "./mixed_block_attention.ts";
+import {
+  MixedBlockAttention,
+  type MixedBlockAttentionOptions,
+  mixedBlockTuning,
+} from "./mixed_block_attention.ts";
 import type { PackedGpu } from "./util.ts";
 import type { TensorFormat } from "./layout.ts";
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
@@ -54,4 +58,13 @@ Deno.test("MixedBlockAttention: a body the block kernels cannot run is a typed e
     () => MixedBlockAttention.create(noGpu, split),
     (e: Error) => e instanceof QuantConfigError && /stores 1\/0/.test(e.message),
   );
+});
+
+Deno.test("mixedBlockTuning: a 4-bit V body beside fused splits keeps the tree reduce unless rsub is given", () => {
+  assert.deepEqual(mixedBlockTuning("q4", true, undefined), { rsub: false });
+  assert.deepEqual(mixedBlockTuning("q4", true, { block: 256 }), { block: 256, rsub: false });
+  assert.deepEqual(mixedBlockTuning("q4", true, { rsub: true }), { rsub: true });
+  // 2-bit V, or no fused splits (a static layout): the given schedule as is (rsub from the subgroup defaults)
+  assert.deepEqual(mixedBlockTuning("q2", true, { nblk: 2 }), { nblk: 2 });
+  assert.equal(mixedBlockTuning("q4", false, undefined), undefined);
 });
