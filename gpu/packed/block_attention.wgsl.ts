@@ -1244,10 +1244,11 @@ ${REDUCE_LANES}
 /**
  * The `rsub` reduce (same grid, uniform, bindings and formula as {@link blockReduceWgsl}): all loads first —
  * the new token's products q·k_new, the statistics of splits lid, lid + RW, … and the partials of splits
- * sl + k·SL, k < PRE (scalars pv0 … pv15, so they stay in registers) — then M and Σ q·k_new per subgroup (subgroupMax / subgroupAdd) and over the subgroups
- * (`rg`, one barrier), the split weights e^(m_x − M) of the first RB splits into `wsh` with L per subgroup
- * (`rl`, one barrier), the preloaded partials summed, further splits in blocks of RB weights as the tree
- * kernel does, and the SL split lanes of a dim added in `red` (one barrier).
+ * sl + k·SL, k < PRE (scalars pv0 … pv15, so they stay in registers) — then M and Σ q·k_new per subgroup
+ * (subgroupMax / subgroupAdd) and over the subgroups (`rg`, one barrier), the split weights e^(m_x − M) of the
+ * first RB splits into `wsh` with L per subgroup (`rl`, one barrier), the preloaded partials summed, further
+ * splits in blocks of RB weights as the tree kernel does, and the SL split lanes of a dim added in `red` (one
+ * barrier).
  */
 function blockReduceSubWgsl(
   s: { numHeads: number; numKvHeads: number; headDim: number; tuning?: BlockAttentionTuning },

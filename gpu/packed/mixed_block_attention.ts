@@ -64,8 +64,8 @@ export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "
  * The block schedule MixedBlockAttention gives BlockAttention: `given`, except that a 4-bit V body merged with
  * fused splits keeps the tree reduce (`rsub: false`) unless `given` names `rsub`. On the H100, `rsub` made PM-KVQ
  * body@4 slower (163.8 → 166.9 µs in one call, docs/measurements/h100-block-attention-2026-12-06h.md) while it
- * made body@2 (124.3 → 123.3) and static int4 (143.5 → 141.4) faster; the reduce kernel is the same in all
- * three, so the cause is not in it and is not understood.
+ * made body@2 (124.3 → 123.3) and static int4 (143.5 → 141.4) faster. The reduce is the same WGSL over the
+ * same split count in both PM-KVQ layouts, so the cause is not in the reduce itself; it was not found.
  *
  * @example
  * ```ts
