@@ -12,14 +12,12 @@ import { reduceUniform } from "./attention.ts";
 import { bindUniform } from "./uniform_arena.ts";
 import { subgroupLanes } from "./subgroups.ts";
 import { PackedGpu } from "./util.ts";
+import { mulberry32 } from "../../src/sampling.ts";
 
-/** Deterministic uniform floats in [lo, hi). */
+/** Deterministic uniform floats in [lo, hi) (the project's seeded PRNG). */
 function rng(seed: number): (lo: number, hi: number) => number {
-  let s = seed >>> 0;
-  return (lo, hi) => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + (hi - lo) * (s / 2 ** 32);
-  };
+  const next = mulberry32(seed);
+  return (lo, hi) => lo + (hi - lo) * next();
 }
 
 /** f64 merge: out = (Σ_x e^(m_x−M)·acc_x + e^(s_new−M)·v_new) / (Σ_x e^(m_x−M)·l_x + e^(s_new−M)). */
