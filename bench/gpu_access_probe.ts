@@ -11,16 +11,18 @@
  * | `rows` | invocation l reads the whole rows l + 64·k (k < 4), all 4·W vec4 loads issued first | block_attention.wgsl.ts score kernel (tq 1, every K load before the barrier) |
  * | `words` | invocation (dg, lane) reads the one u32 word of its 4 dims (2-bit: word dg/4) of rows q, q+64, q+128, q+192 for its quads q, 4 quads per step | the value kernel (uq 4, no pipe) |
  *
- * Today's schedules use 512-row blocks (quad q of a block: rows q + 128·i, i < 4; with `qcon`: rows 4q + i):
+ * Today's schedules use 512-row blocks (quad q of a block: rows q + 128·i, i < 4). The `…c` kernels read
+ * consecutive quads instead (rows 4q + i): the `qcon` experiment of 2026-12-06, reverted
+ * (docs/measurements/h100-block-attention-2026-12-06i.md, `qcon.patch`):
  *
  * | kernel | pattern | as in |
  * | --- | --- | --- |
  * | `rows512` | invocation l reads the whole rows of its quads l and l + 64 (8 rows), all loads first | the score kernel (tq 2) |
- * | `rows512c` | the same with consecutive quads: rows 4·(l + 64·k) + i, 128 contiguous bytes per quad | the score kernel with `qcon` |
+ * | `rows512c` | the same with consecutive quads: rows 4·(l + 64·k) + i, 128 contiguous bytes per quad | the score kernel under `qcon` |
  * | `shuf` (2-bit) | invocation (dg, ql) reads ONE word per quad: word dg/4 of row q + 128·(dg % 4); quads q0 + 2j, j < 8 per step | the value kernel with `vshuf` (uq 8) |
- * | `shufc` (2-bit) | the same, row 4q + dg % 4: a warp's load is one 128-byte line | the value kernel with `vshuf` + `qcon` |
+ * | `shufc` (2-bit) | the same, row 4q + dg % 4: a warp's load is one 128-byte line | the value kernel with `vshuf` under `qcon` |
  * | `words512` (4-bit) | invocation (dg, ql) reads word dg/2 of rows q + 128·i (i < 4) per quad; quads q0 + 2j, j < 8 per step | the 4-bit value kernel (uq 8) |
- * | `words512c` (4-bit) | the same, rows 4q + i | the 4-bit value kernel with `qcon` |
+ * | `words512c` (4-bit) | the same, rows 4q + i | the 4-bit value kernel under `qcon` |
  *
  *   deno run -A bench/gpu_access_probe.ts [--mib 256]
  *

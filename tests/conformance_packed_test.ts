@@ -591,11 +591,6 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // rsub (the reduce with subgroup folds; every schedule's default where subgroups run)
     { rsub: true },
     { block: 256, vshuf: false, rsub: true, rdims: 16 },
-    // consecutive quads (tokens 4q … 4q + 3): the score kernel's own rows, or its strided rows and the
-    // weights transposed across lanes (wshuf, subgroups); the gather path at block 256
-    { qcon: true },
-    { qcon: true, wshuf: true },
-    { block: 256, qcon: true, vshuf: false, uq: 2, pipe: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -625,10 +620,6 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, qsub: true, nblk: 1 },
     { rsub: true },
     { block: 256, vshuf: false, rsub: true, rdims: 16 },
-    { qcon: true },
-    { qcon: true, wshuf: true },
-    { block: 256, qcon: true, vshuf: false, uq: 4, pipe: true },
-    { qcon: true, nblk: 1, tq: 1, block: 256 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -687,7 +678,7 @@ async function checkBlockAttention(
     }
     // the subgroup knobs run where the device's subgroups pass the lane probe: elsewhere not run, and say why
     const lanes = await subgroupLanes(g);
-    if ((tuning.vshuf || tuning.sred || tuning.qsub || tuning.rsub || tuning.wshuf) && !lanes.ok) {
+    if ((tuning.vshuf || tuning.sred || tuning.qsub || tuning.rsub) && !lanes.ok) {
       console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: not run (${lanes.reason})`);
       continue;
     }
@@ -755,10 +746,10 @@ async function checkBlockAttention(
       vmax = Math.max(vmax, vBound[i]);
     }
     const run = att.block.config.tuning ?? {};
-    const sub = run.vshuf || run.sred || run.qsub || run.rsub || run.wshuf
+    const sub = run.vshuf || run.sred || run.qsub || run.rsub
       ? ` [subgroups:${run.vshuf ? " vshuf" : ""}${run.sred ? " sred" : ""}${run.qsub ? " qsub" : ""}${
         run.rsub ? " rsub" : ""
-      }${run.wshuf ? " wshuf" : ""}]`
+      }]`
       : "";
     console.log(
       `  ${label} BlockAttention ${
@@ -1521,12 +1512,7 @@ gpuCase(
       ctx: { features: new Set<string>(), description: "an adapter without subgroups" },
       device: {},
     } as unknown as PackedGpu;
-    for (
-      const tuning of [{ vshuf: true }, { sred: true }, { qsub: true }, { rsub: true }, {
-        wshuf: true,
-        qcon: true,
-      }]
-    ) {
+    for (const tuning of [{ vshuf: true }, { sred: true }, { qsub: true }, { rsub: true }]) {
       await assert.rejects(
         BlockAttention.create(noSubgroups, { ...opts, k: "q2", v: "q2", tuning }),
         (e: Error) =>

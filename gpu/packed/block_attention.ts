@@ -136,7 +136,7 @@ export class BlockAttention {
    * {@link subgroupLanes}, the tuning's missing fields come from `subgroupBlockTuning(k, v)` first (its `nblk`
    * only where the K rows stay in registers; the merged tuning is `config.tuning`). GpuError without the WGSL
    * language feature `packed_4x8_integer_dot_product`, when workgroup memory exceeds the device limit, or for
-   * a `vshuf` / `sred` / `qsub` / `rsub` / `wshuf` given where subgroups cannot run them; QuantConfigError / TensorShapeError for
+   * a `vshuf` / `sred` / `qsub` / `rsub` given where subgroups cannot run them; QuantConfigError / TensorShapeError for
    * an unsupported shape or format.
    *
    * @example
@@ -162,7 +162,7 @@ export class BlockAttention {
     // for the formats apply under the given fields; a knob given explicitly where they cannot is a GpuError
     const given = config.tuning ?? {};
     const lanes = await subgroupLanes(gpu);
-    const explicit = (["vshuf", "sred", "qsub", "rsub", "wshuf"] as const).find((k) => given[k]);
+    const explicit = (["vshuf", "sred", "qsub", "rsub"] as const).find((k) => given[k]);
     if (explicit && !lanes.ok) {
       throw new GpuError(`block attention: ${explicit} cannot run: ${lanes.reason}`);
     }

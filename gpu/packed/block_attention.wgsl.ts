@@ -147,21 +147,6 @@ export interface BlockAttentionTuning {
    * as a function-scope array indexed in a loop they cost 6.7 µs more on the H100 than the trees, not 1.4 less.)
    */
   rsub?: boolean;
-  /**
-   * Consecutive quads: quad q of a block holds tokens 4q … 4q + 3 instead of q, q + QB, q + 2·QB, q + 3·QB
-   * (QB = block/4). A value warp's load of one quad then covers 4 adjacent rows (with `vshuf` at 2-bit: one
-   * 128-byte line) instead of 4 rows QB apart; the score invocation loads its quad's 4 adjacent rows (128 or
-   * 256 contiguous bytes), unless `wshuf`. Same per-token arithmetic; the integer sums are exact, so only the
-   * score kernel's floating sums (Σp, Σp·z_V) change order.
-   */
-  qcon?: boolean;
-  /**
-   * With `qcon`: the score kernel keeps its strided rows (token lid + k·WQ + i·QB) and transposes the packed
-   * weights across lanes lid ^ 2, lid ^ 1 (two subgroup shuffles of the NV weight vectors per quad, vshuf's
-   * transpose) so that wq still holds consecutive quads. Needs subgroups whose lanes are consecutive local
-   * invocation indices (the lane probe).
-   */
-  wshuf?: boolean;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -193,8 +178,6 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   sred: false,
   qsub: false,
   rsub: false,
-  qcon: false,
-  wshuf: false,
 };
 
 /**
@@ -278,8 +261,6 @@ interface Dims {
   VSHUF: boolean;
   SRED: boolean;
   QSUB: boolean;
-  QCON: boolean;
-  WSHUF: boolean;
 }
 
 /** Whether the K rows of `quads` quads (WPTK words each) are loaded whole, before any dot product (≤ 64 words). */
@@ -341,11 +322,6 @@ function dims(c: BlockAttentionConfig): Dims {
     }
     NBLK = 1;
   }
-  if (t.wshuf && !t.qcon) {
-    throw new QuantConfigError(
-      `block attention: wshuf transposes weights into consecutive quads; it needs qcon`,
-    );
-  }
   if (t.vshuf && VB !== 2) {
     throw new QuantConfigError(`block attention: vshuf needs 2-bit V, got ${c.v}`);
   }
@@ -389,8 +365,6 @@ function dims(c: BlockAttentionConfig): Dims {
     VSHUF: t.vshuf,
     SRED: t.sred,
     QSUB: t.qsub,
-    QCON: t.qcon,
-    WSHUF: t.wshuf,
   };
 }
 
@@ -692,11 +666,8 @@ export function blockScoreWgsl(c: BlockAttentionConfig): string {
   const d = dims(c);
   const { D, NV, WQ, PL, KB, WPTK, TQ } = d;
   const us = [...Array(NV).keys()], ts = [...Array(4 * TQ).keys()], qs = [...Array(TQ).keys()];
-  // token t = 4k + i of an invocation: quad lid + k·WQ, offset (lid + k·WQ) + i·QB from the block start; with
-  // qcon (and no wshuf) quad lid + k·WQ is tokens 4·(lid + k·WQ) + i, so the offset from 4·lid is 4·k·WQ + i
-  const rowsCon = d.QCON && !d.WSHUF;
-  const tokOff = (t: number) => u32(rowsCon ? 4 * (t >> 2) * WQ + (t & 3) : (t >> 2) * WQ + (t & 3) * d.QB);
-  const lidTok = rowsCon ? "4u * lid" : "lid";
+  // token t = 4k + i of an invocation: quad lid + k·WQ, offset (lid + k·WQ) + i·QB from the block start
+  const tokOff = (t: number) => u32((t >> 2) * WQ + (t & 3) * d.QB);
   const fold = (f: (t: number) => string) => ts.map(f).reduce((a, b) => `max(${a}, ${b})`);
   const bigSum = `${
     reduce2(
@@ -847,16 +818,7 @@ ${
     )
   }
   let vinv = select(0.0, 255.0 / smx, smx > 0.0);
-  let qo = (head * S + blk) * ${u32(d.QB)} + lid;${
-    d.WSHUF
-      ? `
-  let wj = lid % 4u;
-  let qc = (head * S + blk) * ${u32(d.QB)} + lid / 4u + wj * ${u32(d.QB / 4)};
-  let wmA = select(0xffff0000u, 0x0000ffffu, wj < 2u);
-  let wmB = select(0xff00ff00u, 0x00ff00ffu, (wj & 1u) == 0u);
-  let wsB = select(8u, 24u, (wj & 1u) == 0u);`
-      : ""
-  }
+  let qo = (head * S + blk) * ${u32(d.QB)} + lid;
 ${
     us.map((u) =>
       `  var l${u} = vec4<f32>(0.0);
@@ -876,25 +838,12 @@ ${
   let wb${t}_${u} = bitcast<vec4<u32>>(min(pp${t}_${u} * (Sv${t} * vinv), vec4<f32>(255.0)) + 8388608.0);`;
             }).join("\n")
           }
-  ${d.WSHUF ? `let wk${k}_${u}` : `wq[(qo + ${u32(k * WQ)}) * NV + ${u32(u)}]`} = vec4<u32>(${
+  wq[(qo + ${u32(k * WQ)}) * NV + ${u32(u)}] = vec4<u32>(${
             lanes.map((l) =>
               `pack4xU8(vec4<u32>(${[0, 1, 2, 3].map((i) => `wb${4 * k + i}_${u}.${l}`).join(", ")}))`
             )
               .join(", ")
-          });${
-            d.WSHUF
-              // vshuf's 4×4 byte transpose over lanes lid % 4 (byte i of lane j = token j + i·QB of the 4
-              // lanes' run → byte j of lane i): lane lid = 4a + i then holds quad a + k·WQ/4 + i·QB/4 of
-              // consecutive tokens
-              ? `
-  let we${k}_${u} = subgroupShuffleXor((wk${k}_${u} >> vec4<u32>(16u)) | (wk${k}_${u} << vec4<u32>(16u)), 2u);
-  let wh${k}_${u} = (wk${k}_${u} & vec4<u32>(wmA)) | (we${k}_${u} & vec4<u32>(~wmA));
-  let wf${k}_${u} = subgroupShuffleXor((wh${k}_${u} << vec4<u32>(wsB)) | (wh${k}_${u} >> vec4<u32>(32u - wsB)), 1u);
-  wq[(qc + ${u32(k * WQ / 4)}) * NV + ${
-                u32(u)
-              }] = (wh${k}_${u} & vec4<u32>(wmB)) | (wf${k}_${u} & vec4<u32>(~wmB));`
-              : ""
-          }`
+          });`
         ).join("\n")
       }`
     ).join("\n")
@@ -927,7 +876,7 @@ ${
   if (t0 >= cnt) { return; } // an empty block: the value kernel writes its split (no statistics needed)
   let kr = p.kr; let vr = p.vr;
   // token i of quad q = lid + k·WQ is t0 + q + i·QB: a warp's load of one row word covers consecutive rows
-  let tq = t0 + ${lidTok};
+  let tq = t0 + lid;
   let head = (b * NKV + kvh);
 ${tokenRows(true)}
 ${itInit}
@@ -963,7 +912,7 @@ ${afterScores}`;
 ${ts.map((t) => `  var pk${t}: u32; var pz${t}: u32;`).join("\n")}
 ${w4s.flatMap((w4) => pts.map((t) => `  var pv${t}_${w4}: vec4<u32>;`)).join("\n")}
   {
-${prefetch(`blk0 * BT + ${lidTok}`)}
+${prefetch("blk0 * BT + lid")}
   }
 ${queryLoad}
 ${qfLines}
@@ -971,7 +920,7 @@ ${qfLines}
   let blk = blk0 + jb;
   let t0 = blk * BT;
   if (t0 >= cnt) { break; }
-  let tq = t0 + ${lidTok};
+  let tq = t0 + lid;
 ${tokenRows(false)}
 ${itInit}
 ${ts.map((t) => `  let szk${t} = pk${t}; let szv${t} = pz${t};`).join("\n")}
@@ -979,7 +928,7 @@ ${w4s.flatMap((w4) => pts.map((t) => `  let v${t}_${w4} = pv${t}_${w4};`)).join(
 ${kAll ? kAll.dots : ""}
 ${scoreLines}
   if (jb + 1u < ${u32(NB)} && t0 + BT < cnt) {
-${prefetch(`t0 + BT + ${lidTok}`)}
+${prefetch("t0 + BT + lid")}
   }
 ${afterScores}`;
   return /* wgsl */ `
@@ -1052,32 +1001,29 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
 ${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`).join("\n")}`;
   // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
   // `full`: the whole block is in range, so rows need no clamp and step from one base address
-  // the first row of quad `qx` (+ jq), and the row distance of its tokens: q + i·QB, or with qcon 4q + i
-  const qrow = (qx: string, jq: number) => (d.QCON ? `4u * (${qx} + ${u32(jq)})` : `${qx} + ${u32(jq)}`);
-  const tokStep = d.QCON ? 1 : d.QB;
   const loads = (q: string, pre: string, decl: "let" | "" | "var", full: boolean) =>
     js.map((j) =>
       [
         ...us.map((u) =>
           `    ${decl ? decl + " " : ""}${pre}W${j}_${u} = wq[(qb + ${q} + ${u32(j * QL)}) * NV + ${u32(u)}];`
         ),
-        ...(full ? [`    let ${pre}ab${j} = wb + (row0 + ${qrow(q, j * QL)}) * WPTV;`] : []),
+        ...(full ? [`    let ${pre}ab${j} = wb + (row0 + ${q} + ${u32(j * QL)}) * WPTV;`] : []),
         ...(d.VSHUF
           ? [
             full
               ? `    ${decl ? decl + " " : ""}${pre}r${j} = sw[${pre}ab${j} + poff];`
-              : `    ${decl ? decl + " " : ""}${pre}r${j} = sw[wb + min(row0 + ${
-                qrow(q, j * QL)
+              : `    ${decl ? decl + " " : ""}${pre}r${j} = sw[wb + min(row0 + ${q} + ${
+                u32(j * QL)
               } + pq, rlast) * WPTV];`,
           ]
           : []),
         ...(d.VSHUF ? [] : ks).map((i) =>
           full
             ? `    ${decl ? decl + " " : ""}${pre}r${j}_${i} = sw[${pre}ab${j}${
-              i ? ` + ${u32(i * tokStep * WPTV)}` : ""
+              i ? ` + ${u32(i * d.QB * WPTV)}` : ""
             }] >> off;`
-            : `    ${decl ? decl + " " : ""}${pre}r${j}_${i} = sw[wb + min(row0 + ${qrow(q, j * QL)}${
-              i ? ` + ${u32(i * tokStep)}` : ""
+            : `    ${decl ? decl + " " : ""}${pre}r${j}_${i} = sw[wb + min(row0 + ${q} + ${
+              u32(j * QL + i * d.QB)
             }, rlast) * WPTV] >> off;`
         ),
       ].join("\n")
@@ -1151,7 +1097,7 @@ ${
     d.VSHUF
       ? `  // lane pj of each 4 loads token pj of a quad and owns byte pj of the word after the transpose
   let pj = dg % 4u;
-  let poff = pj * ${u32(tokStep * WPTV)}; let pq = pj${d.QCON ? "" : " * QB"};
+  let poff = pj * ${u32(d.QB * WPTV)}; let pq = pj * QB;
   let mA = select(0xffff0000u, 0x0000ffffu, pj < 2u);
   let mB = select(0xff00ff00u, 0x00ff00ffu, (pj & 1u) == 0u);
   let sB = select(8u, 24u, (pj & 1u) == 0u);`
@@ -1159,12 +1105,9 @@ ${
   }
   let t0 = blk * BT;
   let n = min(BT, cnt - t0);
-  // quads to visit: quad q holds tokens ${
-    d.QCON ? "4q … 4q + 3, so quads ≥ ⌈n/4⌉" : "q + i·QB, so quads ≥ n"
-  } are empty; rounded up to whole steps (their weights are zero and rows clamped)
-  let nq = min(QB, ((${d.QCON ? "(n + 3u) / 4u" : "min(n, QB)"} + ${u32(QL * UQ - 1)}) / ${u32(QL * UQ)}) * ${
-    u32(QL * UQ)
-  });
+  // quads to visit: quad q holds tokens q + i·QB, so quads ≥ n are empty; rounded up to whole steps (their
+  // weights are zero and rows clamped)
+  let nq = min(QB, ((min(n, QB) + ${u32(QL * UQ - 1)}) / ${u32(QL * UQ)}) * ${u32(QL * UQ)});
   let row0 = head * vr.z + vr.w + t0;
   let rlast = row0 + n - 1u;
   let qb = (head * S + blk) * QB;

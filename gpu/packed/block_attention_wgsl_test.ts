@@ -54,7 +54,6 @@ Deno.test("block attention wgsl: bad shapes and schedules are typed errors namin
     [{ tuning: { kstep: 3 } }, /kstep 3/, QuantConfigError],
     [{ tuning: { block: 256, tq: 4 } }, /= 16 score invocations/, QuantConfigError],
     [{ tuning: { vshuf: true } }, /vshuf needs 2-bit V, got q4/, QuantConfigError],
-    [{ tuning: { wshuf: true } }, /wshuf .* needs qcon/, QuantConfigError],
     // D 32: 8 invocations per quad, so wgv 256 has 32 lanes; × uq 4 = 128 quads per step > block 256's 64
     [
       { headDim: 32, tuning: { block: 256, wgv: 256, uq: 4 } },
@@ -291,42 +290,6 @@ Deno.test("block attention wgsl: vshuf loads one V word per quad and transposes 
   assert.match(s, /let poff = pj \* 1024u; let pq = pj \* QB;/); // QB 128 quads × 8 words
   assert.match(s, /let mA = select\(0xffff0000u, 0x0000ffffu, pj < 2u\);/);
   assert.match(s, /let sB = select\(8u, 24u, \(pj & 1u\) == 0u\);/);
-});
-
-Deno.test("block attention wgsl: qcon — quad q is tokens 4q … 4q + 3 in both kernels; wshuf transposes the weights", () => {
-  const count = (code: string, x: string) => code.split(x).length - 1;
-  const two = { v: "q2" as const, k: "q2" as const };
-  const tn = { block: 512, wgv: 64, tq: 2, tseq: true, uq: 8, vshuf: true };
-  // value kernel, 2-bit vshuf: lane pj's row is 4q + pj (one 8-word row further per token), ⌈n/4⌉ quads
-  const v = blockValueWgsl(cfg({ ...two, tuning: { ...tn, qcon: true } }));
-  assert.match(v, /let poff = pj \* 8u; let pq = pj;/);
-  assert.match(v, /let ab0 = wb \+ \(row0 \+ 4u \* \(q0 \+ 0u\)\) \* WPTV;/);
-  assert.match(v, /let ab1 = wb \+ \(row0 \+ 4u \* \(q0 \+ 2u\)\) \* WPTV;/);
-  assert.match(v, /sw\[wb \+ min\(row0 \+ 4u \* \(q0 \+ 0u\) \+ pq, rlast\) \* WPTV\]/);
-  assert.match(v, /let nq = min\(QB, \(\(\(n \+ 3u\) \/ 4u \+ 15u\) \/ 16u\) \* 16u\);/);
-  const v0 = blockValueWgsl(cfg({ ...two, tuning: tn }));
-  assert.match(v0, /let nq = min\(QB, \(\(min\(n, QB\) \+ 15u\) \/ 16u\) \* 16u\);/);
-  assert.equal(count(v, "dot4U8Packed("), count(v0, "dot4U8Packed("));
-  // 4-bit gather path: the quad's rows are adjacent (WPTV 16 words apart) instead of QB rows apart
-  const v4 = blockValueWgsl(cfg({ tuning: { block: 512, uq: 2, qcon: true } }));
-  assert.match(v4, /let r0_1 = sw\[ab0 \+ 16u\] >> off;/);
-  assert.match(v4, /let r0_3 = sw\[wb \+ min\(row0 \+ 4u \* \(q0 \+ 0u\) \+ 3u, rlast\) \* WPTV\] >> off;/);
-  // score kernel: invocation lid scores tokens 4·lid + 4·k·WQ + i (WQ 64: quad 1 starts 256 tokens on)
-  const s = blockScoreWgsl(cfg({ ...two, tuning: { ...tn, nblk: 1, qcon: true } }));
-  assert.match(s, /let tq = t0 \+ 4u \* lid;/);
-  assert.match(s, /let rk1 = head \* kr\.z \+ kr\.w \+ min\(tq \+ 1u, cnt - 1u\);/);
-  assert.match(s, /let rk4 = head \* kr\.z \+ kr\.w \+ min\(tq \+ 256u, cnt - 1u\);/);
-  assert.doesNotMatch(s, /subgroupShuffleXor/);
-  const s0 = blockScoreWgsl(cfg({ ...two, tuning: { ...tn, nblk: 1 } }));
-  assert.match(s0, /let rk1 = head \* kr\.z \+ kr\.w \+ min\(tq \+ 128u, cnt - 1u\);/);
-  // wshuf: the strided rows stay; per quad and head vector two shuffles, written to quad lid/4 + (lid%4)·QB/4
-  const w = blockScoreWgsl(cfg({ ...two, tuning: { ...tn, nblk: 1, qcon: true, wshuf: true } }));
-  assert.match(w, /let tq = t0 \+ lid;/);
-  assert.match(w, /let rk1 = head \* kr\.z \+ kr\.w \+ min\(tq \+ 128u, cnt - 1u\);/);
-  assert.match(w, /let qc = \(head \* S \+ blk\) \* 128u \+ lid \/ 4u \+ wj \* 32u;/);
-  assert.equal(count(w, "subgroupShuffleXor("), 2 * 2); // tq 2 quads × NV 1
-  assert.match(w, /wq\[\(qc \+ 16u\) \* NV \+ 0u\] = /); // quad 1: WQ/4 = 16 quads on
-  assert.equal(count(w, "wq[(qo"), 0);
 });
 
 Deno.test("block attention wgsl: sred reduces within subgroups first (two barriers per reduction)", () => {
