@@ -39,7 +39,6 @@ const ROWS = 256, WG = 64;
 const MIB = Number(Deno.args[Deno.args.indexOf("--mib") + 1] ?? 256);
 const BYTES = (Deno.args.includes("--mib") ? MIB : 256) * 1024 * 1024;
 
-/** WGSL of one probe kernel for rows of `w` vec4 words. */
 /** The probe kernels (module doc). */
 export type ProbeKind =
   | "linear"
@@ -52,11 +51,37 @@ export type ProbeKind =
   | "words512"
   | "words512c";
 
+/**
+ * The quad structure of each kernel but `linear`: quads of QB = rows/4 (quad q = rows q + QB·i, or with `con`
+ * rows 4q + i). Row kernels: invocation l holds quads l + 64·k for k < tq. Word kernels: invocation (dg, ql)
+ * visits quads ql + 2j + step·QB/8 (QB/16 quads per step) and reads one word of each quad row (`shuf`: only
+ * row dg % 4 of the quad).
+ */
+const QUADS: Record<
+  Exclude<ProbeKind, "linear">,
+  { rows: number; con: boolean; tq?: number; shuf?: boolean }
+> = {
+  rows: { rows: 256, con: false, tq: 1 },
+  rows512: { rows: 512, con: false, tq: 2 },
+  rows512c: { rows: 512, con: true, tq: 2 },
+  words: { rows: 256, con: false },
+  words512: { rows: 512, con: false },
+  words512c: { rows: 512, con: true },
+  shuf: { rows: 512, con: false, shuf: true },
+  shufc: { rows: 512, con: true, shuf: true },
+};
+
 /** Rows per workgroup (block) of a probe kernel. */
 export function probeRows(kind: ProbeKind): number {
-  return ["linear", "rows", "words"].includes(kind) ? ROWS : 512;
+  return kind === "linear" ? ROWS : QUADS[kind].rows;
 }
 
+/** Whether a probe kernel reads single words (`srw`, binding 1) rather than vec4 words (`src`, binding 0). */
+export function probeReadsWords(kind: ProbeKind): boolean {
+  return kind !== "linear" && QUADS[kind].tq === undefined;
+}
+
+/** WGSL of one probe kernel for rows of `w` vec4 words. */
 export function accessProbeWgsl(kind: ProbeKind, w: number): string {
   const head = `
 @group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
@@ -70,76 +95,47 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
   const tail = `
   o[blk * ${WG}u + l] = a.x ^ a.y ^ a.z ^ a.w;
 }`;
-  const n = (ROWS * w) / WG; // vec4 loads per invocation
   if (kind === "linear") {
-    const ls = [...Array(n).keys()];
+    const ls = [...Array((ROWS * w) / WG).keys()]; // vec4 loads per invocation
     return `${head}
 ${ls.map((k) => `  let v${k} = src[base + l + ${k * WG}u];`).join("\n")}
 ${ls.map((k) => `  a ^= v${k};`).join("\n")}${tail}`;
   }
-  if (kind === "rows") {
-    const ls = [...Array(4).keys()].flatMap((k) => [...Array(w).keys()].map((j) => [k, j]));
+  const { rows, con, tq, shuf } = QUADS[kind];
+  const QB = rows / 4;
+  // row i of quad `q` (a WGSL expression)
+  const row = (q: string, i: string) => (con ? `4u * (${q}) + ${i}` : `${q} + ${QB}u * ${i}`);
+  if (tq !== undefined) {
+    // rows: every vec4 word of the invocation's quads, all loads issued first
+    const ls = [...Array(tq).keys()].flatMap((k) =>
+      [0, 1, 2, 3].flatMap((i) => [...Array(w).keys()].map((j) => [k, i, j]))
+    );
     return `${head}
-${ls.map(([k, j]) => `  let v${k}_${j} = src[base + (l + ${k * WG}u) * ${w}u + ${j}u];`).join("\n")}
-${ls.map(([k, j]) => `  a ^= v${k}_${j};`).join("\n")}${tail}`;
-  }
-  const wpr = 4 * w;
-  if (kind === "rows512" || kind === "rows512c") {
-    const row = (
-      k: number,
-      i: number,
-    ) => (kind === "rows512" ? `(l + ${64 * k + 128 * i}u)` : `(4u * l + ${256 * k + i}u)`);
-    const ls = [0, 1].flatMap((k) => [0, 1, 2, 3].flatMap((i) => [...Array(w).keys()].map((j) => [k, i, j])));
-    return `${head}
-${ls.map(([k, i, j]) => `  let v${k}_${i}_${j} = src[base + ${row(k, i)} * ${w}u + ${j}u];`).join("\n")}
+${
+      ls.map(([k, i, j]) =>
+        `  let v${k}_${i}_${j} = src[base + (${row(`l + ${64 * k}u`, `${i}u`)}) * ${w}u + ${j}u];`
+      ).join("\n")
+    }
 ${ls.map(([k, i, j]) => `  a ^= v${k}_${i}_${j};`).join("\n")}${tail}`;
   }
-  if (kind === "shuf" || kind === "shufc") {
-    if (w !== 2) throw new RangeError(`probe ${kind} is for 2-bit rows (w 2), got w ${w}`);
-    const row = (
-      j: number,
-    ) => (kind === "shuf" ? `(q0 + ${2 * j}u + 128u * pj)` : `(4u * (q0 + ${2 * j}u) + pj)`);
-    return `${head}
-  let dg = l % 32u; let ql = l / 32u; let pj = dg % 4u;
-  let wb = base * 4u + dg / 4u;
-  for (var q0 = ql; q0 < 128u; q0 += 16u) {
-${[...Array(8).keys()].map((j) => `    let r${j} = srw[wb + ${row(j)} * ${wpr}u];`).join("\n")}
-    a.x ^= r0 ^ r1; a.y ^= r2 ^ r3; a.z ^= r4 ^ r5; a.w ^= r6 ^ r7;
-  }${tail}`;
-  }
-  if (kind === "words512" || kind === "words512c") {
-    const per = 32 / wpr;
-    const row = (j: number, i: number) =>
-      kind === "words512" ? `(q0 + ${2 * j + 128 * i}u)` : `(4u * (q0 + ${2 * j}u) + ${i}u)`;
-    return `${head}
-  let dg = l % 32u; let ql = l / 32u;
-  let wb = base * 4u + dg / ${per}u;
-  for (var q0 = ql; q0 < 128u; q0 += 16u) {
-${
-      [...Array(8).keys()].flatMap((j) =>
-        [0, 1, 2, 3].map((i) => `    let r${j}_${i} = srw[wb + ${row(j, i)} * ${wpr}u];`)
-      )
-        .join("\n")
-    }
-${
-      [...Array(8).keys()].map((j) => `    a.${"xyzw"[j % 4]} ^= r${j}_0 ^ r${j}_1 ^ r${j}_2 ^ r${j}_3;`)
-        .join("\n")
-    }
-  }${tail}`;
-  }
   // words: 4·w u32 words per row, and invocation dg (of 32, 4 dims each) reads word dg / (32 / (4·w)), as the
-  // value kernel: 2-bit rows (w 2) → word dg/4, 4-bit rows (w 4) → word dg/2
-  const per = 32 / wpr;
+  // value kernel: 2-bit rows (w 2) → word dg/4, 4-bit rows (w 4) → word dg/2; with shuf (2-bit only) one word
+  // per quad, row dg % 4's
+  if (shuf && w !== 2) throw new RangeError(`probe ${kind} is for 2-bit rows (w 2), got w ${w}`);
+  const wpr = 4 * w, uq = QB / 16, js = [...Array(uq).keys()];
+  const its = shuf ? ["p"] : [0, 1, 2, 3];
   return `${head}
-  let dg = l % 32u; let ql = l / 32u;
-  let wb = base * 4u + dg / ${per}u;
-  for (var q0 = ql; q0 < 64u; q0 += 8u) {
+  let dg = l % 32u; let ql = l / 32u; let pj = dg % 4u;
+  let wb = base * 4u + dg / ${32 / wpr}u;
+  for (var q0 = ql; q0 < ${QB}u; q0 += ${2 * uq}u) {
 ${
-    [0, 1, 2, 3].flatMap((j) =>
-      [0, 1, 2, 3].map((i) => `    let r${j}_${i} = srw[wb + (q0 + ${j * 2 + i * 64}u) * ${wpr}u];`)
+    js.flatMap((j) =>
+      its.map((i) =>
+        `    let r${j}_${i} = srw[wb + (${row(`q0 + ${2 * j}u`, shuf ? "pj" : `${i}u`)}) * ${wpr}u];`
+      )
     ).join("\n")
   }
-${[0, 1, 2, 3].map((j) => `    a.${"xyzw"[j]} ^= r${j}_0 ^ r${j}_1 ^ r${j}_2 ^ r${j}_3;`).join("\n")}
+${js.map((j) => `    a.${"xyzw"[j % 4]} ^= ${its.map((i) => `r${j}_${i}`).join(" ^ ")};`).join("\n")}
   }${tail}`;
 }
 
@@ -166,7 +162,7 @@ if (import.meta.main) {
       const bg = dev.createBindGroup({
         layout: p.layout,
         entries: [{
-          binding: ["words", "shuf", "shufc", "words512", "words512c"].includes(kind) ? 1 : 0,
+          binding: probeReadsWords(kind) ? 1 : 0,
           resource: { buffer: src },
         }, {
           binding: 2,
