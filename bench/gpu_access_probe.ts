@@ -125,7 +125,7 @@ ${ls.map(([k, i, j]) => `  a ^= v${k}_${i}_${j};`).join("\n")}${tail}`;
   const wpr = 4 * w, uq = QB / 16, js = [...Array(uq).keys()];
   const its = shuf ? ["p"] : [0, 1, 2, 3];
   return `${head}
-  let dg = l % 32u; let ql = l / 32u; let pj = dg % 4u;
+  let dg = l % 32u; let ql = l / 32u;${shuf ? " let pj = dg % 4u;" : ""}
   let wb = base * 4u + dg / ${32 / wpr}u;
   for (var q0 = ql; q0 < ${QB}u; q0 += ${2 * uq}u) {
 ${
