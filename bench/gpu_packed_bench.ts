@@ -10,10 +10,11 @@
  *
  *   deno run -A bench/gpu_packed_bench.ts [--small] [--quick] [--budget SECONDS] [--json FILE] [--md FILE]
  *                                         [--tunings JSON] [--targets 8,16,32] [--layouts int4,PM-KVQ]
- *                                         [--no-ers] [--qbits 16,8,4,2]
+ *                                         [--no-ers] [--qbits 16,8,4,2] [--tokens N] [--batch N]
  *
  * `--small` uses a shape llvmpipe finishes in seconds (B 2, 8 / 2 heads, 2,048 tokens); `--quick` sweeps
- * only two tunings. Under `deno bench` it registers one case per layout (default tuning; small shape on
+ * only two tunings; `--tokens` / `--batch` replace the shape's cached tokens per sequence (> 128: PM-KVQ keeps
+ * 128 at 16 bits) and batch (a RangeError names any other value). Under `deno bench` it registers one case per layout (default tuning; small shape on
  * software adapters).
  *
  * Timing: timestamp queries around a pass of `iters` calls when the device has `timestamp-query` (else
@@ -731,6 +732,17 @@ if (import.meta.main) {
   if (flag("--no-ers")) opts.noErs = true;
   if (val("--qbits")) opts.qbits = val("--qbits")!.split(",").map(Number);
   if (val("--block")) opts.blockTunings = JSON.parse(val("--block")!) as BlockRun[];
+  const intArg = (f: string, least: number) => {
+    const v = val(f);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!(Number.isInteger(n) && n >= least)) {
+      throw new RangeError(`${f} ${v}: must be an integer ≥ ${least}`);
+    }
+    return n;
+  };
+  opts.tokens = intArg("--tokens", 129) ?? opts.tokens;
+  opts.batch = intArg("--batch", 1) ?? opts.batch;
   const t0 = performance.now();
   const report = await runPackedBench(ctx, opts);
   const md = benchMarkdown(report);
