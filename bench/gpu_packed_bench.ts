@@ -14,8 +14,8 @@
  *
  * `--small` uses a shape llvmpipe finishes in seconds (B 2, 8 / 2 heads, 2,048 tokens); `--quick` sweeps
  * only two tunings; `--tokens` / `--batch` replace the shape's cached tokens per sequence (> 128: PM-KVQ keeps
- * 128 at 16 bits) and batch (a RangeError names any other value). Under `deno bench` it registers one case per layout (default tuning; small shape on
- * software adapters).
+ * 128 at 16 bits) and batch (a RangeError names any other value). Under `deno bench` it registers one case per
+ * layout (default tuning; small shape on software adapters).
  *
  * Timing: timestamp queries around a pass of `iters` calls when the device has `timestamp-query` (else
  * the wall clock around onSubmittedWorkDone of the same pass); best of 3 passes; µs per call.
