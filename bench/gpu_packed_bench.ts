@@ -732,12 +732,14 @@ if (import.meta.main) {
   if (flag("--no-ers")) opts.noErs = true;
   if (val("--qbits")) opts.qbits = val("--qbits")!.split(",").map(Number);
   if (val("--block")) opts.blockTunings = JSON.parse(val("--block")!) as BlockRun[];
+  // the checks of src/cli/kv_flags.ts `intFlag` (a bench error is a RangeError, as in gpu_attention_fresh.ts);
+  // a flag given without a value is an error too, not ignored
   const intArg = (f: string, least: number) => {
-    const v = val(f);
-    if (v === undefined) return undefined;
+    if (!flag(f)) return undefined;
+    const v = val(f) ?? "";
     const n = Number(v);
-    if (!(Number.isInteger(n) && n >= least)) {
-      throw new RangeError(`${f} ${v}: must be an integer ≥ ${least}`);
+    if (v.trim() === "" || !(Number.isSafeInteger(n) && n >= least)) {
+      throw new RangeError(`${f} ${JSON.stringify(v)}: must be an integer ≥ ${least}`);
     }
     return n;
   };
