@@ -8,7 +8,7 @@
  * Probe buffer:
  * | buffer | type | shape / content |
  * | --- | --- | --- |
- * | `o` | `array<u32>` read_write | [256]: 1 where invocation lid saw the expected partners, lane and size, else 0 |
+ * | `o` | `array<u32>` read_write | [257]: 1 where invocation lid saw the expected partners, lane and size, else 0; [256]: the subgroup size invocation 0 saw |
  *
  * @example
  * ```ts
@@ -25,6 +25,11 @@ export interface SubgroupLanes {
   ok: boolean;
   /** Why not (feature missing, or the invocations whose mapping differed), when `ok` is false. */
   reason?: string;
+  /**
+   * The probe's subgroup size, when `ok` (a hint for choosing schedules: other pipelines may get another size
+   * on devices that pick it per shader, so kernels that depend on it check it themselves).
+   */
+  size?: number;
 }
 
 /** Invocations of the probe workgroup (the largest block attention workgroup). */
@@ -39,6 +44,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_
   let x1 = subgroupShuffleXor(lid, 1u);
   let x2 = subgroupShuffleXor(lid, 2u);
   o[lid] = select(0u, 1u, sgs >= 4u && sid == lid % sgs && x1 == (lid ^ 1u) && x2 == (lid ^ 2u));
+  if (lid == 0u) { o[${PROBE_THREADS}u] = sgs; }
 }
 `;
 
@@ -66,7 +72,7 @@ async function probe(gpu: PackedGpu): Promise<SubgroupLanes> {
     return { ok: false, reason: `${gpu.ctx.description} does not grant the "subgroups" feature` };
   }
   const pipe = await gpu.pipeline("subgroup lane probe", SUBGROUP_PROBE_WGSL);
-  const o = gpu.storage("subgroup lane probe", 4 * PROBE_THREADS);
+  const o = gpu.storage("subgroup lane probe", 4 * (PROBE_THREADS + 1));
   try {
     const bg = gpu.device.createBindGroup({
       layout: pipe.layout,
@@ -77,9 +83,10 @@ async function probe(gpu: PackedGpu): Promise<SubgroupLanes> {
       pass.setBindGroup(0, bg);
       pass.dispatchWorkgroups(1);
     });
-    const got = new Uint32Array(await gpu.read(o, 0, 4 * PROBE_THREADS));
+    const all = new Uint32Array(await gpu.read(o, 0, 4 * (PROBE_THREADS + 1)));
+    const got = all.subarray(0, PROBE_THREADS);
     const bad = [...got.keys()].filter((i) => got[i] !== 1);
-    return bad.length === 0 ? { ok: true } : {
+    return bad.length === 0 ? { ok: true, size: all[PROBE_THREADS] } : {
       ok: false,
       reason: `${gpu.ctx.description}: subgroup lanes are not consecutive invocations of ≥ 4 ` +
         `(invocations ${bad.slice(0, 8).join(", ")}${bad.length > 8 ? ", …" : ""} differ)`,

@@ -19,9 +19,15 @@ Deno.test("subgroupLanes: a device without the subgroups feature is not ok, and 
   assert.equal(subgroupLanes(stub), subgroupLanes(stub), "cached per device");
 });
 
-Deno.test("subgroup probe WGSL checks both shuffle partners, the lane index and a size of at least 4", () => {
+Deno.test("subgroup probe WGSL checks both shuffle partners, the lane index and a size of at least 4, and records the size", () => {
   for (
-    const s of ["subgroupShuffleXor(lid, 1u)", "subgroupShuffleXor(lid, 2u)", "sid == lid % sgs", "sgs >= 4u"]
+    const s of [
+      "subgroupShuffleXor(lid, 1u)",
+      "subgroupShuffleXor(lid, 2u)",
+      "sid == lid % sgs",
+      "sgs >= 4u",
+      "o[256u] = sgs",
+    ]
   ) {
     assert.ok(SUBGROUP_PROBE_WGSL.includes(s), s);
   }
@@ -42,8 +48,15 @@ Deno.test({
       `  ${ctx!.description}: subgroups ${ctx!.features.has("subgroups") ? "granted" : "not granted"}, ` +
         `sizes ${info.subgroupMinSize ?? "?"}…${info.subgroupMaxSize ?? "?"}: ${r.ok ? "ok" : r.reason}`,
     );
-    if (ctx!.features.has("subgroups")) assert.ok(r.ok, r.reason);
-    else assert.match(r.reason!, /does not grant/);
+    if (ctx!.features.has("subgroups")) {
+      assert.ok(r.ok, r.reason);
+      // the size the probe saw: a power of two ≥ 4, within the adapter's range where it reports one
+      const size = r.size!;
+      assert.ok(size >= 4 && (size & (size - 1)) === 0, `subgroup size ${size}`);
+      if (info.subgroupMinSize !== undefined) assert.ok(size >= info.subgroupMinSize, `size ${size}`);
+      if (info.subgroupMaxSize !== undefined) assert.ok(size <= info.subgroupMaxSize, `size ${size}`);
+      console.log(`  probe subgroup size ${size}`);
+    } else assert.match(r.reason!, /does not grant/);
   },
 });
 if (!ctx) console.log(`subgroups_test: WebGPU cases not run: ${reason}`);
