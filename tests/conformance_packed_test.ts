@@ -591,6 +591,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // rsub (the reduce with subgroup folds; every schedule's default where subgroups run)
     { rsub: true },
     { block: 256, vshuf: false, rsub: true, rdims: 16 },
+    // wshfl (here subgroups of 8 lanes: the vec4 fallback inside the same kernel) and vsum1
+    { block: 256, vshuf: true, wshfl: true, uq: 16, vsum1: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -620,6 +622,11 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, qsub: true, nblk: 1 },
     { rsub: true },
     { block: 256, vshuf: false, rsub: true, rdims: 16 },
+    // wshfl / vsum1 (with subgroups of 32 lanes {q2, q2} defaults to wshfl + uq 16 + vsum1: `{}` above)
+    { wshfl: false, vsum1: false, uq: 8 },
+    { vshuf: true, wshfl: true, uq: 8 },
+    { block: 256, vshuf: true, wshfl: true, uq: 4, vsum1: true },
+    { vsum1: true, uq: 4 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -666,19 +673,21 @@ async function checkBlockAttention(
     const kf = kt.format as BlockKFormat;
     // a schedule these formats cannot take (nblk > 1 with K rows too long for registers, e.g. 8-bit K at D 128;
     // vshuf with 4-bit V) is refused with a typed error: say so and go on
-    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf) {
+    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf || tuning.wshfl) {
       const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
       try {
         blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
       } catch (e) {
-        if (!(e instanceof QuantConfigError) || !/K rows in registers|vshuf needs/.test(e.message)) throw e;
+        if (
+          !(e instanceof QuantConfigError) || !/K rows in registers|vshuf needs|wshfl needs/.test(e.message)
+        ) throw e;
         console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
         continue;
       }
     }
     // the subgroup knobs run where the device's subgroups pass the lane probe: elsewhere not run, and say why
     const lanes = await subgroupLanes(g);
-    if ((tuning.vshuf || tuning.sred || tuning.qsub || tuning.rsub) && !lanes.ok) {
+    if ((tuning.vshuf || tuning.sred || tuning.qsub || tuning.rsub || tuning.wshfl) && !lanes.ok) {
       console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: not run (${lanes.reason})`);
       continue;
     }
@@ -746,11 +755,9 @@ async function checkBlockAttention(
       vmax = Math.max(vmax, vBound[i]);
     }
     const run = att.block.config.tuning ?? {};
-    const sub = run.vshuf || run.sred || run.qsub || run.rsub
-      ? ` [subgroups:${run.vshuf ? " vshuf" : ""}${run.sred ? " sred" : ""}${run.qsub ? " qsub" : ""}${
-        run.rsub ? " rsub" : ""
-      }]`
-      : "";
+    // the knobs the merged schedule runs (subgroup defaults included), and its value step
+    const on = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1"] as const).filter((k) => run[k]);
+    const sub = on.length ? ` [${on.join(" ")}${run.uq ? `, uq ${run.uq}` : ""}]` : "";
     console.log(
       `  ${label} BlockAttention ${
         JSON.stringify(tuning)

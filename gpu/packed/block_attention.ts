@@ -133,10 +133,12 @@ export class BlockAttention {
 
   /**
    * Compiles (or reuses) the pipelines and allocates the scratch. Where the device's subgroups pass
-   * {@link subgroupLanes}, the tuning's missing fields come from `subgroupBlockTuning(k, v)` first (its `nblk`
-   * only where the K rows stay in registers; the merged tuning is `config.tuning`). GpuError without the WGSL
-   * language feature `packed_4x8_integer_dot_product`, when workgroup memory exceeds the device limit, or for
-   * a `vshuf` / `sred` / `qsub` / `rsub` given where subgroups cannot run them; QuantConfigError / TensorShapeError for
+   * {@link subgroupLanes}, the tuning's missing fields come from `subgroupBlockTuning(k, v, size)` first (its
+   * `nblk` only where the K rows stay in registers, its `wshfl` + uq 16 only where the shape and the given fields
+   * can take them, its `vsum1` only with ≤ D/4 heads per KV head; the merged tuning is `config.tuning`). GpuError
+   * without the WGSL language feature `packed_4x8_integer_dot_product`, when workgroup memory exceeds the device
+   * limit, or for a `vshuf` / `sred` / `qsub` / `rsub` / `wshfl` given where subgroups cannot run them;
+   * QuantConfigError / TensorShapeError for
    * an unsupported shape or format.
    *
    * @example
@@ -162,14 +164,22 @@ export class BlockAttention {
     // for the formats apply under the given fields; a knob given explicitly where they cannot is a GpuError
     const given = config.tuning ?? {};
     const lanes = await subgroupLanes(gpu);
-    const explicit = (["vshuf", "sred", "qsub", "rsub"] as const).find((k) => given[k]);
+    const explicit = (["vshuf", "sred", "qsub", "rsub", "wshfl"] as const).find((k) => given[k]);
     if (explicit && !lanes.ok) {
       throw new GpuError(`block attention: ${explicit} cannot run: ${lanes.reason}`);
     }
     if (lanes.ok) {
-      const sg = subgroupBlockTuning(config.k, config.v);
+      const sg = subgroupBlockTuning(config.k, config.v, lanes.size);
       // its nblk only where the K rows stay in registers (elsewhere the format's fallback to 1 stands)
       if (given.nblk === undefined && !blockRowsInRegisters(config)) delete sg.nblk;
+      // its wshfl (with uq 16) only where the shape and the given fields let it run, vsum1 only where the first
+      // subgroup's lanes cover the heads' statistics
+      const hpk = config.numHeads / config.numKvHeads, merged = { ...sg, ...given };
+      if (sg.wshfl && (given.wshfl === false || !(merged.vshuf && !merged.pipe && hpk <= 4))) {
+        delete sg.wshfl;
+        delete sg.uq;
+      }
+      if (sg.vsum1 && given.vsum1 === undefined && hpk > config.headDim / 4) delete sg.vsum1;
       config = { ...config, tuning: { ...sg, ...given } };
     }
     const shared = blockSharedBytes(config);
@@ -347,7 +357,7 @@ export class BlockAttention {
       this.#pipes.value,
       "block attention value",
       packUniform([S, X0, PS, statsOff, ...vr, ...cnt]),
-      [bufs.store, sc.wq, sc.bst, bufs.part],
+      [bufs.store, sc.wq, sc.bst, bufs.part, ...(this.config.tuning?.wshfl ? [sc.wq] : [])],
       arena,
     );
     const reduce = bindUniform(

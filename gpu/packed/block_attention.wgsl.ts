@@ -91,7 +91,7 @@ export interface BlockAttentionTuning {
   block?: number;
   /** Invocations of the value workgroup: 32, 64, 128 or 256 (a multiple of D/4). */
   wgv?: number;
-  /** Quads per step of a value invocation (independent loads in flight): 1, 2, 4 or 8. */
+  /** Quads per step of a value invocation (independent loads in flight): 1, 2, 4 or 8 (16 with `wshfl`). */
   uq?: number;
   /** Value kernel: issue the next step's loads before this step's dot products (software pipeline). */
   pipe?: boolean;
@@ -123,6 +123,20 @@ export interface BlockAttentionTuning {
    * local invocation indices (probed once per device: subgroups.ts `subgroupLanes`).
    */
   vshuf?: boolean;
+  /**
+   * Value kernel with `vshuf` (2-bit V, ≤ 4 query heads per KV head, no `pipe`): the step's 8-bit weights are
+   * loaded once per step as one u32 per lane (lane 4j + h: quad j, head h; two words per lane at uq 16) and each
+   * quad's vec4 is gathered by four `subgroupShuffle`s, instead of every lane loading every quad's vec4 — 4·uq
+   * registers fewer, which lets `uq` be 16. Subgroups of 32 lanes only: the kernel checks the subgroup size
+   * and takes the vec4 loads where it is not 32 (same sums either way).
+   */
+  wshfl?: boolean;
+  /**
+   * Value kernel: the lane sums of all but the first subgroup go through workgroup memory and the first
+   * subgroup adds them to its own and writes the split (half the workgroup memory at wgv 64, so more
+   * workgroups fit per SM), instead of every subgroup's sums stored and all invocations summing.
+   */
+  vsum1?: boolean;
   /**
    * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
    * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
@@ -175,6 +189,8 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   rdims: 32,
   nblk: 1,
   vshuf: false,
+  wshfl: false,
+  vsum1: false,
   sred: false,
   qsub: false,
   rsub: false,
@@ -208,23 +224,30 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * The schedule a device whose subgroups pass the lane probe (subgroups.ts) gets by default
  * (BlockAttention.create merges it over {@link defaultBlockTuning}, under the given fields): `qsub` (no query
  * dispatch) and `rsub` (the reduce's loads first, subgroup folds) for every pair; `vshuf` for every 2-bit V; for
- * {q2, q2} also `sred` and 2 blocks per score
- * workgroup (with the cheaper reductions, nblk 2 beats 4). H100 (docs/measurements/h100-block-attention-2026-12-06f.md):
+ * {q2, q2} also `sred` and 2 blocks per score workgroup (with the cheaper reductions, nblk 2 beats 4), and where
+ * the probe saw subgroups of 32 lanes (`size`) `wshfl` with 16 quads per value step and `vsum1` (create drops
+ * them where the shape cannot take them: more than 4 query heads per KV head, `pipe`, no `vshuf`). H100
+ * (docs/measurements/h100-block-attention-2026-12-06f.md):
  * per kernel (one process), the int2 value kernel 54.2 → 46.2 µs with vshuf, the score kernel 52.8 → 50.1 with
  * sred; at int4 sred was no faster (score 65.9 → 67.1), so it stays off there. Fresh processes, medians of 3:
  * int2 119.9 → 109.9 µs (vshuf + sred), 108.9 → 107.2 (nblk 4 → 2). `qsub`
  * (h100-block-attention-2026-12-06g.md, one call): int2 107.5 → 107.1 µs, PM-KVQ body@2 126.6 → 125.3, int4
  * 143.9 → 141.7. `rsub` (h100-block-attention-2026-12-06h.md, one machine): the int2 reduce stage 8.5 → 7.1 µs
- * (cumulative 106.7 → 105.3), int4 143.3 → 141.6; fresh processes int2 107.0 → 105.1 µs.
+ * (cumulative 106.7 → 105.3), int4 143.3 → 141.6; fresh processes int2 107.0 → 105.1 µs. `wshfl` + uq 16 +
+ * `vsum1` (h100-block-attention-2026-12-06k.md, call 4): int2 104.7 → 101.4 µs.
  *
  * @example
  * ```ts
  * subgroupBlockTuning("q2", "q2"); // { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 }
+ * subgroupBlockTuning("q2", "q2", 32); // … and { wshfl: true, uq: 16, vsum1: true }
  * subgroupBlockTuning("q4", "q4"); // { qsub: true, rsub: true }
  * ```
  */
-export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat): BlockAttentionTuning {
-  if (k === "q2" && v === "q2") return { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 };
+export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat, size?: number): BlockAttentionTuning {
+  if (k === "q2" && v === "q2") {
+    const base = { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 };
+    return size === 32 ? { ...base, wshfl: true, uq: 16, vsum1: true } : base;
+  }
   return v === "q2" ? { qsub: true, rsub: true, vshuf: true } : { qsub: true, rsub: true };
 }
 
@@ -259,6 +282,8 @@ interface Dims {
   NCNT: number;
   REC: number;
   VSHUF: boolean;
+  WSHFL: boolean;
+  VSUM1: boolean;
   SRED: boolean;
   QSUB: boolean;
 }
@@ -292,8 +317,8 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: wgv ${t.wgv} must be 32/64/128/256 and a multiple of D/4 = ${DG}`,
     );
   }
-  if (![1, 2, 4, 8].includes(t.uq)) {
-    throw new QuantConfigError(`block attention: uq ${t.uq} must be 1, 2, 4 or 8`);
+  if (![1, 2, 4, 8, ...(t.wshfl ? [16] : [])].includes(t.uq)) {
+    throw new QuantConfigError(`block attention: uq ${t.uq} must be 1, 2, 4 or 8 (16 with wshfl)`);
   }
   const HPK = c.numHeads / c.numKvHeads;
   const NV = Math.ceil(HPK / 4);
@@ -324,6 +349,16 @@ function dims(c: BlockAttentionConfig): Dims {
   }
   if (t.vshuf && VB !== 2) {
     throw new QuantConfigError(`block attention: vshuf needs 2-bit V, got ${c.v}`);
+  }
+  if (t.vsum1 && HPK > DG) {
+    throw new QuantConfigError(
+      `block attention: vsum1 needs ≤ D/4 = ${DG} query heads per KV head, got ${HPK}`,
+    );
+  }
+  if (t.wshfl && !(t.vshuf && NV === 1 && !t.pipe)) {
+    throw new QuantConfigError(
+      `block attention: wshfl needs vshuf, ≤ 4 query heads per KV head (got ${HPK}) and no pipe`,
+    );
   }
   const WQ = t.block / 4 / t.tq;
   if (!(WQ >= 32 && WQ <= 256)) {
@@ -363,6 +398,8 @@ function dims(c: BlockAttentionConfig): Dims {
     NCNT: Math.max(1, Math.ceil(c.maxBatch / 4)),
     REC: (D / 4 + 2) * NV,
     VSHUF: t.vshuf,
+    WSHFL: t.wshfl,
+    VSUM1: t.vsum1 && QL > 1,
     SRED: t.sred,
     QSUB: t.qsub,
   };
@@ -431,7 +468,7 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
   return {
     query: 16 * 3 * d.D * d.NV,
     score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
-    value: 16 * d.QL * d.D * d.NV,
+    value: 16 * (d.VSUM1 ? d.QL - 1 : d.QL) * d.D * d.NV,
   };
 }
 
@@ -1001,12 +1038,24 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
 ${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`).join("\n")}`;
   // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
   // `full`: the whole block is in range, so rows need no clamp and step from one base address
-  const loads = (q: string, pre: string, decl: "let" | "" | "var", full: boolean) =>
+  // wsh (wshfl, subgroups of 32): lane 4j' + h of the subgroup loads head h's weights word of the step's quad
+  // 8i + j' into wv<i> (clamped to the step's last quad); the quads' vec4s are gathered by shuffles in `compute`
+  const loads = (q: string, pre: string, decl: "let" | "" | "var", full: boolean, wsh = false) =>
     js.map((j) =>
       [
-        ...us.map((u) =>
-          `    ${decl ? decl + " " : ""}${pre}W${j}_${u} = wq[(qb + ${q} + ${u32(j * QL)}) * NV + ${u32(u)}];`
-        ),
+        ...(wsh
+          ? (j % 8 === 0
+            ? [
+              `    let wv${j / 8} = wqw[(qb + ${q} + ${u32(j * QL)} + min(sid / 4u, ${
+                u32(Math.min(8, UQ) - 1)
+              }) * ${u32(QL)}) * 4u + sid % 4u];`,
+            ]
+            : [])
+          : us.map((u) =>
+            `    ${decl ? decl + " " : ""}${pre}W${j}_${u} = wq[(qb + ${q} + ${u32(j * QL)}) * NV + ${
+              u32(u)
+            }];`
+          )),
         ...(full ? [`    let ${pre}ab${j} = wb + (row0 + ${q} + ${u32(j * QL)}) * WPTV;`] : []),
         ...(d.VSHUF
           ? [
@@ -1028,24 +1077,33 @@ ${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)
         ),
       ].join("\n")
     ).join("\n");
-  const compute = js.map((j) =>
-    `${gather(j)}
+  const compute = (wsh = false) =>
+    js.map((j) =>
+      `${
+        wsh
+          ? `    let W${j}_0 = vec4<u32>(${
+            [0, 1, 2, 3].map((h) => `subgroupShuffle(wv${Math.floor(j / 8)}, ${u32(4 * (j % 8) + h)})`).join(
+              ", ",
+            )
+          });\n`
+          : ""
+      }${gather(j)}
 ${
-      ks.flatMap((k) =>
-        us.map((u) =>
-          `    ia${k}_${u} += vec4<u32>(dot4U8Packed(x${j}_${k}, W${j}_${u}.x), dot4U8Packed(x${j}_${k}, W${j}_${u}.y), dot4U8Packed(x${j}_${k}, W${j}_${u}.z), dot4U8Packed(x${j}_${k}, W${j}_${u}.w));`
-        )
-      ).join("\n")
-    }`
-  ).join("\n");
+        ks.flatMap((k) =>
+          us.map((u) =>
+            `    ia${k}_${u} += vec4<u32>(dot4U8Packed(x${j}_${k}, W${j}_${u}.x), dot4U8Packed(x${j}_${k}, W${j}_${u}.y), dot4U8Packed(x${j}_${k}, W${j}_${u}.z), dot4U8Packed(x${j}_${k}, W${j}_${u}.w));`
+          )
+        ).join("\n")
+      }`
+    ).join("\n");
   const names = js.flatMap((j) => [
     ...us.map((u) => `W${j}_${u}`),
     ...(d.VSHUF ? [`r${j}`] : ks.map((i) => `r${j}_${i}`)),
   ]);
-  const plain = (full: boolean) =>
+  const plain = (full: boolean, wsh = false) =>
     `  for (var q0 = ql; q0 < nq; q0 += ${u32(QL * UQ)}) {
-${loads("q0", "", "let", full)}
-${compute}
+${loads("q0", "", "let", full, wsh)}
+${compute(wsh)}
   }`;
   // software pipeline: the next step's loads are issued before this step's gathers and dot products
   const pipelined = (full: boolean) =>
@@ -1056,12 +1114,60 @@ ${loads("q0", "c", "var", full)}
     let qc = select(q0, qn, qn < nq);
 ${loads("qc", "n", "let", full)}
 ${names.map((x) => `    let ${x} = c${x};`).join("\n")}
-${compute}
+${compute()}
 ${names.map((x) => `    c${x} = n${x};`).join("\n")}
     q0 = qn;
     if (q0 >= nq) { break; }
   }`;
-  const body = (full: boolean) => (PIPE ? pipelined(full) : plain(full));
+  // vsum1: subgroups ql > 0 store their shifted sums, the first adds them to its own and writes dims
+  // 4·dg … 4·dg + 3 of the split (its lane dg owns them), then the block's (m, Σp)
+  const shifted = (
+    k: number,
+    u: number,
+  ) => (vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`);
+  const sum1Tail = `  if (ql > 0u) {
+${
+    ks.flatMap((k) =>
+      us.map((u) => `    red[((ql - 1u) * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${shifted(k, u)};`)
+    )
+      .join("\n")
+  }
+  }
+  workgroupBarrier();
+  if (ql == 0u) {
+    // acc = (S_max/255)·Σ w·c − Σp·z_V (exact u32 lane sums); the split's statistics are the block's (m, Σp)
+    let bo = (head * S + blk) * BST;
+    let vsig = bst[bo + 3u * NV].x;
+${
+    ks.flatMap((k) =>
+      us.map((u) =>
+        `    {
+      var tot = ${shifted(k, u)};
+      for (var l = 1u; l < QL; l++) { tot += red[((l - 1u) * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}]; }
+      let acc = vsig * vec4<f32>(tot) - bst[bo + ${u32(u)}];
+      for (var cc = 0u; cc < 4u; cc++) {
+        let hh = ${u32(4 * u)} + cc;
+        if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dg * 4u + ${
+          u32(k)
+        }] = acc[cc]; }
+      }
+    }`
+      )
+    ).join("\n")
+  }
+    if (lid < HPK) {
+      let u = lid / 4u; let cc = lid % 4u;
+      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+      part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
+    }
+  }`;
+  // wshfl: the shuffled weights where subgroups have 32 lanes, the vec4 loads elsewhere (same sums)
+  const body = (full: boolean) =>
+    PIPE
+      ? pipelined(full)
+      : d.WSHFL
+      ? `  if (sgs == 32u) {\n${plain(full, true)}\n  } else {\n${plain(full)}\n  }`
+      : plain(full);
   return /* wgsl */ `
 ${consts(d, { BT: d.BT, QB: d.QB, DG, QL, WPTV, BST: 3 * NV + 1 })}
 const NEG = -3.0e38;
@@ -1070,11 +1176,17 @@ struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
 @group(0) @binding(1) var<storage, read> sw: array<u32>;
 @group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> bst: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> part: array<f32>;
-// lane sums [QL, D, NV]
-var<workgroup> red: array<vec4<u32>, ${QL * D * NV}>;
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;${
+    d.WSHFL
+      ? "\n// the weights again, as words (wshfl)\n@group(0) @binding(5) var<storage, read> wqw: array<u32>;"
+      : ""
+  }
+// lane sums [QL, D, NV] (vsum1: [QL − 1, D, NV], every row ql > 0)
+var<workgroup> red: array<vec4<u32>, ${(d.VSUM1 ? QL - 1 : QL) * D * NV}>;
 @compute @workgroup_size(${WGV})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${
+    d.WSHFL ? ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32" : ""
+  }) {
   let blk = wid.x; let kvh = wid.y; let b = wid.z;
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
@@ -1118,15 +1230,18 @@ ${body(true)}
 ${body(false)}
   }
 ${
-    ks.flatMap((k) =>
-      us.map((u) =>
-        `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${
-          vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`
-        };`
-      )
-    )
-      .join("\n")
-  }
+    d.VSUM1
+      ? sum1Tail
+      : `${
+        ks.flatMap((k) =>
+          us.map((u) =>
+            `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${
+              vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`
+            };`
+          )
+        )
+          .join("\n")
+      }
   workgroupBarrier();
   // acc = (S_max/255)·Σ w·c − Σp·z_V (exact u32 lane sums); the split's statistics are the block's (m, Σp)
   let bo = (head * S + blk) * BST;
@@ -1145,6 +1260,7 @@ ${
     let u = lid / 4u; let cc = lid % 4u;
     let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
     part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
+  }`
   }
 }
 `;

@@ -375,6 +375,19 @@ Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vsh
     sred: true,
     nblk: 2,
   });
+  // where the probe saw subgroups of 32 lanes, {q2, q2} also takes the shuffled weights at 16 quads per step
+  assert.deepEqual(subgroupBlockTuning("q2", "q2", 32), {
+    qsub: true,
+    rsub: true,
+    vshuf: true,
+    sred: true,
+    nblk: 2,
+    wshfl: true,
+    uq: 16,
+    vsum1: true,
+  });
+  assert.deepEqual(subgroupBlockTuning("q2", "q2", 8), subgroupBlockTuning("q2", "q2"));
+  assert.deepEqual(subgroupBlockTuning("q4", "q4", 32), { qsub: true, rsub: true });
   assert.deepEqual(subgroupBlockTuning("q4", "q2"), { qsub: true, rsub: true, vshuf: true });
   assert.deepEqual(subgroupBlockTuning("q8", "q2"), { qsub: true, rsub: true, vshuf: true });
   assert.deepEqual(subgroupBlockTuning("q4", "q4"), { qsub: true, rsub: true });
@@ -390,6 +403,8 @@ Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vsh
   assert.equal(DEFAULT_BLOCK_TUNING.sred, false);
   assert.equal(DEFAULT_BLOCK_TUNING.qsub, false);
   assert.equal(DEFAULT_BLOCK_TUNING.rsub, false);
+  assert.equal(DEFAULT_BLOCK_TUNING.wshfl, false);
+  assert.equal(DEFAULT_BLOCK_TUNING.vsum1, false);
   assert.doesNotMatch(blockReduceWgsl({ numHeads: 32, numKvHeads: 8, headDim: 128 }), /subgroup/);
   assert.doesNotMatch(blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: {} })), /subgroup/);
   assert.doesNotMatch(blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: {} })), /subgroup/);
@@ -400,4 +415,75 @@ Deno.test("block attention wgsl: blockRowsInRegisters — false with a row loop 
   assert.equal(blockRowsInRegisters(cfg({ k: "q2", v: "q2", tuning: { kstep: 1 } })), false);
   assert.equal(blockRowsInRegisters(cfg({ k: "q8", v: "q4", tuning: { block: 256 } })), false);
   assert.equal(blockRowsInRegisters(cfg({ k: "q8", v: "q4", headDim: 32, tuning: { block: 256 } })), true);
+});
+
+Deno.test("block attention wgsl: wshfl — one weights word per lane per step, each quad's vec4 by four shuffles where subgroups have 32 lanes, the vec4 loads elsewhere", () => {
+  const base = {
+    k: "q2",
+    v: "q2",
+    tuning: { block: 512, wgv: 64, vshuf: true, uq: 16, wshfl: true },
+  } as const;
+  const w = blockValueWgsl(cfg(base));
+  assert.match(w, /@binding\(5\) var<storage, read> wqw: array<u32>;/);
+  assert.match(w, /@builtin\(subgroup_size\) sgs: u32/);
+  // both paths, chosen by the subgroup size (uniform)
+  assert.match(w, /if \(sgs == 32u\) \{/);
+  // uq 16: two words per lane (quads 0–7, 8–15 of the step), lane 4j + h holds quad j's head h
+  assert.match(w, /let wv0 = wqw\[\(qb \+ q0 \+ 0u \+ min\(sid \/ 4u, 7u\) \* 2u\) \* 4u \+ sid % 4u\];/);
+  assert.match(w, /let wv1 = wqw\[\(qb \+ q0 \+ 16u \+ min\(sid \/ 4u, 7u\) \* 2u\) \* 4u \+ sid % 4u\];/);
+  assert.ok(
+    w.includes(
+      "let W9_0 = vec4<u32>(subgroupShuffle(wv1, 4u), subgroupShuffle(wv1, 5u), subgroupShuffle(wv1, 6u), subgroupShuffle(wv1, 7u));",
+    ),
+  );
+  // the fallback path loads every quad's vec4 (16 of them per step)
+  assert.equal(w.match(/= wq\[\(qb \+ q0 \+ \d+u\) \* NV \+ 0u\];/g)?.length, 2 * 16);
+  // uq 4: one word per lane, lanes past the step's quads clamped to its last
+  const w4 = blockValueWgsl(cfg({ ...base, tuning: { ...base.tuning, uq: 4 } }));
+  assert.match(w4, /min\(sid \/ 4u, 3u\)/);
+  assert.doesNotMatch(w4, /wv1/);
+  // uq 16 only with wshfl; wshfl needs vshuf, ≤ 4 heads per KV head and no pipe
+  assert.throws(
+    () => blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { uq: 16 } })),
+    /uq 16 must be 1, 2, 4 or 8/,
+  );
+  assert.throws(
+    () => blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { wshfl: true } })),
+    /wshfl needs vshuf, ≤ 4 query heads per KV head \(got 4\) and no pipe/,
+  );
+  assert.throws(
+    () => blockValueWgsl(cfg({ ...base, tuning: { ...base.tuning, uq: 8, pipe: true } })),
+    /wshfl needs vshuf/,
+  );
+  assert.throws(
+    () => blockValueWgsl(cfg({ ...base, numHeads: 40, tuning: { ...base.tuning, uq: 8 } })),
+    /\(got 5\)/,
+  );
+  assert.doesNotMatch(blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { vshuf: true } })), /wqw|sgs/);
+});
+
+Deno.test("block attention wgsl: vsum1 — the first subgroup adds the others' lane sums and writes the split; half the workgroup memory at wgv 64", () => {
+  const t = { block: 512, wgv: 64, uq: 8 };
+  const two = cfg({ k: "q2", v: "q2", tuning: t });
+  const one = cfg({ k: "q2", v: "q2", tuning: { ...t, vsum1: true } });
+  assert.match(blockValueWgsl(two), /var<workgroup> red: array<vec4<u32>, 256>;/);
+  assert.match(blockValueWgsl(one), /var<workgroup> red: array<vec4<u32>, 128>;/);
+  assert.equal(blockSharedBytes(one).value * 2, blockSharedBytes(two).value);
+  const w = blockValueWgsl(one);
+  assert.match(
+    w,
+    /if \(ql > 0u\) \{\n {4}red\[\(\(ql - 1u\) \* D \+ dg \* 4u \+ 0u\) \* NV \+ 0u\] = ia0_0;/,
+  );
+  assert.match(w, /if \(ql == 0u\) \{/);
+  assert.ok(w.includes("var tot = ia3_0 >> vec4<u32>(6u);"));
+  // one subgroup's worth of invocations per workgroup (wgv 32 at D 128): nothing to add, the plain epilogue
+  assert.doesNotMatch(
+    blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { ...t, wgv: 32, vsum1: true } })),
+    /ql > 0u/,
+  );
+  // the first subgroup's lanes write the heads' statistics: more heads per KV head than D/4 is an error
+  assert.throws(
+    () => blockValueWgsl(cfg({ k: "q2", v: "q2", headDim: 16, numHeads: 40, tuning: { ...t, vsum1: true } })),
+    /vsum1 needs ≤ D\/4 = 4 query heads per KV head, got 5/,
+  );
 });

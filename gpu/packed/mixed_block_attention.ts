@@ -61,16 +61,20 @@ export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "
 }
 
 /**
- * The block schedule MixedBlockAttention gives BlockAttention: `given`, except that a 4-bit V body merged with
- * fused splits keeps the tree reduce (`rsub: false`) unless `given` names `rsub`. On the H100, `rsub` made PM-KVQ
- * body@4 slower (163.8 → 166.9 µs in one call, docs/measurements/h100-block-attention-2026-12-06h.md) while it
- * made body@2 (124.3 → 123.3) and static int4 (143.5 → 141.4) faster. The reduce is the same WGSL over the
- * same split count in both PM-KVQ layouts, so the cause is not in the reduce itself; it was not found.
+ * The block schedule MixedBlockAttention gives BlockAttention: `given`, except that a body merged with fused
+ * splits keeps, unless `given` names the knob, the tree reduce at 4-bit V (`rsub: false`) and the per-lane
+ * weights vec4s and full lane sums at 2-bit V (`wshfl: false, vsum1: false`, so uq 8). On the H100, `rsub`
+ * made PM-KVQ body@4 slower (163.8 → 166.9 µs in one call, docs/measurements/h100-block-attention-2026-12-06h.md)
+ * while it made body@2 (124.3 → 123.3) and static int4 (143.5 → 141.4) faster; `wshfl` + uq 16 + `vsum1` made
+ * static int2 faster (105.1 → 103.0 µs) and PM-KVQ body@2 slower (123.5 → 134.5), all of it in the reduce stage
+ * (7.4 → 19.6 µs; docs/measurements/h100-block-attention-2026-12-06k.md §5). The reduce is the same WGSL over the
+ * same split count in both cases, so the cause is not in the reduce itself; it was not found.
  *
  * @example
  * ```ts
  * mixedBlockTuning("q4", true, {}); // { rsub: false }
- * mixedBlockTuning("q2", true, {}); // {}
+ * mixedBlockTuning("q2", true, {}); // { wshfl: false, vsum1: false }
+ * mixedBlockTuning("q2", false, {}); // {}
  * ```
  */
 export function mixedBlockTuning(
@@ -79,6 +83,13 @@ export function mixedBlockTuning(
   given: BlockAttentionTuning | undefined,
 ): BlockAttentionTuning | undefined {
   if (v === "q4" && hasOthers && given?.rsub === undefined) return { ...given, rsub: false };
+  if (v === "q2" && hasOthers) {
+    return {
+      ...(given?.wshfl === undefined ? { wshfl: false } : {}),
+      ...(given?.vsum1 === undefined ? { vsum1: false } : {}),
+      ...given,
+    };
+  }
   return given;
 }
 

@@ -60,11 +60,19 @@ Deno.test("MixedBlockAttention: a body the block kernels cannot run is a typed e
   );
 });
 
-Deno.test("mixedBlockTuning: a 4-bit V body beside fused splits keeps the tree reduce unless rsub is given", () => {
+Deno.test("mixedBlockTuning: beside fused splits a 4-bit V body keeps the tree reduce and a 2-bit V body the vec4 weights, unless given", () => {
   assert.deepEqual(mixedBlockTuning("q4", true, undefined), { rsub: false });
   assert.deepEqual(mixedBlockTuning("q4", true, { block: 256 }), { block: 256, rsub: false });
   assert.deepEqual(mixedBlockTuning("q4", true, { rsub: true }), { rsub: true });
-  // 2-bit V, or no fused splits (a static layout): the given schedule as is (rsub from the subgroup defaults)
-  assert.deepEqual(mixedBlockTuning("q2", true, { nblk: 2 }), { nblk: 2 });
+  // 2-bit V beside fused splits: no wshfl / vsum1 unless given (rsub from the subgroup defaults)
+  assert.deepEqual(mixedBlockTuning("q2", true, { nblk: 2 }), { nblk: 2, wshfl: false, vsum1: false });
+  assert.deepEqual(mixedBlockTuning("q2", true, undefined), { wshfl: false, vsum1: false });
+  assert.deepEqual(mixedBlockTuning("q2", true, { wshfl: true, uq: 16 }), {
+    wshfl: true,
+    uq: 16,
+    vsum1: false,
+  });
+  // no fused splits (a static layout): the given schedule as is
+  assert.deepEqual(mixedBlockTuning("q2", false, { nblk: 2 }), { nblk: 2 });
   assert.equal(mixedBlockTuning("q4", false, undefined), undefined);
 });
