@@ -2,7 +2,9 @@
  * Probe: throughput of WGSL `dot4I8Packed` / `dot4U8Packed` against a plain integer multiply-add and an f32
  * FMA on this adapter (do the packed dot products lower to a hardware instruction, e.g. IDP4A, or to an
  * unpack-multiply-add sequence?). Each invocation runs ITER iterations of 4 independent chains; one op per
- * chain per iteration, plus one integer add that keeps the operand loop-variant in every variant.
+ * chain per iteration, plus one integer add that keeps the operand loop-variant in every variant. Two references:
+ * `dot4x` XORs the dot product into its chain instead of adding it (so it cannot fold into an IDP4A accumulator)
+ * and `ixor` is a shift and an XOR per op (two plain integer ops).
  *
  *   deno run -A bench/gpu_dot4_probe.ts
  *
@@ -20,6 +22,11 @@ function kernel(op: string): string {
   const body: Record<string, string> = {
     dot4i:
       "a0 += dot4I8Packed(x0, y); a1 += dot4I8Packed(x1, y); a2 += dot4I8Packed(x2, y); a3 += dot4I8Packed(x3, y);",
+    // XOR instead of add: the dot product's result cannot fold into an IDP4A accumulator (if adds are folded,
+    // this costs one more integer op per dot product than dot4i; if they are not, the same)
+    dot4x:
+      "a0 ^= dot4I8Packed(x0, y); a1 ^= dot4I8Packed(x1, y); a2 ^= dot4I8Packed(x2, y); a3 ^= dot4I8Packed(x3, y);",
+    ixor: "a0 ^= i32(x0 >> 3u); a1 ^= i32(x1 >> 3u); a2 ^= i32(x2 >> 3u); a3 ^= i32(x3 >> 3u);",
     dot4u:
       "a0 += i32(dot4U8Packed(x0, y)); a1 += i32(dot4U8Packed(x1, y)); a2 += i32(dot4U8Packed(x2, y)); a3 += i32(dot4U8Packed(x3, y));",
     imad: "a0 += i32(x0 * y); a1 += i32(x1 * y); a2 += i32(x2 * y); a3 += i32(x3 * y);",
@@ -50,7 +57,7 @@ if (import.meta.main) {
   const out = gpu.storage("o", 4 * THREADS * GROUPS);
   const timer = new BenchTimer(gpu);
   const times: Record<string, number> = {};
-  for (const op of ["none", "imad", "fma", "dot4i", "dot4u"]) {
+  for (const op of ["none", "imad", "fma", "dot4i", "dot4u", "dot4x", "ixor"]) {
     const p = await gpu.pipeline(`probe ${op}`, kernel(op));
     const bg = dev.createBindGroup({
       layout: p.layout,
