@@ -234,7 +234,8 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * (h100-block-attention-2026-12-06g.md, one call): int2 107.5 → 107.1 µs, PM-KVQ body@2 126.6 → 125.3, int4
  * 143.9 → 141.7. `rsub` (h100-block-attention-2026-12-06h.md, one machine): the int2 reduce stage 8.5 → 7.1 µs
  * (cumulative 106.7 → 105.3), int4 143.3 → 141.6; fresh processes int2 107.0 → 105.1 µs. `wshfl` + uq 16 +
- * `vsum1` (h100-block-attention-2026-12-06k.md, call 4): int2 104.7 → 101.4 µs.
+ * `vsum1` (h100-block-attention-2026-12-06k.md, fresh processes): int2 104.7 → 101.4 µs (call 3), 105.1 → 103.0
+ * (call 4).
  *
  * @example
  * ```ts
@@ -1125,6 +1126,13 @@ ${names.map((x) => `    c${x} = n${x};`).join("\n")}
     k: number,
     u: number,
   ) => (vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`);
+  // the block's (m, Σp) of each head into the split's statistics (invocations lid < HPK)
+  const statsLines = (pad: string) =>
+    `${pad}if (lid < HPK) {
+${pad}  let u = lid / 4u; let cc = lid % 4u;
+${pad}  let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+${pad}  part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
+${pad}}`;
   const sum1Tail = `  if (ql > 0u) {
 ${
     ks.flatMap((k) =>
@@ -1155,11 +1163,7 @@ ${
       )
     ).join("\n")
   }
-    if (lid < HPK) {
-      let u = lid / 4u; let cc = lid % 4u;
-      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
-      part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
-    }
+${statsLines("    ")}
   }`;
   // wshfl: the shuffled weights where subgroups have 32 lanes, the vec4 loads elsewhere (same sums)
   const body = (full: boolean) =>
@@ -1234,13 +1238,8 @@ ${
       ? sum1Tail
       : `${
         ks.flatMap((k) =>
-          us.map((u) =>
-            `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${
-              vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`
-            };`
-          )
-        )
-          .join("\n")
+          us.map((u) => `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${shifted(k, u)};`)
+        ).join("\n")
       }
   workgroupBarrier();
   // acc = (S_max/255)·Σ w·c − Σp·z_V (exact u32 lane sums); the split's statistics are the block's (m, Σp)
@@ -1256,11 +1255,7 @@ ${
       if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dd] = acc[cc]; }
     }
   }
-  if (lid < HPK) {
-    let u = lid / 4u; let cc = lid % 4u;
-    let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
-    part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
-  }`
+${statsLines("  ")}`
   }
 }
 `;
