@@ -1519,7 +1519,7 @@ gpuCase(
       ctx: { features: new Set<string>(), description: "an adapter without subgroups" },
       device: {},
     } as unknown as PackedGpu;
-    for (const tuning of [{ vshuf: true }, { sred: true }, { qsub: true }, { rsub: true }]) {
+    for (const tuning of [{ vshuf: true }, { sred: true }, { qsub: true }, { rsub: true }, { wshfl: true }]) {
       await assert.rejects(
         BlockAttention.create(noSubgroups, { ...opts, k: "q2", v: "q2", tuning }),
         (e: Error) =>
