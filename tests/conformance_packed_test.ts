@@ -1584,3 +1584,29 @@ gpuCase(
     att.destroy();
   },
 );
+
+gpuCase(
+  "block attention: a given field valid only beside a subgroup default (wshfl, which needs vshuf) is accepted",
+  async (g) => {
+    const lanes = await subgroupLanes(g);
+    if (!lanes.ok) {
+      console.log(`  not run: ${lanes.reason}`);
+      return;
+    }
+    // {q2, q2}: vshuf comes from the subgroup defaults; create once judged the K rows (for nblk) from the given
+    // fields alone, where wshfl without vshuf is a QuantConfigError
+    const att = await BlockAttention.create(g, {
+      numHeads: 8,
+      numKvHeads: 2,
+      headDim: 128,
+      maxBatch: 1,
+      maxTokens: 1024,
+      k: "q2",
+      v: "q2",
+      tuning: { wshfl: true },
+    });
+    const t = att.config.tuning ?? {};
+    assert.ok(t.wshfl && t.vshuf && t.nblk === 2, `merged schedule ${JSON.stringify(t)}`);
+    att.destroy();
+  },
+);
