@@ -593,6 +593,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vshuf: false, rsub: true, rdims: 16 },
     // wshfl (here subgroups of 8 lanes: the vec4 fallback inside the same kernel) and vsum1
     { block: 256, vshuf: true, wshfl: true, uq: 16, vsum1: true },
+    // tq 1 with 8 / 16 blocks per score workgroup (with subgroups of 32 lanes {q2, q2} defaults to tq 1, nblk 8)
+    { block: 256, tq: 1, nblk: 8, vshuf: true, wshfl: true, uq: 16, vsum1: true },
+    { block: 256, tq: 1, nblk: 16 },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -627,6 +630,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { vshuf: true, wshfl: true, uq: 8 },
     { block: 256, vshuf: true, wshfl: true, uq: 4, vsum1: true },
     { vsum1: true, uq: 4 },
+    // tq 1 with 8 / 16 blocks per score workgroup (with subgroups of 32 lanes {q2, q2} defaults to tq 1, nblk 8:
+    // `{}` above; the previous schedule here)
+    { tq: 2, nblk: 2 },
+    { block: 256, tq: 1, nblk: 16 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */

@@ -226,7 +226,8 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * dispatch) and `rsub` (the reduce's loads first, subgroup folds) for every pair; `vshuf` for every 2-bit V; for
  * {q2, q2} also `sred` and 2 blocks per score workgroup (with the cheaper reductions, nblk 2 beats 4), and where
  * the probe saw subgroups of 32 lanes (`size`) `wshfl` with 16 quads per value step and `vsum1` (create drops
- * them where the shape cannot take them: more than 4 query heads per KV head, `pipe`, no `vshuf`). H100
+ * them where the shape cannot take them: more than 4 query heads per KV head, `pipe`, no `vshuf`) and one quad
+ * per score invocation with 8 blocks per score workgroup (`tq` 1, `nblk` 8; a given `tq` alone keeps nblk 8). H100
  * (docs/measurements/h100-block-attention-2026-12-06f.md):
  * per kernel (one process), the int2 value kernel 54.2 → 46.2 µs with vshuf, the score kernel 52.8 → 50.1 with
  * sred; at int4 sred was no faster (score 65.9 → 67.1), so it stays off there. Fresh processes, medians of 3:
@@ -235,19 +236,20 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * 143.9 → 141.7. `rsub` (h100-block-attention-2026-12-06h.md, one machine): the int2 reduce stage 8.5 → 7.1 µs
  * (cumulative 106.7 → 105.3), int4 143.3 → 141.6; fresh processes int2 107.0 → 105.1 µs. `wshfl` + uq 16 +
  * `vsum1` (h100-block-attention-2026-12-06k.md, fresh processes): int2 104.7 → 101.4 µs (call 3), 105.1 → 103.0
- * (call 4).
+ * (call 4). `tq` 1 + `nblk` 8 (h100-block-attention-2026-12-06l.md, fresh processes): int2 101.8 → 99.0 µs
+ * (call 5).
  *
  * @example
  * ```ts
  * subgroupBlockTuning("q2", "q2"); // { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 }
- * subgroupBlockTuning("q2", "q2", 32); // … and { wshfl: true, uq: 16, vsum1: true }
+ * subgroupBlockTuning("q2", "q2", 32); // … and { wshfl: true, uq: 16, vsum1: true, tq: 1, nblk: 8 }
  * subgroupBlockTuning("q4", "q4"); // { qsub: true, rsub: true }
  * ```
  */
 export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat, size?: number): BlockAttentionTuning {
   if (k === "q2" && v === "q2") {
     const base = { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 };
-    return size === 32 ? { ...base, wshfl: true, uq: 16, vsum1: true } : base;
+    return size === 32 ? { ...base, wshfl: true, uq: 16, vsum1: true, tq: 1, nblk: 8 } : base;
   }
   return v === "q2" ? { qsub: true, rsub: true, vshuf: true } : { qsub: true, rsub: true };
 }
@@ -325,8 +327,8 @@ function dims(c: BlockAttentionConfig): Dims {
   const NV = Math.ceil(HPK / 4);
   const QL = t.wgv / DG;
   if (![1, 2, 4].includes(t.tq)) throw new QuantConfigError(`block attention: tq ${t.tq} must be 1, 2 or 4`);
-  if (![1, 2, 4, 8].includes(t.nblk)) {
-    throw new QuantConfigError(`block attention: nblk ${t.nblk} must be 1, 2, 4 or 8`);
+  if (![1, 2, 4, 8, 16].includes(t.nblk)) {
+    throw new QuantConfigError(`block attention: nblk ${t.nblk} must be 1, 2, 4, 8 or 16`);
   }
   if (![0, 1, 2, 4].includes(t.kstep)) {
     throw new QuantConfigError(`block attention: kstep ${t.kstep} must be 0, 1, 2 or 4`);

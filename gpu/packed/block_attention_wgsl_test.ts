@@ -254,7 +254,12 @@ Deno.test("block attention wgsl: nblk loops over blocks and prefetches the next 
   assert.doesNotMatch(w, /var pv4_0/);
   // one block per workgroup: no loop
   assert.doesNotMatch(blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { nblk: 1 } })), /jb/);
-  assert.throws(() => blockScoreWgsl(cfg({ tuning: { nblk: 3 } })), /nblk 3 must be 1, 2, 4 or 8/);
+  assert.throws(() => blockScoreWgsl(cfg({ tuning: { nblk: 3 } })), /nblk 3 must be 1, 2, 4, 8 or 16/);
+  // 16 blocks per workgroup
+  assert.match(
+    blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { tq: 1, nblk: 16 } })),
+    /for \(var jb = 0u; jb < 16u; jb\+\+\)/,
+  );
   assert.throws(
     () => blockScoreWgsl(cfg({ tuning: { block: 256, nblk: 2, kstep: 1 } })),
     /nblk 2 needs the score kernel's K rows in registers/,
@@ -367,7 +372,7 @@ Deno.test("block attention wgsl: rsub — every load before the reductions, thre
   }
 });
 
-Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vshuf for 2-bit V; sred and nblk 2 for {q2, q2}", () => {
+Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vshuf for 2-bit V; sred and nblk 2 for {q2, q2} (tq 1, nblk 8 on 32 lanes)", () => {
   assert.deepEqual(subgroupBlockTuning("q2", "q2"), {
     qsub: true,
     rsub: true,
@@ -375,16 +380,18 @@ Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vsh
     sred: true,
     nblk: 2,
   });
-  // where the probe saw subgroups of 32 lanes, {q2, q2} also takes the shuffled weights at 16 quads per step
+  // where the probe saw subgroups of 32 lanes, {q2, q2} also takes the shuffled weights at 16 quads per step and
+  // one quad per score invocation with 8 blocks per score workgroup
   assert.deepEqual(subgroupBlockTuning("q2", "q2", 32), {
     qsub: true,
     rsub: true,
     vshuf: true,
     sred: true,
-    nblk: 2,
+    nblk: 8,
     wshfl: true,
     uq: 16,
     vsum1: true,
+    tq: 1,
   });
   assert.deepEqual(subgroupBlockTuning("q2", "q2", 8), subgroupBlockTuning("q2", "q2"));
   assert.deepEqual(subgroupBlockTuning("q4", "q4", 32), { qsub: true, rsub: true });
