@@ -42,7 +42,11 @@ import {
   refsForImage,
 } from "../gpu/packed/attention.ts";
 import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
-import { BlockAttention, type BlockAttentionTuning } from "../gpu/packed/block_attention.ts";
+import {
+  BlockAttention,
+  type BlockAttentionTuning,
+  subgroupBlockTuning,
+} from "../gpu/packed/block_attention.ts";
 import { MixedBlockAttention } from "../gpu/packed/mixed_block_attention.ts";
 import { subgroupLanes } from "../gpu/packed/subgroups.ts";
 import {
@@ -762,9 +766,15 @@ async function checkBlockAttention(
       vmax = Math.max(vmax, vBound[i]);
     }
     const run = att.block.config.tuning ?? {};
-    // the knobs the merged schedule runs (subgroup defaults included), and its value step
+    // the knobs the merged schedule runs (subgroup defaults included), and its uq / tq / nblk
     const on = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1"] as const).filter((k) => run[k]);
-    const sub = on.length ? ` [${on.join(" ")}${run.uq ? `, uq ${run.uq}` : ""}]` : "";
+    const steps = [
+      run.uq ? `uq ${run.uq}` : "",
+      run.tq ? `tq ${run.tq}` : "",
+      run.nblk ? `nblk ${run.nblk}` : "",
+    ]
+      .filter((x) => x);
+    const sub = on.length || steps.length ? ` [${[on.join(" "), ...steps].filter((x) => x).join(", ")}]` : "";
     console.log(
       `  ${label} BlockAttention ${
         JSON.stringify(tuning)
@@ -1613,7 +1623,8 @@ gpuCase(
       tuning: { wshfl: true },
     });
     const t = att.config.tuning ?? {};
-    assert.ok(t.wshfl && t.vshuf && t.nblk === 2, `merged schedule ${JSON.stringify(t)}`);
+    const nblk = subgroupBlockTuning("q2", "q2", lanes.size).nblk;
+    assert.ok(t.wshfl && t.vshuf && t.nblk === nblk, `merged schedule ${JSON.stringify(t)} (nblk ${nblk})`);
     att.destroy();
   },
 );
