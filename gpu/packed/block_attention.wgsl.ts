@@ -237,7 +237,7 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * (cumulative 106.7 → 105.3), int4 143.3 → 141.6; fresh processes int2 107.0 → 105.1 µs. `wshfl` + uq 16 +
  * `vsum1` (h100-block-attention-2026-12-06k.md, fresh processes): int2 104.7 → 101.4 µs (call 3), 105.1 → 103.0
  * (call 4). `tq` 1 + `nblk` 8 (h100-block-attention-2026-12-06l.md, fresh processes): int2 101.8 → 99.0 µs
- * (call 5).
+ * (call 5), 103.2 → 99.8 (call 6); PM-KVQ body@2 123.9 → 120.4 (call 6).
  *
  * @example
  * ```ts
