@@ -768,13 +768,12 @@ async function checkBlockAttention(
     const run = att.block.config.tuning ?? {};
     // the knobs the merged schedule runs (subgroup defaults included), and its uq / tq / nblk
     const on = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1"] as const).filter((k) => run[k]);
-    const steps = [
-      run.uq ? `uq ${run.uq}` : "",
-      run.tq ? `tq ${run.tq}` : "",
-      run.nblk ? `nblk ${run.nblk}` : "",
+    const parts = [
+      on.join(" "),
+      ...(["uq", "tq", "nblk"] as const).map((k) => run[k] ? `${k} ${run[k]}` : ""),
     ]
       .filter((x) => x);
-    const sub = on.length || steps.length ? ` [${[on.join(" "), ...steps].filter((x) => x).join(", ")}]` : "";
+    const sub = parts.length ? ` [${parts.join(", ")}]` : "";
     console.log(
       `  ${label} BlockAttention ${
         JSON.stringify(tuning)
