@@ -173,7 +173,9 @@ export class BlockAttention {
       // its nblk only where the K rows stay in registers (elsewhere the format's fallback to 1 stands) — judged
       // from the fields that place them: the others may be valid only beside a subgroup default (wshfl needs vshuf)
       const rows = Object.fromEntries(
-        (["block", "tq", "tseq", "kstep"] as const).flatMap((k) => given[k] === undefined ? [] : [[k, given[k]]]),
+        (["block", "tq", "tseq", "kstep"] as const).flatMap((k) =>
+          given[k] === undefined ? [] : [[k, given[k]]]
+        ),
       );
       if (given.nblk === undefined && !blockRowsInRegisters({ ...config, tuning: rows })) delete sg.nblk;
       // its wshfl (with uq 16) only where the shape and the given fields let it run, vsum1 only where the first
