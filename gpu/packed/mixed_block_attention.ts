@@ -189,7 +189,7 @@ export class MixedBlockAttention {
     const o = this.options;
     const others = counts.filter((_, i) => i !== o.body).map((c) => c.slice(0, batch));
     const f = this.fused ? this.fused.plan(batch, others, splits).total : 0;
-    return f + this.block.blocks(counts[o.body].slice(0, batch));
+    return f + this.block.splits(counts[o.body].slice(0, batch));
   }
 
   /**
