@@ -600,9 +600,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // tq 1 with 8 / 16 blocks per score workgroup (with subgroups of 32 lanes {q2, q2} defaults to tq 1, nblk 8)
     { block: 256, tq: 1, nblk: 8, vshuf: true, wshfl: true, uq: 16, vsum1: true },
     { block: 256, tq: 1, nblk: 16 },
-    // value workgroups merging 2 / 4 blocks into one split (the same weights as the other block-256 schedules)
-    { block: 256, vmrg: 2 },
-    { block: 256, vmrg: 4, vshuf: true, wshfl: true, uq: 16, vsum1: true },
+    // {q2, q2}'s default with subgroups of 32 lanes (block 1024, 2 quads per score invocation one after the other,
+    // 4 blocks per score workgroup; here the vec4 fallback of wshfl)
+    { block: 1024, tq: 2, tseq: true, nblk: 4, vshuf: true, sred: true, wshfl: true, uq: 16, vsum1: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -637,13 +637,11 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { vshuf: true, wshfl: true, uq: 8 },
     { block: 256, vshuf: true, wshfl: true, uq: 4, vsum1: true },
     { vsum1: true, uq: 4 },
-    // tq 1 with 8 / 16 blocks per score workgroup (with subgroups of 32 lanes {q2, q2} defaults to tq 1, nblk 8:
-    // `{}` above; the previous schedule here)
+    // tq 1 with 8 / 16 blocks per score workgroup; the schedules {q2, q2} had by default with subgroups of 32
+    // lanes before block 1024 + tq 2 + nblk 4 (now `{}` above)
     { tq: 2, nblk: 2 },
+    { block: 512, tq: 1, nblk: 8 },
     { block: 256, tq: 1, nblk: 16 },
-    // value workgroups merging 2 / 4 blocks into one split (the same weights as `{}` / block 256)
-    { vmrg: 2 },
-    { block: 256, vmrg: 4, vsum1: false },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -1573,10 +1571,7 @@ gpuCase(
       [prep({ counts: [5, 2.5] }), /count 2.5 of sequence 1/],
       [prep({ batch: 5 }), /batch 5 not in 1\.\.4/],
       // 600 tokens = 3 blocks of 256: they do not fit splits 1 … 3 of a 3-split part
-      [
-        prep({ part: { splits: 3, first: 1 } }),
-        /part splits 3 cannot hold 3 splits \(3 blocks\) from split 1/,
-      ],
+      [prep({ part: { splits: 3, first: 1 } }), /part splits 3 cannot hold 3 blocks from split 1/],
       [prep({ part: { splits: 64, first: 0 } }), /part buffer has \d+ bytes, needs/],
     ];
     for (const [f, re] of bad) {

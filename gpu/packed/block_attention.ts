@@ -45,7 +45,6 @@ import {
   blockScoreWgsl,
   blockSharedBytes,
   blockTokens,
-  blockValueBlocks,
   blockValueWgsl,
   subgroupBlockTuning,
 } from "./block_attention.wgsl.ts";
@@ -91,10 +90,8 @@ export interface BlockAttentionDispatch {
   reduce: UniformBinding;
   /** Fresh uniform buffers to destroy after the submit (empty with an arena). */
   uniforms: GPUBuffer[];
-  /** Blocks (score workgroups' units). */
+  /** Blocks (= splits of the reduce kernel). */
   blocks: number;
-  /** Splits the value kernel writes (= blocks, or ⌈blocks / vmrg⌉ with `vmrg`). */
-  splits: number;
   batch: number;
 }
 
@@ -266,19 +263,6 @@ export class BlockAttention {
   }
 
   /**
-   * Splits a call with these per-sequence token counts writes into `part`: the blocks, or ⌈blocks / vmrg⌉ when
-   * value workgroups merge `vmrg` blocks.
-   *
-   * @example
-   * ```ts
-   * att.splits([4096, 100]); // 16 at block 256; 8 with vmrg 2
-   * ```
-   */
-  splits(counts: readonly number[]): number {
-    return Math.ceil(this.blocks(counts) / blockValueBlocks(this.config));
-  }
-
-  /**
    * Floats the `part` buffer needs for `batch` sequences and `blocks` blocks (as FusedAttention's).
    *
    * @example
@@ -337,11 +321,10 @@ export class BlockAttention {
       }
     });
     const S = this.blocks(counts);
-    const SP = this.splits(counts);
-    const PS = params.part?.splits ?? SP, X0 = params.part?.first ?? 0;
-    if (!(Number.isInteger(X0) && X0 >= 0 && Number.isInteger(PS) && X0 + SP <= PS)) {
+    const PS = params.part?.splits ?? S, X0 = params.part?.first ?? 0;
+    if (!(Number.isInteger(X0) && X0 >= 0 && Number.isInteger(PS) && X0 + S <= PS)) {
       throw new TensorShapeError(
-        `block attention: part splits ${PS} cannot hold ${SP} splits (${S} blocks) from split ${X0}`,
+        `block attention: part splits ${PS} cannot hold ${S} blocks from split ${X0}`,
       );
     }
     const need = 4 * this.partialFloats(batch, PS);
@@ -394,7 +377,7 @@ export class BlockAttention {
     const uniforms = [query, score, value, reduce].map((u) => u?.uniform ?? null).filter((
       u,
     ): u is GPUBuffer => u !== null);
-    return { query, score, value, reduce, uniforms, blocks: S, splits: SP, batch };
+    return { query, score, value, reduce, uniforms, blocks: S, batch };
   }
 
   /**
@@ -422,7 +405,7 @@ export class BlockAttention {
     pass.dispatchWorkgroups(Math.ceil(d.blocks / blockScoreBlocks(this.config)), nKv, d.batch);
     if (stages < 3) return;
     set(this.#pipes.value, d.value);
-    pass.dispatchWorkgroups(d.splits, nKv, d.batch);
+    pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
   }
 
   /**

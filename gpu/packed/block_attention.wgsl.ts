@@ -161,15 +161,6 @@ export interface BlockAttentionTuning {
    * as a function-scope array indexed in a loop they cost 6.7 µs more on the H100 than the trees, not 1.4 less.)
    */
   rsub?: boolean;
-  /**
-   * Value kernel: consecutive blocks per value workgroup (1, 2 or 4), merged in registers into one split. The
-   * integer sums of each block are taken as before (its own weights, maximum and V scale), scaled by
-   * (S_max/255)·e^(m − M) into float accumulators when the block ends (M: the largest maximum of the
-   * workgroup's blocks) and reset; the split is written with (M, Σ e^(m − M)·Σp). Half (a quarter of) the
-   * value workgroups, splits written and splits the reduce merges; the same weights, so the same bound (another
-   * order of f32 sums).
-   */
-  vmrg?: number;
 }
 
 /** Compile-time shape of the block kernels. */
@@ -203,7 +194,6 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   sred: false,
   qsub: false,
   rsub: false,
-  vmrg: 1,
 };
 
 /**
@@ -236,8 +226,10 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * dispatch) and `rsub` (the reduce's loads first, subgroup folds) for every pair; `vshuf` for every 2-bit V; for
  * {q2, q2} also `sred` and 2 blocks per score workgroup (with the cheaper reductions, nblk 2 beats 4), and where
  * the probe saw subgroups of 32 lanes (`size`) `wshfl` with 16 quads per value step and `vsum1` (create drops
- * them where the shape cannot take them: more than 4 query heads per KV head, `pipe`, no `vshuf`) and one quad
- * per score invocation with 8 blocks per score workgroup (`tq` 1, `nblk` 8; a given `tq` alone keeps nblk 8). H100
+ * them where the shape cannot take them: more than 4 query heads per KV head, `pipe`, no `vshuf`) and 1024-token
+ * blocks, 2 quads per score invocation (one after the other: the format's `tseq`) and 4 blocks per score
+ * workgroup (`block` 1024, `tq` 2, `nblk` 4: 512 score workgroups of 128 invocations, half the value workgroups
+ * and splits of 512-token blocks; a given field overrides only itself). H100
  * (docs/measurements/h100-block-attention-2026-12-06f.md):
  * per kernel (one process), the int2 value kernel 54.2 → 46.2 µs with vshuf, the score kernel 52.8 → 50.1 with
  * sred; at int4 sred was no faster (score 65.9 → 67.1), so it stays off there. Fresh processes, medians of 3:
@@ -247,19 +239,22 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * (cumulative 106.7 → 105.3), int4 143.3 → 141.6; fresh processes int2 107.0 → 105.1 µs. `wshfl` + uq 16 +
  * `vsum1` (h100-block-attention-2026-12-06k.md, fresh processes): int2 104.7 → 101.4 µs (call 3), 105.1 → 103.0
  * (call 4). `tq` 1 + `nblk` 8 (h100-block-attention-2026-12-06l.md, fresh processes): int2 101.8 → 99.0 µs
- * (call 5), 103.2 → 99.8 (call 6); PM-KVQ body@2 123.9 → 120.4 (call 6).
+ * (call 5), 103.2 → 99.8 (call 6); PM-KVQ body@2 123.9 → 120.4 (call 6). `block` 1024 + `tq` 2 + `nblk` 4
+ * (h100-block-attention-2026-12-06n.md, fresh processes against tq 1 + nblk 8 at block 512): int2 98.8 → 96.2 µs
+ * (call 2), 98.6 → 96.0 (call 3); PM-KVQ body@2 119.2 → 122.9 (call 3), so MixedBlockAttention keeps the
+ * previous score schedule (`mixedBlockTuning`).
  *
  * @example
  * ```ts
  * subgroupBlockTuning("q2", "q2"); // { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 }
- * subgroupBlockTuning("q2", "q2", 32); // … and { wshfl: true, uq: 16, vsum1: true, tq: 1, nblk: 8 }
+ * subgroupBlockTuning("q2", "q2", 32); // … and { wshfl: true, uq: 16, vsum1: true, block: 1024, tq: 2, nblk: 4 }
  * subgroupBlockTuning("q4", "q4"); // { qsub: true, rsub: true }
  * ```
  */
 export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat, size?: number): BlockAttentionTuning {
   if (k === "q2" && v === "q2") {
     const base = { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 };
-    return size === 32 ? { ...base, wshfl: true, uq: 16, vsum1: true, tq: 1, nblk: 8 } : base;
+    return size === 32 ? { ...base, wshfl: true, uq: 16, vsum1: true, block: 1024, tq: 2, nblk: 4 } : base;
   }
   return v === "q2" ? { qsub: true, rsub: true, vshuf: true } : { qsub: true, rsub: true };
 }
@@ -299,8 +294,6 @@ interface Dims {
   VSUM1: boolean;
   SRED: boolean;
   QSUB: boolean;
-  /** Blocks per value workgroup (vmrg). */
-  VM: number;
 }
 
 /** Whether the K rows of `quads` quads (WPTK words each) are loaded whole, before any dot product (≤ 64 words). */
@@ -381,9 +374,6 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: block ${t.block} / (4·tq ${t.tq}) = ${WQ} score invocations, must be 32…256`,
     );
   }
-  if (![1, 2, 4].includes(t.vmrg)) {
-    throw new QuantConfigError(`block attention: vmrg ${t.vmrg} must be 1, 2 or 4`);
-  }
   if ((t.block / 4) % (QL * t.uq) !== 0) {
     throw new QuantConfigError(
       `block attention: block/4 = ${t.block / 4} quads not a multiple of ${QL * t.uq}`,
@@ -420,7 +410,6 @@ function dims(c: BlockAttentionConfig): Dims {
     VSUM1: t.vsum1 && QL > 1,
     SRED: t.sred,
     QSUB: t.qsub,
-    VM: t.vmrg,
   };
 }
 
@@ -472,20 +461,6 @@ export function blockTokens(c: BlockAttentionConfig): number {
  */
 export function blockScoreBlocks(c: BlockAttentionConfig): number {
   return dims(c).NBLK;
-}
-
-/**
- * Blocks each value workgroup accumulates and merges into one split (`vmrg`): the value grid's x and the splits
- * the block path writes are ⌈blocks / vmrg⌉.
- *
- * @example
- * ```ts
- * blockValueBlocks({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2" }); // 1
- * blockValueBlocks({ numHeads: 8, numKvHeads: 2, headDim: 64, maxBatch: 1, k: "q2", v: "q2", tuning: { vmrg: 2 } }); // 2
- * ```
- */
-export function blockValueBlocks(c: BlockAttentionConfig): number {
-  return dims(c).VM;
 }
 
 /**
@@ -1204,162 +1179,7 @@ ${statsLines("    ")}
       : d.WSHFL
       ? `  if (sgs == 32u) {\n${plain(full, true)}\n  } else {\n${plain(full)}\n  }`
       : plain(full);
-  // vmrg: the workgroup's VM blocks accumulated one after the other (each block's u32 sums exactly as above),
-  // folded into float accumulators fa… with (S_max/255)·e^(m − M) when a block ends and reset; M = the largest
-  // block maximum of the split (per head). The split holds Σ_blocks fold − Σ e^(m − M)·Σp·z_V and (M, Σ e^(m − M)·Σp).
-  const mergedMain = () => {
-    const VMu = u32(d.VM);
-    // the split's blocks that hold tokens, in order (the first always does: the split is not empty)
-    const eachBlock = (pad: string, inner: string) =>
-      `${pad}for (var vb = 0u; vb < ${VMu}; vb++) {
-${pad}  let blk = sp * ${VMu} + vb;
-${pad}  if (blk * BT >= cnt) { break; }
-${pad}  let bo = (head * S + blk) * BST;
-${inner}
-${pad}}`;
-    const fold = ks.flatMap((k) =>
-      us.map((u) => `  fa${k}_${u} += fc${u} * vec4<f32>(${shifted(k, u)}); ia${k}_${u} = vec4<u32>(0u);`)
-    ).join("\n");
-    // the merged Σ e^(m − M)·Σp·z_V of head group u (M = mx<u>)
-    const zLines = (pad: string) =>
-      `${us.map((u) => `${pad}var zt${u} = vec4<f32>(0.0);`).join("\n")}
-${
-        eachBlock(
-          pad,
-          us.map((u) => `${pad}  zt${u} += exp(bst[bo + ${u32(NV + u)}] - mx${u}) * bst[bo + ${u32(u)}];`)
-            .join("\n"),
-        )
-      }`;
-    const store = (k: number, u: number, tot: string, pad: string) =>
-      `${pad}{
-${pad}  let acc = ${tot} - zt${u};
-${pad}  for (var cc = 0u; cc < 4u; cc++) {
-${pad}    let hh = ${u32(4 * u)} + cc;
-${pad}    if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + sp) * D + dg * 4u + ${
-        u32(k)
-      }] = acc[cc]; }
-${pad}  }
-${pad}}`;
-    // (M, Σ e^(m − M)·Σp) of each head (invocations lid < HPK)
-    const stats = (pad: string) =>
-      `${pad}if (lid < HPK) {
-${pad}  let u = lid / 4u; let cc = lid % 4u;
-${pad}  let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + sp) * 2u;
-${pad}  var mm = NEG;
-${eachBlock(pad + "  ", `${pad}    mm = max(mm, bst[bo + NV + u][cc]);`)}
-${pad}  var ll = 0.0;
-${eachBlock(pad + "  ", `${pad}    ll += exp(bst[bo + NV + u][cc] - mm) * bst[bo + 2u * NV + u][cc];`)}
-${pad}  part[o] = mm; part[o + 1u] = ll;
-${pad}}`;
-    const tail = d.VSUM1
-      ? `  if (ql > 0u) {
-${
-        ks.flatMap((k) =>
-          us.map((u) =>
-            `    red[((ql - 1u) * D + dg * 4u + ${u32(k)}) * NV + ${
-              u32(u)
-            }] = bitcast<vec4<u32>>(fa${k}_${u});`
-          )
-        ).join("\n")
-      }
-  }
-  workgroupBarrier();
-  if (ql == 0u) {
-${zLines("    ")}
-${
-        ks.flatMap((k) =>
-          us.map((u) =>
-            `    var tot${k}_${u} = fa${k}_${u};
-    for (var l = 1u; l < QL; l++) { tot${k}_${u} += bitcast<vec4<f32>>(red[((l - 1u) * D + dg * 4u + ${
-              u32(k)
-            }) * NV + ${u32(u)}]); }
-${store(k, u, `tot${k}_${u}`, "    ")}`
-          )
-        ).join("\n")
-      }
-${stats("    ")}
-  }`
-      : `${
-        ks.flatMap((k) =>
-          us.map((u) =>
-            `  red[(ql * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = bitcast<vec4<u32>>(fa${k}_${u});`
-          )
-        ).join("\n")
-      }
-  workgroupBarrier();
-  for (var i = lid; i < D * NV; i += ${u32(WGV)}) {
-    let dd = i / NV; let u = i % NV;
-    var tot = vec4<f32>(0.0);
-    for (var l = 0u; l < QL; l++) { tot += bitcast<vec4<f32>>(red[(l * D + dd) * NV + u]); }
-    var mxd = vec4<f32>(NEG);
-${eachBlock("    ", "      mxd = max(mxd, bst[bo + NV + u]);")}
-    var zt = vec4<f32>(0.0);
-${eachBlock("    ", "      zt += exp(bst[bo + NV + u] - mxd) * bst[bo + u];")}
-    let acc = tot - zt;
-    for (var cc = 0u; cc < 4u; cc++) {
-      let hh = u * 4u + cc;
-      if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + sp) * D + dd] = acc[cc]; }
-    }
-  }
-${stats("  ")}`;
-    return `  let sp = wid.x; let kvh = wid.y; let b = wid.z;
-  let S = p.io.x;
-  let cnt = p.cnt[b / 4u][b % 4u];
-  let head = b * NKV + kvh;
-  // split sp merges blocks sp·${d.VM} … sp·${d.VM} + ${
-      d.VM - 1
-    }: acc [D] and (max, Σp) of each head (no tokens: 0, (NEG, 0))
-  if (sp * ${VMu} * BT >= cnt) {
-    for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-      part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + sp) * D + i % D] = 0.0;
-    }
-    if (lid < HPK) {
-      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + sp) * 2u;
-      part[o] = NEG; part[o + 1u] = 0.0;
-    }
-    return;
-  }
-  let vr = p.vr;
-  let dg = lid % DG; let ql = lid / DG;
-  let wb = vr.x + ${VB === 4 ? "dg / 2u" : "dg / 4u"};
-${
-      d.VSHUF
-        ? `  let pj = dg % 4u;
-  let poff = pj * ${u32(d.QB * WPTV)}; let pq = pj * QB;
-  let mA = select(0xffff0000u, 0x0000ffffu, pj < 2u);
-  let mB = select(0xff00ff00u, 0x00ff00ffu, (pj & 1u) == 0u);
-  let sB = select(8u, 24u, (pj & 1u) == 0u);`
-        : `  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};`
-    }
-  // M: the largest block maximum of the split (per head)
-${us.map((u) => `  var mx${u} = vec4<f32>(NEG);`).join("\n")}
-${eachBlock("  ", us.map((u) => `    mx${u} = max(mx${u}, bst[bo + ${u32(NV + u)}]);`).join("\n"))}
-${ks.flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
-${ks.flatMap((k) => us.map((u) => `  var fa${k}_${u} = vec4<f32>(0.0);`)).join("\n")}
-  for (var vb = 0u; vb < ${VMu}; vb++) {
-  let blk = sp * ${VMu} + vb;
-  let t0 = blk * BT;
-  if (t0 >= cnt) { break; }
-  let n = min(BT, cnt - t0);
-  let nq = min(QB, ((min(n, QB) + ${u32(QL * UQ - 1)}) / ${u32(QL * UQ)}) * ${u32(QL * UQ)});
-  let row0 = head * vr.z + vr.w + t0;
-  let rlast = row0 + n - 1u;
-  let qb = (head * S + blk) * QB;
-  if (n == BT) {
-${body(true)}
-  } else {
-${body(false)}
-  }
-  // fold the block: (S_max/255)·e^(m − M) of each head
-  let fbo = (head * S + blk) * BST;
-  let fvs = bst[fbo + 3u * NV].x;
-${us.map((u) => `  let fc${u} = fvs * exp(bst[fbo + ${u32(NV + u)}] - mx${u});`).join("\n")}
-${fold}
-  }
-${tail}
-`;
-  };
-  const header = /* wgsl */ `
+  return /* wgsl */ `
 ${consts(d, { BT: d.BT, QB: d.QB, DG, QL, WPTV, BST: 3 * NV + 1 })}
 const NEG = -3.0e38;
 struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
@@ -1377,9 +1197,7 @@ var<workgroup> red: array<vec4<u32>, ${(d.VSUM1 ? QL - 1 : QL) * D * NV}>;
 @compute @workgroup_size(${WGV})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${
     d.WSHFL ? ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32" : ""
-  }) {`;
-  if (d.VM > 1) return `${header}\n${mergedMain()}}\n`;
-  return /* wgsl */ `${header}
+  }) {
   let blk = wid.x; let kvh = wid.y; let b = wid.z;
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];

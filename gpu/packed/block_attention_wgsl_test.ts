@@ -16,7 +16,6 @@ import {
   blockScoreWgsl,
   blockSharedBytes,
   blockTokens,
-  blockValueBlocks,
   blockValueWgsl,
   DEFAULT_BLOCK_TUNING,
   defaultBlockTuning,
@@ -55,7 +54,6 @@ Deno.test("block attention wgsl: bad shapes and schedules are typed errors namin
     [{ tuning: { kstep: 3 } }, /kstep 3/, QuantConfigError],
     [{ tuning: { block: 256, tq: 4 } }, /= 16 score invocations/, QuantConfigError],
     [{ tuning: { vshuf: true } }, /vshuf needs 2-bit V, got q4/, QuantConfigError],
-    [{ tuning: { vmrg: 3 } }, /vmrg 3/, QuantConfigError],
     // D 32: 8 invocations per quad, so wgv 256 has 32 lanes; × uq 4 = 128 quads per step > block 256's 64
     [
       { headDim: 32, tuning: { block: 256, wgv: 256, uq: 4 } },
@@ -374,7 +372,7 @@ Deno.test("block attention wgsl: rsub — every load before the reductions, thre
   }
 });
 
-Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vshuf for 2-bit V; sred and nblk 2 for {q2, q2} (tq 1, nblk 8 on 32 lanes)", () => {
+Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vshuf for 2-bit V; sred and nblk 2 for {q2, q2} (block 1024, tq 2, nblk 4 on 32 lanes)", () => {
   assert.deepEqual(subgroupBlockTuning("q2", "q2"), {
     qsub: true,
     rsub: true,
@@ -383,18 +381,28 @@ Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vsh
     nblk: 2,
   });
   // where the probe saw subgroups of 32 lanes, {q2, q2} also takes the shuffled weights at 16 quads per step and
-  // one quad per score invocation with 8 blocks per score workgroup
+  // 1024-token blocks, 2 quads per score invocation, 4 blocks per score workgroup
   assert.deepEqual(subgroupBlockTuning("q2", "q2", 32), {
     qsub: true,
     rsub: true,
     vshuf: true,
     sred: true,
-    nblk: 8,
+    nblk: 4,
     wshfl: true,
     uq: 16,
     vsum1: true,
-    tq: 1,
+    block: 1024,
+    tq: 2,
   });
+  // merged over the format's default it is 128 score invocations taking their 2 quads one after the other
+  const dflt = {
+    k: "q2",
+    v: "q2",
+    tuning: { ...defaultBlockTuning("q2", "q2"), ...subgroupBlockTuning("q2", "q2", 32) },
+  } as const;
+  assert.match(blockScoreWgsl(cfg(dflt)), /@workgroup_size\(128\)/);
+  assert.equal(blockScoreBlocks(cfg(dflt)), 4);
+  assert.equal(blockTokens(cfg(dflt)), 1024);
   assert.deepEqual(subgroupBlockTuning("q2", "q2", 8), subgroupBlockTuning("q2", "q2"));
   assert.deepEqual(subgroupBlockTuning("q4", "q4", 32), { qsub: true, rsub: true });
   assert.deepEqual(subgroupBlockTuning("q4", "q2"), { qsub: true, rsub: true, vshuf: true });
@@ -495,35 +503,4 @@ Deno.test("block attention wgsl: vsum1 — the first subgroup adds the others' l
     () => blockValueWgsl(cfg({ k: "q2", v: "q2", headDim: 16, numHeads: 40, tuning: { ...t, vsum1: true } })),
     /vsum1 needs ≤ D\/4 = 4 query heads per KV head, got 5/,
   );
-});
-
-Deno.test("block attention wgsl: vmrg — one value workgroup per vmrg blocks, each block's u32 sums folded into f32 with (S_max/255)·e^(m − M)", () => {
-  const t = { block: 512, wgv: 64, uq: 8 };
-  const one = cfg({ k: "q2", v: "q2", tuning: t });
-  assert.equal(blockValueBlocks(one), 1);
-  // the default kernel has no block loop and no float accumulators
-  assert.doesNotMatch(blockValueWgsl(one), /fa0_0|vb < /);
-  for (const vsum1 of [false, true]) {
-    const c = cfg({ k: "q2", v: "q2", tuning: { ...t, vmrg: 2, vsum1 } });
-    assert.equal(blockValueBlocks(c), 2);
-    const w = blockValueWgsl(c);
-    // split sp holds blocks 2·sp, 2·sp + 1; a block past the tokens ends the loop
-    assert.match(w, /let blk = sp \* 2u \+ vb;/);
-    assert.match(w, /if \(t0 >= cnt\) \{ break; \}/);
-    // the largest block maximum first, then each block's sums folded and reset when it ends
-    assert.match(w, /mx0 = max\(mx0, bst\[bo \+ 1u\]\);/);
-    assert.match(w, /let fc0 = fvs \* exp\(bst\[fbo \+ 1u\] - mx0\);/);
-    assert.ok(w.includes("fa3_0 += fc0 * vec4<f32>(ia3_0 >> vec4<u32>(6u)); ia3_0 = vec4<u32>(0u);"));
-    // lane sums in workgroup memory as f32 bits; Σ e^(m − M)·Σp·z_V subtracted once; the split's (M, Σ e^(m − M)·Σp)
-    assert.ok(w.includes("bitcast<vec4<u32>>(fa0_0)"));
-    assert.match(w, /zt0 \+= exp\(bst\[bo \+ 1u\] - mx0\) \* bst\[bo \+ 0u\];|zt \+= exp/);
-    assert.match(w, /ll \+= exp\(bst\[bo \+ NV \+ u\]\[cc\] - mm\) \* bst\[bo \+ 2u \* NV \+ u\]\[cc\];/);
-    assert.match(w, /p\.io\.y \+ sp\) \* 2u;/);
-    // the same workgroup memory as without vmrg
-    assert.equal(
-      blockSharedBytes(c).value,
-      blockSharedBytes(cfg({ k: "q2", v: "q2", tuning: { ...t, vsum1 } })).value,
-    );
-  }
-  assert.equal(blockValueBlocks(cfg({ tuning: { vmrg: 4 } })), 4);
 });

@@ -32,7 +32,7 @@ import {
   type FusedAttentionParams,
 } from "./attention.ts";
 import { BlockAttention, type BlockAttentionDispatch, type BlockAttentionTuning } from "./block_attention.ts";
-import type { BlockKFormat, BlockVFormat } from "./block_attention.wgsl.ts";
+import { type BlockKFormat, blockRowsInRegisters, type BlockVFormat } from "./block_attention.wgsl.ts";
 import type { PackedGpu } from "./util.ts";
 import type { UniformArena } from "./uniform_arena.ts";
 import { QuantConfigError, TensorShapeError } from "../../src/errors.ts";
@@ -62,8 +62,12 @@ export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "
 
 /**
  * The block schedule MixedBlockAttention gives BlockAttention: `given`, except that a body merged with fused
- * splits keeps, unless `given` names the knob, the tree reduce at 4-bit V (`rsub: false`) and the per-lane
- * weights vec4s and full lane sums at 2-bit V (`wshfl: false, vsum1: false`, so uq 8). On the H100, `rsub`
+ * splits keeps, unless `given` names the knob, the tree reduce at 4-bit V (`rsub: false`) and at 2-bit V the
+ * per-lane weights vec4s and full lane sums (`wshfl: false, vsum1: false`, so uq 8) and 512-token blocks scored one
+ * quad per invocation, 8 blocks per score workgroup (`block: 512, tq: 1, nblk: 8`, the nblk only where
+ * `rowsInRegisters` says the score kernel keeps its K rows in registers: static int2's 1024-token
+ * default made PM-KVQ body@2 slower on the H100, 119.2 → 122.9 µs in one call,
+ * docs/measurements/h100-block-attention-2026-12-06n.md, while int2 went 98.6 → 96.0). On the H100, `rsub`
  * made PM-KVQ body@4 slower (163.8 → 166.9 µs in one call, docs/measurements/h100-block-attention-2026-12-06h.md)
  * while it made body@2 (124.3 → 123.3) and static int4 (143.5 → 141.4) faster; `wshfl` + uq 16 + `vsum1` made
  * static int2 faster (105.1 → 103.0 µs) and PM-KVQ body@2 slower (123.5 → 134.5), all of it in the reduce stage
@@ -73,7 +77,7 @@ export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "
  * @example
  * ```ts
  * mixedBlockTuning("q4", true, {}); // { rsub: false }
- * mixedBlockTuning("q2", true, {}); // { wshfl: false, vsum1: false }
+ * mixedBlockTuning("q2", true, {}); // { wshfl: false, vsum1: false, block: 512, tq: 1, nblk: 8 }
  * mixedBlockTuning("q2", false, {}); // {}
  * ```
  */
@@ -81,14 +85,25 @@ export function mixedBlockTuning(
   v: BlockVFormat,
   hasOthers: boolean,
   given: BlockAttentionTuning | undefined,
+  rowsInRegisters: (t: BlockAttentionTuning) => boolean = () => true,
 ): BlockAttentionTuning | undefined {
   if (v === "q4" && hasOthers && given?.rsub === undefined) return { ...given, rsub: false };
   if (v === "q2" && hasOthers) {
-    return {
+    const t: BlockAttentionTuning = {
       ...(given?.wshfl === undefined ? { wshfl: false } : {}),
       ...(given?.vsum1 === undefined ? { vsum1: false } : {}),
+      ...(given?.block === undefined ? { block: 512 } : {}),
+      ...(given?.tq === undefined ? { tq: 1 } : {}),
       ...given,
     };
+    // nblk 8 only where the score kernel keeps its K rows in registers (else the format's fallback stands)
+    let fits = false;
+    try {
+      fits = rowsInRegisters(t);
+    } catch {
+      // a schedule the format cannot take: BlockAttention.create names it
+    }
+    return given?.nblk === undefined && fits ? { ...t, nblk: 8 } : t;
   }
   return given;
 }
@@ -171,7 +186,21 @@ export class MixedBlockAttention {
         maxTokens: o.maxTokens,
         k: fk as BlockKFormat,
         v: fv as BlockVFormat,
-        tuning: mixedBlockTuning(fv as BlockVFormat, others.length > 0, o.block),
+        tuning: mixedBlockTuning(
+          fv as BlockVFormat,
+          others.length > 0,
+          o.block,
+          (tuning) =>
+            blockRowsInRegisters({
+              numHeads: o.numHeads,
+              numKvHeads: o.numKvHeads,
+              headDim: o.headDim,
+              maxBatch: o.maxBatch,
+              k: fk as BlockKFormat,
+              v: fv as BlockVFormat,
+              tuning,
+            }),
+        ),
       }),
     ]);
     return new MixedBlockAttention(o, fused, block);
@@ -189,7 +218,7 @@ export class MixedBlockAttention {
     const o = this.options;
     const others = counts.filter((_, i) => i !== o.body).map((c) => c.slice(0, batch));
     const f = this.fused ? this.fused.plan(batch, others, splits).total : 0;
-    return f + this.block.splits(counts[o.body].slice(0, batch));
+    return f + this.block.blocks(counts[o.body].slice(0, batch));
   }
 
   /**

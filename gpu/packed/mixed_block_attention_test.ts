@@ -60,18 +60,31 @@ Deno.test("MixedBlockAttention: a body the block kernels cannot run is a typed e
   );
 });
 
-Deno.test("mixedBlockTuning: beside fused splits a 4-bit V body keeps the tree reduce and a 2-bit V body the vec4 weights, unless given", () => {
+Deno.test("mixedBlockTuning: beside fused splits a 4-bit V body keeps the tree reduce and a 2-bit V body the vec4 weights and the 512-token score schedule, unless given", () => {
   assert.deepEqual(mixedBlockTuning("q4", true, undefined), { rsub: false });
   assert.deepEqual(mixedBlockTuning("q4", true, { block: 256 }), { block: 256, rsub: false });
   assert.deepEqual(mixedBlockTuning("q4", true, { rsub: true }), { rsub: true });
-  // 2-bit V beside fused splits: no wshfl / vsum1 unless given (rsub from the subgroup defaults)
-  assert.deepEqual(mixedBlockTuning("q2", true, { nblk: 2 }), { nblk: 2, wshfl: false, vsum1: false });
-  assert.deepEqual(mixedBlockTuning("q2", true, undefined), { wshfl: false, vsum1: false });
+  // 2-bit V beside fused splits: no wshfl / vsum1, block 512 with tq 1 and nblk 8, each unless given (rsub from
+  // the subgroup defaults)
+  const pinned = { wshfl: false, vsum1: false, block: 512, tq: 1, nblk: 8 };
+  assert.deepEqual(mixedBlockTuning("q2", true, { nblk: 2 }), { ...pinned, nblk: 2 });
+  assert.deepEqual(mixedBlockTuning("q2", true, undefined), pinned);
   assert.deepEqual(mixedBlockTuning("q2", true, { wshfl: true, uq: 16 }), {
+    ...pinned,
     wshfl: true,
     uq: 16,
-    vsum1: false,
   });
+  assert.deepEqual(mixedBlockTuning("q2", true, { block: 1024, tq: 2 }), { ...pinned, block: 1024, tq: 2 });
+  // no nblk where the score kernel's K rows would not stay in registers (kstep, long rows), nor where the
+  // schedule is refused (BlockAttention.create names it)
+  const { nblk: _, ...loose } = pinned;
+  assert.deepEqual(mixedBlockTuning("q2", true, { kstep: 2 }, (t) => !t.kstep), { ...loose, kstep: 2 });
+  assert.deepEqual(
+    mixedBlockTuning("q2", true, undefined, () => {
+      throw new Error("refused");
+    }),
+    loose,
+  );
   // no fused splits (a static layout): the given schedule as is
   assert.deepEqual(mixedBlockTuning("q2", false, { nblk: 2 }), { nblk: 2 });
   assert.equal(mixedBlockTuning("q4", false, undefined), undefined);
