@@ -243,7 +243,7 @@ export class BlockAttention {
    *
    * @example
    * ```ts
-   * att.block; // 512 for {q2, q2} and {q4, q4} by default, else 256
+   * att.block; // 512 for {q2, q2} and {q4, q4} by default (1024 for {q2, q2} where subgroups have 32 lanes), else 256
    * ```
    */
   get block(): number {
