@@ -597,7 +597,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vshuf: false, rsub: true, rdims: 16 },
     // wshfl (here subgroups of 8 lanes: the vec4 fallback inside the same kernel) and vsum1
     { block: 256, vshuf: true, wshfl: true, uq: 16, vsum1: true },
-    // tq 1 with 8 / 16 blocks per score workgroup (with subgroups of 32 lanes {q2, q2} defaults to tq 1, nblk 8)
+    // tq 1 with 8 / 16 blocks per score workgroup (the score schedule of PM-KVQ's 2-bit body, and {q2, q2}'s
+    // default with subgroups of 32 lanes before block 1024)
     { block: 256, tq: 1, nblk: 8, vshuf: true, wshfl: true, uq: 16, vsum1: true },
     { block: 256, tq: 1, nblk: 16 },
     // {q2, q2}'s default with subgroups of 32 lanes (block 1024, 2 quads per score invocation one after the other,

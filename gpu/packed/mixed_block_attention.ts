@@ -100,8 +100,9 @@ export function mixedBlockTuning(
     let fits = false;
     try {
       fits = rowsInRegisters(t);
-    } catch {
+    } catch (e) {
       // a schedule the format cannot take: BlockAttention.create names it
+      if (!(e instanceof QuantConfigError || e instanceof TensorShapeError)) throw e;
     }
     return given?.nblk === undefined && fits ? { ...t, nblk: 8 } : t;
   }

@@ -81,9 +81,17 @@ Deno.test("mixedBlockTuning: beside fused splits a 4-bit V body keeps the tree r
   assert.deepEqual(mixedBlockTuning("q2", true, { kstep: 2 }, (t) => !t.kstep), { ...loose, kstep: 2 });
   assert.deepEqual(
     mixedBlockTuning("q2", true, undefined, () => {
-      throw new Error("refused");
+      throw new QuantConfigError("refused");
     }),
     loose,
+  );
+  // any other failure is not swallowed
+  assert.throws(
+    () =>
+      mixedBlockTuning("q2", true, undefined, () => {
+        throw new RangeError("bug");
+      }),
+    RangeError,
   );
   // no fused splits (a static layout): the given schedule as is
   assert.deepEqual(mixedBlockTuning("q2", false, { nblk: 2 }), { nblk: 2 });
