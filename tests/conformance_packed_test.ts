@@ -604,6 +604,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // {q2, q2}'s default with subgroups of 32 lanes (block 1024, 2 quads per score invocation one after the other,
     // 4 blocks per score workgroup; here the vec4 fallback of wshfl)
     { block: 1024, tq: 2, tseq: true, nblk: 4, vshuf: true, sred: true, wshfl: true, uq: 16, vsum1: true },
+    // vpair (8 dims per value invocation, lane pairs; here the vec4 weights): byte-identical to its twin without
+    { block: 256, vshuf: true, vpair: true, uq: 4, pipe: false },
+    { block: 1024, tq: 2, tseq: true, nblk: 4, vshuf: true, sred: true, vpair: true, uq: 16 },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -643,6 +646,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { tq: 2, nblk: 2 },
     { block: 512, tq: 1, nblk: 8 },
     { block: 256, tq: 1, nblk: 16 },
+    // vpair (lane pairs, 8 dims per value invocation): byte-identical to its twin without
+    { vpair: true, uq: 8 },
+    { vpair: true, uq: 16 },
+    { block: 512, vpair: true, uq: 8, wgv: 128 },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -689,13 +696,14 @@ async function checkBlockAttention(
     const kf = kt.format as BlockKFormat;
     // a schedule these formats cannot take (nblk > 1 with K rows too long for registers, e.g. 8-bit K at D 128;
     // vshuf with 4-bit V) is refused with a typed error: say so and go on
-    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf || tuning.wshfl) {
+    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf || tuning.wshfl || tuning.vpair) {
       const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
       try {
         blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
       } catch (e) {
         if (
-          !(e instanceof QuantConfigError) || !/K rows in registers|vshuf needs|wshfl needs/.test(e.message)
+          !(e instanceof QuantConfigError) ||
+          !/K rows in registers|vshuf needs|wshfl needs|vpair needs/.test(e.message)
         ) throw e;
         console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
         continue;
@@ -703,7 +711,9 @@ async function checkBlockAttention(
     }
     // the subgroup knobs run where the device's subgroups pass the lane probe: elsewhere not run, and say why
     const lanes = await subgroupLanes(g);
-    if ((tuning.vshuf || tuning.sred || tuning.qsub || tuning.rsub || tuning.wshfl) && !lanes.ok) {
+    if (
+      (tuning.vshuf || tuning.sred || tuning.qsub || tuning.rsub || tuning.wshfl || tuning.vpair) && !lanes.ok
+    ) {
       console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: not run (${lanes.reason})`);
       continue;
     }
@@ -762,6 +772,24 @@ async function checkBlockAttention(
         g.device.queue.writeBuffer(out, 0, qsubOut);
       }
     }
+    // vpair only moves which invocation owns which dims (the same exact integer sums): byte-identical to the
+    // same schedule without it
+    if (tuning.vpair) {
+      const mine = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
+      // (uq 16 needs wshfl without vpair; the step size does not change the sums)
+      const t = att.block.config.tuning ?? {};
+      const twin = await run1({ ...t, vpair: false, uq: t.wshfl ? t.uq : Math.min(t.uq ?? 8, 8) });
+      const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
+      const at = twinOut.findIndex((x, i) => x !== mine[i]);
+      assert.equal(
+        at,
+        -1,
+        `${label} BlockAttention ${JSON.stringify(tuning)}: vpair differs from its twin at ${at}`,
+      );
+      twin.part.destroy();
+      twin.att.destroy();
+      g.device.queue.writeBuffer(out, 0, mine);
+    }
     const got = new Float32Array(await g.read(out, 0, 4 * B * nH * D));
     let err = 0, worst = 0, vmax = 0;
     for (let i = 0; i < got.length; i++) {
@@ -772,7 +800,7 @@ async function checkBlockAttention(
     }
     const run = att.block.config.tuning ?? {};
     // the knobs the merged schedule runs (subgroup defaults included), and its uq / tq / nblk
-    const on = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1"] as const).filter((k) => run[k]);
+    const on = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1", "vpair"] as const).filter((k) => run[k]);
     const parts = [
       on.join(" "),
       ...(["uq", "tq", "nblk"] as const).map((k) => run[k] ? `${k} ${run[k]}` : ""),

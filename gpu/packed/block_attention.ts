@@ -164,7 +164,7 @@ export class BlockAttention {
     // for the formats apply under the given fields; a knob given explicitly where they cannot is a GpuError
     const given = config.tuning ?? {};
     const lanes = await subgroupLanes(gpu);
-    const explicit = (["vshuf", "sred", "qsub", "rsub", "wshfl"] as const).find((k) => given[k]);
+    const explicit = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vpair"] as const).find((k) => given[k]);
     if (explicit && !lanes.ok) {
       throw new GpuError(`block attention: ${explicit} cannot run: ${lanes.reason}`);
     }
@@ -363,7 +363,13 @@ export class BlockAttention {
       this.#pipes.value,
       "block attention value",
       packUniform([S, X0, PS, statsOff, ...vr, ...cnt]),
-      [bufs.store, sc.wq, sc.bst, bufs.part, ...(this.config.tuning?.wshfl ? [sc.wq] : [])],
+      [
+        bufs.store,
+        sc.wq,
+        sc.bst,
+        bufs.part,
+        ...(this.config.tuning?.wshfl || this.config.tuning?.vpair ? [sc.wq] : []),
+      ],
       arena,
     );
     const reduce = bindUniform(

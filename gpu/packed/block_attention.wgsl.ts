@@ -138,6 +138,17 @@ export interface BlockAttentionTuning {
    */
   vsum1?: boolean;
   /**
+   * Value kernel, 2-bit V (needs `vshuf`'s subgroups; ≤ 4 query heads per KV head, no `pipe`, uq 4, 8 or 16):
+   * each invocation owns 8 dims (two bytes of a V word) instead of 4, so D/8 invocations cover a quad. Lanes
+   * 2i and 2i + 1 share a word: each loads it from two of the quad's four rows, and one `subgroupShuffleXor`
+   * (xor 1) trades the halves, so each lane holds its two bytes of all four rows — half the shuffles per
+   * dot product of `vshuf` (one per 32 dot products instead of two per 16), and each quad's weights (four
+   * `subgroupShuffle`s from one word per lane, as `wshfl`, where subgroups have 32 lanes and D is 128; vec4
+   * loads elsewhere) serve 32 dot products instead of 16. 32 integer accumulators instead of 16; the lane sums
+   * of the D/8-lane streams are added through workgroup memory one stream at a time. Same integer sums.
+   */
+  vpair?: boolean;
+  /**
    * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
    * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
    * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
@@ -191,6 +202,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vshuf: false,
   wshfl: false,
   vsum1: false,
+  vpair: false,
   sred: false,
   qsub: false,
   rsub: false,
@@ -292,6 +304,8 @@ interface Dims {
   VSHUF: boolean;
   WSHFL: boolean;
   VSUM1: boolean;
+  /** Value kernel: 8 dims per invocation, lane pairs (`vpair`); QL is then wgv / (D/8). */
+  VPAIR: boolean;
   SRED: boolean;
   QSUB: boolean;
 }
@@ -325,12 +339,23 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: wgv ${t.wgv} must be 32/64/128/256 and a multiple of D/4 = ${DG}`,
     );
   }
-  if (![1, 2, 4, 8, ...(t.wshfl ? [16] : [])].includes(t.uq)) {
-    throw new QuantConfigError(`block attention: uq ${t.uq} must be 1, 2, 4 or 8 (16 with wshfl)`);
+  if (![1, 2, 4, 8, ...(t.wshfl || t.vpair ? [16] : [])].includes(t.uq)) {
+    throw new QuantConfigError(`block attention: uq ${t.uq} must be 1, 2, 4 or 8 (16 with wshfl or vpair)`);
   }
   const HPK = c.numHeads / c.numKvHeads;
   const NV = Math.ceil(HPK / 4);
-  const QL = t.wgv / DG;
+  if (t.vpair && !(t.vshuf && VB === 2 && NV === 1 && !t.pipe && [4, 8, 16].includes(t.uq))) {
+    throw new QuantConfigError(
+      `block attention: vpair needs vshuf, 2-bit V (got ${c.v}), ≤ 4 query heads per KV head (got ${HPK}), ` +
+        `no pipe and uq 4, 8 or 16 (got ${t.uq})`,
+    );
+  }
+  if (t.vpair && t.wgv % (D / 8) !== 0) {
+    throw new QuantConfigError(
+      `block attention: vpair needs wgv ${t.wgv} to be a multiple of D/8 = ${D / 8}`,
+    );
+  }
+  const QL = t.vpair ? t.wgv / (D / 8) : t.wgv / DG;
   if (![1, 2, 4].includes(t.tq)) throw new QuantConfigError(`block attention: tq ${t.tq} must be 1, 2 or 4`);
   if (![1, 2, 4, 8, 16].includes(t.nblk)) {
     throw new QuantConfigError(`block attention: nblk ${t.nblk} must be 1, 2, 4, 8 or 16`);
@@ -406,8 +431,9 @@ function dims(c: BlockAttentionConfig): Dims {
     NCNT: Math.max(1, Math.ceil(c.maxBatch / 4)),
     REC: (D / 4 + 2) * NV,
     VSHUF: t.vshuf,
-    WSHFL: t.wshfl,
-    VSUM1: t.vsum1 && QL > 1,
+    WSHFL: t.wshfl && !t.vpair,
+    VSUM1: t.vsum1 && QL > 1 && !t.vpair,
+    VPAIR: t.vpair,
     SRED: t.sred,
     QSUB: t.qsub,
   };
@@ -476,7 +502,7 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
   return {
     query: 16 * 3 * d.D * d.NV,
     score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
-    value: 16 * (d.VSUM1 ? d.QL - 1 : d.QL) * d.D * d.NV,
+    value: d.VPAIR ? 16 * d.D : 16 * (d.VSUM1 ? d.QL - 1 : d.QL) * d.D * d.NV,
   };
 }
 
@@ -1018,6 +1044,7 @@ ${bigSum}${NB === 1 ? "" : "\n  }"}
  */
 export function blockValueWgsl(c: BlockAttentionConfig): string {
   const d = dims(c);
+  if (d.VPAIR) return blockValuePairWgsl(d);
   const { D, NV, VB, WPTV, DG, QL, UQ, WGV, PIPE } = d;
   const us = [...Array(NV).keys()], ks = [0, 1, 2, 3], js = [...Array(UQ).keys()];
   // the codes of dim k stay at their bit offset within each byte (no shift): X_k's bytes hold c·2^vShift(k)
@@ -1263,6 +1290,168 @@ ${
     }
   }
 ${statsLines("  ")}`
+  }
+}
+`;
+}
+
+/**
+ * WGSL of the value kernel with `vpair` (2-bit V, one head lane: ≤ 4 query heads per KV head): invocation (ql, e)
+ * of the workgroup — stream ql = lid / (D/8), lane e = lid % (D/8) — owns word wd = e / 2 of every row and in it
+ * bytes {0, 2} (e even, "lane a") or {3, 1} (e odd, "lane b"): dims 16·wd + 4·byte + k at plane k. Per quad
+ * (tokens q + i·QB, i < 4) lane a loads rows 0 and 1, lane b rows 2 and 3 of word wd; each splits its two words
+ * into the even bytes F1 = [r0.b0, r1.b0, r0.b2, r1.b2] and the odd bytes F2 = [r0.b1, r1.b1, r0.b3, r1.b3],
+ * keeps its own and trades the other with its partner (`subgroupShuffleXor` 1), so each holds two words of its
+ * bytes of rows 0…3 in token order (the weights' byte order): lane a X0 = byte 0, X1 = byte 2; lane b X0 =
+ * byte 1, X1 = byte 3 (its kept word holds rows 2, 3, the traded one rows 0, 1). The dot products, the exact
+ * u32 sums at the codes' bit offsets and the epilogue's arithmetic are blockValueWgsl's.
+ */
+function blockValuePairWgsl(d: Dims): string {
+  const { D, QL, UQ, WGV, WPTV } = d;
+  const LS = D / 8;
+  const js = [...Array(UQ).keys()], ks = [0, 1, 2, 3], xs = [0, 1];
+  // the weights as words where subgroups have 32 lanes and a stream is 16 lanes (D 128): lane sid holds head
+  // sid % 4 of quad q0 + (4i + (sid % 16) / 4)·QL in wv<i>; quad j's vec4 is four shuffles from its stream's half
+  const WSH = LS === 16;
+  const mask = (k: number) => u32((0x03030303 << (2 * k)) >>> 0);
+  const loads = (full: boolean, wsh: boolean) =>
+    [
+      ...(wsh
+        ? [...Array(UQ / 4).keys()].map((i) =>
+          `    let wv${i} = wqw[(qb + q0 + (${u32(4 * i)} + (sid % 16u) / 4u) * ${u32(QL)}) * 4u + sid % 4u];`
+        )
+        : js.map((j) => `    let W${j} = wq[qb + q0 + ${u32(j * QL)}];`)),
+      ...js.map((j) =>
+        full
+          ? `    let ab${j} = wb + (row0 + q0 + ${u32(j * QL)}) * WPTV;
+    let a${j} = sw[ab${j} + poff]; let c${j} = sw[ab${j} + poff + ${u32(d.QB * WPTV)}];`
+          : `    let a${j} = sw[wb + min(row0 + q0 + ${u32(j * QL)} + pq, rlast) * WPTV];
+    let c${j} = sw[wb + min(row0 + q0 + ${u32(j * QL)} + pq + QB, rlast) * WPTV];`
+      ),
+    ].join("\n");
+  const compute = (wsh: boolean) =>
+    js.map((j) =>
+      `${
+        wsh
+          ? `    let W${j} = vec4<u32>(${
+            [0, 1, 2, 3].map((h) => `subgroupShuffle(wv${Math.floor(j / 4)}, half + ${u32(4 * (j % 4) + h)})`)
+              .join(", ")
+          });\n`
+          : ""
+      }    let F1_${j} = (a${j} & 0x00ff00ffu) | ((c${j} << 8u) & 0xff00ff00u);
+    let F2_${j} = ((a${j} >> 8u) & 0x00ff00ffu) | (c${j} & 0xff00ff00u);
+    let g${j} = subgroupShuffleXor(select(F1_${j}, F2_${j}, isA), 1u);
+    let lo${j} = select(g${j}, F1_${j}, isA); let hi${j} = select(F2_${j}, g${j}, isA);
+    let X${j}_0 = (lo${j} & 0xffffu) | (hi${j} << 16u);
+    let X${j}_1 = (lo${j} >> 16u) | (hi${j} & 0xffff0000u);
+${
+        xs.flatMap((x) =>
+          ks.map((k) =>
+            `    { let xx = X${j}_${x} & ${
+              mask(k)
+            }; ia${x}_${k} += vec4<u32>(dot4U8Packed(xx, W${j}.x), dot4U8Packed(xx, W${j}.y), dot4U8Packed(xx, W${j}.z), dot4U8Packed(xx, W${j}.w)); }`
+          )
+        ).join("\n")
+      }`
+    ).join("\n");
+  const plain = (full: boolean, wsh: boolean) =>
+    `  for (var q0 = ql; q0 < nq; q0 += ${u32(QL * UQ)}) {
+${loads(full, wsh)}
+${compute(wsh)}
+  }`;
+  const body = (full: boolean) =>
+    WSH
+      ? `  if (sgs == 32u) {\n${plain(full, true)}\n  } else {\n${plain(full, false)}\n  }`
+      : plain(full, false);
+  const shifted = (x: number, k: number) => (k ? `(ia${x}_${k} >> vec4<u32>(${u32(2 * k)}))` : `ia${x}_${k}`);
+  const slot = (x: number, k: number) => `e * 8u + ${u32(4 * x + k)}`;
+  return /* wgsl */ `
+${consts(d, { BT: d.BT, QB: d.QB, LS, QL, WPTV, BST: 4 })}
+const NEG = -3.0e38;
+struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> sw: array<u32>;
+@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> bst: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;
+// the weights again, as words (the shuffled weights)
+@group(0) @binding(5) var<storage, read> wqw: array<u32>;
+// one stream's lane sums [LS, 2 words, 4 planes]: streams QL − 1 … 1 add theirs in turn, stream 0 last
+var<workgroup> red: array<vec4<u32>, ${LS * 8}>;
+@compute @workgroup_size(${WGV})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32) {
+  let blk = wid.x; let kvh = wid.y; let b = wid.z;
+  let S = p.io.x;
+  let cnt = p.cnt[b / 4u][b % 4u];
+  let head = b * NKV + kvh;
+  // block blk is split split0 + blk: acc [D] and (max, Σp) of each head (an empty block: 0, (NEG, 0))
+  if (blk * BT >= cnt) {
+    for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
+      part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = 0.0;
+    }
+    if (lid < HPK) {
+      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+      part[o] = NEG; part[o + 1u] = 0.0;
+    }
+    return;
+  }
+  let vr = p.vr;
+  let e = lid % LS; let ql = lid / LS;
+  let wd = e / 2u; let hb = e % 2u; let isA = hb == 0u;
+  let wb = vr.x + wd;
+  // this lane's rows of a quad: 2·hb and 2·hb + 1
+  let poff = hb * ${u32(2 * d.QB * WPTV)}; let pq = hb * ${u32(2 * d.QB)};
+  let half = sid & 16u;
+  let t0 = blk * BT;
+  let n = min(BT, cnt - t0);
+  // quads to visit (quad q holds tokens q + i·QB), rounded up to whole steps (zero weights, rows clamped)
+  let nq = min(QB, ((min(n, QB) + ${u32(QL * UQ - 1)}) / ${u32(QL * UQ)}) * ${u32(QL * UQ)});
+  let row0 = head * vr.z + vr.w + t0;
+  let rlast = row0 + n - 1u;
+  let qb = (head * S + blk) * QB;
+${xs.flatMap((x) => ks.map((k) => `  var ia${x}_${k} = vec4<u32>(0u);`)).join("\n")}
+  if (n == BT) {
+${body(true)}
+  } else {
+${body(false)}
+  }
+  // the streams' exact sums, one stream after the other through workgroup memory
+  for (var s = QL - 1u; s > 0u; s--) {
+    if (ql == s) {
+${
+    xs.flatMap((x) =>
+      ks.map((k) =>
+        `      red[${slot(x, k)}] = ${shifted(x, k)}+ select(vec4<u32>(0u), red[${slot(x, k)}], s < QL - 1u);`
+      )
+    ).join("\n")
+  }
+    }
+    workgroupBarrier();
+  }
+  if (ql == 0u) {
+    // acc = (S_max/255)·Σ w·c − Σp·z_V; lane a's words are bytes 0 and 2 of word wd, lane b's bytes 1 and 3
+    let bo = (head * S + blk) * BST;
+    let vsig = bst[bo + 3u].x;
+    let zs = bst[bo];
+${
+    xs.flatMap((x) =>
+      ks.map((k) =>
+        `    {
+      var tot = ${shifted(x, k)};
+      if (QL > 1u) { tot += red[${slot(x, k)}]; }
+      let acc = vsig * vec4<f32>(tot) - zs;
+      let dd = wd * 16u + select(${u32(4 * (2 * x + 1) + k)}, ${u32(4 * (2 * x) + k)}, isA);
+      for (var cc = 0u; cc < HPK; cc++) {
+        part[((b * NH + kvh * HPK + cc) * p.io.z + p.io.y + blk) * D + dd] = acc[cc];
+      }
+    }`
+      )
+    ).join("\n")
+  }
+    if (lid < HPK) {
+      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+      part[o] = bst[bo + 1u][lid]; part[o + 1u] = bst[bo + 2u][lid];
+    }
   }
 }
 `;
