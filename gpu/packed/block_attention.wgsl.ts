@@ -350,11 +350,7 @@ function dims(c: BlockAttentionConfig): Dims {
         `no pipe and uq 4, 8 or 16 (got ${t.uq})`,
     );
   }
-  if (t.vpair && t.wgv % (D / 8) !== 0) {
-    throw new QuantConfigError(
-      `block attention: vpair needs wgv ${t.wgv} to be a multiple of D/8 = ${D / 8}`,
-    );
-  }
+  // (wgv is a multiple of D/4, so of vpair's D/8)
   const QL = t.vpair ? t.wgv / (D / 8) : t.wgv / DG;
   if (![1, 2, 4].includes(t.tq)) throw new QuantConfigError(`block attention: tq ${t.tq} must be 1, 2 or 4`);
   if (![1, 2, 4, 8, 16].includes(t.nblk)) {

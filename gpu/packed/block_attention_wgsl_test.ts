@@ -504,3 +504,56 @@ Deno.test("block attention wgsl: vsum1 — the first subgroup adds the others' l
     /vsum1 needs ≤ D\/4 = 4 query heads per KV head, got 5/,
   );
 });
+
+Deno.test("block attention wgsl: vpair — 8 dims per value invocation, one xor-1 shuffle per quad, weights shuffled from one word per lane where subgroups have 32 lanes", () => {
+  const base = {
+    k: "q2",
+    v: "q2",
+    tuning: { block: 1024, wgv: 64, vshuf: true, uq: 8, vpair: true },
+  } as const;
+  const w = blockValueWgsl(cfg(base));
+  // D/8 = 16 invocations per quad, so wgv 64 is 4 streams; each lane loads two rows' word per quad
+  assert.match(w, /const LS = 16u;\nconst QL = 4u;/);
+  assert.equal(
+    w.match(/let a\d+ = sw\[ab\d+ \+ poff\]; let c\d+ = sw\[ab\d+ \+ poff \+ 2048u\];/g)?.length,
+    8 * 2,
+  );
+  // one trade per quad (both paths, full blocks and partial blocks: 4 × 8), no vshuf transposes
+  assert.equal(w.match(/subgroupShuffleXor\(select\(F1_\d+, F2_\d+, isA\), 1u\)/g)?.length, 4 * 8);
+  assert.doesNotMatch(w, /subgroupShuffleXor\([^)]*, 2u\)/);
+  // 32 dot products per quad: 2 words × 4 planes × 4 heads (8 accumulators)
+  assert.equal(w.match(/var ia\d_\d = vec4<u32>\(0u\);/g)?.length, 8);
+  assert.equal(w.match(/dot4U8Packed\(xx, W3\.x\)/g)?.length, 8 * 4);
+  // where subgroups have 32 lanes: uq / 4 weight words per lane, each quad's vec4 from its stream's half
+  assert.match(w, /if \(sgs == 32u\) \{/);
+  assert.match(w, /let wv1 = wqw\[\(qb \+ q0 \+ \(4u \+ \(sid % 16u\) \/ 4u\) \* 4u\) \* 4u \+ sid % 4u\];/);
+  assert.ok(w.includes("let W5 = vec4<u32>(subgroupShuffle(wv1, half + 4u),"));
+  // elsewhere the vec4 loads
+  assert.match(w, /let W7 = wq\[qb \+ q0 \+ 28u\];/);
+  // lane b's words are bytes 1 and 3: dims 16·wd + 4 + k / 12 + k
+  assert.ok(w.includes("let dd = wd * 16u + select(7u, 3u, isA);"));
+  assert.ok(w.includes("let dd = wd * 16u + select(15u, 11u, isA);"));
+  // one stream's sums in workgroup memory: 2 KB at D 128
+  assert.match(w, /var<workgroup> red: array<vec4<u32>, 128>;/);
+  assert.equal(blockSharedBytes(cfg(base)).value, 2048);
+  // D 64: 8-lane streams, the vec4 weights only
+  const w64 = blockValueWgsl(cfg({ ...base, headDim: 64, numHeads: 16, numKvHeads: 4 }));
+  assert.match(w64, /const LS = 8u;\nconst QL = 8u;/);
+  assert.doesNotMatch(w64, /sgs == 32u|subgroupShuffle\(wv/);
+  // uq 16 is allowed with vpair; its conditions are a typed error naming the value
+  assert.doesNotThrow(() => blockValueWgsl(cfg({ ...base, tuning: { ...base.tuning, uq: 16 } })));
+  const bad: [Partial<BlockAttentionConfig>, RegExp][] = [
+    [{ tuning: { ...base.tuning, vshuf: false } }, /vpair needs vshuf/],
+    [{ v: "q4" }, /2-bit V \(got q4\)/],
+    [{ numHeads: 40 }, /≤ 4 query heads per KV head \(got 5\)/],
+    [{ tuning: { ...base.tuning, pipe: true } }, /no pipe/],
+    [{ tuning: { ...base.tuning, uq: 2 } }, /uq 4, 8 or 16 \(got 2\)/],
+  ];
+  for (const [over, re] of bad) {
+    assert.throws(
+      () => blockValueWgsl(cfg({ ...base, ...over })),
+      (e: Error) => e instanceof QuantConfigError && re.test(e.message),
+      JSON.stringify(over),
+    );
+  }
+});
