@@ -17,13 +17,10 @@ el stages
 st '{}'
 st '{"vpair":true,"uq":8}'
 st '{"vpair":true,"uq":16}'
-st '{"vpair":true,"uq":4}'
-st '{"vpair":true,"uq":8,"wgv":128}'
-st '{"vpair":true,"uq":8,"wgv":32}'
 st '{}'
 el fresh
 deno run -A bench/gpu_attention_fresh.ts --reps 3 --targets 8 --layouts int16 --md "$OUTD/f.md" 2>&1 | tail -1
-fr int2 '[{"name":"block","tuning":{"block":{}}},{"name":"block vpair uq 8","tuning":{"block":{"vpair":true,"uq":8}}},{"name":"block vpair uq 16","tuning":{"block":{"vpair":true,"uq":16}}}]' 3
+fr int2 '[{"name":"block","tuning":{"block":{}}},{"name":"block vpair uq 8","tuning":{"block":{"vpair":true,"uq":8}}}]' 2
 el done
 } 2>&1 | tee "$OUTD/01-vpair.log"
 rm -f "$OUTD/f.md"
