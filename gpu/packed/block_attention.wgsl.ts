@@ -146,6 +146,7 @@ export interface BlockAttentionTuning {
    * `subgroupShuffle`s from one word per lane, as `wshfl`, where subgroups have 32 lanes and D is 128; vec4
    * loads elsewhere) serve 32 dot products instead of 16. 32 integer accumulators instead of 16; the lane sums
    * of the D/8-lane streams are added through workgroup memory one stream at a time. Same integer sums.
+   * Opt-in; not measured on the H100 yet (docs/measurements/h100-block-attention-2026-12-07.md).
    */
   vpair?: boolean;
   /**

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fifteenth session, call 1: the block conformance (the int2 default of block 1024 + tq 2 + nblk 4 has not run
+# NOT RUN (no device machine started this session). Fifteenth session, call 1: the block conformance (the int2 default of block 1024 + tq 2 + nblk 4 has not run
 # on the H100 yet; vpair's 32-lane weights path runs only here), then vpair (8 dims per value invocation, lane
 # pairs) against the default: stages (one process each) and fresh processes against the 16-bit kernel.
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && bash <this file>

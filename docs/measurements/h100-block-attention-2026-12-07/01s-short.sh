@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fifteenth session, the short form of 01-vpair.sh for the device time left: the block conformance, then vpair
+# NOT RUN (no device machine started this session). Fifteenth session, the short form of 01-vpair.sh for the device time left: the block conformance, then vpair
 # against the default in stages (one process each).
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && bash <this file>
 set -u

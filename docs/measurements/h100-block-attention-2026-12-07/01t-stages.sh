@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fifteenth session, the shortest form (stages only, one process each): vpair against the default, int2.
+# NOT RUN (no device machine started this session). Fifteenth session, the shortest form (stages only, one process each): vpair against the default, int2.
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && bash <this file>
 set -u
 OUTD=${OUT:-/tmp/out}; mkdir -p "$OUTD"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fifteenth session, call 2 (same warm machine): PM-KVQ body@2 with vpair and with sbar-lazy.patch (/tmp/lazy),
+# NOT RUN (no device machine started this session). Fifteenth session, call 2 (same warm machine): PM-KVQ body@2 with vpair and with sbar-lazy.patch (/tmp/lazy),
 # the score kernel with 2 blocks per workgroup at the new default, the reduce's rdims at 32 splits per head.
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && bash <this file>
 set -u
