@@ -1032,6 +1032,33 @@ ${bigSum}${NB === 1 ? "" : "\n  }"}
 }
 
 /**
+ * The value kernels' prologue after `head`: block blk is split split0 + blk, acc [D] and (max, Σp) of each head;
+ * an empty block writes 0 and (NEG, 0) and returns.
+ */
+function valueEmptyBlock(WGV: number): string {
+  return `  // block blk is split split0 + blk: acc [D] and (max, Σp) of each head (an empty block: 0, (NEG, 0))
+  if (blk * BT >= cnt) {
+    for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
+      part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = 0.0;
+    }
+    if (lid < HPK) {
+      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+      part[o] = NEG; part[o + 1u] = 0.0;
+    }
+    return;
+  }`;
+}
+
+/** The value kernels' epilogue: the block's (m, Σp) of each head into the split's statistics (lid < HPK). */
+function valueStatsLines(pad: string): string {
+  return `${pad}if (lid < HPK) {
+${pad}  let u = lid / 4u; let cc = lid % 4u;
+${pad}  let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+${pad}  part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
+${pad}}`;
+}
+
+/**
  * WGSL of the value kernel (module doc).
  *
  * @example
@@ -1157,13 +1184,6 @@ ${names.map((x) => `    c${x} = n${x};`).join("\n")}
     k: number,
     u: number,
   ) => (vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`);
-  // the block's (m, Σp) of each head into the split's statistics (invocations lid < HPK)
-  const statsLines = (pad: string) =>
-    `${pad}if (lid < HPK) {
-${pad}  let u = lid / 4u; let cc = lid % 4u;
-${pad}  let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
-${pad}  part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
-${pad}}`;
   const sum1Tail = `  if (ql > 0u) {
 ${
     ks.flatMap((k) =>
@@ -1194,7 +1214,7 @@ ${
       )
     ).join("\n")
   }
-${statsLines("    ")}
+${valueStatsLines("    ")}
   }`;
   // wshfl: the shuffled weights where subgroups have 32 lanes, the vec4 loads elsewhere (same sums)
   const body = (full: boolean) =>
@@ -1226,17 +1246,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
   let head = b * NKV + kvh;
-  // block blk is split split0 + blk: acc [D] and (max, Σp) of each head (an empty block: 0, (NEG, 0))
-  if (blk * BT >= cnt) {
-    for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-      part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = 0.0;
-    }
-    if (lid < HPK) {
-      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
-      part[o] = NEG; part[o + 1u] = 0.0;
-    }
-    return;
-  }
+${valueEmptyBlock(WGV)}
   let vr = p.vr;
   let dg = lid % DG; let ql = lid / DG;
   let wb = vr.x + ${VB === 4 ? "dg / 2u" : "dg / 4u"};
@@ -1286,7 +1296,7 @@ ${
       if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dd] = acc[cc]; }
     }
   }
-${statsLines("  ")}`
+${valueStatsLines("  ")}`
   }
 }
 `;
@@ -1381,17 +1391,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
   let head = b * NKV + kvh;
-  // block blk is split split0 + blk: acc [D] and (max, Σp) of each head (an empty block: 0, (NEG, 0))
-  if (blk * BT >= cnt) {
-    for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-      part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = 0.0;
-    }
-    if (lid < HPK) {
-      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
-      part[o] = NEG; part[o + 1u] = 0.0;
-    }
-    return;
-  }
+${valueEmptyBlock(WGV)}
   let vr = p.vr;
   let e = lid % LS; let ql = lid / LS;
   let wd = e / 2u; let hb = e % 2u; let isA = hb == 0u;
@@ -1445,10 +1445,7 @@ ${
       )
     ).join("\n")
   }
-    if (lid < HPK) {
-      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
-      part[o] = bst[bo + 1u][lid]; part[o + 1u] = bst[bo + 2u][lid];
-    }
+${valueStatsLines("    ")}
   }
 }
 `;
