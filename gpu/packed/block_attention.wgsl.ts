@@ -1049,6 +1049,32 @@ function valueEmptyBlock(WGV: number): string {
   }`;
 }
 
+/** The value kernels' uniform and bindings 0–4 (store words, weights, block statistics, splits). */
+function valueBindings(NCNT: number): string {
+  return `struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${NCNT}> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> sw: array<u32>;
+@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> bst: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;`;
+}
+
+/**
+ * The value kernels' block range: tokens t0 … t0 + n of block blk, the quads to visit (quad q holds tokens q + i·QB,
+ * so quads ≥ n are empty; rounded up to whole steps of `step` quads — their weights are zero and rows clamped),
+ * the first and last V rows and the block's first quad in `wq`.
+ */
+function valueBlockRange(step: number): string {
+  return `  let t0 = blk * BT;
+  let n = min(BT, cnt - t0);
+  // quads to visit: quad q holds tokens q + i·QB, so quads ≥ n are empty; rounded up to whole steps (their
+  // weights are zero and rows clamped)
+  let nq = min(QB, ((min(n, QB) + ${u32(step - 1)}) / ${u32(step)}) * ${u32(step)});
+  let row0 = head * vr.z + vr.w + t0;
+  let rlast = row0 + n - 1u;
+  let qb = (head * S + blk) * QB;`;
+}
+
 /** The value kernels' epilogue: the block's (m, Σp) of each head into the split's statistics (lid < HPK). */
 function valueStatsLines(pad: string): string {
   return `${pad}if (lid < HPK) {
@@ -1226,12 +1252,7 @@ ${valueStatsLines("    ")}
   return /* wgsl */ `
 ${consts(d, { BT: d.BT, QB: d.QB, DG, QL, WPTV, BST: 3 * NV + 1 })}
 const NEG = -3.0e38;
-struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> sw: array<u32>;
-@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> bst: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> part: array<f32>;${
+${valueBindings(d.NCNT)}${
     d.WSHFL
       ? "\n// the weights again, as words (wshfl)\n@group(0) @binding(5) var<storage, read> wqw: array<u32>;"
       : ""
@@ -1260,14 +1281,7 @@ ${
   let sB = select(8u, 24u, (pj & 1u) == 0u);`
       : `  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};`
   }
-  let t0 = blk * BT;
-  let n = min(BT, cnt - t0);
-  // quads to visit: quad q holds tokens q + i·QB, so quads ≥ n are empty; rounded up to whole steps (their
-  // weights are zero and rows clamped)
-  let nq = min(QB, ((min(n, QB) + ${u32(QL * UQ - 1)}) / ${u32(QL * UQ)}) * ${u32(QL * UQ)});
-  let row0 = head * vr.z + vr.w + t0;
-  let rlast = row0 + n - 1u;
-  let qb = (head * S + blk) * QB;
+${valueBlockRange(QL * UQ)}
 ${ks.flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
   if (n == BT) {
 ${body(true)}
@@ -1375,12 +1389,7 @@ ${compute(wsh)}
   return /* wgsl */ `
 ${consts(d, { BT: d.BT, QB: d.QB, LS, QL, WPTV, BST: 4 })}
 const NEG = -3.0e38;
-struct P { io: vec4<u32>, vr: vec4<u32>, cnt: array<vec4<u32>, ${d.NCNT}> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> sw: array<u32>;
-@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> bst: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> part: array<f32>;
+${valueBindings(d.NCNT)}
 // the weights again, as words (the shuffled weights)
 @group(0) @binding(5) var<storage, read> wqw: array<u32>;
 // one stream's lane sums [LS, 2 words, 4 planes]: streams QL − 1 … 1 add theirs in turn, stream 0 last
@@ -1399,13 +1408,7 @@ ${valueEmptyBlock(WGV)}
   // this lane's rows of a quad: 2·hb and 2·hb + 1
   let poff = hb * ${u32(2 * d.QB * WPTV)}; let pq = hb * ${u32(2 * d.QB)};
   let half = sid & 16u;
-  let t0 = blk * BT;
-  let n = min(BT, cnt - t0);
-  // quads to visit (quad q holds tokens q + i·QB), rounded up to whole steps (zero weights, rows clamped)
-  let nq = min(QB, ((min(n, QB) + ${u32(QL * UQ - 1)}) / ${u32(QL * UQ)}) * ${u32(QL * UQ)});
-  let row0 = head * vr.z + vr.w + t0;
-  let rlast = row0 + n - 1u;
-  let qb = (head * S + blk) * QB;
+${valueBlockRange(QL * UQ)}
 ${xs.flatMap((x) => ks.map((k) => `  var ia${x}_${k} = vec4<u32>(0u);`)).join("\n")}
   if (n == BT) {
 ${body(true)}
