@@ -607,6 +607,23 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // vpair (8 dims per value invocation, lane pairs; here the vec4 weights): byte-identical to its twin without
     { block: 256, vshuf: true, vpair: true, uq: 4, pipe: false },
     { block: 1024, tq: 2, tseq: true, nblk: 4, vshuf: true, sred: true, vpair: true, uq: 16 },
+    // vsub (plane 3 as the unmasked total minus planes 0…2): byte-identical to its twin without, on the byte
+    // gather (pipelined and not), the transposing shuffles (the {q2, q2} default's schedule) and vpair
+    { block: 256, vshuf: false, vsub: true },
+    { block: 256, vshuf: false, pipe: true, uq: 4, vsub: true },
+    {
+      block: 1024,
+      tq: 2,
+      tseq: true,
+      nblk: 4,
+      vshuf: true,
+      sred: true,
+      wshfl: true,
+      uq: 16,
+      vsum1: true,
+      vsub: true,
+    },
+    { block: 256, vshuf: true, vpair: true, uq: 4, pipe: false, vsub: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -650,6 +667,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { vpair: true, uq: 8 },
     { vpair: true, uq: 16 },
     { block: 512, vpair: true, uq: 8, wgv: 128 },
+    // vsub (plane 3 as the unmasked total minus planes 0…2): byte-identical to its twin without
+    { vsub: true },
+    { vsub: true, vshuf: false, wshfl: false, vsum1: false, uq: 8 },
+    { vpair: true, uq: 8, vsub: true },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -696,14 +717,17 @@ async function checkBlockAttention(
     const kf = kt.format as BlockKFormat;
     // a schedule these formats cannot take (nblk > 1 with K rows too long for registers, e.g. 8-bit K at D 128;
     // vshuf with 4-bit V) is refused with a typed error: say so and go on
-    if ((tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf || tuning.wshfl || tuning.vpair) {
+    if (
+      (tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf || tuning.wshfl || tuning.vpair ||
+      tuning.vsub
+    ) {
       const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
       try {
         blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
       } catch (e) {
         if (
           !(e instanceof QuantConfigError) ||
-          !/K rows in registers|vshuf needs|wshfl needs|vpair needs/.test(e.message)
+          !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs/.test(e.message)
         ) throw e;
         console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
         continue;
@@ -772,19 +796,25 @@ async function checkBlockAttention(
         g.device.queue.writeBuffer(out, 0, qsubOut);
       }
     }
-    // vpair only moves which invocation owns which dims (the same exact integer sums): byte-identical to the
-    // same schedule without it
-    if (tuning.vpair) {
+    // vpair only moves which invocation owns which dims, vsub how plane 3's exact sum is formed (the same exact
+    // integer sums): byte-identical to the same schedule without them
+    if (tuning.vpair || tuning.vsub) {
       const mine = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
       // (uq 16 needs wshfl without vpair; the step size does not change the sums)
       const t = att.block.config.tuning ?? {};
-      const twin = await run1({ ...t, vpair: false, uq: t.wshfl ? t.uq : Math.min(t.uq ?? 8, 8) });
+      const twin = await run1({
+        ...t,
+        vpair: false,
+        vsub: false,
+        ...(t.vpair && !t.wshfl ? { uq: Math.min(t.uq ?? 8, 8) } : {}),
+      });
       const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
       const at = twinOut.findIndex((x, i) => x !== mine[i]);
+      const what = [tuning.vpair ? "vpair" : "", tuning.vsub ? "vsub" : ""].filter((x) => x).join(" + ");
       assert.equal(
         at,
         -1,
-        `${label} BlockAttention ${JSON.stringify(tuning)}: vpair differs from its twin at ${at}`,
+        `${label} BlockAttention ${JSON.stringify(tuning)}: ${what} differs from its twin at ${at}`,
       );
       twin.part.destroy();
       twin.att.destroy();
@@ -800,7 +830,9 @@ async function checkBlockAttention(
     }
     const run = att.block.config.tuning ?? {};
     // the knobs the merged schedule runs (subgroup defaults included), and its uq / tq / nblk
-    const on = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1", "vpair"] as const).filter((k) => run[k]);
+    const on = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1", "vpair", "vsub"] as const).filter((k) =>
+      run[k]
+    );
     const parts = [
       on.join(" "),
       ...(["uq", "tq", "nblk"] as const).map((k) => run[k] ? `${k} ${run[k]}` : ""),

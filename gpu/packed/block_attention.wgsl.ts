@@ -150,6 +150,14 @@ export interface BlockAttentionTuning {
    */
   vpair?: boolean;
   /**
+   * Value kernel, 2-bit V: the last code plane's dot products take the unmasked bytes (c0 + 4·c1 + 16·c2 +
+   * 64·c3, so Σ w·byte = the four planes' sums at their bit offsets), and plane 3's sum is recovered once per
+   * invocation after the loop as that total minus planes 0…2 — three ANDs per gathered word instead of four.
+   * Exact: each accumulator is a u32 sum of non-negative integers below 2^27 (≤ 4·255·255 per dot product,
+   * ≤ 256 quads per invocation), so the wrapping subtraction gives plane 3's sum bit for bit. Same sums.
+   */
+  vsub?: boolean;
+  /**
    * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
    * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
    * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
@@ -204,6 +212,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   wshfl: false,
   vsum1: false,
   vpair: false,
+  vsub: false,
   sred: false,
   qsub: false,
   rsub: false,
@@ -307,6 +316,8 @@ interface Dims {
   VSUM1: boolean;
   /** Value kernel: 8 dims per invocation, lane pairs (`vpair`); QL is then wgv / (D/8). */
   VPAIR: boolean;
+  /** Value kernel, 2-bit V: plane 3 as the unmasked total minus planes 0…2 (`vsub`). */
+  VSUB: boolean;
   SRED: boolean;
   QSUB: boolean;
 }
@@ -380,6 +391,9 @@ function dims(c: BlockAttentionConfig): Dims {
   if (t.vshuf && VB !== 2) {
     throw new QuantConfigError(`block attention: vshuf needs 2-bit V, got ${c.v}`);
   }
+  if (t.vsub && VB !== 2) {
+    throw new QuantConfigError(`block attention: vsub needs 2-bit V, got ${c.v}`);
+  }
   if (t.vsum1 && HPK > DG) {
     throw new QuantConfigError(
       `block attention: vsum1 needs ≤ D/4 = ${DG} query heads per KV head, got ${HPK}`,
@@ -431,6 +445,7 @@ function dims(c: BlockAttentionConfig): Dims {
     WSHFL: t.wshfl && !t.vpair,
     VSUM1: t.vsum1 && QL > 1 && !t.vpair,
     VPAIR: t.vpair,
+    VSUB: t.vsub,
     SRED: t.sred,
     QSUB: t.qsub,
   };
@@ -1120,7 +1135,13 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
     let y${j} = (h${j} & mB) | (f${j} & ~mB);`
           : `    let y${j} = (r${j}_0 & 0xffu) | ((r${j}_1 & 0xffu) << 8u) | ((r${j}_2 & 0xffu) << 16u) | (r${j}_3 << 24u);`
       }
-${ks.map((k) => `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`).join("\n")}`;
+${
+        ks.map((k) =>
+          d.VSUB && k === 3
+            ? `    let x${j}_3 = y${j};`
+            : `    let x${j}_${k} = y${j} & ${u32(0x03030303 << (2 * k) >>> 0)};`
+        ).join("\n")
+      }`;
   // loads of one step (quads q + j·QL, j < UQ) into `${pre}W…` / `${pre}r…`
   // `full`: the whole block is in range, so rows need no clamp and step from one base address
   // wsh (wshfl, subgroups of 32): lane 4j' + h of the subgroup loads head h's weights word of the step's quad
@@ -1289,6 +1310,12 @@ ${body(true)}
 ${body(false)}
   }
 ${
+    d.VSUB
+      ? `  // vsub: plane 3's sums = the unmasked totals − planes 0…2 (exact: every true sum is < 2^27)\n${
+        us.map((u) => `  ia3_${u} = ia3_${u} - ia0_${u} - ia1_${u} - ia2_${u};`).join("\n")
+      }\n`
+      : ""
+  }${
     d.VSUM1
       ? sum1Tail
       : `${
@@ -1368,8 +1395,8 @@ function blockValuePairWgsl(d: Dims): string {
 ${
         xs.flatMap((x) =>
           ks.map((k) =>
-            `    { let xx = X${j}_${x} & ${
-              mask(k)
+            `    { let xx = ${
+              d.VSUB && k === 3 ? `X${j}_${x}` : `X${j}_${x} & ${mask(k)}`
             }; ia${x}_${k} += vec4<u32>(dot4U8Packed(xx, W${j}.x), dot4U8Packed(xx, W${j}.y), dot4U8Packed(xx, W${j}.z), dot4U8Packed(xx, W${j}.w)); }`
           )
         ).join("\n")
@@ -1415,7 +1442,13 @@ ${body(true)}
   } else {
 ${body(false)}
   }
-  // the streams' exact sums, one stream after the other through workgroup memory
+${
+    d.VSUB
+      ? `  // vsub: plane 3's sums = the unmasked totals − planes 0…2 (exact: every true sum is < 2^27)\n${
+        xs.map((x) => `  ia${x}_3 = ia${x}_3 - ia${x}_0 - ia${x}_1 - ia${x}_2;`).join("\n")
+      }\n`
+      : ""
+  }  // the streams' exact sums, one stream after the other through workgroup memory
   for (var s = QL - 1u; s > 0u; s--) {
     if (ql == s) {
 ${

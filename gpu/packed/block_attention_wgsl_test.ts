@@ -557,3 +557,36 @@ Deno.test("block attention wgsl: vpair — 8 dims per value invocation, one xor-
     );
   }
 });
+
+Deno.test("block attention wgsl: vsub — plane 3 from the unmasked bytes, recovered once after the loop", () => {
+  // the plane masks 0x03030303 << 2k, as the generator prints them (decimal)
+  const masks = (w: string) => w.match(/ & (?:50529027|202116108|808464432|3233857728)u/g)?.length ?? 0;
+  const base = { k: "q2", v: "q2" } as const;
+  for (
+    const tuning of [
+      { uq: 2 }, // the byte gather
+      { uq: 2, pipe: true }, // … software-pipelined
+      { block: 1024, wgv: 64, vshuf: true, wshfl: true, uq: 16, vsum1: true }, // the {q2, q2} default's shape
+      { block: 1024, wgv: 64, vshuf: true, uq: 8, vpair: true },
+    ]
+  ) {
+    const off = blockValueWgsl(cfg({ ...base, tuning }));
+    const on = blockValueWgsl(cfg({ ...base, tuning: { ...tuning, vsub: true } }));
+    // three ANDs per gathered word instead of four, so 3/4 of the masks; plane 3 takes the word itself
+    assert.equal(masks(on) * 4, masks(off) * 3, JSON.stringify(tuning));
+    assert.ok(masks(on) > 0, JSON.stringify(tuning));
+    assert.doesNotMatch(on, / & 3233857728u/);
+    assert.doesNotMatch(off, /vsub/);
+    // the subtraction once per accumulator of plane 3, before the shifts (x 0/1 with vpair, heads u otherwise)
+    const subs = on.match(
+      /ia(\d)_3 = ia\1_3 - ia\1_0 - ia\1_1 - ia\1_2;|ia3_(\d) = ia3_\2 - ia0_\2 - ia1_\2 - ia2_\2;/g,
+    );
+    assert.equal(subs?.length, tuning.vpair ? 2 : 1, JSON.stringify(tuning));
+    assert.ok(on.indexOf("- ia") < on.indexOf(">> vec4<u32>(6u)"), JSON.stringify(tuning));
+  }
+  // 4-bit V has no fourth plane: a typed error naming the format
+  assert.throws(
+    () => blockValueWgsl(cfg({ k: "q4", v: "q4", tuning: { vsub: true } })),
+    (e: Error) => e instanceof QuantConfigError && /vsub needs 2-bit V, got q4/.test(e.message),
+  );
+});

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sixteenth session, call 1: int2 stages (one process each): the default against vsub (plane 3 as the unmasked
+# total minus planes 0…2), vpair at uq 8 / 16 with and without vsub, nblk 2; then fresh processes against the
+# 16-bit kernel.
+# Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && bash <this file>
+set -u
+OUTD=${OUT:-/tmp/out}; mkdir -p "$OUTD"
+T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+st() { echo "$1: $(deno run -A bench/gpu_packed_bench.ts --tunings '[]' --block "[$1]" --targets 8 --layouts int2 --no-ers --qbits 2 2>&1 | grep -E 'block stages|rror|skipped' | head -2)"; }
+fr() { deno run -A bench/gpu_attention_fresh.ts --reps 3 --targets 8 --layouts "$1" --variants "$2" --md "$OUTD/f.md" 2>&1 | tail -"$3"; }
+{
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv
+el stages
+st '{}'
+st '{"vsub":true}'
+st '{"vpair":true,"uq":8}'
+st '{"vpair":true,"uq":8,"vsub":true}'
+st '{"vpair":true,"uq":16}'
+st '{"nblk":2}'
+st '{}'
+el fresh
+deno run -A bench/gpu_attention_fresh.ts --reps 3 --targets 8 --layouts int16 --md "$OUTD/f.md" 2>&1 | tail -1
+fr int2 '[{"name":"block","tuning":{"block":{}}},{"name":"block vsub","tuning":{"block":{"vsub":true}}}]' 2
+el done
+} 2>&1 | tee "$OUTD/01-stages.log"
+rm -f "$OUTD/f.md"
