@@ -624,6 +624,24 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
       vsub: true,
     },
     { block: 256, vshuf: true, vpair: true, uq: 4, pipe: false, vsub: true },
+    // kacc2 (2-bit K planes from the word and one shift, a second accumulator): byte-identical to its twin
+    // without, with one quad's rows at a time (tseq), all rows, and the row loop
+    { block: 512, tq: 2, tseq: true, nblk: 2, kacc2: true },
+    { block: 256, tq: 1, kacc2: true },
+    { block: 256, kstep: 1, kacc2: true },
+    {
+      block: 1024,
+      tq: 2,
+      tseq: true,
+      nblk: 4,
+      vshuf: true,
+      sred: true,
+      wshfl: true,
+      uq: 16,
+      vsum1: true,
+      vsub: true,
+      kacc2: true,
+    },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -671,6 +689,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { vsub: true },
     { vsub: true, vshuf: false, wshfl: false, vsum1: false, uq: 8 },
     { vpair: true, uq: 8, vsub: true },
+    // kacc2 (2-bit K planes from the word and one shift): byte-identical to its twin without
+    { kacc2: true },
+    { kacc2: true, vsub: true },
+    { block: 512, tq: 1, nblk: 8, kacc2: true },
   ];
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -716,22 +738,17 @@ async function checkBlockAttention(
   for (const tuning of BLOCK_TUNINGS) {
     const kf = kt.format as BlockKFormat;
     // a schedule these formats cannot take (nblk > 1 with K rows too long for registers, e.g. 8-bit K at D 128;
-    // vshuf with 4-bit V) is refused with a typed error: say so and go on
-    if (
-      (tuning.nblk !== undefined && tuning.nblk > 1) || tuning.vshuf || tuning.wshfl || tuning.vpair ||
-      tuning.vsub
-    ) {
-      const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
-      try {
-        blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
-      } catch (e) {
-        if (
-          !(e instanceof QuantConfigError) ||
-          !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs/.test(e.message)
-        ) throw e;
-        console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
-        continue;
-      }
+    // vshuf / vsub with 4-bit V, kacc2 with 4- or 8-bit K) is refused with a typed error: say so and go on
+    const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
+    try {
+      blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
+    } catch (e) {
+      if (
+        !(e instanceof QuantConfigError) ||
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs/.test(e.message)
+      ) throw e;
+      console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
+      continue;
     }
     // the subgroup knobs run where the device's subgroups pass the lane probe: elsewhere not run, and say why
     const lanes = await subgroupLanes(g);
@@ -796,9 +813,9 @@ async function checkBlockAttention(
         g.device.queue.writeBuffer(out, 0, qsubOut);
       }
     }
-    // vpair only moves which invocation owns which dims, vsub how plane 3's exact sum is formed (the same exact
-    // integer sums): byte-identical to the same schedule without them
-    if (tuning.vpair || tuning.vsub) {
+    // vpair only moves which invocation owns which dims, vsub how V plane 3's exact sum is formed, kacc2 how the
+    // K planes' (the same exact integer sums): byte-identical to the same schedule without them
+    if (tuning.vpair || tuning.vsub || tuning.kacc2) {
       const mine = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
       // (uq 16 needs wshfl without vpair; the step size does not change the sums)
       const t = att.block.config.tuning ?? {};
@@ -806,11 +823,12 @@ async function checkBlockAttention(
         ...t,
         vpair: false,
         vsub: false,
+        kacc2: false,
         ...(t.vpair && !t.wshfl ? { uq: Math.min(t.uq ?? 8, 8) } : {}),
       });
       const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
       const at = twinOut.findIndex((x, i) => x !== mine[i]);
-      const what = [tuning.vpair ? "vpair" : "", tuning.vsub ? "vsub" : ""].filter((x) => x).join(" + ");
+      const what = (["vpair", "vsub", "kacc2"] as const).filter((k) => tuning[k]).join(" + ");
       assert.equal(
         at,
         -1,

@@ -158,6 +158,15 @@ export interface BlockAttentionTuning {
    */
   vsub?: boolean;
   /**
+   * Score kernel, 2-bit K: the four code planes of a K word from the word and ONE right shift by 4 — planes 0
+   * and 2 as `& 0x03030303` of the word and of the shifted word, planes 1 and 3 as `& 0x0c0c0c0c` (codes left
+   * ×4, bytes ≤ 12, so still non-negative int8) — five integer ops per word instead of seven. The ×4 planes'
+   * dot products go to a second accumulator (from the same 1.5·2^23 bits), folded into the first in f32 after
+   * each quad (exact: every partial sum is an integer below 2^22 in magnitude) — float ops instead of integer.
+   * Same exact sums.
+   */
+  kacc2?: boolean;
+  /**
    * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
    * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
    * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
@@ -213,6 +222,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vsum1: false,
   vpair: false,
   vsub: false,
+  kacc2: false,
   sred: false,
   qsub: false,
   rsub: false,
@@ -318,6 +328,8 @@ interface Dims {
   VPAIR: boolean;
   /** Value kernel, 2-bit V: plane 3 as the unmasked total minus planes 0…2 (`vsub`). */
   VSUB: boolean;
+  /** Score kernel, 2-bit K: planes from the word and one shift, the ×4 planes in a second accumulator (`kacc2`). */
+  KACC2: boolean;
   SRED: boolean;
   QSUB: boolean;
 }
@@ -394,6 +406,9 @@ function dims(c: BlockAttentionConfig): Dims {
   if (t.vsub && VB !== 2) {
     throw new QuantConfigError(`block attention: vsub needs 2-bit V, got ${c.v}`);
   }
+  if (t.kacc2 && KB !== 2) {
+    throw new QuantConfigError(`block attention: kacc2 needs 2-bit K, got ${c.k}`);
+  }
   if (t.vsum1 && HPK > DG) {
     throw new QuantConfigError(
       `block attention: vsum1 needs ≤ D/4 = ${DG} query heads per KV head, got ${HPK}`,
@@ -446,6 +461,7 @@ function dims(c: BlockAttentionConfig): Dims {
     VSUM1: t.vsum1 && QL > 1 && !t.vpair,
     VPAIR: t.vpair,
     VSUB: t.vsub,
+    KACC2: t.kacc2,
     SRED: t.sred,
     QSUB: t.qsub,
   };
@@ -787,10 +803,25 @@ ${
     bst[bo + 3u * NV] = vec4<f32>(smx * (1.0 / 255.0), 0.0, 0.0, 0.0);
   }
 `;
+  // kacc2 (2-bit K): planes 0 / 1 from the word, 2 / 3 from the word >> 4; planes 1 and 3 keep their ×4
   const plane = (w: string, sp: number) =>
     KB === 8
       ? `(${w} ^ 0x80808080u)`
+      : d.KACC2
+      ? `(${sp < 2 ? w : `(${w} >> 4u)`} & ${u32(sp % 2 ? 0x0c0c0c0c : 0x03030303)})`
       : `(${sp === 0 ? w : `(${w} >> ${u32(sp * KB)})`} & ${u32(KB === 4 ? 0x0f0f0f0f : 0x03030303)})`;
+  // the accumulator of plane sp: kacc2's ×4 planes in iu (folded into it after the quad: foldIu)
+  const acc = (sp: number) => (d.KACC2 && sp % 2 ? "iu" : "it");
+  const foldIu = (toks: number[]) =>
+    d.KACC2
+      ? `  // kacc2: it += iu / 4 in f32 (both from the bits of 1.5·2^23; exact integers below 2^22)\n${
+        toks.flatMap((t) =>
+          us.map((u) =>
+            `  it${t}_${u} = bitcast<vec4<i32>>(bitcast<vec4<f32>>(it${t}_${u}) + 0.25 * (bitcast<vec4<f32>>(iu${t}_${u}) - ${MAGIC_F}));`
+          )
+        ).join("\n")
+      }`
+      : "";
   // integer K sums: word e of step w4 (vec4 loads) or of word wi (single words)
   const dotWord = (word: (t: number) => string, wIndex: string, toks: number[] = ts) => {
     const b: string[] = [];
@@ -802,7 +833,9 @@ ${
         b.push(`      { let pl = ${plane(word(t), sp)};`);
         for (const u of us) {
           b.push(
-            `        it${t}_${u} += vec4<i32>(dot4I8Packed(pl, qv${sp}_${u}.x), dot4I8Packed(pl, qv${sp}_${u}.y), dot4I8Packed(pl, qv${sp}_${u}.z), dot4I8Packed(pl, qv${sp}_${u}.w));`,
+            `        ${
+              acc(sp)
+            }${t}_${u} += vec4<i32>(dot4I8Packed(pl, qv${sp}_${u}.x), dot4I8Packed(pl, qv${sp}_${u}.y), dot4I8Packed(pl, qv${sp}_${u}.z), dot4I8Packed(pl, qv${sp}_${u}.w));`,
           );
         }
         b.push("      }");
@@ -827,11 +860,13 @@ ${
   const kAll = d.KROWS === "seq"
     ? {
       loads: loadsOf(quad(0)),
-      dots: qs.map((k) => `${k ? loadsOf(quad(k)) + "\n" : ""}${dotsOf(quad(k))}`).join("\n"),
+      dots: qs.map((k) => `${k ? loadsOf(quad(k)) + "\n" : ""}${dotsOf(quad(k))}\n${foldIu(quad(k))}`).join(
+        "\n",
+      ),
       first: quad(0),
     }
     : d.KROWS === "all"
-    ? { loads: loadsOf(ts), dots: dotsOf(ts), first: ts }
+    ? { loads: loadsOf(ts), dots: `${dotsOf(ts)}\n${foldIu(ts)}`, first: ts }
     : null;
   // vec4 words per step of the row loop: the largest of 4, 2, 1 that is ≤ kstep (1 when kstep is 0 but the row
   // is too long for kAll) and divides the row's vec4 words
@@ -859,6 +894,7 @@ ${ts.map((t) => `    let v${t} = sw[kr.x + rk${t} * ${u32(WPTK)} + wi];`).join("
 ${dotWord((t) => `v${t}`, "wi")}
     }
   }`;
+  const kLoopFolded = `${kLoop}\n${foldIu(ts)}`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
   const NB = d.NBLK;
   const scoreLines = `${
@@ -943,7 +979,12 @@ ${
   const qfLines = us.map((u) => `  let qf${u} = vec4<f32>(qis[${u32(u)}]);`).join("\n");
   // i32 sums start at the bits of 1.5·2^23: bitcast to f32 minus 1.5·2^23 is then the exact sum (|Σ| < 2^22),
   // an integer add and a float add instead of an int → float conversion (a quarter-rate instruction)
-  const itInit = ts.flatMap((t) => us.map((u) => `  var it${t}_${u} = vec4<i32>(${MAGIC_I});`)).join("\n");
+  const itInit = ts.flatMap((t) =>
+    us.flatMap((u) => [
+      `  var it${t}_${u} = vec4<i32>(${MAGIC_I});`,
+      ...(d.KACC2 ? [`  var iu${t}_${u} = vec4<i32>(${MAGIC_I});`] : []),
+    ])
+  ).join("\n");
   // per token of the invocation (from tq): in range, its K row (clamped), with `rv` its V row
   const tokenRows = (rv: boolean) =>
     ts.map((t) =>
@@ -967,7 +1008,7 @@ ${ts.map((t) => `  let szk${t} = sw[kr.y + rk${t}]; let szv${t} = sw[vr.y + rvw$
 ${kAll ? kAll.loads : ""}
   // the packed query (loaded after the K rows, so their latency overlaps)
 ${queryLoad}
-${kAll ? kAll.dots : kLoop}
+${kAll ? kAll.dots : kLoopFolded}
 ${qfLines}
 ${scoreLines}
 ${afterScores}`;
