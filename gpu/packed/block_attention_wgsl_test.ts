@@ -590,3 +590,40 @@ Deno.test("block attention wgsl: vsub — plane 3 from the unmasked bytes, recov
     (e: Error) => e instanceof QuantConfigError && /vsub needs 2-bit V, got q4/.test(e.message),
   );
 });
+
+Deno.test("block attention wgsl: kacc2 — 2-bit K planes from the word and one shift, the ×4 planes folded in f32", () => {
+  const base = { k: "q2", v: "q2" } as const;
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (
+    const [tuning, folds] of [
+      [{ block: 1024, tq: 2, tseq: true, nblk: 4 }, 2], // one quad's rows at a time: a fold after each quad
+      [{ block: 512, tq: 1 }, 1], // every row before the dot products
+      [{ block: 512, tq: 1, kstep: 1 }, 1], // the row loop
+    ] as const
+  ) {
+    const off = blockScoreWgsl(cfg({ ...base, tuning }));
+    const on = blockScoreWgsl(cfg({ ...base, tuning: { ...tuning, kacc2: true } }));
+    const what = JSON.stringify(tuning);
+    // the same dot products; no shift by 2 or 6 (planes 1 and 3 keep their ×4), only by 4
+    assert.equal(count(on, /dot4I8Packed/g), count(off, /dot4I8Packed/g), what);
+    assert.doesNotMatch(on, />> [26]u\) & 50529027u/, what);
+    assert.match(off, />> 2u\) & 50529027u/, what);
+    assert.ok(count(on, / & 202116108u/g) > 0 && count(on, / >> 4u\) & 202116108u/g) > 0, what);
+    // half the planes go to iu (from the same 1.5·2^23 bits), folded into it once per token per fold point
+    assert.equal(count(on, /iu\d+_0 \+= /g) * 2, count(on, /(?:it|iu)\d+_0 \+= /g), what);
+    assert.match(on, /var iu0_0 = vec4<i32>\(0x4b400000i\);/, what);
+    const fold =
+      /it(\d+)_0 = bitcast<vec4<i32>>\(bitcast<vec4<f32>>\(it\1_0\) \+ 0\.25 \* \(bitcast<vec4<f32>>\(iu\1_0\) - 12582912\.0\)\);/g;
+    assert.equal(count(on, /kacc2: it \+= iu/g), folds, what);
+    assert.equal(count(on, fold), 4 * (tuning.tq ?? 1), what);
+    assert.doesNotMatch(off, /iu0_0/, what);
+  }
+  // 4- and 8-bit K: a typed error naming the format
+  for (const k of ["q4", "q8"] as const) {
+    assert.throws(
+      () => blockScoreWgsl(cfg({ k, v: "q4", tuning: { kacc2: true } })),
+      (e: Error) =>
+        e instanceof QuantConfigError && new RegExp(`kacc2 needs 2-bit K, got ${k}`).test(e.message),
+    );
+  }
+});
