@@ -624,6 +624,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
       vsub: true,
     },
     { block: 256, vshuf: true, vpair: true, uq: 4, pipe: false, vsub: true },
+    // vcoal (vsum1's split staged in workgroup memory, coalesced stores): byte-identical to its twin without
+    { block: 256, vshuf: true, wshfl: true, uq: 16, vsum1: true, vcoal: true },
+    { block: 256, vshuf: false, vsum1: true, uq: 4, vcoal: true },
     // kacc2 (2-bit K planes from the word and one shift, a second accumulator): byte-identical to its twin
     // without, with one quad's rows at a time (tseq), all rows, and the row loop
     { block: 512, tq: 2, tseq: true, nblk: 2, kacc2: true },
@@ -689,6 +692,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { vsub: true },
     { vsub: true, vshuf: false, wshfl: false, vsum1: false, uq: 8 },
     { vpair: true, uq: 8, vsub: true },
+    // vcoal (vsum1's split staged in workgroup memory, coalesced stores): byte-identical to its twin without
+    { vcoal: true },
+    { vsum1: true, vcoal: true, uq: 4 },
     // kacc2 (2-bit K planes from the word and one shift): byte-identical to its twin without
     { kacc2: true },
     { kacc2: true, vsub: true },
@@ -745,7 +751,9 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs/.test(e.message)
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs/.test(
+          e.message,
+        )
       ) throw e;
       console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
       continue;
@@ -814,8 +822,9 @@ async function checkBlockAttention(
       }
     }
     // vpair only moves which invocation owns which dims, vsub how V plane 3's exact sum is formed, kacc2 how the
-    // K planes' (the same exact integer sums): byte-identical to the same schedule without them
-    if (tuning.vpair || tuning.vsub || tuning.kacc2) {
+    // K planes', vcoal where the split's floats are staged (the same exact integer sums, the same f32 ops):
+    // byte-identical to the same schedule without them
+    if (tuning.vpair || tuning.vsub || tuning.kacc2 || tuning.vcoal) {
       const mine = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
       // (uq 16 needs wshfl without vpair; the step size does not change the sums)
       const t = att.block.config.tuning ?? {};
@@ -824,11 +833,12 @@ async function checkBlockAttention(
         vpair: false,
         vsub: false,
         kacc2: false,
+        vcoal: false,
         ...(t.vpair && !t.wshfl ? { uq: Math.min(t.uq ?? 8, 8) } : {}),
       });
       const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
       const at = twinOut.findIndex((x, i) => x !== mine[i]);
-      const what = (["vpair", "vsub", "kacc2"] as const).filter((k) => tuning[k]).join(" + ");
+      const what = (["vpair", "vsub", "kacc2", "vcoal"] as const).filter((k) => tuning[k]).join(" + ");
       assert.equal(
         at,
         -1,
@@ -848,9 +858,9 @@ async function checkBlockAttention(
     }
     const run = att.block.config.tuning ?? {};
     // the knobs the merged schedule runs (subgroup defaults included), and its uq / tq / nblk
-    const on = (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1", "vpair", "vsub"] as const).filter((k) =>
-      run[k]
-    );
+    const on =
+      (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1", "vpair", "vsub", "kacc2", "vcoal"] as const)
+        .filter((k) => run[k]);
     const parts = [
       on.join(" "),
       ...(["uq", "tq", "nblk"] as const).map((k) => run[k] ? `${k} ${run[k]}` : ""),

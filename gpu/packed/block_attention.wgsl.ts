@@ -167,6 +167,13 @@ export interface BlockAttentionTuning {
    */
   kacc2?: boolean;
   /**
+   * Value kernel with `vsum1`: the first subgroup puts the split's dims in workgroup memory (head-major) and,
+   * after one more barrier, every invocation writes consecutive floats of the split — coalesced stores —
+   * instead of the first subgroup's lanes writing their 4 dims × heads at a stride of 4 floats; the other rows'
+   * lane sums are staged plane-major (consecutive lanes, consecutive vec4s). Same values.
+   */
+  vcoal?: boolean;
+  /**
    * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
    * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
    * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
@@ -223,6 +230,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vpair: false,
   vsub: false,
   kacc2: false,
+  vcoal: false,
   sred: false,
   qsub: false,
   rsub: false,
@@ -330,6 +338,8 @@ interface Dims {
   VSUB: boolean;
   /** Score kernel, 2-bit K: planes from the word and one shift, the ×4 planes in a second accumulator (`kacc2`). */
   KACC2: boolean;
+  /** Value kernel with vsum1: the split staged in workgroup memory and written coalesced (`vcoal`). */
+  VCOAL: boolean;
   SRED: boolean;
   QSUB: boolean;
 }
@@ -406,6 +416,13 @@ function dims(c: BlockAttentionConfig): Dims {
   if (t.vsub && VB !== 2) {
     throw new QuantConfigError(`block attention: vsub needs 2-bit V, got ${c.v}`);
   }
+  if (t.vcoal && !(t.vsum1 && !t.vpair && t.wgv > D / 4)) {
+    throw new QuantConfigError(
+      `block attention: vcoal needs vsum1 (got ${t.vsum1}), no vpair (got ${t.vpair}) and wgv > D/4 = ${
+        D / 4
+      } (got ${t.wgv})`,
+    );
+  }
   if (t.kacc2 && KB !== 2) {
     throw new QuantConfigError(`block attention: kacc2 needs 2-bit K, got ${c.k}`);
   }
@@ -462,6 +479,7 @@ function dims(c: BlockAttentionConfig): Dims {
     VPAIR: t.vpair,
     VSUB: t.vsub,
     KACC2: t.kacc2,
+    VCOAL: t.vcoal,
     SRED: t.sred,
     QSUB: t.qsub,
   };
@@ -530,7 +548,9 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
   return {
     query: 16 * 3 * d.D * d.NV,
     score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
-    value: d.VPAIR ? 16 * d.D : 16 * (d.VSUM1 ? d.QL - 1 : d.QL) * d.D * d.NV,
+    value: d.VPAIR
+      ? 16 * d.D
+      : 16 * (d.VSUM1 ? d.QL - 1 : d.QL) * d.D * d.NV + (d.VCOAL ? 4 * d.HPK * d.D : 0),
   };
 }
 
@@ -1272,11 +1292,12 @@ ${names.map((x) => `    c${x} = n${x};`).join("\n")}
     k: number,
     u: number,
   ) => (vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`);
+  // vsum1's lane sums of row r, plane k: dim-major (lanes 4 vec4 apart), or plane-major with vcoal (consecutive)
+  const redAt = (r: string, k: number) =>
+    d.VCOAL ? `((${r}) * D + ${u32(k * DG)} + dg)` : `((${r}) * D + dg * 4u + ${u32(k)})`;
   const sum1Tail = `  if (ql > 0u) {
 ${
-    ks.flatMap((k) =>
-      us.map((u) => `    red[((ql - 1u) * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}] = ${shifted(k, u)};`)
-    )
+    ks.flatMap((k) => us.map((u) => `    red[${redAt("ql - 1u", k)} * NV + ${u32(u)}] = ${shifted(k, u)};`))
       .join("\n")
   }
   }
@@ -1290,19 +1311,32 @@ ${
       us.map((u) =>
         `    {
       var tot = ${shifted(k, u)};
-      for (var l = 1u; l < QL; l++) { tot += red[((l - 1u) * D + dg * 4u + ${u32(k)}) * NV + ${u32(u)}]; }
+      for (var l = 1u; l < QL; l++) { tot += red[${redAt("l - 1u", k)} * NV + ${u32(u)}]; }
       let acc = vsig * vec4<f32>(tot) - bst[bo + ${u32(u)}];
       for (var cc = 0u; cc < 4u; cc++) {
         let hh = ${u32(4 * u)} + cc;
-        if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dg * 4u + ${
-          u32(k)
-        }] = acc[cc]; }
+        ${
+          d.VCOAL
+            ? `if (hh < HPK) { tr[hh * D + dg * 4u + ${u32(k)}] = acc[cc]; }`
+            : `if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dg * 4u + ${
+              u32(k)
+            }] = acc[cc]; }`
+        }
       }
     }`
       )
     ).join("\n")
   }
 ${valueStatsLines("    ")}
+  }${
+    d.VCOAL
+      ? `
+  // vcoal: the split's floats from workgroup memory, consecutive per invocation (coalesced stores)
+  workgroupBarrier();
+  for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
+    part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = tr[i];
+  }`
+      : ""
   }`;
   // wshfl: the shuffled weights where subgroups have 32 lanes, the vec4 loads elsewhere (same sums)
   const body = (full: boolean) =>
@@ -1320,7 +1354,13 @@ ${valueBindings(d.NCNT)}${
       : ""
   }
 // lane sums [QL, D, NV] (vsum1: [QL − 1, D, NV], every row ql > 0)
-var<workgroup> red: array<vec4<u32>, ${(d.VSUM1 ? QL - 1 : QL) * D * NV}>;
+var<workgroup> red: array<vec4<u32>, ${(d.VSUM1 ? QL - 1 : QL) * D * NV}>;${
+    d.VCOAL
+      ? `\n// vcoal: the split [HPK, D] before its coalesced stores\nvar<workgroup> tr: array<f32, ${
+        d.HPK * D
+      }>;`
+      : ""
+  }
 @compute @workgroup_size(${WGV})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${
     d.WSHFL ? ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32" : ""
