@@ -627,3 +627,42 @@ Deno.test("block attention wgsl: kacc2 — 2-bit K planes from the word and one 
     );
   }
 });
+
+Deno.test("block attention wgsl: vcoal — vsum1's split staged in workgroup memory, written with coalesced stores", () => {
+  const tuning = { block: 1024, wgv: 64, vshuf: true, wshfl: true, uq: 16, vsum1: true };
+  const base = { k: "q2", v: "q2", tuning } as const;
+  const off = blockValueWgsl(cfg(base));
+  const on = blockValueWgsl(cfg({ ...base, tuning: { ...tuning, vcoal: true } }));
+  // without: the first subgroup's lanes store their own dims (4 floats apart); with: every invocation stores
+  // consecutive floats from the staged split [HPK, D] after one more barrier
+  assert.match(off, /\* D \+ dg \* 4u \+ 3u\] = acc\[cc\]; \}/);
+  assert.doesNotMatch(on, /part\[[^\]]*dg \* 4u[^\]]*\] = acc/);
+  assert.match(on, /var<workgroup> tr: array<f32, 512>;/);
+  assert.match(on, /if \(hh < HPK\) \{ tr\[hh \* D \+ dg \* 4u \+ 3u\] = acc\[cc\]; \}/);
+  assert.match(
+    on,
+    /for \(var i = lid; i < HPK \* D; i \+= 64u\) \{\n    part\[\(\(b \* NH \+ kvh \* HPK \+ i \/ D\) \* p\.io\.z \+ p\.io\.y \+ blk\) \* D \+ i % D\] = tr\[i\];/,
+  );
+  assert.equal(on.match(/workgroupBarrier\(\);/g)?.length, off.match(/workgroupBarrier\(\);/g)!.length + 1);
+  // the other rows' lane sums plane-major: consecutive lanes at consecutive vec4s
+  assert.match(on, /red\[\(\(ql - 1u\) \* D \+ 96u \+ dg\) \* NV \+ 0u\] = ia3_0 >> vec4<u32>\(6u\);/);
+  assert.match(off, /red\[\(\(ql - 1u\) \* D \+ dg \* 4u \+ 3u\) \* NV \+ 0u\] = ia3_0 >> vec4<u32>\(6u\);/);
+  // 2 KB more workgroup memory (HPK · D floats)
+  assert.equal(
+    blockSharedBytes(cfg({ ...base, tuning: { ...tuning, vcoal: true } })).value,
+    blockSharedBytes(cfg(base)).value + 4 * 4 * 128,
+  );
+  // it needs vsum1 with more than one row of lanes and no vpair: a typed error naming the value
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ vsum1: false }, /vcoal needs vsum1 \(got false\)/],
+    [{ wgv: 32 }, /wgv > D\/4 = 32 \(got 32\)/],
+    [{ wshfl: false, uq: 8, vpair: true }, /no vpair \(got true\)/],
+  ];
+  for (const [over, re] of bad) {
+    assert.throws(
+      () => blockValueWgsl(cfg({ ...base, tuning: { ...tuning, ...over, vcoal: true } })),
+      (e: Error) => e instanceof QuantConfigError && re.test(e.message),
+      JSON.stringify(over),
+    );
+  }
+});
