@@ -146,7 +146,8 @@ export interface BlockAttentionTuning {
    * `subgroupShuffle`s from one word per lane, as `wshfl`, where subgroups have 32 lanes and D is 128; vec4
    * loads elsewhere) serve 32 dot products instead of 16. 32 integer accumulators instead of 16; the lane sums
    * of the D/8-lane streams are added through workgroup memory one stream at a time. Same integer sums.
-   * Opt-in; not measured on the H100 yet (docs/measurements/h100-block-attention-2026-12-07.md).
+   * Opt-in and slower on the H100 (value stage 56–58 µs against 39 at the int2 default's shape:
+   * docs/measurements/h100-block-attention-2026-12-07b.md): the value kernel does not wait on its shuffles.
    */
   vpair?: boolean;
   /**
@@ -155,6 +156,7 @@ export interface BlockAttentionTuning {
    * invocation after the loop as that total minus planes 0…2 — three ANDs per gathered word instead of four.
    * Exact: each accumulator is a u32 sum of non-negative integers below 2^27 (≤ 4·255·255 per dot product,
    * ≤ 256 quads per invocation), so the wrapping subtraction gives plane 3's sum bit for bit. Same sums.
+   * Opt-in: no faster on the H100 (value stage 40.0 µs against 38.8, within noise; h100-block-attention-2026-12-07b.md).
    */
   vsub?: boolean;
   /**
@@ -163,14 +165,16 @@ export interface BlockAttentionTuning {
    * ×4, bytes ≤ 12, so still non-negative int8) — five integer ops per word instead of seven. The ×4 planes'
    * dot products go to a second accumulator (from the same 1.5·2^23 bits), folded into the first in f32 after
    * each quad (exact: every partial sum is an integer below 2^22 in magnitude) — float ops instead of integer.
-   * Same exact sums.
+   * Same exact sums. Opt-in: slower on the H100 (score 58.5 µs against 51.6 at the int2 default, no faster at
+   * tq 1; h100-block-attention-2026-12-07b.md).
    */
   kacc2?: boolean;
   /**
    * Value kernel with `vsum1`: the first subgroup puts the split's dims in workgroup memory (head-major) and,
    * after one more barrier, every invocation writes consecutive floats of the split — coalesced stores —
    * instead of the first subgroup's lanes writing their 4 dims × heads at a stride of 4 floats; the other rows'
-   * lane sums are staged plane-major (consecutive lanes, consecutive vec4s). Same values.
+   * lane sums are staged plane-major (consecutive lanes, consecutive vec4s). Same values. Opt-in; not yet
+   * measured on the H100.
    */
   vcoal?: boolean;
   /**
