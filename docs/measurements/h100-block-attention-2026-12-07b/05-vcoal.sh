@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sixteenth session: vcoal (vsum1's split staged in workgroup memory, written with coalesced stores) against the
-# default, int2 stages (one process each, alternating), then fresh processes, then the block conformance in the
-# time left (vcoal byte-identical to its twin).
+# default and rdims 64 (the reduce), int2 stages (one process each, alternating), then fresh processes, then the
+# block conformance in the time left (vcoal byte-identical to its twin).
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && LIMIT=<s> bash <this file>
 set -u
 LIMIT=${LIMIT:-300}
@@ -12,10 +12,10 @@ fr() { deno run -A bench/gpu_attention_fresh.ts --reps 3 --targets 8 --layouts "
 {
 nvidia-smi --query-gpu=name,clocks.sm --format=csv
 el stages
-for t in '{}' '{"vcoal":true}' '{}' '{"vcoal":true}' '{}' '{"vcoal":true}' '{"vcoal":true,"vsub":true}'; do st "$t"; done
+for t in '{}' '{"vcoal":true}' '{}' '{"vcoal":true}' '{"rdims":64}' '{"vcoal":true,"rdims":64}'; do st "$t"; done
 el fresh
 deno run -A bench/gpu_attention_fresh.ts --reps 3 --targets 8 --layouts int16 --md "$OUTD/f.md" 2>&1 | tail -1
-fr int2 '[{"name":"block","tuning":{"block":{}}},{"name":"block vcoal","tuning":{"block":{"vcoal":true}}}]' 2
+fr int2 '[{"name":"block","tuning":{"block":{}}},{"name":"block vcoal","tuning":{"block":{"vcoal":true}}},{"name":"block rdims 64","tuning":{"block":{"rdims":64}}},{"name":"block vcoal rdims 64","tuning":{"block":{"vcoal":true,"rdims":64}}}]' 4
 left=$(( LIMIT - ($(date +%s) - T0) - 10 ))
 if [ "$left" -ge 120 ]; then
   el "conformance (timeout $left s)"
