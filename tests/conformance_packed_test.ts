@@ -627,6 +627,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // vcoal (vsum1's split staged in workgroup memory, coalesced stores): byte-identical to its twin without
     { block: 256, vshuf: true, wshfl: true, uq: 16, vsum1: true, vcoal: true },
     { block: 256, vshuf: false, vsum1: true, uq: 4, vcoal: true },
+    // 32 quads per value step (wshfl: four weight words per lane; here the vec4 fallback)
+    { block: 256, vshuf: true, wshfl: true, uq: 32, vsum1: true, vcoal: true },
     // kacc2 (2-bit K planes from the word and one shift, a second accumulator): byte-identical to its twin
     // without, with one quad's rows at a time (tseq), all rows, and the row loop
     { block: 512, tq: 2, tseq: true, nblk: 2, kacc2: true },
@@ -695,6 +697,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // vcoal (vsum1's split staged in workgroup memory, coalesced stores): byte-identical to its twin without
     { vcoal: true },
     { vsum1: true, vcoal: true, uq: 4 },
+    // 32 quads per value step (wshfl: four weight words per lane), with and without vcoal
+    { uq: 32 },
+    { uq: 32, vcoal: true },
     // kacc2 (2-bit K planes from the word and one shift): byte-identical to its twin without
     { kacc2: true },
     { kacc2: true, vsub: true },

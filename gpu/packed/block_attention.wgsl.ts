@@ -91,7 +91,7 @@ export interface BlockAttentionTuning {
   block?: number;
   /** Invocations of the value workgroup: 32, 64, 128 or 256 (a multiple of D/4). */
   wgv?: number;
-  /** Quads per step of a value invocation (independent loads in flight): 1, 2, 4 or 8 (16 with `wshfl`). */
+  /** Quads per step of a value invocation (independent loads in flight): 1, 2, 4 or 8 (16 with `wshfl` or `vpair`, 32 with `wshfl`). */
   uq?: number;
   /** Value kernel: issue the next step's loads before this step's dot products (software pipeline). */
   pipe?: boolean;
@@ -173,7 +173,8 @@ export interface BlockAttentionTuning {
    * Value kernel with `vsum1`: the first subgroup puts the split's dims in workgroup memory (head-major) and,
    * after one more barrier, every invocation writes consecutive floats of the split — coalesced stores —
    * instead of the first subgroup's lanes writing their 4 dims × heads at a stride of 4 floats; the other rows'
-   * lane sums are staged plane-major (consecutive lanes, consecutive vec4s). Same values. Opt-in; not yet
+   * lane sums are staged plane-major (consecutive lanes, consecutive vec4s), and the block's V statistics
+   * (S_max/255, Σp·z_V) are loaded before the loop instead of after its barrier. Same values. Opt-in; not yet
    * measured on the H100.
    */
   vcoal?: boolean;
@@ -377,8 +378,12 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: wgv ${t.wgv} must be 32/64/128/256 and a multiple of D/4 = ${DG}`,
     );
   }
-  if (![1, 2, 4, 8, ...(t.wshfl || t.vpair ? [16] : [])].includes(t.uq)) {
-    throw new QuantConfigError(`block attention: uq ${t.uq} must be 1, 2, 4 or 8 (16 with wshfl or vpair)`);
+  if (
+    ![1, 2, 4, 8, ...(t.wshfl || t.vpair ? [16] : []), ...(t.wshfl && !t.vpair ? [32] : [])].includes(t.uq)
+  ) {
+    throw new QuantConfigError(
+      `block attention: uq ${t.uq} must be 1, 2, 4 or 8 (16 with wshfl or vpair, 32 with wshfl)`,
+    );
   }
   const HPK = c.numHeads / c.numKvHeads;
   const NV = Math.ceil(HPK / 4);
@@ -1308,15 +1313,17 @@ ${
   workgroupBarrier();
   if (ql == 0u) {
     // acc = (S_max/255)·Σ w·c − Σp·z_V (exact u32 lane sums); the split's statistics are the block's (m, Σp)
-    let bo = (head * S + blk) * BST;
-    let vsig = bst[bo + 3u * NV].x;
 ${
+    d.VCOAL ? "" : `    let bo = (head * S + blk) * BST;
+    let vsig = bst[bo + 3u * NV].x;
+`
+  }${
     ks.flatMap((k) =>
       us.map((u) =>
         `    {
       var tot = ${shifted(k, u)};
       for (var l = 1u; l < QL; l++) { tot += red[${redAt("l - 1u", k)} * NV + ${u32(u)}]; }
-      let acc = vsig * vec4<f32>(tot) - bst[bo + ${u32(u)}];
+      let acc = vsig * vec4<f32>(tot) - ${d.VCOAL ? `zs${u}` : `bst[bo + ${u32(u)}]`};
       for (var cc = 0u; cc < 4u; cc++) {
         let hh = ${u32(4 * u)} + cc;
         ${
@@ -1387,7 +1394,15 @@ ${
   let sB = select(8u, 24u, (pj & 1u) == 0u);`
       : `  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};`
   }
-${valueBlockRange(QL * UQ)}
+${valueBlockRange(QL * UQ)}${
+    d.VCOAL
+      ? `
+  // vcoal: the block's V statistics loaded before the loop, so they arrive during it
+  let bo = (head * S + blk) * BST;
+  let vsig = bst[bo + 3u * NV].x;
+${us.map((u) => `  let zs${u} = bst[bo + ${u32(u)}];`).join("\n")}`
+      : ""
+  }
 ${ks.flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
   if (n == BT) {
 ${body(true)}

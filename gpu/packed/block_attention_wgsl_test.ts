@@ -647,6 +647,10 @@ Deno.test("block attention wgsl: vcoal — vsum1's split staged in workgroup mem
   // the other rows' lane sums plane-major: consecutive lanes at consecutive vec4s
   assert.match(on, /red\[\(\(ql - 1u\) \* D \+ 96u \+ dg\) \* NV \+ 0u\] = ia3_0 >> vec4<u32>\(6u\);/);
   assert.match(off, /red\[\(\(ql - 1u\) \* D \+ dg \* 4u \+ 3u\) \* NV \+ 0u\] = ia3_0 >> vec4<u32>\(6u\);/);
+  // the block's V statistics loaded before the loop (before the first dot product), not after the barrier
+  assert.ok(on.indexOf("let zs0 = bst[bo + 0u];") < on.indexOf("dot4U8Packed"));
+  assert.match(on, /let acc = vsig \* vec4<f32>\(tot\) - zs0;/);
+  assert.ok(off.indexOf("let vsig = bst[bo + 3u * NV].x;") > off.lastIndexOf("dot4U8Packed"));
   // 2 KB more workgroup memory (HPK · D floats)
   assert.equal(
     blockSharedBytes(cfg({ ...base, tuning: { ...tuning, vcoal: true } })).value,
@@ -662,6 +666,26 @@ Deno.test("block attention wgsl: vcoal — vsum1's split staged in workgroup mem
     assert.throws(
       () => blockValueWgsl(cfg({ ...base, tuning: { ...tuning, ...over, vcoal: true } })),
       (e: Error) => e instanceof QuantConfigError && re.test(e.message),
+      JSON.stringify(over),
+    );
+  }
+});
+
+Deno.test("block attention wgsl: uq 32 with wshfl — four weight words per lane, each quad's vec4 from eight lanes' words", () => {
+  const tuning = { block: 1024, wgv: 64, vshuf: true, wshfl: true, uq: 32, vsum1: true };
+  const w = blockValueWgsl(cfg({ k: "q2", v: "q2", tuning }));
+  // quads 8i … 8i + 7 of the step in wv<i> (i < 4), lane 4j + h holding quad 8i + j's head h
+  assert.match(w, /let wv3 = wqw\[\(qb \+ q0 \+ 48u \+ min\(sid \/ 4u, 7u\) \* 2u\) \* 4u \+ sid % 4u\];/);
+  assert.ok(w.includes("let W31_0 = vec4<u32>(subgroupShuffle(wv3, 28u), subgroupShuffle(wv3, 29u),"));
+  // 32 quads of 16 dot products per step
+  assert.equal(w.match(/ia0_0 \+= vec4<u32>\(dot4U8Packed\(x31_0, W31_0\.x\)/g)?.length, 2 * 2);
+  // without wshfl (or with vpair) 32 is a typed error naming the value
+  for (const over of [{ wshfl: false }, { wshfl: false, vpair: true }]) {
+    assert.throws(
+      () => blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, ...over } })),
+      (e: Error) =>
+        e instanceof QuantConfigError &&
+        /uq 32 must be 1, 2, 4 or 8 \(16 with wshfl or vpair, 32 with wshfl\)/.test(e.message),
       JSON.stringify(over),
     );
   }
