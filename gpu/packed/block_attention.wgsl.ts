@@ -923,7 +923,6 @@ ${ts.map((t) => `    let v${t} = sw[kr.x + rk${t} * ${u32(WPTK)} + wi];`).join("
 ${dotWord((t) => `v${t}`, "wi")}
     }
   }`;
-  const kLoopFolded = `${kLoop}\n${foldIu(ts)}`;
   const qisTerm = (u: number) => (KB === 8 ? ` + 128 * qis[${u32(u)}]` : "");
   const NB = d.NBLK;
   const scoreLines = `${
@@ -1037,7 +1036,7 @@ ${ts.map((t) => `  let szk${t} = sw[kr.y + rk${t}]; let szv${t} = sw[vr.y + rvw$
 ${kAll ? kAll.loads : ""}
   // the packed query (loaded after the K rows, so their latency overlaps)
 ${queryLoad}
-${kAll ? kAll.dots : kLoopFolded}
+${kAll ? kAll.dots : `${kLoop}\n${foldIu(ts)}`}
 ${qfLines}
 ${scoreLines}
 ${afterScores}`;
@@ -1120,14 +1119,19 @@ ${bigSum}${NB === 1 ? "" : "\n  }"}
  * The value kernels' prologue after `head`: block blk is split split0 + blk, acc [D] and (max, Σp) of each head;
  * an empty block writes 0 and (NEG, 0) and returns.
  */
+/** The value kernels' split index of head `h` of the KV head's group: (sequence, head, split) in `part`. */
+function splitOf(h: string): string {
+  return `((b * NH + kvh * HPK + ${h}) * p.io.z + p.io.y + blk)`;
+}
+
 function valueEmptyBlock(WGV: number): string {
   return `  // block blk is split split0 + blk: acc [D] and (max, Σp) of each head (an empty block: 0, (NEG, 0))
   if (blk * BT >= cnt) {
     for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-      part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = 0.0;
+      part[${splitOf("i / D")} * D + i % D] = 0.0;
     }
     if (lid < HPK) {
-      let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+      let o = p.io.w + ${splitOf("lid")} * 2u;
       part[o] = NEG; part[o + 1u] = 0.0;
     }
     return;
@@ -1164,7 +1168,7 @@ function valueBlockRange(step: number): string {
 function valueStatsLines(pad: string): string {
   return `${pad}if (lid < HPK) {
 ${pad}  let u = lid / 4u; let cc = lid % 4u;
-${pad}  let o = p.io.w + ((b * NH + kvh * HPK + lid) * p.io.z + p.io.y + blk) * 2u;
+${pad}  let o = p.io.w + ${splitOf("lid")} * 2u;
 ${pad}  part[o] = bst[bo + NV + u][cc]; part[o + 1u] = bst[bo + 2u * NV + u][cc];
 ${pad}}`;
 }
@@ -1329,9 +1333,7 @@ ${
         ${
           d.VCOAL
             ? `if (hh < HPK) { tr[hh * D + dg * 4u + ${u32(k)}] = acc[cc]; }`
-            : `if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dg * 4u + ${
-              u32(k)
-            }] = acc[cc]; }`
+            : `if (hh < HPK) { part[${splitOf("hh")} * D + dg * 4u + ${u32(k)}] = acc[cc]; }`
         }
       }
     }`
@@ -1345,7 +1347,7 @@ ${valueStatsLines("    ")}
   // vcoal: the split's floats from workgroup memory, consecutive per invocation (coalesced stores)
   workgroupBarrier();
   for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-    part[((b * NH + kvh * HPK + i / D) * p.io.z + p.io.y + blk) * D + i % D] = tr[i];
+    part[${splitOf("i / D")} * D + i % D] = tr[i];
   }`
       : ""
   }`;
@@ -1434,7 +1436,7 @@ ${
     let acc = vsig * vec4<f32>(tot) - bst[bo + u];
     for (var cc = 0u; cc < 4u; cc++) {
       let hh = u * 4u + cc;
-      if (hh < HPK) { part[((b * NH + kvh * HPK + hh) * p.io.z + p.io.y + blk) * D + dd] = acc[cc]; }
+      if (hh < HPK) { part[${splitOf("hh")} * D + dd] = acc[cc]; }
     }
   }
 ${valueStatsLines("  ")}`
@@ -1575,7 +1577,7 @@ ${
       let acc = vsig * vec4<f32>(tot) - zs;
       let dd = wd * 16u + select(${u32(4 * (2 * x + 1) + k)}, ${u32(4 * (2 * x) + k)}, isA);
       for (var cc = 0u; cc < HPK; cc++) {
-        part[((b * NH + kvh * HPK + cc) * p.io.z + p.io.y + blk) * D + dd] = acc[cc];
+        part[${splitOf("cc")} * D + dd] = acc[cc];
       }
     }`
       )
