@@ -574,6 +574,19 @@ async function checkAttention(
   out.destroy();
 }
 
+/** {q2, q2}'s default schedule where subgroups have 32 lanes (subgroupBlockTuning), named in full for llvmpipe. */
+const Q2_DEFAULT_32: BlockAttentionTuning = {
+  block: 1024,
+  tq: 2,
+  tseq: true,
+  nblk: 4,
+  vshuf: true,
+  sred: true,
+  wshfl: true,
+  uq: 16,
+  vsum1: true,
+};
+
 /** Block schedules of BlockAttention run per eligible case (block 256 gives several blocks per sequence). */
 const BLOCK_TUNINGS: BlockAttentionTuning[] = software
   ? [
@@ -603,7 +616,7 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, tq: 1, nblk: 16 },
     // {q2, q2}'s default with subgroups of 32 lanes (block 1024, 2 quads per score invocation one after the other,
     // 4 blocks per score workgroup; here the vec4 fallback of wshfl)
-    { block: 1024, tq: 2, tseq: true, nblk: 4, vshuf: true, sred: true, wshfl: true, uq: 16, vsum1: true },
+    Q2_DEFAULT_32,
     // vpair (8 dims per value invocation, lane pairs; here the vec4 weights): byte-identical to its twin without
     { block: 256, vshuf: true, vpair: true, uq: 4, pipe: false },
     { block: 1024, tq: 2, tseq: true, nblk: 4, vshuf: true, sred: true, vpair: true, uq: 16 },
@@ -611,18 +624,7 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // gather (pipelined and not), the transposing shuffles (the {q2, q2} default's schedule) and vpair
     { block: 256, vshuf: false, vsub: true },
     { block: 256, vshuf: false, pipe: true, uq: 4, vsub: true },
-    {
-      block: 1024,
-      tq: 2,
-      tseq: true,
-      nblk: 4,
-      vshuf: true,
-      sred: true,
-      wshfl: true,
-      uq: 16,
-      vsum1: true,
-      vsub: true,
-    },
+    { ...Q2_DEFAULT_32, vsub: true },
     { block: 256, vshuf: true, vpair: true, uq: 4, pipe: false, vsub: true },
     // vcoal (vsum1's split staged in workgroup memory, coalesced stores): byte-identical to its twin without
     { block: 256, vshuf: true, wshfl: true, uq: 16, vsum1: true, vcoal: true },
@@ -634,19 +636,7 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 512, tq: 2, tseq: true, nblk: 2, kacc2: true },
     { block: 256, tq: 1, kacc2: true },
     { block: 256, kstep: 1, kacc2: true },
-    {
-      block: 1024,
-      tq: 2,
-      tseq: true,
-      nblk: 4,
-      vshuf: true,
-      sred: true,
-      wshfl: true,
-      uq: 16,
-      vsum1: true,
-      vsub: true,
-      kacc2: true,
-    },
+    { ...Q2_DEFAULT_32, vsub: true, kacc2: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
