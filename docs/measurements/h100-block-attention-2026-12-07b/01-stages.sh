@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sixteenth session, call 1: int2 stages (one process each): the default against vsub (V plane 3 as the unmasked
+# NOT RUN as such (00-all.sh ran its stages and fresh processes in one call). Sixteenth session: int2 stages (one process each): the default against vsub (V plane 3 as the unmasked
 # total minus planes 0…2), kacc2 (K planes from the word and one shift, a second accumulator), both, vpair at uq 8
 # with and without vsub; then fresh processes against the 16-bit kernel.
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && bash <this file>

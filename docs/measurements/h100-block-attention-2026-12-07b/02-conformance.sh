@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sixteenth session, call 2: the block conformance on the H100 (the int2 default of block 1024 + tq 2 + nblk 4,
+# NOT RUN as such (00-all.sh ran the same conformance). Sixteenth session: the block conformance on the H100 (the int2 default of block 1024 + tq 2 + nblk 4,
 # vpair's 32-lane weights path, vsub and kacc2: each byte-identical to its twin).
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && bash <this file>
 set -u
