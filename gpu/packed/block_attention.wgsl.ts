@@ -128,7 +128,8 @@ export interface BlockAttentionTuning {
    * loaded once per step as one u32 per lane (lane 4j + h: quad j, head h; two words per lane at uq 16) and each
    * quad's vec4 is gathered by four `subgroupShuffle`s, instead of every lane loading every quad's vec4 — 4·uq
    * registers fewer, which lets `uq` be 16. Subgroups of 32 lanes only: the kernel checks the subgroup size
-   * and takes the vec4 loads where it is not 32 (same sums either way).
+   * and takes the vec4 loads where it is not 32 (same sums either way); at head_dim < 128 (fewer than 32 lanes per
+   * row of the value workgroup, so a subgroup would span rows on different quads) only the vec4 loads are built.
    */
   wshfl?: boolean;
   /**
@@ -1351,11 +1352,13 @@ ${valueStatsLines("    ")}
   }`
       : ""
   }`;
-  // wshfl: the shuffled weights where subgroups have 32 lanes, the vec4 loads elsewhere (same sums)
+  // wshfl: the shuffled weights where subgroups have 32 lanes, the vec4 loads elsewhere (same sums); only
+  // where a row of lanes is a whole subgroup (D/4 = 32): with fewer (D < 128) a subgroup holds lanes of several
+  // rows, each on its own quads, and the shuffles would take the weights of another row's quads
   const body = (full: boolean) =>
     PIPE
       ? pipelined(full)
-      : d.WSHFL
+      : d.WSHFL && DG === 32
       ? `  if (sgs == 32u) {\n${plain(full, true)}\n  } else {\n${plain(full)}\n  }`
       : plain(full);
   return /* wgsl */ `

@@ -477,6 +477,11 @@ Deno.test("block attention wgsl: wshfl — one weights word per lane per step, e
     /\(got 5\)/,
   );
   assert.doesNotMatch(blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { vshuf: true } })), /wqw|sgs/);
+  // D < 128: a row of lanes (D/4) is less than a 32-lane subgroup, which then holds lanes of two rows on different
+  // quads — the shuffles would take the other row's weights — so only the vec4 loads are generated
+  const w64 = blockValueWgsl(cfg({ ...base, headDim: 64, numHeads: 16, numKvHeads: 4 }));
+  assert.doesNotMatch(w64, /subgroupShuffle\(wv|sgs == 32u/);
+  assert.equal(w64.match(/= wq\[\(qb \+ q0 \+ \d+u\) \* NV \+ 0u\];/g)?.length, 2 * 16);
 });
 
 Deno.test("block attention wgsl: vsum1 — the first subgroup adds the others' lane sums and writes the split; half the workgroup memory at wgv 64", () => {
