@@ -841,7 +841,7 @@ if (import.meta.main) {
             });
             const counts = new Array(B).fill(o.tokens);
             const qkv = gpu.storage("qkv", B * row * 4), out = gpu.storage("out", B * nH * D * 4);
-            const part = gpu.storage("part", 4 * att.partialFloats(B, att.blocks(counts)));
+            const part = gpu.storage("part", 4 * att.partialFloats(B, att.splits(counts)));
             const d = att.prepare({ qkv, part, out, store }, {
               batch: B,
               q: { off: 0, rowStride: row },

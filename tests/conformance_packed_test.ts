@@ -637,6 +637,13 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, tq: 1, kacc2: true },
     { block: 256, kstep: 1, kacc2: true },
     { ...Q2_DEFAULT_32, vsub: true, kacc2: true },
+    // vjoin (each row of value lanes on its own block, the rows' blocks merged in f32 into one split): within
+    // SAME_BLOCK_TOL of the block-256 schedules above; with vsub / vcoal also byte-identical to its twin (vjoin
+    // both); 2 rows (D 128) with the weights' shuffles, 4 rows (wgv 128, most of them past the tokens) on the
+    // byte gather (and 4-bit V), and wgv 32 (D 64: 2 rows, a whole first split; D 128: one row, refused)
+    { block: 256, vjoin: true, vshuf: true, wshfl: true, uq: 16, vsub: true },
+    { block: 256, vjoin: true, vshuf: false, wgv: 128, uq: 4, pipe: false, vcoal: true },
+    { block: 256, vjoin: true, wgv: 32 },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -694,6 +701,14 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { kacc2: true },
     { kacc2: true, vsub: true },
     { block: 512, tq: 1, nblk: 8, kacc2: true },
+    // vjoin (each row of value lanes on its own block, merged in f32 into one split): 512-token score blocks in
+    // 1024-token splits, with and without vcoal + vsub (byte-identical to their twin, vjoin both); block 256 with
+    // 2 rows, 4 rows (wgv 128) and wgv 32 (D 64: 2 rows; D 128: one row, refused)
+    { block: 512, tq: 1, nblk: 8, vjoin: true },
+    { block: 512, tq: 1, nblk: 8, vjoin: true, vcoal: true, vsub: true },
+    { block: 256, vjoin: true },
+    { block: 256, vjoin: true, wgv: 128, pipe: false, vcoal: true },
+    { block: 256, vjoin: true, wgv: 32 },
   ];
 
 /** Knobs that change no sum (each schedule naming one must give the bytes of the same schedule without them). */
@@ -749,9 +764,10 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs/.test(
-          e.message,
-        )
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs/
+          .test(
+            e.message,
+          )
       ) throw e;
       console.log(`  ${label} BlockAttention ${JSON.stringify(tuning)}: refused (${e.message})`);
       continue;
@@ -855,9 +871,20 @@ async function checkBlockAttention(
     }
     const run = att.block.config.tuning ?? {};
     // the knobs the merged schedule runs (subgroup defaults included), and its uq / tq / nblk
-    const on =
-      (["vshuf", "sred", "qsub", "rsub", "wshfl", "vsum1", "vpair", "vsub", "kacc2", "vcoal"] as const)
-        .filter((k) => run[k]);
+    const on = ([
+      "vshuf",
+      "sred",
+      "qsub",
+      "rsub",
+      "wshfl",
+      "vsum1",
+      "vpair",
+      "vsub",
+      "kacc2",
+      "vcoal",
+      "vjoin",
+    ] as const)
+      .filter((k) => run[k]);
     const parts = [
       on.join(" "),
       ...(["uq", "tq", "nblk"] as const).map((k) => run[k] ? `${k} ${run[k]}` : ""),

@@ -10,7 +10,7 @@
  * | name | type | shape |
  * | --- | --- | --- |
  * | qkv | f32 storage | query head h of sequence b at `q.off + b·q.rowStride + h·D`; new K/V head g at `newKV.k|v + b·q.rowStride + g·D` |
- * | part | f32 storage | ≥ {@link BlockAttention.partialFloats} floats: acc [B, nH, S, D] then (max, Σp) [B, nH, S, 2], S = blocks |
+ * | part | f32 storage | ≥ {@link BlockAttention.partialFloats} floats: acc [B, nH, S, D] then (max, Σp) [B, nH, S, 2], S = splits ({@link BlockAttention.splits}: the blocks, or ⌈blocks / QL⌉ with `vjoin`) |
  * | out | f32 storage | [B, nH, D] |
  * | store | u32 storage | the store holding the segment's K and V (layout.ts) |
  *
@@ -44,6 +44,7 @@ import {
   blockScoreBlocks,
   blockScoreWgsl,
   blockSharedBytes,
+  blockSplitBlocks,
   blockTokens,
   blockValueWgsl,
   subgroupBlockTuning,
@@ -75,8 +76,9 @@ export interface BlockAttentionParams {
   /** Tokens of the segment per sequence. */
   counts: number[];
   /**
-   * Share `part` with other kernels: it holds `splits` splits per (sequence, head) and block x is split
-   * `first + x` (default: just the blocks, first 0). The reduce then merges all `splits`.
+   * Share `part` with other kernels: it holds `splits` splits per (sequence, head) and this call's split x
+   * ({@link BlockAttention.splits}: block x, or blocks x·QL … with `vjoin`) is split `first + x` (default: just
+   * this call's splits, first 0). The reduce then merges all `splits`.
    */
   part?: { splits: number; first: number };
 }
@@ -90,8 +92,10 @@ export interface BlockAttentionDispatch {
   reduce: UniformBinding;
   /** Fresh uniform buffers to destroy after the submit (empty with an arena). */
   uniforms: GPUBuffer[];
-  /** Blocks (= splits of the reduce kernel). */
+  /** Blocks of the score kernel. */
   blocks: number;
+  /** Splits the value kernel writes (= blocks, or ⌈blocks / QL⌉ with `vjoin`). */
+  splits: number;
   batch: number;
 }
 
@@ -239,7 +243,7 @@ export class BlockAttention {
   }
 
   /**
-   * Tokens per block (= split).
+   * Tokens per block of the score kernel (= split, except with `vjoin`: QL blocks per split).
    *
    * @example
    * ```ts
@@ -263,15 +267,28 @@ export class BlockAttention {
   }
 
   /**
-   * Floats the `part` buffer needs for `batch` sequences and `blocks` blocks (as FusedAttention's).
+   * Splits a call with these per-sequence token counts writes into `part`: its blocks, or ⌈blocks / QL⌉ with
+   * `vjoin` (QL = wgv/(D/4) blocks per split, one per row of value lanes).
    *
    * @example
    * ```ts
-   * gpu.storage("part", 4 * att.partialFloats(8, 32));
+   * att.splits([32768]); // 32 at block 1024; 32 at block 512 with vjoin and wgv 64
    * ```
    */
-  partialFloats(batch: number, blocks: number): number {
-    return batch * this.config.numHeads * Math.max(1, blocks) * (this.config.headDim + 2);
+  splits(counts: readonly number[]): number {
+    return Math.ceil(this.blocks(counts) / blockSplitBlocks(this.config));
+  }
+
+  /**
+   * Floats the `part` buffer needs for `batch` sequences and `splits` splits (as FusedAttention's).
+   *
+   * @example
+   * ```ts
+   * gpu.storage("part", 4 * att.partialFloats(8, att.splits(counts)));
+   * ```
+   */
+  partialFloats(batch: number, splits: number): number {
+    return batch * this.config.numHeads * Math.max(1, splits) * (this.config.headDim + 2);
   }
 
   /**
@@ -320,11 +337,11 @@ export class BlockAttention {
         );
       }
     });
-    const S = this.blocks(counts);
-    const PS = params.part?.splits ?? S, X0 = params.part?.first ?? 0;
-    if (!(Number.isInteger(X0) && X0 >= 0 && Number.isInteger(PS) && X0 + S <= PS)) {
+    const S = this.blocks(counts), SP = this.splits(counts);
+    const PS = params.part?.splits ?? SP, X0 = params.part?.first ?? 0;
+    if (!(Number.isInteger(X0) && X0 >= 0 && Number.isInteger(PS) && X0 + SP <= PS)) {
       throw new TensorShapeError(
-        `block attention: part splits ${PS} cannot hold ${S} blocks from split ${X0}`,
+        `block attention: part splits ${PS} cannot hold ${SP} splits from split ${X0}`,
       );
     }
     const need = 4 * this.partialFloats(batch, PS);
@@ -383,7 +400,7 @@ export class BlockAttention {
     const uniforms = [query, score, value, reduce].map((u) => u?.uniform ?? null).filter((
       u,
     ): u is GPUBuffer => u !== null);
-    return { query, score, value, reduce, uniforms, blocks: S, batch };
+    return { query, score, value, reduce, uniforms, blocks: S, splits: SP, batch };
   }
 
   /**
@@ -411,7 +428,7 @@ export class BlockAttention {
     pass.dispatchWorkgroups(Math.ceil(d.blocks / blockScoreBlocks(this.config)), nKv, d.batch);
     if (stages < 3) return;
     set(this.#pipes.value, d.value);
-    pass.dispatchWorkgroups(d.blocks, nKv, d.batch);
+    pass.dispatchWorkgroups(d.splits, nKv, d.batch);
   }
 
   /**

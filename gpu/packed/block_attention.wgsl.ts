@@ -180,6 +180,18 @@ export interface BlockAttentionTuning {
    */
   vcoal?: boolean;
   /**
+   * Value kernel (wgv > D/4, no `pipe`, no `vpair`, ≤ D/4 query heads per KV head): a workgroup's QL = wgv/(D/4)
+   * rows of lanes take QL consecutive blocks, one block per row, instead of sharing one block, and write them as
+   * ONE split: each row turns its exact u32 sums into its block's f32 acc = (S_max/255)·Σ w·c − Σp·z_V, the rows
+   * after the first hand theirs and their block's (m, Σp) over in workgroup memory, and the first merges them —
+   * M = max m, acc = Σ e^(m − M)·acc, Σp = Σ e^(m − M)·Σp — the merge the reduce kernel would have done. So the
+   * score kernel keeps its block size while the value and reduce kernels see QL times fewer, longer splits
+   * (`block` 512 + wgv 64: 512-token score blocks, 1024-token splits, each value row on one whole block). The same
+   * weights; the f32 merge moves from the reduce into the value kernel, so its outputs agree with other schedules
+   * of the same block size within f32 rounding (not bit for bit).
+   */
+  vjoin?: boolean;
+  /**
    * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
    * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
    * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
@@ -237,6 +249,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vsub: false,
   kacc2: false,
   vcoal: false,
+  vjoin: false,
   sred: false,
   qsub: false,
   rsub: false,
@@ -346,6 +359,8 @@ interface Dims {
   KACC2: boolean;
   /** Value kernel with vsum1: the split staged in workgroup memory and written coalesced (`vcoal`). */
   VCOAL: boolean;
+  /** Value kernel: each row of lanes on its own block, the rows' blocks merged into one split (`vjoin`). */
+  VJOIN: boolean;
   SRED: boolean;
   QSUB: boolean;
 }
@@ -426,11 +441,16 @@ function dims(c: BlockAttentionConfig): Dims {
   if (t.vsub && VB !== 2) {
     throw new QuantConfigError(`block attention: vsub needs 2-bit V, got ${c.v}`);
   }
-  if (t.vcoal && !(t.vsum1 && !t.vpair && t.wgv > D / 4)) {
+  if (t.vcoal && !((t.vsum1 || t.vjoin) && !t.vpair && t.wgv > D / 4)) {
     throw new QuantConfigError(
-      `block attention: vcoal needs vsum1 (got ${t.vsum1}), no vpair (got ${t.vpair}) and wgv > D/4 = ${
-        D / 4
-      } (got ${t.wgv})`,
+      `block attention: vcoal needs vsum1 or vjoin (got ${t.vsum1}, ${t.vjoin}), no vpair (got ${t.vpair}) and ` +
+        `wgv > D/4 = ${D / 4} (got ${t.wgv})`,
+    );
+  }
+  if (t.vjoin && !(t.wgv > DG && !t.pipe && !t.vpair && HPK <= DG)) {
+    throw new QuantConfigError(
+      `block attention: vjoin needs wgv > D/4 = ${DG} (got ${t.wgv}), no pipe (got ${t.pipe}), no vpair (got ${t.vpair}) ` +
+        `and ≤ D/4 query heads per KV head (got ${HPK})`,
     );
   }
   if (t.kacc2 && KB !== 2) {
@@ -452,9 +472,11 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: block ${t.block} / (4·tq ${t.tq}) = ${WQ} score invocations, must be 32…256`,
     );
   }
-  if ((t.block / 4) % (QL * t.uq) !== 0) {
+  // quads a step of the workgroup covers in one block: every row's (vjoin: one row's)
+  const stepQuads = (t.vjoin ? 1 : QL) * t.uq;
+  if ((t.block / 4) % stepQuads !== 0) {
     throw new QuantConfigError(
-      `block attention: block/4 = ${t.block / 4} quads not a multiple of ${QL * t.uq}`,
+      `block attention: block/4 = ${t.block / 4} quads not a multiple of ${stepQuads}`,
     );
   }
   return {
@@ -490,6 +512,7 @@ function dims(c: BlockAttentionConfig): Dims {
     VSUB: t.vsub,
     KACC2: t.kacc2,
     VCOAL: t.vcoal,
+    VJOIN: t.vjoin,
     SRED: t.sred,
     QSUB: t.qsub,
   };
@@ -546,6 +569,20 @@ export function blockScoreBlocks(c: BlockAttentionConfig): number {
 }
 
 /**
+ * Blocks per split of the value and reduce kernels: wgv/(D/4) with `vjoin` (one block per row of value lanes),
+ * else 1. The value grid's x is ⌈blocks / this⌉, and so is the number of splits the reduce merges.
+ *
+ * @example
+ * ```ts
+ * blockSplitBlocks({ numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 1, k: "q2", v: "q2", tuning: { vjoin: true } }); // 2 (wgv 64)
+ * ```
+ */
+export function blockSplitBlocks(c: BlockAttentionConfig): number {
+  const d = dims(c);
+  return d.VJOIN ? d.QL : 1;
+}
+
+/**
  * Bytes of workgroup memory each kernel declares (unit-tested against the WGSL).
  *
  * @example
@@ -560,6 +597,8 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
     score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
     value: d.VPAIR
       ? 16 * d.D
+      : d.VJOIN
+      ? 16 * (d.QL - 1) * (d.D + 2) * d.NV + (d.VCOAL ? 4 * d.HPK * d.D : 0)
       : 16 * (d.VSUM1 ? d.QL - 1 : d.QL) * d.D * d.NV + (d.VCOAL ? 4 * d.HPK * d.D : 0),
   };
 }
@@ -1121,18 +1160,24 @@ ${bigSum}${NB === 1 ? "" : "\n  }"}
  * an empty block writes 0 and (NEG, 0) and returns.
  */
 /** The value kernels' split index of head `h` of the KV head's group: (sequence, head, split) in `part`. */
-function splitOf(h: string): string {
-  return `((b * NH + kvh * HPK + ${h}) * p.io.z + p.io.y + blk)`;
+function splitOf(h: string, x = "blk"): string {
+  return `((b * NH + kvh * HPK + ${h}) * p.io.z + p.io.y + ${x})`;
 }
 
-function valueEmptyBlock(WGV: number): string {
-  return `  // block blk is split split0 + blk: acc [D] and (max, Σp) of each head (an empty block: 0, (NEG, 0))
-  if (blk * BT >= cnt) {
+/** `join` (vjoin): the workgroup's split is vb, its first block vb·QL. */
+function valueEmptyBlock(WGV: number, join = false): string {
+  const x = join ? "vb" : "blk";
+  return `  // ${
+    join ? "split vb (blocks vb·QL …, one per row of lanes)" : "block blk"
+  } is split split0 + ${x}: acc [D] and (max, Σp) of each head (an empty ${
+    join ? "split" : "block"
+  }: 0, (NEG, 0))
+  if (${join ? "vb * QL" : "blk"} * BT >= cnt) {
     for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-      part[${splitOf("i / D")} * D + i % D] = 0.0;
+      part[${splitOf("i / D", x)} * D + i % D] = 0.0;
     }
     if (lid < HPK) {
-      let o = p.io.w + ${splitOf("lid")} * 2u;
+      let o = p.io.w + ${splitOf("lid", x)} * 2u;
       part[o] = NEG; part[o + 1u] = 0.0;
     }
     return;
@@ -1154,7 +1199,22 @@ function valueBindings(NCNT: number): string {
  * so quads ≥ n are empty; rounded up to whole steps of `step` quads — their weights are zero and rows clamped),
  * the first and last V rows and the block's first quad in `wq`.
  */
-function valueBlockRange(step: number): string {
+function valueBlockRange(step: number, join = false): string {
+  if (join) {
+    return `  // vjoin: row ql takes block vb·QL + ql; a row past the tokens ("dead") runs the split's first block again and
+  // is dropped in the merge
+  let live = (vb * QL + ql) * BT < cnt;
+  let blk = select(vb * QL, vb * QL + ql, live);
+  let t0 = blk * BT;
+  let n = min(BT, cnt - t0);
+  // every row visits the quads of the split's first block, the fullest (quad q holds tokens q + i·QB, so quads
+  // ≥ n are empty: their weights are zero and rows clamped), rounded up to whole steps; full: every row's block is whole
+  let nq = min(QB, ((min(min(BT, cnt - vb * QL * BT), QB) + ${u32(step - 1)}) / ${u32(step)}) * ${u32(step)});
+  let full = (vb + 1u) * QL * BT <= cnt;
+  let row0 = head * vr.z + vr.w + t0;
+  let rlast = row0 + n - 1u;
+  let qb = (head * S + blk) * QB;`;
+  }
   return `  let t0 = blk * BT;
   let n = min(BT, cnt - t0);
   // quads to visit: quad q holds tokens q + i·QB, so quads ≥ n are empty; rounded up to whole steps (their
@@ -1187,6 +1247,8 @@ export function blockValueWgsl(c: BlockAttentionConfig): string {
   if (d.VPAIR) return blockValuePairWgsl(d);
   const { D, NV, VB, WPTV, DG, QL, UQ, WGV, PIPE } = d;
   const us = [...Array(NV).keys()], ks = [0, 1, 2, 3], js = [...Array(UQ).keys()];
+  // quads between a row's consecutive quads: the rows interleave over one block, or (vjoin) each has its own
+  const QS = d.VJOIN ? 1 : QL;
   // the codes of dim k stay at their bit offset within each byte (no shift): X_k's bytes hold c·2^vShift(k)
   // (2-bit: 4^k; 4-bit: 16 for odd k), undone by a right shift of the exact integer sums
   const vShift = (k: number) => (VB === 2 ? 2 * k : 4 * (k & 1));
@@ -1227,23 +1289,23 @@ ${
         ...(wsh
           ? (j % 8 === 0
             ? [
-              `    let wv${j / 8} = wqw[(qb + ${q} + ${u32(j * QL)} + min(sid / 4u, ${
+              `    let wv${j / 8} = wqw[(qb + ${q} + ${u32(j * QS)} + min(sid / 4u, ${
                 u32(Math.min(8, UQ) - 1)
-              }) * ${u32(QL)}) * 4u + sid % 4u];`,
+              }) * ${u32(QS)}) * 4u + sid % 4u];`,
             ]
             : [])
           : us.map((u) =>
-            `    ${decl ? decl + " " : ""}${pre}W${j}_${u} = wq[(qb + ${q} + ${u32(j * QL)}) * NV + ${
+            `    ${decl ? decl + " " : ""}${pre}W${j}_${u} = wq[(qb + ${q} + ${u32(j * QS)}) * NV + ${
               u32(u)
             }];`
           )),
-        ...(full ? [`    let ${pre}ab${j} = wb + (row0 + ${q} + ${u32(j * QL)}) * WPTV;`] : []),
+        ...(full ? [`    let ${pre}ab${j} = wb + (row0 + ${q} + ${u32(j * QS)}) * WPTV;`] : []),
         ...(d.VSHUF
           ? [
             full
               ? `    ${decl ? decl + " " : ""}${pre}r${j} = sw[${pre}ab${j} + poff];`
               : `    ${decl ? decl + " " : ""}${pre}r${j} = sw[wb + min(row0 + ${q} + ${
-                u32(j * QL)
+                u32(j * QS)
               } + pq, rlast) * WPTV];`,
           ]
           : []),
@@ -1253,7 +1315,7 @@ ${
               i ? ` + ${u32(i * d.QB * WPTV)}` : ""
             }] >> off;`
             : `    ${decl ? decl + " " : ""}${pre}r${j}_${i} = sw[wb + min(row0 + ${q} + ${
-              u32(j * QL + i * d.QB)
+              u32(j * QS + i * d.QB)
             }, rlast) * WPTV] >> off;`
         ),
       ].join("\n")
@@ -1282,7 +1344,7 @@ ${
     ...(d.VSHUF ? [`r${j}`] : ks.map((i) => `r${j}_${i}`)),
   ]);
   const plain = (full: boolean, wsh = false) =>
-    `  for (var q0 = ql; q0 < nq; q0 += ${u32(QL * UQ)}) {
+    `  for (var q0 = ${d.VJOIN ? "0u" : "ql"}; q0 < nq; q0 += ${u32(QS * UQ)}) {
 ${loads("q0", "", "let", full, wsh)}
 ${compute(wsh)}
   }`;
@@ -1352,6 +1414,80 @@ ${valueStatsLines("    ")}
   }`
       : ""
   }`;
+  // vjoin: each row's block in f32 with its (m, Σp); rows ql > 0 hand them over in workgroup memory (a dead row
+  // as zeros and (NEG, 0)), the first row merges: M = max m, acc = Σ e^(m − M)·acc, Σp = Σ e^(m − M)·Σp, and
+  // writes dims 4·dg … 4·dg + 3 of split vb (its lane dg owns them) and the split's (M, Σp)
+  const jfAt = (r: string, k: number, u: number) => `jf[((${r}) * D + ${u32(k * DG)} + dg) * NV + ${u32(u)}]`;
+  const jmAt = (r: string, i: number, u: number) => `jm[((${r}) * 2u + ${u32(i)}) * NV + ${u32(u)}]`;
+  const joinTail =
+    `  // vjoin: this row's block — acc = (S_max/255)·Σ w·c − Σp·z_V (exact u32 lane sums) and its (m, Σp)
+${
+      d.VCOAL ? "" : `  let bo = (head * S + blk) * BST;
+  let vsig = bst[bo + 3u * NV].x;
+`
+    }${
+      us.map((u) =>
+        `  let mb${u} = select(vec4<f32>(NEG), bst[bo + ${u32(NV + u)}], live);
+  let lb${u} = select(vec4<f32>(0.0), bst[bo + ${u32(2 * NV + u)}], live);
+${
+          ks.map((k) =>
+            `  let ac${k}_${u} = select(vec4<f32>(0.0), vsig * vec4<f32>(${shifted(k, u)}) - ${
+              d.VCOAL ? `zs${u}` : `bst[bo + ${u32(u)}]`
+            }, live);`
+          ).join("\n")
+        }`
+      ).join("\n")
+    }
+  if (ql > 0u) {
+${ks.flatMap((k) => us.map((u) => `    ${jfAt("ql - 1u", k, u)} = ac${k}_${u};`)).join("\n")}
+    if (dg == 0u) {
+${us.map((u) => `      ${jmAt("ql - 1u", 0, u)} = mb${u}; ${jmAt("ql - 1u", 1, u)} = lb${u};`).join("\n")}
+    }
+  }
+  workgroupBarrier();
+  if (ql == 0u) {
+${
+      us.map((u) =>
+        `    {
+      var mm = mb${u};
+      for (var l = 1u; l < QL; l++) { mm = max(mm, ${jmAt("l - 1u", 0, u)}); }
+      let e0 = exp(mb${u} - mm);
+      var ll = e0 * lb${u};
+${ks.map((k) => `      var a${k} = e0 * ac${k}_${u};`).join("\n")}
+      for (var l = 1u; l < QL; l++) {
+        let el = exp(${jmAt("l - 1u", 0, u)} - mm);
+        ll += el * ${jmAt("l - 1u", 1, u)};
+${ks.map((k) => `        a${k} += el * ${jfAt("l - 1u", k, u)};`).join("\n")}
+      }
+      for (var cc = 0u; cc < 4u; cc++) {
+        let hh = ${u32(4 * u)} + cc;
+        if (hh < HPK) {
+${
+          ks.map((k) =>
+            d.VCOAL
+              ? `          tr[hh * D + dg * 4u + ${u32(k)}] = a${k}[cc];`
+              : `          part[${splitOf("hh", "vb")} * D + dg * 4u + ${u32(k)}] = a${k}[cc];`
+          ).join("\n")
+        }
+        }
+      }
+      if (lid < HPK && lid / 4u == ${u32(u)}) {
+        let o = p.io.w + ${splitOf("lid", "vb")} * 2u;
+        part[o] = mm[lid % 4u]; part[o + 1u] = ll[lid % 4u];
+      }
+    }`
+      ).join("\n")
+    }
+  }${
+      d.VCOAL
+        ? `
+  // vcoal: the split's floats from workgroup memory, consecutive per invocation (coalesced stores)
+  workgroupBarrier();
+  for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
+    part[${splitOf("i / D", "vb")} * D + i % D] = tr[i];
+  }`
+        : ""
+    }`;
   // wshfl: the shuffled weights where subgroups have 32 lanes, the vec4 loads elsewhere (same sums); only
   // where a row of lanes is a whole subgroup (D/4 = 32): with fewer (D < 128) a subgroup holds lanes of several
   // rows, each on its own quads, and the shuffles would take the weights of another row's quads
@@ -1369,8 +1505,14 @@ ${valueBindings(d.NCNT)}${
       ? "\n// the weights again, as words (wshfl)\n@group(0) @binding(5) var<storage, read> wqw: array<u32>;"
       : ""
   }
-// lane sums [QL, D, NV] (vsum1: [QL − 1, D, NV], every row ql > 0)
-var<workgroup> red: array<vec4<u32>, ${(d.VSUM1 ? QL - 1 : QL) * D * NV}>;${
+${
+    d.VJOIN
+      ? `// vjoin: rows ql > 0's f32 acc [QL − 1, D, NV] (plane-major) and (m, Σp) [QL − 1, 2, NV]
+var<workgroup> jf: array<vec4<f32>, ${(QL - 1) * D * NV}>;
+var<workgroup> jm: array<vec4<f32>, ${(QL - 1) * 2 * NV}>;`
+      : `// lane sums [QL, D, NV] (vsum1: [QL − 1, D, NV], every row ql > 0)
+var<workgroup> red: array<vec4<u32>, ${(d.VSUM1 ? QL - 1 : QL) * D * NV}>;`
+  }${
     d.VCOAL
       ? `\n// vcoal: the split [HPK, D] before its coalesced stores\nvar<workgroup> tr: array<f32, ${
         d.HPK * D
@@ -1381,11 +1523,11 @@ var<workgroup> red: array<vec4<u32>, ${(d.VSUM1 ? QL - 1 : QL) * D * NV}>;${
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${
     d.WSHFL ? ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32" : ""
   }) {
-  let blk = wid.x; let kvh = wid.y; let b = wid.z;
+  let ${d.VJOIN ? "vb" : "blk"} = wid.x; let kvh = wid.y; let b = wid.z;
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
   let head = b * NKV + kvh;
-${valueEmptyBlock(WGV)}
+${valueEmptyBlock(WGV, d.VJOIN)}
   let vr = p.vr;
   let dg = lid % DG; let ql = lid / DG;
   let wb = vr.x + ${VB === 4 ? "dg / 2u" : "dg / 4u"};
@@ -1399,7 +1541,7 @@ ${
   let sB = select(8u, 24u, (pj & 1u) == 0u);`
       : `  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};`
   }
-${valueBlockRange(QL * UQ)}${
+${valueBlockRange(QS * UQ, d.VJOIN)}${
     d.VCOAL
       ? `
   // vcoal: the block's V statistics loaded before the loop, so they arrive during it
@@ -1409,7 +1551,7 @@ ${us.map((u) => `  let zs${u} = bst[bo + ${u32(u)}];`).join("\n")}`
       : ""
   }
 ${ks.flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
-  if (n == BT) {
+  if (${d.VJOIN ? "full" : "n == BT"}) {
 ${body(true)}
   } else {
 ${body(false)}
@@ -1421,7 +1563,9 @@ ${
       }\n`
       : ""
   }${
-    d.VSUM1
+    d.VJOIN
+      ? joinTail
+      : d.VSUM1
       ? sum1Tail
       : `${
         ks.flatMap((k) =>

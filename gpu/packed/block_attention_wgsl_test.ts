@@ -15,6 +15,7 @@ import {
   blockScoreBlocks,
   blockScoreWgsl,
   blockSharedBytes,
+  blockSplitBlocks,
   blockTokens,
   blockValueWgsl,
   DEFAULT_BLOCK_TUNING,
@@ -92,6 +93,15 @@ Deno.test("block attention wgsl: workgroup memory counts what each kernel declar
       cfg({ numHeads: 40, numKvHeads: 4, k: "q8", v: "q2", tuning: { block: 512, wgv: 256, uq: 2 } }),
       cfg({ k: "q2", v: "q4", tuning: { block: 512, tq: 4, pipe: true } }),
       cfg({ numHeads: 40, numKvHeads: 8, k: "q2", v: "q2", tuning: { block: 256 } }),
+      cfg({ k: "q2", v: "q2", tuning: { block: 512, wgv: 64, vjoin: true } }),
+      cfg({
+        numHeads: 40,
+        numKvHeads: 4,
+        headDim: 64,
+        k: "q4",
+        v: "q4",
+        tuning: { vjoin: true, vcoal: true },
+      }),
     ]
   ) {
     const s = blockSharedBytes(c);
@@ -646,7 +656,7 @@ Deno.test("block attention wgsl: vcoal — vsum1's split staged in workgroup mem
   assert.match(on, /if \(hh < HPK\) \{ tr\[hh \* D \+ dg \* 4u \+ 3u\] = acc\[cc\]; \}/);
   assert.match(
     on,
-    /for \(var i = lid; i < HPK \* D; i \+= 64u\) \{\n    part\[\(\(b \* NH \+ kvh \* HPK \+ i \/ D\) \* p\.io\.z \+ p\.io\.y \+ blk\) \* D \+ i % D\] = tr\[i\];/,
+    /for \(var i = lid; i < HPK \* D; i \+= 64u\) \{\n {4}part\[\(\(b \* NH \+ kvh \* HPK \+ i \/ D\) \* p\.io\.z \+ p\.io\.y \+ blk\) \* D \+ i % D\] = tr\[i\];/,
   );
   assert.equal(on.match(/workgroupBarrier\(\);/g)?.length, off.match(/workgroupBarrier\(\);/g)!.length + 1);
   // the other rows' lane sums plane-major: consecutive lanes at consecutive vec4s
@@ -661,9 +671,9 @@ Deno.test("block attention wgsl: vcoal — vsum1's split staged in workgroup mem
     blockSharedBytes(cfg({ ...base, tuning: { ...tuning, vcoal: true } })).value,
     blockSharedBytes(cfg(base)).value + 4 * 4 * 128,
   );
-  // it needs vsum1 with more than one row of lanes and no vpair: a typed error naming the value
+  // it needs vsum1 (or vjoin) with more than one row of lanes and no vpair: a typed error naming the value
   const bad: [Record<string, unknown>, RegExp][] = [
-    [{ vsum1: false }, /vcoal needs vsum1 \(got false\)/],
+    [{ vsum1: false }, /vcoal needs vsum1 or vjoin \(got false, false\)/],
     [{ wgv: 32 }, /wgv > D\/4 = 32 \(got 32\)/],
     [{ wshfl: false, uq: 8, vpair: true }, /no vpair \(got true\)/],
   ];
@@ -694,4 +704,79 @@ Deno.test("block attention wgsl: uq 32 with wshfl — four weight words per lane
       JSON.stringify(over),
     );
   }
+});
+
+Deno.test("block attention wgsl: vjoin — each row of value lanes on its own block, the rows merged in f32 into one split", () => {
+  const tuning = { block: 512, wgv: 64, tq: 1, nblk: 8, vshuf: true, wshfl: true, uq: 16 };
+  const c = cfg({ k: "q2", v: "q2", tuning: { ...tuning, vjoin: true } });
+  const w = blockValueWgsl(c);
+  // one workgroup per split vb; row ql on block vb·QL + ql (a row past the tokens re-runs the first block)
+  assert.match(w, /let vb = wid\.x;/);
+  assert.match(w, /let live = \(vb \* QL \+ ql\) \* BT < cnt;/);
+  assert.match(w, /let blk = select\(vb \* QL, vb \* QL \+ ql, live\);/);
+  // the row's quads are consecutive (stride 1, not QL), from 0 in steps of uq; the fast path needs every row whole
+  assert.match(w, /for \(var q0 = 0u; q0 < nq; q0 \+= 16u\)/);
+  assert.match(w, /let wv0 = wqw\[\(qb \+ q0 \+ 0u \+ min\(sid \/ 4u, 7u\) \* 1u\) \* 4u \+ sid % 4u\];/);
+  assert.match(w, /let full = \(vb \+ 1u\) \* QL \* BT <= cnt;/);
+  assert.match(w, /if \(full\) \{/);
+  // the merge: rows > 0 in workgroup memory, e^(m − M) weights, the split's (M, Σp) written by row 0
+  assert.match(w, /var<workgroup> jf: array<vec4<f32>, 128>;/);
+  assert.match(w, /let el = exp\(jm\[/);
+  assert.match(w, /part\[o\] = mm\[lid % 4u\]; part\[o \+ 1u\] = ll\[lid % 4u\];/);
+  assert.doesNotMatch(w, /var<workgroup> red/);
+  // the score kernel does not change; splits are QL blocks
+  assert.equal(blockScoreWgsl(c), blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning })));
+  assert.equal(blockSplitBlocks(c), 2);
+  assert.equal(
+    blockSplitBlocks(cfg({ k: "q2", v: "q2", tuning: { ...tuning, wgv: 128, uq: 8, vjoin: true } })),
+    4,
+  );
+  assert.equal(blockSplitBlocks(cfg({ k: "q2", v: "q2", tuning })), 1);
+  // without vjoin the rows interleave over one block
+  assert.match(blockValueWgsl(cfg({ k: "q2", v: "q2", tuning })), /for \(var q0 = ql; q0 < nq; q0 \+= 32u\)/);
+  // schedules it cannot take are typed errors naming the value
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ wgv: 32 }, /vjoin needs wgv > D\/4 = 32 \(got 32\)/],
+    [{ uq: 8, pipe: true }, /no pipe \(got true\)/],
+    [{ wshfl: false, vpair: true, uq: 8 }, /no vpair \(got true\)/],
+  ];
+  for (const [over, re] of bad) {
+    assert.throws(
+      () => blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, vjoin: true, ...over } })),
+      (e: Error) => e instanceof QuantConfigError && re.test(e.message),
+      JSON.stringify(over),
+    );
+  }
+  // more heads per KV head than lanes in a row (D 32: 8 lanes, 10 heads)
+  assert.throws(
+    () =>
+      blockValueWgsl(
+        cfg({
+          numHeads: 20,
+          numKvHeads: 2,
+          headDim: 32,
+          k: "q2",
+          v: "q2",
+          tuning: { block: 256, vjoin: true },
+        }),
+      ),
+    (e: Error) => e instanceof QuantConfigError && /per KV head \(got 10\)/.test(e.message),
+  );
+  // the quads of a step are one row's: block/4 must be a multiple of uq, not of QL·uq
+  assert.doesNotThrow(() =>
+    blockValueWgsl(
+      cfg({
+        k: "q2",
+        v: "q2",
+        tuning: { block: 256, wgv: 128, uq: 32, vshuf: true, wshfl: true, vjoin: true },
+      }),
+    )
+  );
+  assert.throws(
+    () =>
+      blockValueWgsl(
+        cfg({ k: "q2", v: "q2", tuning: { block: 256, wgv: 128, uq: 32, vshuf: true, wshfl: true } }),
+      ),
+    /64 quads not a multiple of 128/,
+  );
 });

@@ -208,7 +208,7 @@ export class MixedBlockAttention {
   }
 
   /**
-   * Splits a call with these counts writes into `part` (the fused plan's plus the body's blocks).
+   * Splits a call with these counts writes into `part` (the fused plan's plus the body's: BlockAttention.splits).
    *
    * @example
    * ```ts
@@ -219,7 +219,7 @@ export class MixedBlockAttention {
     const o = this.options;
     const others = counts.filter((_, i) => i !== o.body).map((c) => c.slice(0, batch));
     const f = this.fused ? this.fused.plan(batch, others, splits).total : 0;
-    return f + this.block.blocks(counts[o.body].slice(0, batch));
+    return f + this.block.splits(counts[o.body].slice(0, batch));
   }
 
   /**
