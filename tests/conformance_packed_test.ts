@@ -1684,7 +1684,7 @@ gpuCase(
       [prep({ counts: [5, 2.5] }), /count 2.5 of sequence 1/],
       [prep({ batch: 5 }), /batch 5 not in 1\.\.4/],
       // 600 tokens = 3 blocks of 256: they do not fit splits 1 … 3 of a 3-split part
-      [prep({ part: { splits: 3, first: 1 } }), /part splits 3 cannot hold 3 blocks from split 1/],
+      [prep({ part: { splits: 3, first: 1 } }), /part splits 3 cannot hold 3 splits from split 1/],
       [prep({ part: { splits: 64, first: 0 } }), /part buffer has \d+ bytes, needs/],
     ];
     for (const [f, re] of bad) {
