@@ -695,8 +695,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { vcoal: true },
     { vsum1: true, vcoal: true, uq: 4 },
     // 32 quads per value step (wshfl: four weight words per lane), with and without vcoal
-    { uq: 32 },
-    { uq: 32, vcoal: true },
+    { uq: 32, wshfl: true },
+    { uq: 32, wshfl: true, vcoal: true },
     // kacc2 (2-bit K planes from the word and one shift): byte-identical to its twin without
     { kacc2: true },
     { kacc2: true, vsub: true },
