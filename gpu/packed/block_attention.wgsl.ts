@@ -175,8 +175,8 @@ export interface BlockAttentionTuning {
    * after one more barrier, every invocation writes consecutive floats of the split — coalesced stores —
    * instead of the first subgroup's lanes writing their 4 dims × heads at a stride of 4 floats; the other rows'
    * lane sums are staged plane-major (consecutive lanes, consecutive vec4s), and the block's V statistics
-   * (S_max/255, Σp·z_V) are loaded before the loop instead of after its barrier. Same values. Opt-in; not yet
-   * measured on the H100.
+   * (S_max/255, Σp·z_V) are loaded before the loop instead of after its barrier. Same values. Opt-in: slower on
+   * the H100 (value stage 48.5 µs against 39.3 at the int2 default; h100-block-attention-2026-12-07c.md).
    */
   vcoal?: boolean;
   /**
@@ -188,7 +188,9 @@ export interface BlockAttentionTuning {
    * score kernel keeps its block size while the value and reduce kernels see QL times fewer, longer splits
    * (`block` 512 + wgv 64: 512-token score blocks, 1024-token splits, each value row on one whole block). The same
    * weights; the f32 merge moves from the reduce into the value kernel, so its outputs agree with other schedules
-   * of the same block size within f32 rounding (not bit for bit).
+   * of the same block size within f32 rounding (not bit for bit). Opt-in: no faster on the H100 — at the int2 shape
+   * its score stage is 3–4 µs shorter (512-token blocks) but its value stage 3 µs longer (42.4 µs against 39.3,
+   * as at 512-token splits without it): int2 98.0 µs fresh against 96.6 (h100-block-attention-2026-12-07c.md).
    */
   vjoin?: boolean;
   /**
