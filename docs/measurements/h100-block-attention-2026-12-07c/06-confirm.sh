@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN: nothing to confirm (h100-block-attention-2026-12-07c.md: vjoin, vcoal, rdims 64 no faster). Fresh confirmation: int16, the int2 default and
+# NOT RUN: nothing to confirm (h100-block-attention-2026-12-07c.md: vjoin, vcoal, rdims 64 no faster). Fresh confirmation: int16, the int2 default and the candidate schedule(s) given as a JSON array of
 # BlockAttentionTuning fields in CAND (default: vcoal + rdims 64), REPS processes each (default 5), alternating.
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && CAND='[{"vcoal":true}]' bash <this file>
 set -u
