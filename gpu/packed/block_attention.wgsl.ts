@@ -1370,6 +1370,13 @@ ${names.map((x) => `    c${x} = n${x};`).join("\n")}
     k: number,
     u: number,
   ) => (vShift(k) ? `ia${k}_${u} >> vec4<u32>(${u32(vShift(k))})` : `ia${k}_${u}`);
+  // vcoal: after one more barrier every invocation stores consecutive floats of split x from workgroup memory
+  const coalStores = (x: string) => `
+  // vcoal: the split's floats from workgroup memory, consecutive per invocation (coalesced stores)
+  workgroupBarrier();
+  for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
+    part[${splitOf("i / D", x)} * D + i % D] = tr[i];
+  }`;
   // vsum1's lane sums of row r, plane k: dim-major (lanes 4 vec4 apart), or plane-major with vcoal (consecutive)
   const redAt = (r: string, k: number) =>
     d.VCOAL ? `((${r}) * D + ${u32(k * DG)} + dg)` : `((${r}) * D + dg * 4u + ${u32(k)})`;
@@ -1406,16 +1413,7 @@ ${
     ).join("\n")
   }
 ${valueStatsLines("    ")}
-  }${
-    d.VCOAL
-      ? `
-  // vcoal: the split's floats from workgroup memory, consecutive per invocation (coalesced stores)
-  workgroupBarrier();
-  for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-    part[${splitOf("i / D")} * D + i % D] = tr[i];
-  }`
-      : ""
-  }`;
+  }${d.VCOAL ? coalStores("blk") : ""}`;
   // vjoin: each row's block in f32 with its (m, Σp); rows ql > 0 hand them over in workgroup memory (a dead row
   // as zeros and (NEG, 0)), the first row merges: M = max m, acc = Σ e^(m − M)·acc, Σp = Σ e^(m − M)·Σp, and
   // writes dims 4·dg … 4·dg + 3 of split vb (its lane dg owns them) and the split's (M, Σp)
@@ -1480,16 +1478,7 @@ ${
     }`
       ).join("\n")
     }
-  }${
-      d.VCOAL
-        ? `
-  // vcoal: the split's floats from workgroup memory, consecutive per invocation (coalesced stores)
-  workgroupBarrier();
-  for (var i = lid; i < HPK * D; i += ${u32(WGV)}) {
-    part[${splitOf("i / D", "vb")} * D + i % D] = tr[i];
-  }`
-        : ""
-    }`;
+  }${d.VCOAL ? coalStores("vb") : ""}`;
   // wshfl: the shuffled weights where subgroups have 32 lanes, the vec4 loads elsewhere (same sums); only
   // where a row of lanes is a whole subgroup (D/4 = 32): with fewer (D < 128) a subgroup holds lanes of several
   // rows, each on its own quads, and the shuffles would take the weights of another row's quads
