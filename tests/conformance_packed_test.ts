@@ -644,6 +644,11 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vjoin: true, vshuf: true, wshfl: true, uq: 16, vsub: true },
     { block: 256, vjoin: true, vshuf: false, wgv: 128, uq: 4, pipe: false, vcoal: true },
     { block: 256, vjoin: true, wgv: 32 },
+    // sbar2 (the score reductions without their leading barriers): byte-identical to its twin without, with one
+    // block per workgroup, 16 blocks per workgroup, and the {q2, q2} default of 32-lane subgroups
+    { block: 256, vshuf: true, sred: true, sbar2: true },
+    { block: 256, tq: 1, nblk: 16, sred: true, sbar2: true },
+    { ...Q2_DEFAULT_32, sbar2: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -709,10 +714,16 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vjoin: true },
     { block: 256, vjoin: true, wgv: 128, pipe: false, vcoal: true },
     { block: 256, vjoin: true, wgv: 32 },
+    // sbar2 (the score reductions without their leading barriers): byte-identical to its twin without — the
+    // default, 8 blocks per score workgroup at tq 1 (also with vjoin), and one block per workgroup
+    { sred: true, sbar2: true },
+    { block: 512, tq: 1, nblk: 8, sred: true, sbar2: true },
+    { block: 512, tq: 1, nblk: 8, vjoin: true, sred: true, sbar2: true },
+    { block: 256, nblk: 1, sred: true, sbar2: true },
   ];
 
 /** Knobs that change no sum (each schedule naming one must give the bytes of the same schedule without them). */
-const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal"] as const;
+const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal", "sbar2"] as const;
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
 const SAME_BLOCK_TOL = 1e-5;
@@ -764,7 +775,7 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs/
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs/
           .test(
             e.message,
           )
@@ -836,7 +847,8 @@ async function checkBlockAttention(
       }
     }
     // vpair only moves which invocation owns which dims, vsub how V plane 3's exact sum is formed, kacc2 how the
-    // K planes', vcoal where the split's floats are staged (the same exact integer sums, the same f32 ops):
+    // K planes', vcoal where the split's floats are staged, sbar2 which barriers guard the score reductions (the
+    // same exact integer sums, the same f32 ops):
     // byte-identical to the same schedule without them
     const twinKnobs = TWIN_KNOBS.filter((k) => tuning[k]);
     if (twinKnobs.length > 0) {

@@ -200,6 +200,14 @@ export interface BlockAttentionTuning {
    */
   sred?: boolean;
   /**
+   * Score kernel, with `sred`: the block's sums reduced through their own workgroup arrays (`rl`, `rz`) instead of
+   * the maxima's (`rv`), so neither reduction needs its leading barrier — the barrier that guarded each array's
+   * writes against the previous block's reads is already there (the other reduction's second barrier lies
+   * between them): two barriers per block instead of four, the same sums in the same order (byte-identical).
+   * 16·(WQ/4)·NV bytes more workgroup memory. Needs `sred`.
+   */
+  sbar2?: boolean;
+  /**
    * Score kernel: the int8 query computed in its prologue (the query kernel's arithmetic) instead of a query
    * dispatch — every subgroup folds the D/4 plane words (lane i takes words i, i + size, …) with subgroupMax /
    * subgroupAdd, and the subgroup holding invocation 0 writes them to workgroup memory before the barrier the
@@ -253,6 +261,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vcoal: false,
   vjoin: false,
   sred: false,
+  sbar2: false,
   qsub: false,
   rsub: false,
 };
@@ -364,6 +373,8 @@ interface Dims {
   /** Value kernel: each row of lanes on its own block, the rows' blocks merged into one split (`vjoin`). */
   VJOIN: boolean;
   SRED: boolean;
+  /** Score kernel: the sums in their own arrays, no leading barrier in either reduction (`sbar2`, with sred). */
+  SBAR2: boolean;
   QSUB: boolean;
 }
 
@@ -468,6 +479,9 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: wshfl needs vshuf, ≤ 4 query heads per KV head (got ${HPK}) and no pipe`,
     );
   }
+  if (t.sbar2 && !t.sred) {
+    throw new QuantConfigError(`block attention: sbar2 needs sred (got ${t.sred})`);
+  }
   const WQ = t.block / 4 / t.tq;
   if (!(WQ >= 32 && WQ <= 256)) {
     throw new QuantConfigError(
@@ -516,6 +530,7 @@ function dims(c: BlockAttentionConfig): Dims {
     VCOAL: t.vcoal,
     VJOIN: t.vjoin,
     SRED: t.sred,
+    SBAR2: t.sbar2 && t.sred,
     QSUB: t.qsub,
   };
 }
@@ -596,7 +611,8 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
   const d = dims(c);
   return {
     query: 16 * 3 * d.D * d.NV,
-    score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8),
+    score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8) +
+      (d.SBAR2 ? 16 * (d.WQ / 4) * d.NV : 0),
     value: d.VPAIR
       ? 16 * d.D
       : d.VJOIN
@@ -711,7 +727,9 @@ function reduce2(
 ): string {
   const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
   const w: string[] = [];
-  w.push("  workgroupBarrier();");
+  // sbar2: no leading barrier — the maxima (rv, rs) and the sums (rl, rz) have their own arrays, so the other
+  // reduction's second barrier already separates this block's writes from the previous block's reads
+  if (!d.SBAR2) w.push("  workgroupBarrier();");
   if (d.SRED) {
     // per subgroup first, then over the WQ/sgs subgroup results (subgroup g = invocations g·sgs … + sgs − 1)
     const sg = op === "max" ? "subgroupMax" : "subgroupAdd";
@@ -845,7 +863,7 @@ export function blockScoreWgsl(c: BlockAttentionConfig): string {
       us.flatMap((u) => [
         {
           v: `l${u}`,
-          arr: "rv",
+          arr: d.SBAR2 ? "rl" : "rv",
           arr2: "rv2",
           idx: `I * NV + ${u32(u)}`,
           idx2: (j: string) => `${j} * NV + ${u32(u)}`,
@@ -1145,7 +1163,7 @@ var<workgroup> rv2: array<vec4<f32>, ${(WQ / 8) * NV}>;
 var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;
 var<workgroup> rz2: array<vec4<f32>, ${(WQ / 8) * NV}>;
 var<workgroup> rs: array<f32, ${WQ}>;
-var<workgroup> rs2: array<f32, ${WQ / 8}>;
+var<workgroup> rs2: array<f32, ${WQ / 8}>;${d.SBAR2 ? `\n// sbar2: the sums' subgroup results [WQ/4, NV] (subgroups of ≥ 4 lanes)\nvar<workgroup> rl: array<vec4<f32>, ${(WQ / 4) * NV}>;` : ""}
 ${QUANT_WGSL}${d.QSUB ? Q8_WGSL : ""}
 @compute @workgroup_size(${WQ})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${

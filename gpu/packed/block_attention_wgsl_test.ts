@@ -94,6 +94,7 @@ Deno.test("block attention wgsl: workgroup memory counts what each kernel declar
       cfg({ k: "q2", v: "q4", tuning: { block: 512, tq: 4, pipe: true } }),
       cfg({ numHeads: 40, numKvHeads: 8, k: "q2", v: "q2", tuning: { block: 256 } }),
       cfg({ k: "q2", v: "q2", tuning: { block: 512, wgv: 64, vjoin: true } }),
+      cfg({ k: "q2", v: "q2", tuning: { sred: true, sbar2: true } }),
       cfg({
         numHeads: 40,
         numKvHeads: 4,
@@ -641,6 +642,41 @@ Deno.test("block attention wgsl: kacc2 — 2-bit K planes from the word and one 
         e instanceof QuantConfigError && new RegExp(`kacc2 needs 2-bit K, got ${k}`).test(e.message),
     );
   }
+});
+
+Deno.test("block attention wgsl: sbar2 — the score reductions without their leading barriers, sums in their own arrays", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (
+    const tuning of [
+      { block: 1024, tq: 2, tseq: true, nblk: 4, sred: true }, // {q2, q2}'s default with 32-lane subgroups
+      { block: 512, tq: 1, nblk: 8, sred: true },
+      { block: 256, sred: true, qsub: true }, // one block per workgroup, the query in the prologue
+    ] as const
+  ) {
+    const off = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning }));
+    const on = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, sbar2: true } }));
+    const what = JSON.stringify(tuning);
+    // two barriers fewer per block (the loop body holds one block), the rest of the kernel the same
+    assert.equal(count(on, /workgroupBarrier\(\)/g), count(off, /workgroupBarrier\(\)/g) - 2, what);
+    assert.equal(count(on, /dot4I8Packed/g), count(off, /dot4I8Packed/g), what);
+    // the sums go through rl (declared), the maxima still through rv; without sbar2 there is no rl
+    assert.match(on, /var<workgroup> rl: array<vec4<f32>, \d+>;/, what);
+    assert.match(on, /rl\[\(lid \/ sgs\) \* NV \+ 0u\] = gL0;/, what);
+    assert.match(on, /rv\[\(lid \/ sgs\) \* NV \+ 0u\] = gm0;/, what);
+    assert.doesNotMatch(off, /\brl\[/, what);
+    // after the sums' barrier nothing reads rv (the next block's maxima may write it with no barrier first)
+    const sums = on.slice(on.indexOf("rl[(lid / sgs)"));
+    assert.doesNotMatch(sums.slice(0, sums.indexOf("bst[bo")), /\brv\[/, what);
+  }
+  assert.ok(
+    blockSharedBytes(cfg({ k: "q2", v: "q2", tuning: { sred: true, sbar2: true } })).score >
+      blockSharedBytes(cfg({ k: "q2", v: "q2", tuning: { sred: true } })).score,
+  );
+  // without sred (the barrier trees) a typed error naming the value
+  assert.throws(
+    () => blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { sbar2: true, sred: false } })),
+    (e: Error) => e instanceof QuantConfigError && /sbar2 needs sred \(got false\)/.test(e.message),
+  );
 });
 
 Deno.test("block attention wgsl: vcoal — vsum1's split staged in workgroup memory, written with coalesced stores", () => {
