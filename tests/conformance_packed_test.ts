@@ -649,6 +649,11 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vshuf: true, sred: true, sbar2: true },
     { block: 256, tq: 1, nblk: 16, sred: true, sbar2: true },
     { ...Q2_DEFAULT_32, sbar2: true },
+    // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without, on
+    // the {q2, q2} default (here its vec4 fallback), uq 4 and vjoin
+    { ...Q2_DEFAULT_32, vtouch: 1 },
+    { block: 256, vshuf: true, uq: 4, vtouch: 2 },
+    { block: 256, vjoin: true, vshuf: true, wshfl: true, uq: 16, vtouch: 1 },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -720,10 +725,14 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 512, tq: 1, nblk: 8, sred: true, sbar2: true },
     { block: 512, tq: 1, nblk: 8, vjoin: true, sred: true, sbar2: true },
     { block: 256, nblk: 1, sred: true, sbar2: true },
+    // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without
+    { vtouch: 1 },
+    { vtouch: 2, uq: 8 },
+    { block: 512, tq: 1, nblk: 8, vjoin: true, vtouch: 1, sred: true, sbar2: true },
   ];
 
 /** Knobs that change no sum (each schedule naming one must give the bytes of the same schedule without them). */
-const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal", "sbar2"] as const;
+const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal", "sbar2", "vtouch"] as const;
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
 const SAME_BLOCK_TOL = 1e-5;
@@ -775,7 +784,7 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs/
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|vtouch needs/
           .test(
             e.message,
           )
@@ -847,8 +856,8 @@ async function checkBlockAttention(
       }
     }
     // vpair only moves which invocation owns which dims, vsub how V plane 3's exact sum is formed, kacc2 how the
-    // K planes', vcoal where the split's floats are staged, sbar2 which barriers guard the score reductions (the
-    // same exact integer sums, the same f32 ops):
+    // K planes', vcoal where the split's floats are staged, sbar2 which barriers guard the score reductions, vtouch
+    // what the value kernel loads early (the same exact integer sums, the same f32 ops):
     // byte-identical to the same schedule without them
     const twinKnobs = TWIN_KNOBS.filter((k) => tuning[k]);
     if (twinKnobs.length > 0) {
@@ -857,7 +866,7 @@ async function checkBlockAttention(
       const t = att.block.config.tuning ?? {};
       const twin = await run1({
         ...t,
-        ...Object.fromEntries(TWIN_KNOBS.map((k) => [k, false])),
+        ...Object.fromEntries(TWIN_KNOBS.map((k) => [k, k === "vtouch" ? 0 : false])),
         ...(t.vpair && !t.wshfl ? { uq: Math.min(t.uq ?? 8, 8) } : {}),
       });
       const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));

@@ -194,6 +194,15 @@ export interface BlockAttentionTuning {
    */
   vjoin?: boolean;
   /**
+   * Value kernel, 2-bit V with `vshuf`, no `pipe`: each step also loads one word of every V row of the step
+   * `vtouch` steps ahead (1 or 2; 0 = off; lane (w, pj) the rows of its token pj at step offsets ≡ w mod 8)
+   * and, with `wshfl`, that step's weight words, each into a register consumed (XORed into one word that only a
+   * never-taken store keeps alive) a step later, when it has long arrived — so those sectors are on their way
+   * to the L1 / L2 while this step computes, without the registers a software pipeline (`pipe`) holds. The sums
+   * and every stored byte are the same as without it.
+   */
+  vtouch?: number;
+  /**
    * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
    * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
    * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
@@ -260,6 +269,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   kacc2: false,
   vcoal: false,
   vjoin: false,
+  vtouch: 0,
   sred: false,
   sbar2: false,
   qsub: false,
@@ -372,6 +382,8 @@ interface Dims {
   VCOAL: boolean;
   /** Value kernel: each row of lanes on its own block, the rows' blocks merged into one split (`vjoin`). */
   VJOIN: boolean;
+  /** Value kernel: the rows and weights of the step VTOUCH steps ahead touched during this step (0: off). */
+  VTOUCH: number;
   SRED: boolean;
   /** Score kernel: the sums in their own arrays, no leading barrier in either reduction (`sbar2`, with sred). */
   SBAR2: boolean;
@@ -479,6 +491,14 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: wshfl needs vshuf, ≤ 4 query heads per KV head (got ${HPK}) and no pipe`,
     );
   }
+  if (![0, 1, 2].includes(t.vtouch)) {
+    throw new QuantConfigError(`block attention: vtouch ${t.vtouch} must be 0, 1 or 2 (steps ahead)`);
+  }
+  if (t.vtouch && !(t.vshuf && !t.pipe && !t.vpair)) {
+    throw new QuantConfigError(
+      `block attention: vtouch needs vshuf (got ${t.vshuf}), no pipe (got ${t.pipe}) and no vpair (got ${t.vpair})`,
+    );
+  }
   if (t.sbar2 && !t.sred) {
     throw new QuantConfigError(`block attention: sbar2 needs sred (got ${t.sred})`);
   }
@@ -529,6 +549,7 @@ function dims(c: BlockAttentionConfig): Dims {
     KACC2: t.kacc2,
     VCOAL: t.vcoal,
     VJOIN: t.vjoin,
+    VTOUCH: t.vtouch,
     SRED: t.sred,
     SBAR2: t.sbar2 && t.sred,
     QSUB: t.qsub,
@@ -611,7 +632,8 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
   const d = dims(c);
   return {
     query: 16 * 3 * d.D * d.NV,
-    score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) + 4 * (d.WQ + d.WQ / 8) +
+    score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) +
+      4 * (d.WQ + d.WQ / 8) +
       (d.SBAR2 ? 16 * (d.WQ / 4) * d.NV : 0),
     value: d.VPAIR
       ? 16 * d.D
@@ -1163,7 +1185,13 @@ var<workgroup> rv2: array<vec4<f32>, ${(WQ / 8) * NV}>;
 var<workgroup> rz: array<vec4<f32>, ${WQ * NV}>;
 var<workgroup> rz2: array<vec4<f32>, ${(WQ / 8) * NV}>;
 var<workgroup> rs: array<f32, ${WQ}>;
-var<workgroup> rs2: array<f32, ${WQ / 8}>;${d.SBAR2 ? `\n// sbar2: the sums' subgroup results [WQ/4, NV] (subgroups of ≥ 4 lanes)\nvar<workgroup> rl: array<vec4<f32>, ${(WQ / 4) * NV}>;` : ""}
+var<workgroup> rs2: array<f32, ${WQ / 8}>;${
+    d.SBAR2
+      ? `\n// sbar2: the sums' subgroup results [WQ/4, NV] (subgroups of ≥ 4 lanes)\nvar<workgroup> rl: array<vec4<f32>, ${
+        (WQ / 4) * NV
+      }>;`
+      : ""
+  }
 ${QUANT_WGSL}${d.QSUB ? Q8_WGSL : ""}
 @compute @workgroup_size(${WQ})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${
@@ -1363,11 +1391,38 @@ ${
     ...us.map((u) => `W${j}_${u}`),
     ...(d.VSHUF ? [`r${j}`] : ks.map((i) => `r${j}_${i}`)),
   ]);
+  // vtouch (whole blocks): one word of each V row of the step VTOUCH ahead (past the last step, its own again)
+  // and, with wsh, that step's weight words, loaded into tp<i> — each consumed (XORed into tch) one step later,
+  // when it has long arrived, so no instruction waits on a touch
+  const nTouch = (wsh: boolean) => Math.ceil(UQ / 8) + (wsh ? js.filter((j) => j % 8 === 0).length : 0);
+  const touchAddr = (wsh: boolean) => [
+    ...[...Array(Math.ceil(UQ / 8)).keys()].map((i) =>
+      `sw[wb + (row0 + qt + ((dg / 4u + ${u32(8 * i)}) % ${u32(UQ)}) * ${u32(QS)}) * WPTV + poff]`
+    ),
+    ...(wsh
+      ? js.filter((j) => j % 8 === 0).map((j) =>
+        `wqw[(qb + qt + ${u32(j * QS)} + min(sid / 4u, ${u32(Math.min(8, UQ) - 1)}) * ${
+          u32(QS)
+        }) * 4u + sid % 4u]`
+      )
+      : []),
+  ];
+  const touches = (wsh: boolean) =>
+    `    let qt = select(q0, q0 + ${u32(d.VTOUCH * QS * UQ)}, q0 + ${u32(d.VTOUCH * QS * UQ)} < nq);
+${touchAddr(wsh).map((a, i) => `    tch ^= tp${i}; tp${i} = ${a};`).join("\n")}`;
   const plain = (full: boolean, wsh = false) =>
-    `  for (var q0 = ${d.VJOIN ? "0u" : "ql"}; q0 < nq; q0 += ${u32(QS * UQ)}) {
-${loads("q0", "", "let", full, wsh)}
+    `${
+      d.VTOUCH && full
+        ? [...Array(nTouch(wsh)).keys()].map((i) => `  var tp${i} = 0u;`).join("\n") + "\n"
+        : ""
+    }  for (var q0 = ${d.VJOIN ? "0u" : "ql"}; q0 < nq; q0 += ${u32(QS * UQ)}) {
+${loads("q0", "", "let", full, wsh)}${d.VTOUCH && full ? "\n" + touches(wsh) : ""}
 ${compute(wsh)}
-  }`;
+  }${
+      d.VTOUCH && full
+        ? "\n  tch ^= " + [...Array(nTouch(wsh)).keys()].map((i) => `tp${i}`).join(" ^ ") + ";"
+        : ""
+    }`;
   // software pipeline: the next step's loads are issued before this step's gathers and dot products
   const pipelined = (full: boolean) =>
     `  var q0 = ql;
@@ -1559,11 +1614,19 @@ ${valueBlockRange(QS * UQ, d.VJOIN)}${
 ${us.map((u) => `  let zs${u} = bst[bo + ${u32(u)}];`).join("\n")}`
       : ""
   }
-${ks.flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}
+${ks.flatMap((k) => us.map((u) => `  var ia${k}_${u} = vec4<u32>(0u);`)).join("\n")}${
+    d.VTOUCH ? "\n  var tch = 0u; // vtouch: the touched words, XORed" : ""
+  }
   if (${d.VJOIN ? "full" : "n == BT"}) {
 ${body(true)}
   } else {
 ${body(false)}
+  }${
+    d.VTOUCH
+      ? `
+  // vtouch: keeps the touches alive; never taken (lid < WGV ≤ 256, the block count S far below 2^16)
+  if (lid == p.io.x + 0xffff0000u) { part[p.io.w] = bitcast<f32>(tch); }`
+      : ""
   }
 ${
     d.VSUB

@@ -679,6 +679,58 @@ Deno.test("block attention wgsl: sbar2 — the score reductions without their le
   );
 });
 
+Deno.test("block attention wgsl: vtouch — the next step's V rows and weight words loaded one step early, consumed a step later", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (
+    const [tuning, rows, words] of [
+      // the {q2, q2} default of 32-lane subgroups: 16 quads per step, 2 row touches per lane; its wshfl path
+      // also touches the 2 weight words, its vec4 fallback only the rows
+      [{ block: 1024, wgv: 64, vshuf: true, wshfl: true, uq: 16, vsum1: true }, 2, 2],
+      [{ block: 512, wgv: 64, vshuf: true, uq: 4 }, 1, 0], // 4 quads per step: one row touch (rows dg/4 mod 4)
+      [{ block: 512, wgv: 64, vshuf: true, wshfl: true, uq: 16, vjoin: true }, 2, 2],
+    ] as const
+  ) {
+    const off = blockValueWgsl(cfg({ k: "q2", v: "q2", tuning }));
+    const on = blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, vtouch: 1 } }));
+    const what = JSON.stringify(tuning);
+    // the same dot products; touches only in whole blocks' loops (one per path), each into its own register
+    // that is consumed (XORed) before it is loaded again
+    assert.equal(count(on, /dot4U8Packed/g), count(off, /dot4U8Packed/g), what);
+    const paths = tuning.wshfl ? 2 : 1;
+    assert.equal(count(on, /tch \^= tp\d+; tp\d+ = sw\[/g), rows * paths, what);
+    assert.equal(count(on, /tch \^= tp\d+; tp\d+ = wqw\[/g), words, what);
+    assert.equal(count(on, /let qt = select\(q0, q0 \+ \d+u, q0 \+ \d+u < nq\);/g), paths, what);
+    // the next step: q0 + one step's quads (QL = 2 rows × uq at wgv 64, or uq with vjoin)
+    const step = (tuning.vjoin ? 1 : 2) * tuning.uq;
+    assert.match(on, new RegExp(`q0 \\+ ${step}u < nq`), what);
+    // kept alive by a store no invocation takes, before the epilogue
+    assert.match(
+      on,
+      /if \(lid == p\.io\.x \+ 0xffff0000u\) \{ part\[p\.io\.w\] = bitcast<f32>\(tch\); \}/,
+      what,
+    );
+    assert.doesNotMatch(off, /tch/, what);
+    // two steps ahead
+    const two = blockValueWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, vtouch: 2 } }));
+    assert.match(two, new RegExp(`q0 \\+ ${2 * step}u < nq`), what);
+  }
+  // 4-bit V (no vshuf), pipe or vpair: a typed error naming the value
+  for (
+    const [k, v, tuning, re] of [
+      ["q4", "q4", { vtouch: 1 }, /vtouch needs vshuf \(got false\)/],
+      ["q2", "q2", { vshuf: true, pipe: true, vtouch: 1 }, /no pipe \(got true\)/],
+      ["q2", "q2", { vshuf: true, vpair: true, uq: 8, vtouch: 2 }, /no vpair \(got true\)/],
+      ["q2", "q2", { vshuf: true, vtouch: 3 }, /vtouch 3 must be 0, 1 or 2/],
+    ] as const
+  ) {
+    assert.throws(
+      () => blockValueWgsl(cfg({ k, v, tuning })),
+      (e: Error) => e instanceof QuantConfigError && re.test(e.message),
+      JSON.stringify(tuning),
+    );
+  }
+});
+
 Deno.test("block attention wgsl: vcoal — vsum1's split staged in workgroup memory, written with coalesced stores", () => {
   const tuning = { block: 1024, wgv: 64, vshuf: true, wshfl: true, uq: 16, vsum1: true };
   const base = { k: "q2", v: "q2", tuning } as const;
