@@ -653,7 +653,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // the {q2, q2} default (here its vec4 fallback), uq 4 and vjoin
     { ...Q2_DEFAULT_32, vtouch: 1 },
     { block: 256, vshuf: true, uq: 4, vtouch: 2 },
-    { block: 256, vjoin: true, vshuf: true, wshfl: true, uq: 16, vtouch: 1 },
+    { block: 256, vjoin: true, vshuf: true, wshfl: true, uq: 16, vtouch: 1 }, // vst4 / vstat (vsum1's split as vec4 stores, its statistics before the loop): byte-identical to the twin
+    { ...Q2_DEFAULT_32, vst4: true, vstat: true },
+    { block: 256, vshuf: true, wshfl: true, uq: 16, vsum1: true, vst4: true },
+    { block: 256, vshuf: false, vsum1: true, uq: 4, vstat: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -729,10 +732,14 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { vtouch: 1 },
     { vtouch: 2, uq: 8 },
     { block: 512, tq: 1, nblk: 8, vjoin: true, vtouch: 1, sred: true, sbar2: true },
+    // vst4 / vstat (vsum1's split as vec4 stores, its statistics before the loop): byte-identical to the twin
+    { vst4: true },
+    { vstat: true },
+    { vst4: true, vstat: true, sred: true, sbar2: true, rdims: 64 },
   ];
 
 /** Knobs that change no sum (each schedule naming one must give the bytes of the same schedule without them). */
-const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal", "sbar2", "vtouch"] as const;
+const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal", "sbar2", "vtouch", "vst4", "vstat"] as const;
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
 const SAME_BLOCK_TOL = 1e-5;
@@ -784,7 +791,7 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|vtouch needs/
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|vtouch needs|vst4 needs|vstat needs/
           .test(
             e.message,
           )
@@ -857,7 +864,8 @@ async function checkBlockAttention(
     }
     // vpair only moves which invocation owns which dims, vsub how V plane 3's exact sum is formed, kacc2 how the
     // K planes', vcoal where the split's floats are staged, sbar2 which barriers guard the score reductions, vtouch
-    // what the value kernel loads early (the same exact integer sums, the same f32 ops):
+    // what the value kernel loads early, vst4 / vstat how it stores the split and when it loads the statistics
+    // (the same exact integer sums, the same f32 ops):
     // byte-identical to the same schedule without them
     const twinKnobs = TWIN_KNOBS.filter((k) => tuning[k]);
     if (twinKnobs.length > 0) {

@@ -386,6 +386,7 @@ export class BlockAttention {
         sc.bst,
         bufs.part,
         ...(this.config.tuning?.wshfl || this.config.tuning?.vpair ? [sc.wq] : []),
+        ...(this.config.tuning?.vst4 ? [bufs.part] : []),
       ],
       arena,
     );

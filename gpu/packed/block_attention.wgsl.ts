@@ -203,6 +203,18 @@ export interface BlockAttentionTuning {
    */
   vtouch?: number;
   /**
+   * Value kernel with `vsum1` (not `vcoal`, `vjoin`, `vpair`): the first row writes each head's 4 dims of the
+   * split as ONE vec4 store (through a second, vec4 binding of `part`, binding 5 or 6) instead of 4 scalar
+   * stores at a stride of 4 floats: 4 full-line warp stores instead of 16 quarter-filled ones. Same bytes.
+   */
+  vst4?: boolean;
+  /**
+   * Value kernel with `vsum1` (not `vcoal`, `vjoin`, `vpair`): the block's statistics (S_max/255, Σp·z_V, and
+   * for the first HPK invocations m and Σp) loaded before the loop instead of after it, so their latency is not
+   * paid at the end of every workgroup. Same bytes.
+   */
+  vstat?: boolean;
+  /**
    * Score kernel: the block's maximum and sums reduced within each subgroup first (subgroupMax / subgroupAdd),
    * then over the subgroups' results in workgroup memory (two barriers per reduction instead of three).
    * Needs the `subgroups` feature and subgroup lanes that are consecutive local invocation indices.
@@ -270,6 +282,8 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vcoal: false,
   vjoin: false,
   vtouch: 0,
+  vst4: false,
+  vstat: false,
   sred: false,
   sbar2: false,
   qsub: false,
@@ -384,6 +398,10 @@ interface Dims {
   VJOIN: boolean;
   /** Value kernel: the rows and weights of the step VTOUCH steps ahead touched during this step (0: off). */
   VTOUCH: number;
+  /** Value kernel (vsum1): each head's 4 dims stored as one vec4 (`vst4`). */
+  VST4: boolean;
+  /** Value kernel (vsum1): the block statistics loaded before the loop (`vstat`). */
+  VSTAT: boolean;
   SRED: boolean;
   /** Score kernel: the sums in their own arrays, no leading barrier in either reduction (`sbar2`, with sred). */
   SBAR2: boolean;
@@ -491,6 +509,14 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: wshfl needs vshuf, ≤ 4 query heads per KV head (got ${HPK}) and no pipe`,
     );
   }
+  for (const [k, on] of [["vst4", t.vst4], ["vstat", t.vstat]] as const) {
+    if (on && !(t.vsum1 && QL > 1 && !t.vcoal && !t.vjoin && !t.vpair)) {
+      throw new QuantConfigError(
+        `block attention: ${k} needs vsum1 with more than one row of lanes (got vsum1 ${t.vsum1}, ${QL} rows) and ` +
+          `no vcoal, vjoin or vpair (got ${t.vcoal}, ${t.vjoin}, ${t.vpair})`,
+      );
+    }
+  }
   if (![0, 1, 2].includes(t.vtouch)) {
     throw new QuantConfigError(`block attention: vtouch ${t.vtouch} must be 0, 1 or 2 (steps ahead)`);
   }
@@ -550,6 +576,8 @@ function dims(c: BlockAttentionConfig): Dims {
     VCOAL: t.vcoal,
     VJOIN: t.vjoin,
     VTOUCH: t.vtouch,
+    VST4: t.vst4,
+    VSTAT: t.vstat,
     SRED: t.sred,
     SBAR2: t.sbar2 && t.sred,
     QSUB: t.qsub,
@@ -1274,6 +1302,14 @@ function valueBlockRange(step: number, join = false): string {
 }
 
 /** The value kernels' epilogue: the block's (m, Σp) of each head into the split's statistics (lid < HPK). */
+/** vstat: the first HPK invocations write the block's (m, Σp) loaded before the loop (sm, sl). */
+function valueStatsPre(pad: string): string {
+  return `${pad}if (lid < HPK) {
+${pad}  let o = p.io.w + ${splitOf("lid")} * 2u;
+${pad}  part[o] = sm; part[o + 1u] = sl;
+${pad}}`;
+}
+
 function valueStatsLines(pad: string): string {
   return `${pad}if (lid < HPK) {
 ${pad}  let u = lid / 4u; let cc = lid % 4u;
@@ -1453,6 +1489,24 @@ ${names.map((x) => `    c${x} = n${x};`).join("\n")}
   // vsum1's lane sums of row r, plane k: dim-major (lanes 4 vec4 apart), or plane-major with vcoal (consecutive)
   const redAt = (r: string, k: number) =>
     d.VCOAL ? `((${r}) * D + ${u32(k * DG)} + dg)` : `((${r}) * D + dg * 4u + ${u32(k)})`;
+  // vst4: the first row's acc per dim k (vec4 over 4 heads), then one vec4 per head of the 4 dims
+  const st4 = us.map((u) =>
+    `    {
+${
+      ks.map((k) =>
+        `      var tot${k} = ${shifted(k, u)};
+      for (var l = 1u; l < QL; l++) { tot${k} += red[${redAt("l - 1u", k)} * NV + ${u32(u)}]; }
+      let acc${k} = vsig * vec4<f32>(tot${k}) - ${d.VSTAT ? `zs${u}` : `bst[bo + ${u32(u)}]`};`
+      ).join("\n")
+    }
+      for (var cc = 0u; cc < 4u; cc++) {
+        let hh = ${u32(4 * u)} + cc;
+        if (hh < HPK) { partv[(${
+      splitOf("hh")
+    } * D + dg * 4u) / 4u] = vec4<f32>(acc0[cc], acc1[cc], acc2[cc], acc3[cc]); }
+      }
+    }`
+  ).join("\n");
   const sum1Tail = `  if (ql > 0u) {
 ${
     ks.flatMap((k) => us.map((u) => `    red[${redAt("ql - 1u", k)} * NV + ${u32(u)}] = ${shifted(k, u)};`))
@@ -1463,16 +1517,16 @@ ${
   if (ql == 0u) {
     // acc = (S_max/255)·Σ w·c − Σp·z_V (exact u32 lane sums); the split's statistics are the block's (m, Σp)
 ${
-    d.VCOAL ? "" : `    let bo = (head * S + blk) * BST;
+    d.VCOAL || d.VSTAT ? "" : `    let bo = (head * S + blk) * BST;
     let vsig = bst[bo + 3u * NV].x;
 `
-  }${
-    ks.flatMap((k) =>
+  }${d.VST4 ? st4 : ""}${
+    d.VST4 ? "" : ks.flatMap((k) =>
       us.map((u) =>
         `    {
       var tot = ${shifted(k, u)};
       for (var l = 1u; l < QL; l++) { tot += red[${redAt("l - 1u", k)} * NV + ${u32(u)}]; }
-      let acc = vsig * vec4<f32>(tot) - ${d.VCOAL ? `zs${u}` : `bst[bo + ${u32(u)}]`};
+      let acc = vsig * vec4<f32>(tot) - ${d.VCOAL || d.VSTAT ? `zs${u}` : `bst[bo + ${u32(u)}]`};
       for (var cc = 0u; cc < 4u; cc++) {
         let hh = ${u32(4 * u)} + cc;
         ${
@@ -1485,7 +1539,7 @@ ${
       )
     ).join("\n")
   }
-${valueStatsLines("    ")}
+${d.VSTAT ? valueStatsPre("    ") : valueStatsLines("    ")}
   }${d.VCOAL ? coalStores("blk") : ""}`;
   // vjoin: each row's block in f32 with its (m, Σp); rows ql > 0 hand them over in workgroup memory (a dead row
   // as zeros and (NEG, 0)), the first row merges: M = max m, acc = Σ e^(m − M)·acc, Σp = Σ e^(m − M)·Σp, and
@@ -1568,6 +1622,12 @@ ${valueBindings(d.NCNT)}${
     d.WSHFL
       ? "\n// the weights again, as words (wshfl)\n@group(0) @binding(5) var<storage, read> wqw: array<u32>;"
       : ""
+  }${
+    d.VST4
+      ? `\n// part again, as vec4 (vst4)\n@group(0) @binding(${
+        d.WSHFL ? 6 : 5
+      }) var<storage, read_write> partv: array<vec4<f32>>;`
+      : ""
   }
 ${
     d.VJOIN
@@ -1606,6 +1666,16 @@ ${
       : `  let off = ${VB === 4 ? "(dg % 2u) * 16u" : "(dg % 4u) * 8u"};`
   }
 ${valueBlockRange(QS * UQ, d.VJOIN)}${
+    d.VSTAT
+      ? `
+  // vstat: the block's V statistics loaded before the loop, so they arrive during it
+  let bo = (head * S + blk) * BST;
+  let vsig = bst[bo + 3u * NV].x;
+${us.map((u) => `  let zs${u} = bst[bo + ${u32(u)}];`).join("\n")}
+  let hs = min(lid, HPK - 1u);
+  let sm = bst[bo + NV + hs / 4u][hs % 4u]; let sl = bst[bo + 2u * NV + hs / 4u][hs % 4u];`
+      : ""
+  }${
     d.VCOAL
       ? `
   // vcoal: the block's V statistics loaded before the loop, so they arrive during it

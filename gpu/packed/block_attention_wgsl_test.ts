@@ -95,6 +95,7 @@ Deno.test("block attention wgsl: workgroup memory counts what each kernel declar
       cfg({ numHeads: 40, numKvHeads: 8, k: "q2", v: "q2", tuning: { block: 256 } }),
       cfg({ k: "q2", v: "q2", tuning: { block: 512, wgv: 64, vjoin: true } }),
       cfg({ k: "q2", v: "q2", tuning: { sred: true, sbar2: true } }),
+      cfg({ k: "q2", v: "q2", tuning: { vshuf: true, vsum1: true, vst4: true, vstat: true, wgv: 64 } }),
       cfg({
         numHeads: 40,
         numKvHeads: 4,
@@ -727,6 +728,49 @@ Deno.test("block attention wgsl: vtouch — the next step's V rows and weight wo
       () => blockValueWgsl(cfg({ k, v, tuning })),
       (e: Error) => e instanceof QuantConfigError && re.test(e.message),
       JSON.stringify(tuning),
+    );
+  }
+});
+
+Deno.test("block attention wgsl: vst4 and vstat — vsum1's split as one vec4 per head, its statistics loaded before the loop", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  const tuning = { block: 1024, wgv: 64, vshuf: true, wshfl: true, uq: 16, vsum1: true };
+  const base = { k: "q2", v: "q2", tuning } as const;
+  const off = blockValueWgsl(cfg(base));
+  const st4 = blockValueWgsl(cfg({ ...base, tuning: { ...tuning, vst4: true } }));
+  const pre = blockValueWgsl(cfg({ ...base, tuning: { ...tuning, vstat: true } }));
+  // vst4: a vec4 view of part at binding 6 (after wshfl's words), one vec4 store per head instead of four
+  // scalar stores per head; the same dot products
+  assert.match(st4, /@group\(0\) @binding\(6\) var<storage, read_write> partv: array<vec4<f32>>;/);
+  assert.equal(count(st4, /partv\[/g), 1);
+  assert.match(st4, /= vec4<f32>\(acc0\[cc\], acc1\[cc\], acc2\[cc\], acc3\[cc\]\);/);
+  assert.equal(count(off, /part\[\(\(b \* NH/g) - count(st4, /part\[\(\(b \* NH/g), 4);
+  assert.equal(count(st4, /dot4U8Packed/g), count(off, /dot4U8Packed/g));
+  assert.doesNotMatch(off, /partv/);
+  // without wshfl the view is binding 5
+  assert.match(
+    blockValueWgsl(cfg({ ...base, tuning: { ...tuning, wshfl: false, uq: 8, vst4: true } })),
+    /@binding\(5\) var<storage, read_write> partv/,
+  );
+  // vstat: the statistics read once, before the loop (the first `for`), none after it
+  const first = pre.indexOf("for (var q0");
+  assert.ok(pre.indexOf("let vsig = bst[") < first && pre.indexOf("let sm = bst[") < first);
+  assert.doesNotMatch(pre.slice(first), /bst\[/);
+  assert.match(pre, /part\[o\] = sm; part\[o \+ 1u\] = sl;/);
+  assert.match(off.slice(off.indexOf("for (var q0")), /bst\[/);
+  // not vsum1, or vcoal / vjoin: a typed error naming the values
+  for (
+    const t of [
+      { ...tuning, vsum1: false, vst4: true },
+      { ...tuning, vcoal: true, vstat: true },
+      { block: 512, wgv: 64, vshuf: true, vjoin: true, vst4: true },
+    ]
+  ) {
+    assert.throws(
+      () => blockValueWgsl(cfg({ ...base, tuning: t })),
+      (e: Error) =>
+        e instanceof QuantConfigError && /(vst4|vstat) needs vsum1 with more than one row/.test(e.message),
+      JSON.stringify(t),
     );
   }
 });
