@@ -50,6 +50,56 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
 }`;
 }
 
+/**
+ * The score kernel's inner loop in miniature (per iteration: 4 K words, 4 two-bit planes each, 4 heads: 64 packed
+ * dot products and 28 plane operations), to see how its accumulation compiles:
+ *
+ * | op | body |
+ * | --- | --- |
+ * | `kv` | as block_attention.wgsl.ts: `it += vec4<i32>(dot4I8Packed(pl, q.x), …, dot4I8Packed(pl, q.w))` |
+ * | `ks` | the same dot products added per component: `it.x += dot4I8Packed(pl, q.x); …` |
+ * | `kd` | `kv` without the plane extraction (the word itself is the plane) |
+ * | `kp` | the plane extraction only, XORed into the accumulators |
+ *
+ * If the vec4 form did not fold its adds into IDP4A's accumulator, `kv` would cost about a third more than `ks`.
+ */
+export function scoreLike(op: "kv" | "ks" | "kd" | "kp"): string {
+  const words = [0, 1, 2, 3], planes = [0, 1, 2, 3];
+  const plane = (w: number, s: number) =>
+    op === "kd" ? `w${w}` : s === 0 ? `(w${w} & 0x03030303u)` : `((w${w} >> ${2 * s}u) & 0x03030303u)`;
+  const lines: string[] = [];
+  for (const w of words) {
+    for (const s of planes) {
+      const pl = plane(w, s), q = `q${s}`;
+      if (op === "kv" || op === "kd") {
+        lines.push(
+          `it${w} += vec4<i32>(dot4I8Packed(${pl}, ${q}.x), dot4I8Packed(${pl}, ${q}.y), dot4I8Packed(${pl}, ${q}.z), dot4I8Packed(${pl}, ${q}.w));`,
+        );
+      } else if (op === "ks") {
+        for (const c of ["x", "y", "z", "w"]) lines.push(`it${w}.${c} += dot4I8Packed(${pl}, ${q}.${c});`);
+      } else {
+        lines.push(`it${w} ^= vec4<i32>(bitcast<i32>(${pl}));`);
+      }
+    }
+  }
+  return `
+@group(0) @binding(0) var<storage, read_write> o: array<i32>;
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let q0 = vec4<u32>(g.x * 2654435761u, g.x ^ 0x5bd1e995u, g.x + 0x27d4eb2fu, g.x * 3u);
+  let q1 = q0.yzwx; let q2 = q0.zwxy; let q3 = q0.wxyz;
+  var it0 = vec4<i32>(0); var it1 = vec4<i32>(0); var it2 = vec4<i32>(0); var it3 = vec4<i32>(0);
+  var base = g.x * 0x9e3779b9u;
+  for (var i = 0u; i < ${ITER / 4}u; i++) {
+    let w0 = base; let w1 = base ^ 0x55aa55aau; let w2 = base + 0x01234567u; let w3 = base ^ 0x0f0f0f0fu;
+    ${lines.join("\n    ")}
+    base += 0x01010101u;
+  }
+  let t = it0 + it1 + it2 + it3;
+  o[g.x] = t.x + t.y + t.z + t.w;
+}`;
+}
+
 if (import.meta.main) {
   const ctx = await acquireGpu();
   const gpu = new PackedGpu(ctx);
@@ -73,6 +123,29 @@ if (import.meta.main) {
       3,
     );
     times[op] = best;
+  }
+  // the score-like kernels: 64 dot products per iteration of ITER / 4
+  const dots = THREADS * GROUPS * (ITER / 4) * 64;
+  for (const op of ["kv", "ks", "kd", "kp"] as const) {
+    const p = await gpu.pipeline(`probe ${op}`, scoreLike(op));
+    const bg = dev.createBindGroup({
+      layout: p.layout,
+      entries: [{ binding: 0, resource: { buffer: out } }],
+    });
+    const us = 1e6 * await timer.time(
+      (pass) => {
+        pass.setPipeline(p.pipeline);
+        pass.setBindGroup(0, bg);
+        pass.dispatchWorkgroups(GROUPS);
+      },
+      1,
+      3,
+    );
+    console.log(
+      `${op}: ${us.toFixed(1)} us, ${(dots / us / 1e3).toFixed(0)} G dot-product slots/s (64 per iteration${
+        op === "kp" ? ", none run" : ""
+      })`,
+    );
   }
   const ops = THREADS * GROUPS * ITER * 4;
   for (const [op, us] of Object.entries(times)) {

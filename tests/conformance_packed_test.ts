@@ -656,7 +656,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vjoin: true, vshuf: true, wshfl: true, uq: 16, vtouch: 1 }, // vst4 / vstat (vsum1's split as vec4 stores, its statistics before the loop): byte-identical to the twin
     { ...Q2_DEFAULT_32, vst4: true, vstat: true },
     { block: 256, vshuf: true, wshfl: true, uq: 16, vsum1: true, vst4: true },
-    { block: 256, vshuf: false, vsum1: true, uq: 4, vstat: true },
+    { block: 256, vshuf: false, vsum1: true, uq: 4, vstat: true }, // dacc (each dot product added per accumulator component): byte-identical to its twin
+    { ...Q2_DEFAULT_32, dacc: true },
+    { block: 256, vshuf: false, dacc: true },
   ]
   : [
     { block: 256, wgv: 64, uq: 1, nblk: 1, vshuf: false, sred: false, qsub: false, rsub: false },
@@ -736,10 +738,13 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { vst4: true },
     { vstat: true },
     { vst4: true, vstat: true, sred: true, sbar2: true, rdims: 64 },
+    // dacc (each dot product added per accumulator component): byte-identical to its twin
+    { dacc: true },
+    { dacc: true, sbar2: true, sred: true, vst4: true },
   ];
 
 /** Knobs that change no sum (each schedule naming one must give the bytes of the same schedule without them). */
-const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal", "sbar2", "vtouch", "vst4", "vstat"] as const;
+const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal", "sbar2", "vtouch", "vst4", "vstat", "dacc"] as const;
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
 const SAME_BLOCK_TOL = 1e-5;

@@ -209,6 +209,12 @@ export interface BlockAttentionTuning {
    */
   vst4?: boolean;
   /**
+   * Score and value kernels: each packed dot product added to its accumulator's component on its own
+   * (`it.x += dot4I8Packed(…); it.y += …`) instead of one vec4 add of four dot products — the form the driver
+   * can fold into the dot product instruction's accumulator. Same integer sums (exact, order-free).
+   */
+  dacc?: boolean;
+  /**
    * Value kernel with `vsum1` (not `vcoal`, `vjoin`, `vpair`): the block's statistics (S_max/255, Σp·z_V, and
    * for the first HPK invocations m and Σp) loaded before the loop instead of after it, so their latency is not
    * paid at the end of every workgroup. Same bytes.
@@ -283,6 +289,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vjoin: false,
   vtouch: 0,
   vst4: false,
+  dacc: false,
   vstat: false,
   sred: false,
   sbar2: false,
@@ -398,6 +405,8 @@ interface Dims {
   VJOIN: boolean;
   /** Value kernel: the rows and weights of the step VTOUCH steps ahead touched during this step (0: off). */
   VTOUCH: number;
+  /** Score and value kernels: dot products added per accumulator component (`dacc`). */
+  DACC: boolean;
   /** Value kernel (vsum1): each head's 4 dims stored as one vec4 (`vst4`). */
   VST4: boolean;
   /** Value kernel (vsum1): the block statistics loaded before the loop (`vstat`). */
@@ -577,6 +586,7 @@ function dims(c: BlockAttentionConfig): Dims {
     VJOIN: t.vjoin,
     VTOUCH: t.vtouch,
     VST4: t.vst4,
+    DACC: t.dacc,
     VSTAT: t.vstat,
     SRED: t.sred,
     SBAR2: t.sbar2 && t.sred,
@@ -972,9 +982,15 @@ ${
         b.push(`      { let pl = ${plane(word(t), sp)};`);
         for (const u of us) {
           b.push(
-            `        ${
-              acc(sp)
-            }${t}_${u} += vec4<i32>(dot4I8Packed(pl, qv${sp}_${u}.x), dot4I8Packed(pl, qv${sp}_${u}.y), dot4I8Packed(pl, qv${sp}_${u}.z), dot4I8Packed(pl, qv${sp}_${u}.w));`,
+            d.DACC
+              ? `        ${
+                ["x", "y", "z", "w"].map((c) =>
+                  `${acc(sp)}${t}_${u}.${c} += dot4I8Packed(pl, qv${sp}_${u}.${c});`
+                ).join(" ")
+              }`
+              : `        ${
+                acc(sp)
+              }${t}_${u} += vec4<i32>(dot4I8Packed(pl, qv${sp}_${u}.x), dot4I8Packed(pl, qv${sp}_${u}.y), dot4I8Packed(pl, qv${sp}_${u}.z), dot4I8Packed(pl, qv${sp}_${u}.w));`,
           );
         }
         b.push("      }");
@@ -1418,7 +1434,13 @@ ${
 ${
         ks.flatMap((k) =>
           us.map((u) =>
-            `    ia${k}_${u} += vec4<u32>(dot4U8Packed(x${j}_${k}, W${j}_${u}.x), dot4U8Packed(x${j}_${k}, W${j}_${u}.y), dot4U8Packed(x${j}_${k}, W${j}_${u}.z), dot4U8Packed(x${j}_${k}, W${j}_${u}.w));`
+            d.DACC
+              ? `    ${
+                ["x", "y", "z", "w"].map((c) =>
+                  `ia${k}_${u}.${c} += dot4U8Packed(x${j}_${k}, W${j}_${u}.${c});`
+                ).join(" ")
+              }`
+              : `    ia${k}_${u} += vec4<u32>(dot4U8Packed(x${j}_${k}, W${j}_${u}.x), dot4U8Packed(x${j}_${k}, W${j}_${u}.y), dot4U8Packed(x${j}_${k}, W${j}_${u}.z), dot4U8Packed(x${j}_${k}, W${j}_${u}.w));`
           )
         ).join("\n")
       }`

@@ -775,6 +775,21 @@ Deno.test("block attention wgsl: vst4 and vstat — vsum1's split as one vec4 pe
   }
 });
 
+Deno.test("block attention wgsl: dacc — each packed dot product added to its accumulator component on its own", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (const [k, v] of [["q2", "q2"], ["q4", "q4"], ["q8", "q2"]] as const) {
+    const tuning = { block: 512, tq: 1 };
+    const off = cfg({ k, v, tuning }), on = cfg({ k, v, tuning: { ...tuning, dacc: true } });
+    for (const gen of [blockScoreWgsl, blockValueWgsl]) {
+      const a = gen(off), b = gen(on), what = `${k}/${v} ${gen.name}`;
+      const re = gen === blockScoreWgsl ? /dot4I8Packed/g : /dot4U8Packed/g;
+      assert.equal(count(b, re), count(a, re), what);
+      assert.equal(count(b, /\+= vec4<[iu]32>\(dot4/g), 0, what);
+      assert.equal(count(b, /\.[xyzw] \+= dot4[IU]8Packed/g), count(b, re), what);
+    }
+  }
+});
+
 Deno.test("block attention wgsl: vcoal — vsum1's split staged in workgroup memory, written with coalesced stores", () => {
   const tuning = { block: 1024, wgv: 64, vshuf: true, wshfl: true, uq: 16, vsum1: true };
   const base = { k: "q2", v: "q2", tuning } as const;
