@@ -796,7 +796,7 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|vtouch needs|vst4 needs|vstat needs/
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of/
           .test(
             e.message,
           )
@@ -1609,6 +1609,18 @@ gpuCase(
       const r = mulberry32(800 + bits);
       const { caches, img } = staticCaches(bits, [520, 77], nKv, D, r);
       await checkBlockCase(g, `int${bits} D64 HPK5`, caches, img, nH, nKv, D, r, 800);
+    }
+  },
+);
+
+gpuCase(
+  "block attention at D 32 (a 2-bit K row is 2 words: the score kernel's word loop), static int2 and int4",
+  async (g) => {
+    const nH = 8, nKv = 2, D = 32;
+    for (const bits of [2, 4] as const) {
+      const r = mulberry32(820 + bits);
+      const { caches, img } = staticCaches(bits, [300, 41], nKv, D, r);
+      await checkBlockCase(g, `int${bits} D32`, caches, img, nH, nKv, D, r, 820);
     }
   },
 );

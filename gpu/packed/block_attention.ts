@@ -36,6 +36,7 @@
  */
 import {
   type BlockAttentionConfig,
+  type BlockAttentionTuning,
   blockQueryRecord,
   blockQueryWgsl,
   blockReduceDims,
@@ -47,6 +48,7 @@ import {
   blockSplitBlocks,
   blockTokens,
   blockValueWgsl,
+  defaultBlockTuning,
   subgroupBlockTuning,
 } from "./block_attention.wgsl.ts";
 import { reduceUniform, type SegmentRefs } from "./attention.ts";
@@ -114,6 +116,50 @@ interface Scratch {
 }
 
 /**
+ * The tuning BlockAttention.create runs on a device whose subgroups pass the lane probe (`size` lanes): the given
+ * fields over {@link subgroupBlockTuning}`(k, v, size)`, less the subgroup defaults the shape or the given
+ * fields cannot take — `nblk` where the K rows do not stay in registers, `wshfl` (with its uq 16) without
+ * `vshuf`, with `pipe` or more than 4 query heads per KV head, `vsum1` with more than D/4 query heads per KV
+ * head, `rdims` where it does not divide head_dim, `sbar2` without `sred`, `vst4` without `vsum1` (or with
+ * `vcoal`, `vjoin` or `vpair`). A field given explicitly is never dropped (an impossible one is the kernels'
+ * typed error).
+ *
+ * @example
+ * ```ts
+ * subgroupTuningFor({ numHeads: 32, numKvHeads: 8, headDim: 128, maxBatch: 8, k: "q2", v: "q2" }, 32).block; // 1024
+ * ```
+ */
+export function subgroupTuningFor(config: BlockAttentionConfig, size?: number): BlockAttentionTuning {
+  const given = config.tuning ?? {};
+  const sg = subgroupBlockTuning(config.k, config.v, size);
+  // its nblk only where the K rows stay in registers (elsewhere the format's fallback to 1 stands) — judged
+  // from the fields that place them: the others may be valid only beside a subgroup default (wshfl needs vshuf)
+  const rows = Object.fromEntries(
+    (["block", "tq", "tseq", "kstep"] as const).flatMap((k) => given[k] === undefined ? [] : [[k, given[k]]]),
+  );
+  if (given.nblk === undefined && !blockRowsInRegisters({ ...config, tuning: rows })) delete sg.nblk;
+  // its wshfl (with uq 16) only where the shape and the given fields let it run, vsum1 only where the first
+  // subgroup's lanes cover the heads' statistics
+  const hpk = config.numHeads / config.numKvHeads, merged = { ...sg, ...given };
+  if (sg.wshfl && (given.wshfl === false || !(merged.vshuf && !merged.pipe && hpk <= 4))) {
+    delete sg.wshfl;
+    delete sg.uq;
+  }
+  if (sg.vsum1 && given.vsum1 === undefined && hpk > config.headDim / 4) delete sg.vsum1;
+  // its rdims only where it divides head_dim (else the reduce's own fallback), sbar2 only beside sred, vst4
+  // only beside vsum1 (and not vcoal, vjoin or vpair), as the fields end up
+  if (sg.rdims && given.rdims === undefined && config.headDim % sg.rdims !== 0) delete sg.rdims;
+  const then = { ...sg, ...given };
+  if (sg.sbar2 && given.sbar2 === undefined && !then.sred) delete sg.sbar2;
+  if (
+    sg.vst4 && given.vst4 === undefined &&
+    !(then.vsum1 && (then.wgv ?? defaultBlockTuning(config.k, config.v).wgv) > config.headDim / 4 &&
+      !then.vcoal && !then.vjoin && !then.vpair)
+  ) delete sg.vst4;
+  return { ...sg, ...given };
+}
+
+/**
  * The four pipelines and the scratch of one config.
  *
  * @example
@@ -172,26 +218,7 @@ export class BlockAttention {
     if (explicit && !lanes.ok) {
       throw new GpuError(`block attention: ${explicit} cannot run: ${lanes.reason}`);
     }
-    if (lanes.ok) {
-      const sg = subgroupBlockTuning(config.k, config.v, lanes.size);
-      // its nblk only where the K rows stay in registers (elsewhere the format's fallback to 1 stands) — judged
-      // from the fields that place them: the others may be valid only beside a subgroup default (wshfl needs vshuf)
-      const rows = Object.fromEntries(
-        (["block", "tq", "tseq", "kstep"] as const).flatMap((k) =>
-          given[k] === undefined ? [] : [[k, given[k]]]
-        ),
-      );
-      if (given.nblk === undefined && !blockRowsInRegisters({ ...config, tuning: rows })) delete sg.nblk;
-      // its wshfl (with uq 16) only where the shape and the given fields let it run, vsum1 only where the first
-      // subgroup's lanes cover the heads' statistics
-      const hpk = config.numHeads / config.numKvHeads, merged = { ...sg, ...given };
-      if (sg.wshfl && (given.wshfl === false || !(merged.vshuf && !merged.pipe && hpk <= 4))) {
-        delete sg.wshfl;
-        delete sg.uq;
-      }
-      if (sg.vsum1 && given.vsum1 === undefined && hpk > config.headDim / 4) delete sg.vsum1;
-      config = { ...config, tuning: { ...sg, ...given } };
-    }
+    if (lanes.ok) config = { ...config, tuning: subgroupTuningFor(config, lanes.size) };
     const shared = blockSharedBytes(config);
     const lim = gpu.ctx.limits.maxComputeWorkgroupStorageSize;
     const most = Math.max(shared.query, shared.score, shared.value);

@@ -343,19 +343,34 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * (call 5), 103.2 → 99.8 (call 6); PM-KVQ body@2 123.9 → 120.4 (call 6). `block` 1024 + `tq` 2 + `nblk` 4
  * (h100-block-attention-2026-12-06n.md, fresh processes against tq 1 + nblk 8 at block 512): int2 98.8 → 96.2 µs
  * (call 2), 98.6 → 96.0 (call 3); PM-KVQ body@2 119.2 → 122.9 (call 3), so MixedBlockAttention keeps the
- * previous score schedule (`mixedBlockTuning`).
+ * previous score schedule (`mixedBlockTuning`). `sbar2` + `vst4` + `rdims` 64 (h100-block-attention-2026-12-07d.md,
+ * fresh processes, same call): int2 97.3 → 94.3 µs (call 3), 96.2 → 95.3 with sbar2 + rdims 64 alone (call 2).
  *
  * @example
  * ```ts
  * subgroupBlockTuning("q2", "q2"); // { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 }
- * subgroupBlockTuning("q2", "q2", 32); // … and { wshfl: true, uq: 16, vsum1: true, block: 1024, tq: 2, nblk: 4 }
+ * subgroupBlockTuning("q2", "q2", 32); // … and { wshfl: true, uq: 16, vsum1: true, block: 1024, tq: 2, nblk: 4,
+ * //   sbar2: true, vst4: true, rdims: 64 }
  * subgroupBlockTuning("q4", "q4"); // { qsub: true, rsub: true }
  * ```
  */
 export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat, size?: number): BlockAttentionTuning {
   if (k === "q2" && v === "q2") {
     const base = { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 };
-    return size === 32 ? { ...base, wshfl: true, uq: 16, vsum1: true, block: 1024, tq: 2, nblk: 4 } : base;
+    return size === 32
+      ? {
+        ...base,
+        wshfl: true,
+        uq: 16,
+        vsum1: true,
+        block: 1024,
+        tq: 2,
+        nblk: 4,
+        sbar2: true,
+        vst4: true,
+        rdims: 64,
+      }
+      : base;
   }
   return v === "q2" ? { qsub: true, rsub: true, vshuf: true } : { qsub: true, rsub: true };
 }
@@ -999,7 +1014,7 @@ ${
     return b.join("\n");
   };
   // rows of ≤ 16 words (2- and 4-bit K at D ≤ 128): every load of the quad issued before any dot product
-  const w4s = [...Array(WPTK / 4).keys()];
+  const w4s = [...Array(Math.floor(WPTK / 4)).keys()]; // (rows of fewer than 4 words take the word loop)
   const loadsOf = (toks: number[]) =>
     w4s.flatMap((w4) =>
       toks.map((t) => `  let v${t}_${w4} = st[(kr.x >> 2u) + rk${t} * ${u32(WPTK / 4)} + ${u32(w4)}];`)
