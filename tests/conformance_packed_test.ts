@@ -53,6 +53,7 @@ import {
   type BlockKFormat,
   blockReduceDims,
   blockReduceWgsl,
+  blockReduceDims,
   blockScoreWgsl,
   type BlockVFormat,
 } from "../gpu/packed/block_attention.wgsl.ts";
@@ -793,10 +794,11 @@ async function checkBlockAttention(
     const vf = img.stores[seg.v.store].layout[seg.v.tensor]!.format as BlockVFormat;
     try {
       blockScoreWgsl({ numHeads: nH, numKvHeads: nKv, headDim: D, maxBatch: 4, k: kf, v: vf, tuning });
+      blockReduceDims({ headDim: D, tuning });
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of/
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of|is not a multiple of rdims/
           .test(
             e.message,
           )
