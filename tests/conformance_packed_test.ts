@@ -53,7 +53,6 @@ import {
   type BlockKFormat,
   blockReduceDims,
   blockReduceWgsl,
-  blockReduceDims,
   blockScoreWgsl,
   type BlockVFormat,
 } from "../gpu/packed/block_attention.wgsl.ts";
