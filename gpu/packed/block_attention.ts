@@ -120,7 +120,7 @@ interface Scratch {
  * fields over {@link subgroupBlockTuning}`(k, v, size)`, less the subgroup defaults the shape or the given
  * fields cannot take — `nblk` where the K rows do not stay in registers, `wshfl` (with its uq 16) without
  * `vshuf`, with `pipe` or more than 4 query heads per KV head, `vsum1` with more than D/4 query heads per KV
- * head, `rdims` where it does not divide head_dim, `sbar2` without `sred`, `vst4` without `vsum1` (or with
+ * head, uq 16 where a value step would not divide the block's quads, `rdims` where it does not divide head_dim, `sbar2` without `sred`, `vst4` without `vsum1` (or with
  * `vcoal`, `vjoin` or `vpair`). A field given explicitly is never dropped (an impossible one is the kernels'
  * typed error).
  *
@@ -146,6 +146,13 @@ export function subgroupTuningFor(config: BlockAttentionConfig, size?: number): 
     delete sg.uq;
   }
   if (sg.vsum1 && given.vsum1 === undefined && hpk > config.headDim / 4) delete sg.vsum1;
+  // its uq 16 only where a step of the value workgroup's rows (wgv / (D/4) of them, one with vjoin) divides the
+  // block's quads (short heads give many rows: at D 32, 8 rows × 16 quads exceed a 256-token block's 64)
+  {
+    const t = { ...defaultBlockTuning(config.k, config.v), ...sg, ...given };
+    const rows = t.vjoin ? 1 : t.wgv / (config.headDim / 4);
+    if (sg.uq && given.uq === undefined && (t.block / 4) % (rows * sg.uq) !== 0) delete sg.uq;
+  }
   // its rdims only where it divides head_dim (else the reduce's own fallback), sbar2 only beside sred, vst4
   // only beside vsum1 (and not vcoal, vjoin or vpair), as the fields end up
   if (sg.rdims && given.rdims === undefined && config.headDim % sg.rdims !== 0) delete sg.rdims;

@@ -51,6 +51,12 @@ Deno.test("subgroupTuningFor: the {q2, q2} default of 32-lane subgroups, and wha
   assert.equal(d32.rdims, undefined);
   assert.equal(d32.vsum1, undefined);
   assert.equal(d32.vst4, undefined);
+  // D 32 (8 rows of value lanes at wgv 64): uq 16 goes where 8 × 16 quads do not divide the block's (256-token
+  // blocks: 64 quads), stays at the default 1024-token blocks (256 quads)
+  const short = { ...base, headDim: 32, tuning: { block: 256 } };
+  assert.equal(subgroupTuningFor(short, 32).uq, undefined);
+  assert.equal(subgroupTuningFor({ ...base, headDim: 32 }, 32).uq, 16);
+  blockValueWgsl({ ...short, tuning: subgroupTuningFor(short, 32) });
   // a given field is never dropped
   assert.equal(subgroupTuningFor({ ...base, tuning: { rdims: 32 } }, 32).rdims, 32);
   // other subgroup sizes: none of the 32-lane defaults

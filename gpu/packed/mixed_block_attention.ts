@@ -72,12 +72,14 @@ export interface MixedBlockAttentionOptions extends Omit<FusedAttentionConfig, "
  * while it made body@2 (124.3 → 123.3) and static int4 (143.5 → 141.4) faster; `wshfl` + uq 16 + `vsum1` made
  * static int2 faster (105.1 → 103.0 µs) and PM-KVQ body@2 slower (123.5 → 134.5), all of it in the reduce stage
  * (7.4 → 19.6 µs; docs/measurements/h100-block-attention-2026-12-06k.md §5). The reduce is the same WGSL over the
- * same split count in both cases, so the cause is not in the reduce itself; it was not found.
+ * same split count in both cases, so the cause is not in the reduce itself; it was not found. The reduce keeps 32
+ * dims per workgroup at 2-bit V (`rdims: 32`): the 64 that static int2 takes made body@2 slower (119.7 → 125.4 µs,
+ * docs/measurements/h100-block-attention-2026-12-07d.md call 5).
  *
  * @example
  * ```ts
  * mixedBlockTuning("q4", true, {}); // { rsub: false }
- * mixedBlockTuning("q2", true, {}); // { wshfl: false, vsum1: false, block: 512, tq: 1, nblk: 8 }
+ * mixedBlockTuning("q2", true, {}); // { wshfl: false, vsum1: false, block: 512, tq: 1, rdims: 32, nblk: 8 }
  * mixedBlockTuning("q2", false, {}); // {}
  * ```
  */
@@ -94,6 +96,9 @@ export function mixedBlockTuning(
       ...(given?.vsum1 === undefined ? { vsum1: false } : {}),
       ...(given?.block === undefined ? { block: 512 } : {}),
       ...(given?.tq === undefined ? { tq: 1 } : {}),
+      // the reduce's 32 dims per workgroup: with the fused splits beside the body's, 64 is slower (H100, PM-KVQ
+      // body@2: 125.4 µs against 119.7, h100-block-attention-2026-12-07d.md call 5)
+      ...(given?.rdims === undefined ? { rdims: 32 } : {}),
       ...given,
     };
     // nblk 8 only where the score kernel keeps its K rows in registers (else the format's fallback stands)

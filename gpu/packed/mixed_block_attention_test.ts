@@ -64,9 +64,9 @@ Deno.test("mixedBlockTuning: beside fused splits a 4-bit V body keeps the tree r
   assert.deepEqual(mixedBlockTuning("q4", true, undefined), { rsub: false });
   assert.deepEqual(mixedBlockTuning("q4", true, { block: 256 }), { block: 256, rsub: false });
   assert.deepEqual(mixedBlockTuning("q4", true, { rsub: true }), { rsub: true });
-  // 2-bit V beside fused splits: no wshfl / vsum1, block 512 with tq 1 and nblk 8, each unless given (rsub from
-  // the subgroup defaults)
-  const pinned = { wshfl: false, vsum1: false, block: 512, tq: 1, nblk: 8 };
+  // 2-bit V beside fused splits: no wshfl / vsum1, block 512 with tq 1 and nblk 8, the reduce at 32 dims per
+  // workgroup, each unless given (rsub from the subgroup defaults)
+  const pinned = { wshfl: false, vsum1: false, block: 512, tq: 1, rdims: 32, nblk: 8 };
   assert.deepEqual(mixedBlockTuning("q2", true, { nblk: 2 }), { ...pinned, nblk: 2 });
   assert.deepEqual(mixedBlockTuning("q2", true, undefined), pinned);
   assert.deepEqual(mixedBlockTuning("q2", true, { wshfl: true, uq: 16 }), {
@@ -75,6 +75,7 @@ Deno.test("mixedBlockTuning: beside fused splits a 4-bit V body keeps the tree r
     uq: 16,
   });
   assert.deepEqual(mixedBlockTuning("q2", true, { block: 1024, tq: 2 }), { ...pinned, block: 1024, tq: 2 });
+  assert.deepEqual(mixedBlockTuning("q2", true, { rdims: 64 }), { ...pinned, rdims: 64 });
   // no nblk where the score kernel's K rows would not stay in registers (kstep, long rows), nor where the
   // schedule is refused (BlockAttention.create names it)
   const { nblk: _, ...loose } = pinned;
