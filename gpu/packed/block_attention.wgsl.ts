@@ -199,25 +199,30 @@ export interface BlockAttentionTuning {
    * and, with `wshfl`, that step's weight words, each into a register consumed (XORed into one word that only a
    * never-taken store keeps alive) a step later, when it has long arrived — so those sectors are on their way
    * to the L1 / L2 while this step computes, without the registers a software pipeline (`pipe`) holds. The sums
-   * and every stored byte are the same as without it.
+   * and every stored byte are the same as without it. Opt-in: **slower on the H100** (value stage 40.8–41.6 µs at
+   * 1 step, 43.7 at 2, against 37.4–39.0; h100-block-attention-2026-12-07d.md).
    */
   vtouch?: number;
   /**
    * Value kernel with `vsum1` (not `vcoal`, `vjoin`, `vpair`): the first row writes each head's 4 dims of the
    * split as ONE vec4 store (through a second, vec4 binding of `part`, binding 5 or 6) instead of 4 scalar
    * stores at a stride of 4 floats: 4 full-line warp stores instead of 16 quarter-filled ones. Same bytes.
+   * {q2, q2}'s default on 32-lane subgroups (value stage about 0.5 µs shorter on the H100).
    */
   vst4?: boolean;
   /**
    * Score and value kernels: each packed dot product added to its accumulator's component on its own
    * (`it.x += dot4I8Packed(…); it.y += …`) instead of one vec4 add of four dot products — the form the driver
-   * can fold into the dot product instruction's accumulator. Same integer sums (exact, order-free).
+   * can fold into the dot product instruction's accumulator. Same integer sums (exact, order-free). Opt-in:
+   * **slower on the H100** (value stage 49–50 µs against 38; the probe's miniature of the score loop costs the
+   * same either way, so the driver already folds the vec4 form's adds).
    */
   dacc?: boolean;
   /**
    * Value kernel with `vsum1` (not `vcoal`, `vjoin`, `vpair`): the block's statistics (S_max/255, Σp·z_V, and
    * for the first HPK invocations m and Σp) loaded before the loop instead of after it, so their latency is not
-   * paid at the end of every workgroup. Same bytes.
+   * paid at the end of every workgroup. Same bytes. Opt-in: **slower on the H100** (value stage 40.9 µs against
+   * 38–39; with `vst4` 54 — the registers it holds through the loop cost residency).
    */
   vstat?: boolean;
   /**
@@ -231,7 +236,8 @@ export interface BlockAttentionTuning {
    * the maxima's (`rv`), so neither reduction needs its leading barrier — the barrier that guarded each array's
    * writes against the previous block's reads is already there (the other reduction's second barrier lies
    * between them): two barriers per block instead of four, the same sums in the same order (byte-identical).
-   * 16·(WQ/4)·NV bytes more workgroup memory. Needs `sred`.
+   * 16·(WQ/4)·NV bytes more workgroup memory. Needs `sred`. {q2, q2}'s default on 32-lane subgroups (score stage
+   * 1–2 µs shorter on the H100).
    */
   sbar2?: boolean;
   /**
