@@ -649,6 +649,10 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 256, vshuf: true, sred: true, sbar2: true },
     { block: 256, tq: 1, nblk: 16, sred: true, sbar2: true },
     { ...Q2_DEFAULT_32, sbar2: true },
+    // sbar1 (one barrier per score block, the sums folded after the next block's): byte-identical to its twin
+    { ...Q2_DEFAULT_32, sbar1: true },
+    { block: 256, tq: 1, nblk: 16, sred: true, sbar1: true },
+    { block: 256, nblk: 1, sred: true, sbar1: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without, on
     // the {q2, q2} default (here its vec4 fallback), uq 4 and vjoin
     { ...Q2_DEFAULT_32, vtouch: 1 },
@@ -730,6 +734,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { block: 512, tq: 1, nblk: 8, sred: true, sbar2: true },
     { block: 512, tq: 1, nblk: 8, vjoin: true, sred: true, sbar2: true },
     { block: 256, nblk: 1, sred: true, sbar2: true },
+    // sbar1 (one barrier per score block): byte-identical to its twin
+    { sbar1: true },
+    { block: 512, tq: 1, nblk: 8, sred: true, sbar1: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without
     { vtouch: 1 },
     { vtouch: 2, uq: 8 },
@@ -744,7 +751,18 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
   ];
 
 /** Knobs that change no sum (each schedule naming one must give the bytes of the same schedule without them). */
-const TWIN_KNOBS = ["vpair", "vsub", "kacc2", "vcoal", "sbar2", "vtouch", "vst4", "vstat", "dacc"] as const;
+const TWIN_KNOBS = [
+  "vpair",
+  "vsub",
+  "kacc2",
+  "vcoal",
+  "sbar2",
+  "vtouch",
+  "vst4",
+  "vstat",
+  "dacc",
+  "sbar1",
+] as const;
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
 const SAME_BLOCK_TOL = 1e-5;
@@ -797,7 +815,7 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of|is not a multiple of rdims/
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|sbar1 needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of|is not a multiple of rdims/
           .test(
             e.message,
           )

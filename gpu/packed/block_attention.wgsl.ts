@@ -241,6 +241,14 @@ export interface BlockAttentionTuning {
    */
   sbar2?: boolean;
   /**
+   * Score kernel, with `sred` (implies `sbar2`'s own arrays for the sums): ONE barrier per block. The maxima's
+   * and the sums' subgroup results are double-buffered by block parity; a block's sums are written with no
+   * barrier and folded — by every invocation, in the same order, so byte-identical — right after the NEXT
+   * block's maximum barrier (the last block's after one more barrier past the loop), where its statistics go to
+   * `bst`. Opt-in (not measured yet).
+   */
+  sbar1?: boolean;
+  /**
    * Score kernel: the int8 query computed in its prologue (the query kernel's arithmetic) instead of a query
    * dispatch — every subgroup folds the D/4 plane words (lane i takes words i, i + size, …) with subgroupMax /
    * subgroupAdd, and the subgroup holding invocation 0 writes them to workgroup memory before the barrier the
@@ -299,6 +307,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   vstat: false,
   sred: false,
   sbar2: false,
+  sbar1: false,
   qsub: false,
   rsub: false,
 };
@@ -435,6 +444,8 @@ interface Dims {
   SRED: boolean;
   /** Score kernel: the sums in their own arrays, no leading barrier in either reduction (`sbar2`, with sred). */
   SBAR2: boolean;
+  /** Score kernel: one barrier per block, the sums folded after the next block's (`sbar1`, with sred). */
+  SBAR1: boolean;
   QSUB: boolean;
 }
 
@@ -555,6 +566,9 @@ function dims(c: BlockAttentionConfig): Dims {
       `block attention: vtouch needs vshuf (got ${t.vshuf}), no pipe (got ${t.pipe}) and no vpair (got ${t.vpair})`,
     );
   }
+  if (t.sbar1 && !t.sred) {
+    throw new QuantConfigError(`block attention: sbar1 needs sred (got ${t.sred})`);
+  }
   if (t.sbar2 && !t.sred) {
     throw new QuantConfigError(`block attention: sbar2 needs sred (got ${t.sred})`);
   }
@@ -610,7 +624,8 @@ function dims(c: BlockAttentionConfig): Dims {
     DACC: t.dacc,
     VSTAT: t.vstat,
     SRED: t.sred,
-    SBAR2: t.sbar2 && t.sred,
+    SBAR2: (t.sbar2 || t.sbar1) && t.sred,
+    SBAR1: t.sbar1 && t.sred,
     QSUB: t.qsub,
   };
 }
@@ -693,7 +708,7 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
     query: 16 * 3 * d.D * d.NV,
     score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) +
       4 * (d.WQ + d.WQ / 8) +
-      (d.SBAR2 ? 16 * (d.WQ / 4) * d.NV : 0),
+      (d.SBAR2 ? 16 * (d.SBAR1 ? d.WQ / 2 : d.WQ / 4) * d.NV : 0),
     value: d.VPAIR
       ? 16 * d.D
       : d.VJOIN
@@ -938,7 +953,28 @@ export function blockScoreWgsl(c: BlockAttentionConfig): string {
   // token t = 4k + i of an invocation: quad lid + k·WQ, offset (lid + k·WQ) + i·QB from the block start
   const tokOff = (t: number) => u32((t >> 2) * WQ + (t & 3) * d.QB);
   const fold = (f: (t: number) => string) => ts.map(f).reduce((a, b) => `max(${a}, ${b})`);
-  const bigSum = `${
+  // sbar1: the block's sums as subgroup results at parity offset rpo, no barrier; folded after the next barrier
+  const lazySum =
+    `  // block sums Σp and Σp·z_V (per head): subgroup results, folded after the next barrier (sbar1)
+${
+      us.map((u) =>
+        `  let gL${u} = subgroupAdd(l${u});
+  let gZ${u} = subgroupAdd(z${u});`
+      ).join("\n")
+    }
+  if (sid == 0u) {
+${
+      us.map((u) =>
+        `    rl[(rpo + lid / sgs) * NV + ${u32(u)}] = gL${u}; rz[(rpo + lid / sgs) * NV + ${
+          u32(u)
+        }] = gZ${u};`
+      ).join("\n")
+    }
+  }
+${us.map((u) => `  pm${u} = m${u};`).join("\n")}
+  psmx = smx; pblk = blk; ppo = rpo;
+`;
+  const bigSum = d.SBAR1 ? lazySum : `${
     reduce2(
       d,
       us.flatMap((u) => [
@@ -1087,8 +1123,39 @@ ${
       }`
     ).join("\n")
   }`;
+  // sbar1: the previous block's sums, folded after this block's barrier (subgroup results at parity offset po)
+  const foldPending = (po: string) =>
+    `  if (lid == 0u) {
+${
+      us.map((u) =>
+        `    var L${u} = rl[(${po} + 0u) * NV + ${u32(u)}];
+    for (var j = 1u; j < WQ / sgs; j++) { L${u} = (L${u} + rl[(${po} + j) * NV + ${u32(u)}]); }
+    var Z${u} = rz[(${po} + 0u) * NV + ${u32(u)}];
+    for (var j = 1u; j < WQ / sgs; j++) { Z${u} = (Z${u} + rz[(${po} + j) * NV + ${u32(u)}]); }`
+      ).join("\n")
+    }
+    let bo = (head * S + pblk) * BST;
+${
+      us.map((u) =>
+        `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = pm${u}; bst[bo + 2u * NV + ${
+          u32(u)
+        }] = L${u};`
+      ).join("\n")
+    }
+    bst[bo + 3u * NV] = vec4<f32>(psmx * (1.0 / 255.0), 0.0, 0.0, 0.0);
+  }`;
+  const rpo = d.SBAR1 ? "rpo + " : "";
   const afterScores = `  // block maximum of the scores (per head) and of the V scales
 ${
+    d.SBAR1
+      ? `  // sbar1: this block's subgroup results at parity offset rpo, the previous block's at rpp
+  let rpo = ${NB === 1 ? "0u" : `(jb & 1u) * ${u32(WQ / 4)}`};${
+        NB === 1 ? "" : `
+  let rpp = ((jb + 1u) & 1u) * ${u32(WQ / 4)};`
+      }
+`
+      : ""
+  }${
     reduce2(
       d,
       [
@@ -1096,20 +1163,27 @@ ${
           v: fold((t) => `s${t}_${u}`),
           arr: "rv",
           arr2: "rv2",
-          idx: `I * NV + ${u32(u)}`,
+          idx: d.SBAR1 ? `(rpo + I) * NV + ${u32(u)}` : `I * NV + ${u32(u)}`,
           idx2: (j: string) => `${j} * NV + ${u32(u)}`,
         })),
         {
           v: fold((t) => `Sv${t}`),
           arr: "rs",
           arr2: "rs2",
-          idx: "I",
+          idx: `${rpo}I`,
           idx2: (j: string) => j,
         },
       ],
       "max",
       [...us.map((u) => `m${u}`), "smx"],
     )
+  }${
+    d.SBAR1 && NB > 1
+      ? `
+  if (jb > 0u) {
+${foldPending("rpp")}
+  }`
+      : ""
   }
   let vinv = select(0.0, 255.0 / smx, smx > 0.0);
   let qo = (head * S + blk) * ${u32(d.QB)} + lid;
@@ -1168,6 +1242,12 @@ ${
         rv ? `\n  let rvw${t} = head * vr.z + vr.w + min(tq + ${tokOff(t)}, cnt - 1u);` : ""
       }`
     ).join("\n");
+  // sbar1: the pending block's statistics (its sums wait in rl / rz at parity offset ppo)
+  const pendingVars = d.SBAR1
+    ? `
+${us.map((u) => `  var pm${u} = vec4<f32>(0.0);`).join("\n")}
+  var psmx = 0.0; var pblk = 0u; var ppo = 0u;`
+    : "";
   const oneBlock = `  let blk = wid.x; let kvh = wid.y; let b = wid.z;
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
@@ -1184,7 +1264,7 @@ ${kAll ? kAll.loads : ""}
   // the packed query (loaded after the K rows, so their latency overlaps)
 ${queryLoad}
 ${kAll ? kAll.dots : `${kLoop}\n${foldIu(ts)}`}
-${qfLines}
+${qfLines}${pendingVars}
 ${scoreLines}
 ${afterScores}`;
   // nblk > 1: the workgroup scores blocks wid.x·NBLK … + NBLK − 1 in turn; the sz words of the next block and
@@ -1214,7 +1294,7 @@ ${w4s.flatMap((w4) => pts.map((t) => `  var pv${t}_${w4}: vec4<u32>;`)).join("\n
 ${prefetch("blk0 * BT + lid")}
   }
 ${queryLoad}
-${qfLines}
+${qfLines}${pendingVars}
   for (var jb = 0u; jb < ${u32(NB)}; jb++) {
   let blk = blk0 + jb;
   let t0 = blk * BT;
@@ -1253,7 +1333,7 @@ var<workgroup> rs: array<f32, ${WQ}>;
 var<workgroup> rs2: array<f32, ${WQ / 8}>;${
     d.SBAR2
       ? `\n// sbar2: the sums' subgroup results [WQ/4, NV] (subgroups of ≥ 4 lanes)\nvar<workgroup> rl: array<vec4<f32>, ${
-        (WQ / 4) * NV
+        (d.SBAR1 ? WQ / 2 : WQ / 4) * NV
       }>;`
       : ""
   }
@@ -1263,7 +1343,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     d.SRED || d.QSUB ? ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32" : ""
   }) {
 ${NB === 1 ? oneBlock : manyBlocks}
-${bigSum}${NB === 1 ? "" : "\n  }"}
+${bigSum}${NB === 1 ? "" : "\n  }"}${
+    d.SBAR1
+      ? `
+  // sbar1: the last block's sums
+  workgroupBarrier();
+${foldPending("ppo")}`
+      : ""
+  }
 }
 `;
 }

@@ -95,6 +95,7 @@ Deno.test("block attention wgsl: workgroup memory counts what each kernel declar
       cfg({ numHeads: 40, numKvHeads: 8, k: "q2", v: "q2", tuning: { block: 256 } }),
       cfg({ k: "q2", v: "q2", tuning: { block: 512, wgv: 64, vjoin: true } }),
       cfg({ k: "q2", v: "q2", tuning: { sred: true, sbar2: true } }),
+      cfg({ k: "q2", v: "q2", tuning: { sred: true, sbar1: true, nblk: 4 } }),
       cfg({ k: "q2", v: "q2", tuning: { vshuf: true, vsum1: true, vst4: true, vstat: true, wgv: 64 } }),
       cfg({
         numHeads: 40,
@@ -681,6 +682,55 @@ Deno.test("block attention wgsl: sbar2 — the score reductions without their le
   assert.throws(
     () => blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { sbar2: true, sred: false } })),
     (e: Error) => e instanceof QuantConfigError && /sbar2 needs sred \(got false\)/.test(e.message),
+  );
+});
+
+Deno.test("block attention wgsl: sbar1 — one barrier per score block, the sums folded after the next block's", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (
+    const [tuning, nb] of [
+      [{ block: 1024, tq: 2, tseq: true, nblk: 4, sred: true }, 4],
+      [{ block: 512, tq: 1, nblk: 8, sred: true }, 8],
+      [{ block: 256, sred: true, nblk: 1 }, 1],
+    ] as const
+  ) {
+    const two = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, sbar2: true } }));
+    const one = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, sbar1: true } }));
+    const what = JSON.stringify(tuning);
+    // textually the same count: the loop body (one block) loses one barrier, one more follows the loop
+    assert.equal(count(one, /workgroupBarrier\(\)/g), count(two, /workgroupBarrier\(\)/g), what);
+    // the maxima at the block's parity offset, the sums written with no barrier, folded by invocation 0 (after
+    // the next block's barrier, and once after the loop) in subgroup order
+    assert.match(one, /rv\[\(rpo \+ \(lid \/ sgs\)\) \* NV \+ 0u\] = gm0;/, what);
+    assert.match(one, /rl\[\(rpo \+ lid \/ sgs\) \* NV \+ 0u\] = gL0;/, what);
+    assert.equal(count(one, /var L0 = rl\[\((rpp|ppo) \+ 0u\) \* NV \+ 0u\];/g), nb > 1 ? 2 : 1, what);
+    assert.match(one, /\/\/ sbar1: the last block's sums\n  workgroupBarrier\(\);/, what);
+    assert.equal(count(one, /dot4I8Packed/g), count(two, /dot4I8Packed/g), what);
+  }
+  // per block: the loop body of the nblk 4 schedule has 1 barrier with sbar1, 2 with sbar2
+  const body = (w: string) =>
+    w.slice(
+      w.indexOf("for (var jb"),
+      w.indexOf("// sbar1: the last") > 0 ? w.indexOf("// sbar1: the last") : w.length,
+    );
+  const t4 = { block: 1024, tq: 2, tseq: true, nblk: 4, sred: true };
+  assert.equal(
+    count(
+      body(blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...t4, sbar1: true } }))),
+      /workgroupBarrier/g,
+    ),
+    1,
+  );
+  assert.equal(
+    count(
+      body(blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...t4, sbar2: true } }))),
+      /workgroupBarrier/g,
+    ),
+    2,
+  );
+  assert.throws(
+    () => blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { sbar1: true, sred: false } })),
+    (e: Error) => e instanceof QuantConfigError && /sbar1 needs sred \(got false\)/.test(e.message),
   );
 });
 
