@@ -704,7 +704,7 @@ Deno.test("block attention wgsl: sbar1 — one barrier per score block, the sums
     assert.match(one, /rv\[\(rpo \+ \(lid \/ sgs\)\) \* NV \+ 0u\] = gm0;/, what);
     assert.match(one, /rl\[\(rpo \+ lid \/ sgs\) \* NV \+ 0u\] = gL0;/, what);
     assert.equal(count(one, /var L0 = rl\[\((rpp|ppo) \+ 0u\) \* NV \+ 0u\];/g), nb > 1 ? 2 : 1, what);
-    assert.match(one, /\/\/ sbar1: the last block's sums\n  workgroupBarrier\(\);/, what);
+    assert.match(one, /\/\/ sbar1: the last block's sums\n {2}workgroupBarrier\(\);/, what);
     assert.equal(count(one, /dot4I8Packed/g), count(two, /dot4I8Packed/g), what);
   }
   // per block: the loop body of the nblk 4 schedule has 1 barrier with sbar1, 2 with sbar2
