@@ -51,6 +51,7 @@ import {
   defaultBlockTuning,
   subgroupBlockTuning,
 } from "./block_attention.wgsl.ts";
+import { firstRowWrites, valueStepQuads } from "./block_schedule.ts";
 import { reduceUniform, type SegmentRefs } from "./attention.ts";
 import { subgroupLanes } from "./subgroups.ts";
 import { f32u, type PackedGpu, packUniform, type Pipeline } from "./util.ts";
@@ -120,9 +121,10 @@ interface Scratch {
  * fields over {@link subgroupBlockTuning}`(k, v, size)`, less the subgroup defaults the shape or the given
  * fields cannot take — `nblk` where the K rows do not stay in registers, `wshfl` (with its uq 16) without
  * `vshuf`, with `pipe` or more than 4 query heads per KV head, `vsum1` with more than D/4 query heads per KV
- * head, uq 16 where a value step would not divide the block's quads, `rdims` where it does not divide head_dim, `sbar2` without `sred`, `vst4` without `vsum1` (or with
- * `vcoal`, `vjoin` or `vpair`). A field given explicitly is never dropped (an impossible one is the kernels'
- * typed error).
+ * head, uq 16 where a value step would not divide the block's quads, `rdims` where it does not divide head_dim,
+ * `sbar2` without `sred`, `vst4` where the first row of value lanes cannot write the split alone (no `vsum1`,
+ * one row, `vcoal`, `vjoin` or `vpair`). A field given explicitly is never dropped (an impossible one is the
+ * kernels' typed error).
  *
  * @example
  * ```ts
@@ -130,8 +132,10 @@ interface Scratch {
  * ```
  */
 export function subgroupTuningFor(config: BlockAttentionConfig, size?: number): BlockAttentionTuning {
-  const given = config.tuning ?? {};
+  const given = config.tuning ?? {}, D = config.headDim;
   const sg = subgroupBlockTuning(config.k, config.v, size);
+  // the schedule as the fields stand now (format defaults, the subgroup defaults kept so far, the given fields)
+  const now = () => ({ ...defaultBlockTuning(config.k, config.v), ...sg, ...given });
   // its nblk only where the K rows stay in registers (elsewhere the format's fallback to 1 stands) — judged
   // from the fields that place them: the others may be valid only beside a subgroup default (wshfl needs vshuf)
   const rows = Object.fromEntries(
@@ -140,29 +144,20 @@ export function subgroupTuningFor(config: BlockAttentionConfig, size?: number): 
   if (given.nblk === undefined && !blockRowsInRegisters({ ...config, tuning: rows })) delete sg.nblk;
   // its wshfl (with uq 16) only where the shape and the given fields let it run, vsum1 only where the first
   // subgroup's lanes cover the heads' statistics
-  const hpk = config.numHeads / config.numKvHeads, merged = { ...sg, ...given };
+  const hpk = config.numHeads / config.numKvHeads, merged = now();
   if (sg.wshfl && (given.wshfl === false || !(merged.vshuf && !merged.pipe && hpk <= 4))) {
     delete sg.wshfl;
     delete sg.uq;
   }
-  if (sg.vsum1 && given.vsum1 === undefined && hpk > config.headDim / 4) delete sg.vsum1;
-  // its uq 16 only where a step of the value workgroup's rows (wgv / (D/4) of them, one with vjoin) divides the
-  // block's quads (short heads give many rows: at D 32, 8 rows × 16 quads exceed a 256-token block's 64)
-  {
-    const t = { ...defaultBlockTuning(config.k, config.v), ...sg, ...given };
-    const rows = t.vjoin ? 1 : t.wgv / (config.headDim / 4);
-    if (sg.uq && given.uq === undefined && (t.block / 4) % (rows * sg.uq) !== 0) delete sg.uq;
-  }
+  if (sg.vsum1 && given.vsum1 === undefined && hpk > D / 4) delete sg.vsum1;
+  // its uq 16 only where a value step divides the block's quads (short heads give many rows of value lanes: at
+  // D 32, 8 rows × 16 quads exceed a 256-token block's 64)
+  if (sg.uq && given.uq === undefined && (now().block / 4) % valueStepQuads(now(), D) !== 0) delete sg.uq;
   // its rdims only where it divides head_dim (else the reduce's own fallback), sbar2 only beside sred, vst4
-  // only beside vsum1 (and not vcoal, vjoin or vpair), as the fields end up
-  if (sg.rdims && given.rdims === undefined && config.headDim % sg.rdims !== 0) delete sg.rdims;
-  const then = { ...sg, ...given };
-  if (sg.sbar2 && given.sbar2 === undefined && !then.sred) delete sg.sbar2;
-  if (
-    sg.vst4 && given.vst4 === undefined &&
-    !(then.vsum1 && (then.wgv ?? defaultBlockTuning(config.k, config.v).wgv) > config.headDim / 4 &&
-      !then.vcoal && !then.vjoin && !then.vpair)
-  ) delete sg.vst4;
+  // only where the first row writes the split (the kernels' own checks, on the fields as they end up)
+  if (sg.rdims && given.rdims === undefined && D % sg.rdims !== 0) delete sg.rdims;
+  if (sg.sbar2 && given.sbar2 === undefined && !now().sred) delete sg.sbar2;
+  if (sg.vst4 && given.vst4 === undefined && !firstRowWrites(now(), D)) delete sg.vst4;
   return { ...sg, ...given };
 }
 

@@ -431,7 +431,7 @@ export function dims(c: BlockAttentionConfig): Dims {
     );
   }
   // (wgv is a multiple of D/4, so of vpair's D/8)
-  const QL = t.vpair ? t.wgv / (D / 8) : t.wgv / DG;
+  const QL = valueRows(t, D);
   if (![1, 2, 4].includes(t.tq)) throw new QuantConfigError(`block attention: tq ${t.tq} must be 1, 2 or 4`);
   if (![1, 2, 4, 8, 16].includes(t.nblk)) {
     throw new QuantConfigError(`block attention: nblk ${t.nblk} must be 1, 2, 4, 8 or 16`);
@@ -488,7 +488,7 @@ export function dims(c: BlockAttentionConfig): Dims {
     );
   }
   for (const [k, on] of [["vst4", t.vst4], ["vstat", t.vstat]] as const) {
-    if (on && !(t.vsum1 && QL > 1 && !t.vcoal && !t.vjoin && !t.vpair)) {
+    if (on && !firstRowWrites(t, D)) {
       throw new QuantConfigError(
         `block attention: ${k} needs vsum1 with more than one row of lanes (got vsum1 ${t.vsum1}, ${QL} rows) and ` +
           `no vcoal, vjoin or vpair (got ${t.vcoal}, ${t.vjoin}, ${t.vpair})`,
@@ -515,8 +515,7 @@ export function dims(c: BlockAttentionConfig): Dims {
       `block attention: block ${t.block} / (4·tq ${t.tq}) = ${WQ} score invocations, must be 32…256`,
     );
   }
-  // quads a step of the workgroup covers in one block: every row's (vjoin: one row's)
-  const stepQuads = (t.vjoin ? 1 : QL) * t.uq;
+  const stepQuads = valueStepQuads(t, D);
   if ((t.block / 4) % stepQuads !== 0) {
     throw new QuantConfigError(
       `block attention: block/4 = ${t.block / 4} quads not a multiple of ${stepQuads}`,
@@ -565,6 +564,24 @@ export function dims(c: BlockAttentionConfig): Dims {
     SBAR1: t.sbar1 && t.sred,
     QSUB: t.qsub,
   };
+}
+
+/** Internal: rows of value lanes in a value workgroup — wgv / (D/4), with `vpair` wgv / (D/8). */
+export function valueRows(t: Required<BlockAttentionTuning>, headDim: number): number {
+  return t.vpair ? t.wgv / (headDim / 8) : t.wgv / (headDim / 4);
+}
+
+/** Internal: quads a value step of the workgroup covers in one block — every row's (vjoin: one row's). */
+export function valueStepQuads(t: Required<BlockAttentionTuning>, headDim: number): number {
+  return (t.vjoin ? 1 : valueRows(t, headDim)) * t.uq;
+}
+
+/**
+ * Internal: whether the value kernel's first row of lanes can write the split alone (what `vst4` and `vstat`
+ * need): `vsum1` with more than one row, and no `vcoal`, `vjoin` or `vpair`.
+ */
+export function firstRowWrites(t: Required<BlockAttentionTuning>, headDim: number): boolean {
+  return t.vsum1 && valueRows(t, headDim) > 1 && !t.vcoal && !t.vjoin && !t.vpair;
 }
 
 /**

@@ -277,15 +277,14 @@ ${names.map((x) => `    c${x} = n${x};`).join("\n")}
   const redAt = (r: string, k: number) =>
     d.VCOAL ? `((${r}) * D + ${u32(k * DG)} + dg)` : `((${r}) * D + dg * 4u + ${u32(k)})`;
   // vst4: the first row's acc per dim k (vec4 over 4 heads), then one vec4 per head of the 4 dims
+  // the first row's dim k of head lanes u: its shifted lane sum plus the other rows' (`tot`), then in f32 (`acc`)
+  const accLines = (k: number, u: number, tot: string, acc: string) =>
+    `      var ${tot} = ${shifted(k, u)};
+      for (var l = 1u; l < QL; l++) { ${tot} += red[${redAt("l - 1u", k)} * NV + ${u32(u)}]; }
+      let ${acc} = vsig * vec4<f32>(${tot}) - ${d.VCOAL || d.VSTAT ? `zs${u}` : `bst[bo + ${u32(u)}]`};`;
   const st4 = us.map((u) =>
     `    {
-${
-      ks.map((k) =>
-        `      var tot${k} = ${shifted(k, u)};
-      for (var l = 1u; l < QL; l++) { tot${k} += red[${redAt("l - 1u", k)} * NV + ${u32(u)}]; }
-      let acc${k} = vsig * vec4<f32>(tot${k}) - ${d.VSTAT ? `zs${u}` : `bst[bo + ${u32(u)}]`};`
-      ).join("\n")
-    }
+${ks.map((k) => accLines(k, u, `tot${k}`, `acc${k}`)).join("\n")}
       for (var cc = 0u; cc < 4u; cc++) {
         let hh = ${u32(4 * u)} + cc;
         if (hh < HPK) { partv[(${
@@ -311,9 +310,7 @@ ${
     d.VST4 ? "" : ks.flatMap((k) =>
       us.map((u) =>
         `    {
-      var tot = ${shifted(k, u)};
-      for (var l = 1u; l < QL; l++) { tot += red[${redAt("l - 1u", k)} * NV + ${u32(u)}]; }
-      let acc = vsig * vec4<f32>(tot) - ${d.VCOAL || d.VSTAT ? `zs${u}` : `bst[bo + ${u32(u)}]`};
+${accLines(k, u, "tot", "acc")}
       for (var cc = 0u; cc < 4u; cc++) {
         let hh = ${u32(4 * u)} + cc;
         ${
