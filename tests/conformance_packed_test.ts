@@ -45,6 +45,7 @@ import { attentionReduceWgsl } from "../gpu/packed/attention.wgsl.ts";
 import {
   BlockAttention,
   type BlockAttentionTuning,
+  DEFAULT_BLOCK_TUNING,
   subgroupBlockTuning,
 } from "../gpu/packed/block_attention.ts";
 import { MixedBlockAttention } from "../gpu/packed/mixed_block_attention.ts";
@@ -898,7 +899,7 @@ async function checkBlockAttention(
       const t = att.block.config.tuning ?? {};
       const twin = await run1({
         ...t,
-        ...Object.fromEntries(TWIN_KNOBS.map((k) => [k, k === "vtouch" ? 0 : false])),
+        ...Object.fromEntries(TWIN_KNOBS.map((k) => [k, DEFAULT_BLOCK_TUNING[k]])),
         ...(t.vpair && !t.wshfl ? { uq: Math.min(t.uq ?? 8, 8) } : {}),
       });
       const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));

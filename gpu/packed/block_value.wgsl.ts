@@ -217,7 +217,6 @@ ${
   // vtouch (whole blocks): one word of each V row of the step VTOUCH ahead (past the last step, its own again)
   // and, with wsh, that step's weight words, loaded into tp<i> — each consumed (XORed into tch) one step later,
   // when it has long arrived, so no instruction waits on a touch
-  const nTouch = (wsh: boolean) => Math.ceil(UQ / 8) + (wsh ? js.filter((j) => j % 8 === 0).length : 0);
   const touchAddr = (wsh: boolean) => [
     ...[...Array(Math.ceil(UQ / 8)).keys()].map((i) =>
       `sw[wb + (row0 + qt + ((dg / 4u + ${u32(8 * i)}) % ${u32(UQ)}) * ${u32(QS)}) * WPTV + poff]`
@@ -235,17 +234,11 @@ ${
 ${touchAddr(wsh).map((a, i) => `    tch ^= tp${i}; tp${i} = ${a};`).join("\n")}`;
   const plain = (full: boolean, wsh = false) =>
     `${
-      d.VTOUCH && full
-        ? [...Array(nTouch(wsh)).keys()].map((i) => `  var tp${i} = 0u;`).join("\n") + "\n"
-        : ""
+      d.VTOUCH && full ? touchAddr(wsh).map((_, i) => `  var tp${i} = 0u;`).join("\n") + "\n" : ""
     }  for (var q0 = ${d.VJOIN ? "0u" : "ql"}; q0 < nq; q0 += ${u32(QS * UQ)}) {
 ${loads("q0", "", "let", full, wsh)}${d.VTOUCH && full ? "\n" + touches(wsh) : ""}
 ${compute(wsh)}
-  }${
-      d.VTOUCH && full
-        ? "\n  tch ^= " + [...Array(nTouch(wsh)).keys()].map((i) => `tp${i}`).join(" ^ ") + ";"
-        : ""
-    }`;
+  }${d.VTOUCH && full ? "\n  tch ^= " + touchAddr(wsh).map((_, i) => `tp${i}`).join(" ^ ") + ";" : ""}`;
   // software pipeline: the next step's loads are issued before this step's gathers and dot products
   const pipelined = (full: boolean) =>
     `  var q0 = ql;
