@@ -2,7 +2,7 @@
 # Nineteenth session, call 1: the score kernel's occupancy-side knobs at the int2 default (block 1024): sbar1 (one
 # barrier per block), tq 1 (256 invocations, 4 tokens each: fewer registers per invocation), tq 4, nblk 1/2/8,
 # tseq off, kstep 2, rdims 128, and 07d's block-512 candidates; the score stage at batch 6/7 for tq 1; then fresh
-# processes of the three lowest stage totals against the default and int16; the block conformance in the time left.
+# processes of the three lowest stage totals (the stagger diagnostic, stag.patch, excluded) against the default and int16; the block conformance in the time left.
 # Run on the device: source .gpu/setup.sh && export XDG_RUNTIME_DIR=/tmp && LIMIT=<s> bash <this file>
 set -u
 LIMIT=${LIMIT:-560}
@@ -22,6 +22,9 @@ for t in '{}' '{"sbar1":true}' '{"tq":1}' '{"tq":1,"nblk":2}' '{"tq":1,"nblk":8}
   '{"tq":4}' '{"tq":4,"nblk":2}' '{"nblk":1}' '{"nblk":2}' '{"nblk":8}' '{"tseq":false}' '{"kstep":2,"nblk":1}' \
   '{"rdims":128}' '{"tq":1,"tseq":false}' "{$J,\"sbar1\":true}" "{$J,\"vjoin\":true,\"sbar1\":true}" '{}' '{"sbar1":true}' '{"tq":1}'; do st "$t"; done
 st '{}' '--batch 6'; st '{"tq":1}' '--batch 6'; st '{"tq":1}' '--batch 7'
+el "stagger (stag.patch applied in the working tree: PMKVQ_STAG delays co-resident score workgroups)"
+for m in div mod half; do for n in 200 800; do echo "STAG $n $m $(PMKVQ_STAG=$n PMKVQ_STAGMODE=$m st '{}' '--batch 8')"; done; done
+echo "STAG 2000 div $(PMKVQ_STAG=2000 st '{}' '--batch 8')"
 el fresh
 sort -n "$RES" | head -5
 V='{"name":"block","tuning":{"block":{}}}'
