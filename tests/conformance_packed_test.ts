@@ -652,6 +652,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { ...Q2_DEFAULT_32, sbar2: true },
     // sbar1 (one barrier per score block, the sums folded after the next block's): byte-identical to its twin
     { ...Q2_DEFAULT_32, sbar1: true },
+    // stouch (the next block's lines touched during this block): byte-identical to its twin without
+    { ...Q2_DEFAULT_32, stouch: true },
+    { block: 256, tq: 1, nblk: 16, sred: true, stouch: true },
     { block: 256, tq: 1, nblk: 16, sred: true, sbar1: true },
     { block: 256, nblk: 1, sred: true, sbar1: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without, on
@@ -738,6 +741,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // sbar1 (one barrier per score block): byte-identical to its twin
     { sbar1: true },
     { block: 512, tq: 1, nblk: 8, sred: true, sbar1: true },
+    // stouch (the next block's lines touched during this block): byte-identical to its twin
+    { stouch: true },
+    { block: 512, tq: 1, nblk: 8, stouch: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without
     { vtouch: 1 },
     { vtouch: 2, uq: 8 },
@@ -763,6 +769,7 @@ const TWIN_KNOBS = [
   "vstat",
   "dacc",
   "sbar1",
+  "stouch",
 ] as const;
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -816,7 +823,7 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|sbar1 needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of|is not a multiple of rdims/
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|sbar1 needs|stouch needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of|is not a multiple of rdims/
           .test(
             e.message,
           )

@@ -734,6 +734,43 @@ Deno.test("block attention wgsl: sbar1 — one barrier per score block, the sums
   );
 });
 
+Deno.test("block attention wgsl: stouch — one word of each line of the next block's K rows and sz words, consumed after the dot products", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (
+    const [k, tuning, kt, zt] of [
+      // 2-bit K at D 128: 8-word rows, 4 tokens a line; 1024 tokens = 256 K lines + 64 sz lines over 128 lanes
+      ["q2", { block: 1024, tq: 2, tseq: true, nblk: 4 }, 2, 1],
+      // 4-bit K: 16-word rows, 2 tokens a line; 512 tokens = 256 K lines + 32 sz lines over 128 lanes
+      ["q4", { block: 512, tq: 1, nblk: 8 }, 2, 1],
+      // 2-bit K, 256 tokens over 64 lanes: 64 K lines (one each), 16 sz lines
+      ["q2", { block: 256, tq: 1, nblk: 2 }, 1, 1],
+    ] as const
+  ) {
+    const off = blockScoreWgsl(cfg({ k, v: k, tuning }));
+    const on = blockScoreWgsl(cfg({ k, v: k, tuning: { ...tuning, stouch: true } }));
+    const what = JSON.stringify(tuning);
+    assert.equal(count(on, /tk\d+ = sw\[kr\.x \+/g), kt, what);
+    assert.equal(count(on, /tz\d+ = sw\[select\(kr\.y/g), zt, what);
+    // issued at the block's start for the next block only, consumed after the dot products, kept by a dead store
+    assert.match(on, /if \(jb \+ 1u < \d+u && t0 \+ BT < cnt\) \{\n {4}let nt = t0 \+ BT;/, what);
+    const use = on.indexOf("tch ^= tk0");
+    assert.ok(use > on.lastIndexOf("dot4I8Packed") && use < on.indexOf("let Sk0"), what);
+    assert.match(
+      on,
+      /if \(lid == p\.io\.x \+ 0xffff0000u\) \{ bst\[0\] = vec4<f32>\(bitcast<f32>\(tch\)\); \}/,
+      what,
+    );
+    // nothing else changes: the same dot products and stores
+    assert.equal(count(on, /dot4I8Packed/g), count(off, /dot4I8Packed/g), what);
+    assert.equal(count(on, /wq\[/g), count(off, /wq\[/g), what);
+    assert.doesNotMatch(off, /tch/, what);
+  }
+  assert.throws(
+    () => blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { stouch: true, nblk: 1 } })),
+    (e: Error) => e instanceof QuantConfigError && /stouch needs nblk > 1 \(got 1\)/.test(e.message),
+  );
+});
+
 Deno.test("block attention wgsl: vtouch — the next step's V rows and weight words loaded one step early, consumed a step later", () => {
   const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
   for (

@@ -186,6 +186,14 @@ export interface BlockAttentionTuning {
    */
   sbar1?: boolean;
   /**
+   * Score kernel with nblk > 1: at the start of each block but the workgroup's last, every invocation loads one
+   * word of each of its share of the 128-byte lines of the NEXT block's K rows and sz words (K and V), into
+   * registers XORed together after this block's dot products (kept alive by a never-taken store), so the next
+   * block's lines are on their way to the L2 / L1 while this block computes, instead of being requested only
+   * after its dot products. The sums and every stored byte are the same as without it.
+   */
+  stouch?: boolean;
+  /**
    * Score kernel: the int8 query computed in its prologue (the query kernel's arithmetic) instead of a query
    * dispatch — every subgroup folds the D/4 plane words (lane i takes words i, i + size, …) with subgroupMax /
    * subgroupAdd, and the subgroup holding invocation 0 writes them to workgroup memory before the barrier the
@@ -245,6 +253,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   sred: false,
   sbar2: false,
   sbar1: false,
+  stouch: false,
   qsub: false,
   rsub: false,
 };
@@ -383,6 +392,8 @@ export interface Dims {
   SBAR2: boolean;
   /** Score kernel: one barrier per block, the sums folded after the next block's (`sbar1`, with sred). */
   SBAR1: boolean;
+  /** Score kernel: the next block's lines touched during this block (`stouch`, nblk > 1). */
+  STOUCH: boolean;
   QSUB: boolean;
 }
 
@@ -503,6 +514,11 @@ export function dims(c: BlockAttentionConfig): Dims {
       `block attention: vtouch needs vshuf (got ${t.vshuf}), no pipe (got ${t.pipe}) and no vpair (got ${t.vpair})`,
     );
   }
+  if (t.stouch && t.nblk === 1) {
+    throw new QuantConfigError(
+      `block attention: stouch needs nblk > 1 (got ${t.nblk}): it touches the next block`,
+    );
+  }
   if (t.sbar1 && !t.sred) {
     throw new QuantConfigError(`block attention: sbar1 needs sred (got ${t.sred})`);
   }
@@ -562,6 +578,7 @@ export function dims(c: BlockAttentionConfig): Dims {
     SRED: t.sred,
     SBAR2: (t.sbar2 || t.sbar1) && t.sred,
     SBAR1: t.sbar1 && t.sred,
+    STOUCH: t.stouch,
     QSUB: t.qsub,
   };
 }

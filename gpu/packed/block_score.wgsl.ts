@@ -572,6 +572,39 @@ ${afterScores}`;
         pts.map((t) => `    pv${t}_${w4} = st[(kr.x >> 2u) + xk${t} * ${u32(WPTK / 4)} + ${u32(w4)}];`)
       ),
     ].join("\n");
+  // stouch: one word of each 128-byte line of the next block — its K rows (TPL tokens a line) and its K and V
+  // sz words (32 tokens a line) — per invocation its share, at the start of this block
+  const TPL = Math.max(1, 32 / WPTK), kLines = (d.BT * WPTK) / 32, zLines = (2 * d.BT) / 32;
+  const kTouch = [...Array(Math.ceil(kLines / WQ)).keys()],
+    zTouch = [...Array(Math.ceil(zLines / WQ)).keys()];
+  const touchNames = [...kTouch.map((i) => `tk${i}`), ...zTouch.map((i) => `tz${i}`)];
+  const touches = `  // stouch: the next block's lines, consumed after this block's dot products
+${touchNames.map((n) => `  var ${n} = 0u;`).join("\n")}
+  if (jb + 1u < ${u32(NB)} && t0 + BT < cnt) {
+    let nt = t0 + BT;
+${
+    kTouch.map((i) => {
+      const j = `lid + ${u32(i * WQ)}`;
+      const load = `tk${i} = sw[kr.x + (head * kr.z + kr.w + min(nt + (${j}) * ${u32(TPL)}, cnt - 1u)) * ${
+        u32(WPTK)
+      }];`;
+      return (i + 1) * WQ <= kLines ? `    ${load}` : `    if (${j} < ${u32(kLines)}) { ${load} }`;
+    }).join("\n")
+  }
+${
+    zTouch.map((i) => {
+      const j = `lid + ${u32(i * WQ)}`;
+      return `    { let j = ${j};
+      if (j < ${u32(zLines)}) {
+        let zt = min(nt + (j % ${u32(zLines / 2)}) * 32u, cnt - 1u);
+        tz${i} = sw[select(kr.y + head * kr.z + kr.w, vr.y + head * vr.z + vr.w, j >= ${
+        u32(zLines / 2)
+      }) + zt];
+      }
+    }`;
+    }).join("\n")
+  }
+  }`;
   const manyBlocks = `  let kvh = wid.y; let b = wid.z;
   let S = p.io.x;
   let cnt = p.cnt[b / 4u][b % 4u];
@@ -585,17 +618,17 @@ ${w4s.flatMap((w4) => pts.map((t) => `  var pv${t}_${w4}: vec4<u32>;`)).join("\n
 ${prefetch("blk0 * BT + lid")}
   }
 ${queryLoad}
-${qfLines}${pendingVars}
+${qfLines}${pendingVars}${d.STOUCH ? "\n  var tch = 0u; // stouch: the touched words, XORed" : ""}
   for (var jb = 0u; jb < ${u32(NB)}; jb++) {
   let blk = blk0 + jb;
   let t0 = blk * BT;
   if (t0 >= cnt) { break; }
-  let tq = t0 + lid;
+  let tq = t0 + lid;${d.STOUCH ? "\n" + touches : ""}
 ${tokenRows(false)}
 ${itInit}
 ${ts.map((t) => `  let szk${t} = pk${t}; let szv${t} = pz${t};`).join("\n")}
 ${w4s.flatMap((w4) => pts.map((t) => `  let v${t}_${w4} = pv${t}_${w4};`)).join("\n")}
-${kAll ? kAll.dots : ""}
+${kAll ? kAll.dots : ""}${d.STOUCH ? `\n  tch ^= ${touchNames.join(" ^ ")};` : ""}
 ${scoreLines}
   if (jb + 1u < ${u32(NB)} && t0 + BT < cnt) {
 ${prefetch("t0 + BT + lid")}
@@ -635,6 +668,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }) {
 ${NB === 1 ? oneBlock : manyBlocks}
 ${bigSum}${NB === 1 ? "" : "\n  }"}${
+    d.STOUCH
+      ? `
+  // stouch: keeps the touches alive; never taken (lid < WQ ≤ 256, the block count S far below 2^16)
+  if (lid == p.io.x + 0xffff0000u) { bst[0] = vec4<f32>(bitcast<f32>(tch)); }`
+      : ""
+  }${
     d.SBAR1
       ? `
   // sbar1: the last block's sums
