@@ -655,6 +655,13 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // stouch (the next block's lines touched during this block): byte-identical to its twin without
     { ...Q2_DEFAULT_32, stouch: true },
     { block: 256, tq: 1, nblk: 16, sred: true, stouch: true },
+    // sepi (the weights packed by shifts and adds, the sums folded by invocation 0): byte-identical to its twin;
+    // stx (transposing butterflies for the block's reductions): against the reference (its sums add in another order)
+    { ...Q2_DEFAULT_32, sepi: true },
+    { block: 256, vshuf: true, sred: true, sepi: true },
+    { ...Q2_DEFAULT_32, sbar2: true, stx: true },
+    { ...Q2_DEFAULT_32, sbar2: true, stx: true, sepi: true },
+    { block: 256, tq: 1, nblk: 16, sred: true, sbar2: true, stx: true, sepi: true },
     { block: 256, tq: 1, nblk: 16, sred: true, sbar1: true },
     { block: 256, nblk: 1, sred: true, sbar1: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without, on
@@ -744,6 +751,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // stouch (the next block's lines touched during this block): byte-identical to its twin
     { stouch: true },
     { block: 512, tq: 1, nblk: 8, stouch: true },
+    // sepi: byte-identical to its twin; stx: against the reference
+    { sepi: true },
+    { sred: true, sbar2: true, stx: true, sepi: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without
     { vtouch: 1 },
     { vtouch: 2, uq: 8 },
@@ -770,6 +780,7 @@ const TWIN_KNOBS = [
   "dacc",
   "sbar1",
   "stouch",
+  "sepi",
 ] as const;
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -823,7 +834,7 @@ async function checkBlockAttention(
     } catch (e) {
       if (
         !(e instanceof QuantConfigError) ||
-        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|sbar1 needs|stouch needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of|is not a multiple of rdims/
+        !/K rows in registers|vshuf needs|wshfl needs|vpair needs|vsub needs|kacc2 needs|vcoal needs|vjoin needs|sbar2 needs|sbar1 needs|stouch needs|stx needs|vtouch needs|vst4 needs|vstat needs|quads not a multiple of|is not a multiple of rdims/
           .test(
             e.message,
           )

@@ -194,6 +194,24 @@ export interface BlockAttentionTuning {
    */
   stouch?: boolean;
   /**
+   * Score kernel: fewer operations after the dot products, the same bytes — each packed weight word as
+   * `(w0 − 0x4b000000) + (w1 << 8) + (w2 << 16) + (w3 << 24)` of the weights' f32 bits (0x4b000000 + w: the other
+   * lanes' 0x4b000000 shifts out of the word) instead of `pack4xU8`, and the block sums folded over the subgroups
+   * by invocation 0 alone (the only one that stores them) instead of by every invocation.
+   */
+  sepi?: boolean;
+  /**
+   * Score kernel with `sred` + `sbar2` (not `sbar1`, ≤ 4 query heads per KV head): the block's 8 per-invocation
+   * values of each reduction — the 4 heads' score maxima and the V scale maximum (3 lanes of padding), then Σp
+   * and Σp·z_V of the 4 heads — reduced within each subgroup by a transposing butterfly: three exchanges of half
+   * the remaining values (xor sgs/2, sgs/4, sgs/8: 4 + 2 + 1 shuffles) leave each group of sgs/8 lanes with one
+   * value, finished by log2(sgs/8) plain butterflies — 9 shuffles per reduction at 32 lanes instead of 25 (max)
+   * and 40 (sums) for `subgroupMax` / `subgroupAdd` of each value. The maxima are exact (the same bytes); the
+   * sums add in butterfly order (xor 16, 8, 4, 2, 1). Subgroups of fewer than 8 lanes take the subgroup
+   * built-ins.
+   */
+  stx?: boolean;
+  /**
    * Score kernel: the int8 query computed in its prologue (the query kernel's arithmetic) instead of a query
    * dispatch — every subgroup folds the D/4 plane words (lane i takes words i, i + size, …) with subgroupMax /
    * subgroupAdd, and the subgroup holding invocation 0 writes them to workgroup memory before the barrier the
@@ -254,6 +272,8 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   sbar2: false,
   sbar1: false,
   stouch: false,
+  sepi: false,
+  stx: false,
   qsub: false,
   rsub: false,
 };
@@ -394,6 +414,10 @@ export interface Dims {
   SBAR1: boolean;
   /** Score kernel: the next block's lines touched during this block (`stouch`, nblk > 1). */
   STOUCH: boolean;
+  /** Score kernel: the packed weights by shifts and adds, the sums folded by invocation 0 (`sepi`). */
+  SEPI: boolean;
+  /** Score kernel: transposing butterflies for the block's reductions (`stx`). */
+  STX: boolean;
   QSUB: boolean;
 }
 
@@ -519,6 +543,12 @@ export function dims(c: BlockAttentionConfig): Dims {
       `block attention: stouch needs nblk > 1 (got ${t.nblk}): it touches the next block`,
     );
   }
+  if (t.stx && !(t.sred && t.sbar2 && !t.sbar1 && HPK <= 4)) {
+    throw new QuantConfigError(
+      `block attention: stx needs sred and sbar2 (got ${t.sred}, ${t.sbar2}), no sbar1 (got ${t.sbar1}) and ≤ 4 ` +
+        `query heads per KV head (got ${HPK})`,
+    );
+  }
   if (t.sbar1 && !t.sred) {
     throw new QuantConfigError(`block attention: sbar1 needs sred (got ${t.sred})`);
   }
@@ -579,6 +609,8 @@ export function dims(c: BlockAttentionConfig): Dims {
     SBAR2: (t.sbar2 || t.sbar1) && t.sred,
     SBAR1: t.sbar1 && t.sred,
     STOUCH: t.stouch,
+    SEPI: t.sepi,
+    STX: t.stx,
     QSUB: t.qsub,
   };
 }
@@ -679,7 +711,8 @@ export function blockSharedBytes(c: BlockAttentionConfig): { query: number; scor
     query: 16 * 3 * d.D * d.NV,
     score: 16 * ((d.D / 4) * d.NV + 2 * d.NV + 2 * (d.WQ * d.NV + (d.WQ / 8) * d.NV)) +
       4 * (d.WQ + d.WQ / 8) +
-      (d.SBAR2 ? 16 * (d.SBAR1 ? d.WQ / 2 : d.WQ / 4) * d.NV : 0),
+      (d.SBAR2 ? 16 * (d.SBAR1 ? d.WQ / 2 : d.WQ / 4) * d.NV : 0) +
+      (d.STX ? 2 * 4 * 8 * (d.WQ / 4) : 0),
     value: d.VPAIR
       ? 16 * d.D
       : d.VJOIN

@@ -111,6 +111,7 @@ function reduce2(
   vals: { v: string; arr: string; arr2: string; idx: string; idx2: (j: string) => string }[],
   op: "max" | "add",
   outs: string[],
+  foldIf = "",
 ): string {
   const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
   const w: string[] = [];
@@ -125,6 +126,8 @@ function reduce2(
     vals.forEach((x, i) => w.push(`    ${x.arr}[${x.idx.replace(/I/g, "(lid / sgs)")}] = g${outs[i]};`));
     w.push("  }");
     w.push("  workgroupBarrier();");
+    // foldIf (sepi): the fold only where the condition holds, in an `if` the caller closes
+    if (foldIf) w.push(`  if (${foldIf}) {`);
     vals.forEach((x, i) => {
       w.push(`  var ${outs[i]} = ${x.arr}[${x.idx.replace(/I/g, "0u")}];`);
       w.push(
@@ -154,6 +157,48 @@ function reduce2(
       }; }`,
     );
   });
+  return w.join("\n");
+}
+
+/**
+ * `stx`: the 8 per-invocation values `vals` reduced with `op` within each subgroup by a transposing butterfly —
+ * three exchanges of half the remaining values (xor sgs/2, sgs/4, sgs/8; lane bits pick which half a lane keeps)
+ * leave lane `sid` with value sid / (sgs/8) reduced over its 8 exchange partners, then plain butterflies over
+ * the low lanes (xor sgs/16 … 1) — and the first lane of each group of sgs/8 writes it to `arr[(lid / sgs) · 8 +
+ * sid / (sgs/8)]`. Subgroups of fewer than 8 lanes use the subgroup built-ins and write the same layout.
+ */
+function transposed(vals: string[], op: "max" | "add", arr: string): string {
+  const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
+  const sg = op === "max" ? "subgroupMax" : "subgroupAdd";
+  const w: string[] = ["  if (sgs >= 8u) {"];
+  let cur = vals.map((v) => `(${v})`);
+  for (let j = 0; j < 3; j++) {
+    const half = cur.length / 2, o = `(sgs >> ${u32(j + 1)})`;
+    w.push(`    let xb${j} = (sid & ${o}) != 0u;`);
+    const next: string[] = [];
+    for (let i = 0; i < half; i++) {
+      w.push(
+        `    let xt${j}_${i} = ${
+          f(
+            `select(${cur[i]}, ${cur[i + half]}, xb${j})`,
+            `subgroupShuffleXor(select(${cur[i + half]}, ${cur[i]}, xb${j}), ${o})`,
+          )
+        };`,
+      );
+      next.push(`xt${j}_${i}`);
+    }
+    cur = next;
+  }
+  w.push(`    var xv = ${cur[0]};`);
+  w.push(`    for (var o = sgs >> 4u; o > 0u; o >>= 1u) { xv = ${f("xv", "subgroupShuffleXor(xv, o)")}; }`);
+  w.push(`    if ((sid & ((sgs >> 3u) - 1u)) == 0u) { ${arr}[(lid / sgs) * 8u + sid / (sgs >> 3u)] = xv; }`);
+  w.push("  } else {");
+  vals.forEach((v, i) => w.push(`    let xg${i} = ${sg}(${v});`));
+  w.push(`    if (sid == 0u) {`);
+  vals.forEach((_, i) => w.push(`      ${arr}[(lid / sgs) * 8u + ${u32(i)}] = xg${i};`));
+  w.push("    }");
+  w.push("  }");
+  w.push("  workgroupBarrier();");
   return w.join("\n");
 }
 
@@ -265,8 +310,24 @@ ${
 ${us.map((u) => `  pm${u} = m${u};`).join("\n")}
   psmx = smx; pblk = blk; ppo = rpo;
 `;
+  // sepi / stx: the sums folded by invocation 0 alone, inside the `if` that stores them
+  const sum0 = (d.SEPI || d.STX) && d.SRED;
+  const stxSum = `${
+    transposed(
+      us.flatMap((u) => [..."xyzw"].map((c) => `l${u}.${c}`).concat([..."xyzw"].map((c) => `z${u}.${c}`))),
+      "add",
+      "rsm",
+    )
+  }
+  if (lid == 0u) {
+  var L0 = vec4<f32>(rsm[0u], rsm[1u], rsm[2u], rsm[3u]);
+  var Z0 = vec4<f32>(rsm[4u], rsm[5u], rsm[6u], rsm[7u]);
+  for (var j = 1u; j < WQ / sgs; j++) {
+    L0 = (L0 + vec4<f32>(rsm[j * 8u], rsm[j * 8u + 1u], rsm[j * 8u + 2u], rsm[j * 8u + 3u]));
+    Z0 = (Z0 + vec4<f32>(rsm[j * 8u + 4u], rsm[j * 8u + 5u], rsm[j * 8u + 6u], rsm[j * 8u + 7u]));
+  }`;
   const bigSum = d.SBAR1 ? lazySum : `${
-    reduce2(
+    d.STX ? stxSum : reduce2(
       d,
       us.flatMap((u) => [
         {
@@ -286,10 +347,10 @@ ${us.map((u) => `  pm${u} = m${u};`).join("\n")}
       ]),
       "add",
       us.flatMap((u) => [`L${u}`, `Z${u}`]),
+      sum0 ? "lid == 0u" : "",
     )
   }
-  let bo = (head * S + blk) * BST;
-  if (lid == 0u) {
+  let bo = (head * S + blk) * BST;${sum0 ? "" : "\n  if (lid == 0u) {"}
 ${
     us.map((u) =>
       `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = m${u}; bst[bo + 2u * NV + ${
@@ -447,27 +508,42 @@ ${
 `
       : ""
   }${
-    reduce2(
-      d,
-      [
-        ...us.map((u) => ({
-          v: fold((t) => `s${t}_${u}`),
-          arr: "rv",
-          arr2: "rv2",
-          idx: d.SBAR1 ? `(rpo + I) * NV + ${u32(u)}` : `I * NV + ${u32(u)}`,
-          idx2: (j: string) => `${j} * NV + ${u32(u)}`,
-        })),
-        {
-          v: fold((t) => `Sv${t}`),
-          arr: "rs",
-          arr2: "rs2",
-          idx: `${rpo}I`,
-          idx2: (j: string) => j,
-        },
-      ],
-      "max",
-      [...us.map((u) => `m${u}`), "smx"],
-    )
+    d.STX
+      ? `  let gs = ${fold((t) => `s${t}_0`)};
+${
+        transposed(
+          [..."xyzw"].map((c) => `gs.${c}`).concat([fold((t) => `Sv${t}`), "NEG", "NEG", "NEG"]),
+          "max",
+          "rmx",
+        )
+      }
+  var m0 = vec4<f32>(rmx[0u], rmx[1u], rmx[2u], rmx[3u]);
+  var smx = rmx[4u];
+  for (var j = 1u; j < WQ / sgs; j++) {
+    m0 = max(m0, vec4<f32>(rmx[j * 8u], rmx[j * 8u + 1u], rmx[j * 8u + 2u], rmx[j * 8u + 3u]));
+    smx = max(smx, rmx[j * 8u + 4u]);
+  }`
+      : reduce2(
+        d,
+        [
+          ...us.map((u) => ({
+            v: fold((t) => `s${t}_${u}`),
+            arr: "rv",
+            arr2: "rv2",
+            idx: d.SBAR1 ? `(rpo + I) * NV + ${u32(u)}` : `I * NV + ${u32(u)}`,
+            idx2: (j: string) => `${j} * NV + ${u32(u)}`,
+          })),
+          {
+            v: fold((t) => `Sv${t}`),
+            arr: "rs",
+            arr2: "rs2",
+            idx: `${rpo}I`,
+            idx2: (j: string) => j,
+          },
+        ],
+        "max",
+        [...us.map((u) => `m${u}`), "smx"],
+      )
   }${
     d.SBAR1 && NB > 1
       ? `
@@ -497,12 +573,18 @@ ${
   let wb${t}_${u} = bitcast<vec4<u32>>(min(pp${t}_${u} * (Sv${t} * vinv), vec4<f32>(255.0)) + 8388608.0);`;
             }).join("\n")
           }
-  wq[(qo + ${u32(k * WQ)}) * NV + ${u32(u)}] = vec4<u32>(${
-            lanes.map((l) =>
-              `pack4xU8(vec4<u32>(${[0, 1, 2, 3].map((i) => `wb${4 * k + i}_${u}.${l}`).join(", ")}))`
-            )
-              .join(", ")
-          });`
+  wq[(qo + ${u32(k * WQ)}) * NV + ${u32(u)}] = ${
+            d.SEPI
+              ? `(wb${4 * k}_${u} - vec4<u32>(0x4b000000u)) + (wb${4 * k + 1}_${u} << vec4<u32>(8u)) + (wb${
+                4 * k + 2
+              }_${u} << vec4<u32>(16u)) + (wb${4 * k + 3}_${u} << vec4<u32>(24u))`
+              : `vec4<u32>(${
+                lanes.map((l) =>
+                  `pack4xU8(vec4<u32>(${[0, 1, 2, 3].map((i) => `wb${4 * k + i}_${u}.${l}`).join(", ")}))`
+                )
+                  .join(", ")
+              })`
+          };`
         ).join("\n")
       }`
     ).join("\n")
@@ -659,6 +741,12 @@ var<workgroup> rs2: array<f32, ${WQ / 8}>;${
       ? `\n// sbar2: the sums' subgroup results [WQ/4, NV] (subgroups of ≥ 4 lanes)\nvar<workgroup> rl: array<vec4<f32>, ${
         (d.SBAR1 ? WQ / 2 : WQ / 4) * NV
       }>;`
+      : ""
+  }${
+    d.STX
+      ? `\n// stx: each subgroup's 8 maxima and 8 sums [WQ/sgs, 8] (subgroups of ≥ 4 lanes)\nvar<workgroup> rmx: array<f32, ${
+        8 * (WQ / 4)
+      }>;\nvar<workgroup> rsm: array<f32, ${8 * (WQ / 4)}>;`
       : ""
   }
 ${QUANT_WGSL}${d.QSUB ? Q8_WGSL : ""}
