@@ -919,6 +919,8 @@ async function checkBlockAttention(
         ...t,
         ...Object.fromEntries(TWIN_KNOBS.map((k) => [k, DEFAULT_BLOCK_TUNING[k]])),
         ...(t.vpair && !t.wshfl ? { uq: Math.min(t.uq ?? 8, 8) } : {}),
+        // (stx needs sbar2's arrays: its twin keeps them)
+        ...(t.stx ? { sbar2: true } : {}),
       });
       const twinOut = new Uint32Array(await g.read(out, 0, 4 * B * nH * D));
       const at = twinOut.findIndex((x, i) => x !== mine[i]);

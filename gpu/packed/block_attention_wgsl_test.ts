@@ -771,6 +771,117 @@ Deno.test("block attention wgsl: stouch — one word of each line of the next bl
   );
 });
 
+Deno.test("block attention wgsl: sepi — weights packed by shifts and adds, the block sums folded by invocation 0 alone", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (
+    const tuning of [
+      { block: 1024, tq: 2, tseq: true, nblk: 4, sred: true, sbar2: true },
+      { block: 256, tq: 1, nblk: 1, sred: true },
+      { block: 512, tq: 1, nblk: 8 },
+    ]
+  ) {
+    const off = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning }));
+    const on = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, sepi: true } }));
+    const what = JSON.stringify(tuning);
+    assert.equal(count(on, /pack4xU8/g), 0, what);
+    assert.equal(count(off, /pack4xU8/g), 4 * count(off, /wq\[/g), what);
+    // one packed vec4 (the 4 heads' words) per quad: w0 − 2^23's bits + w1 << 8 + w2 << 16 + w3 << 24
+    assert.equal(
+      count(
+        on,
+        /= \(wb\d+_0 - vec4<u32>\(0x4b000000u\)\) \+ \(wb\d+_0 << vec4<u32>\(8u\)\) \+ \(wb\d+_0 << vec4<u32>\(16u\)\) \+ \(wb\d+_0 << vec4<u32>\(24u\)\);/g,
+      ),
+      count(off, /wq\[/g),
+      what,
+    );
+    // with sred the sums' fold sits inside invocation 0's `if`; without, the tree's fold is unchanged
+    const fold = on.slice(on.indexOf("// block sums"));
+    if (tuning.sred) {
+      assert.ok(fold.indexOf("if (lid == 0u) {") < fold.indexOf("var L0 = "), what);
+    } else {
+      assert.equal(fold, off.slice(off.indexOf("// block sums")), what);
+    }
+  }
+  // the arithmetic: (0x4b000000 + w0) − 0x4b000000 + ((0x4b000000 + wi) << 8i) = pack4xU8(w) for every byte
+  for (const w of [[0, 0, 0, 0], [255, 255, 255, 255], [1, 128, 7, 200], [17, 0, 255, 3]]) {
+    const b = w.map((x) => 0x4b000000 + x);
+    const packed =
+      ((b[0] - 0x4b000000) + ((b[1] << 8) >>> 0) + ((b[2] << 16) >>> 0) + ((b[3] << 24) >>> 0)) >>> 0;
+    assert.equal(packed, (w[0] | (w[1] << 8) | (w[2] << 16) | (w[3] << 24)) >>> 0, String(w));
+  }
+});
+
+Deno.test("block attention wgsl: stx — transposing butterflies for the score kernel's block max and sums", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  const tuning = { block: 1024, tq: 2, tseq: true, nblk: 4, sred: true, sbar2: true };
+  const on = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, stx: true } }));
+  // per reduction: 4 + 2 + 1 exchanges then the loop's butterfly (one shuffle in the text), twice
+  assert.equal(count(on, /subgroupShuffleXor\(select\(/g), 2 * 7);
+  assert.equal(count(on, /subgroupShuffleXor\(xv, o\)/g), 2);
+  // the fallback below 8 lanes: one built-in per value (8 + 8); the qsub-free config has no other subgroup max
+  assert.equal(count(on, /subgroupMax\(/g), 8);
+  assert.equal(count(on, /subgroupAdd\(/g), 8);
+  assert.match(on, /rmx\[\(lid \/ sgs\) \* 8u \+ sid \/ \(sgs >> 3u\)\] = xv;/);
+  assert.match(on, /var smx = rmx\[4u\];/);
+  assert.match(on, /var<workgroup> rmx: array<f32, 256>;/); // 8 · (WQ / 4) at WQ 128
+  assert.equal(
+    blockSharedBytes(cfg({ k: "q2", v: "q2", tuning: { ...tuning, stx: true } })).score -
+      blockSharedBytes(cfg({ k: "q2", v: "q2", tuning })).score,
+    2 * 4 * 8 * 32,
+  );
+  for (
+    const [bad, re] of [
+      [{ sred: false, sbar2: false }, /stx needs sred and sbar2 \(got false, false\)/],
+      [{ sbar1: true }, /no sbar1 \(got true\)/],
+    ] as const
+  ) {
+    assert.throws(
+      () => blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, ...bad, stx: true } })),
+      (e: Error) => e instanceof QuantConfigError && re.test(e.message),
+    );
+  }
+  assert.throws(
+    () =>
+      blockScoreWgsl(
+        cfg({ numHeads: 40, numKvHeads: 8, k: "q2", v: "q2", tuning: { ...tuning, stx: true } }),
+      ),
+    (e: Error) => e instanceof QuantConfigError && /≤ 4 query heads per KV head \(got 5\)/.test(e.message),
+  );
+});
+
+/**
+ * stx's transposing butterfly, simulated in TypeScript on 32 and 8 lanes exactly as the kernel's text orders it
+ * (lane bits pick the kept half, xor sgs/2 … then the plain butterflies): every group's writing lane ends with the
+ * maximum and the sum of its value over all lanes.
+ */
+Deno.test("block attention wgsl: stx — the transposing butterfly reduces every value over the subgroup", () => {
+  for (const sgs of [32, 16, 8]) {
+    const vals = [...Array(sgs)].map((_, lane) => [...Array(8)].map((_, i) => (lane * 37 + i * 11) % 23 - 7));
+    const ops: ((a: number, b: number) => number)[] = [(a, b) => Math.max(a, b), (a, b) => a + b];
+    for (const op of ops) {
+      let cur = vals.map((v) => v.slice());
+      for (let j = 0; j < 3; j++) {
+        const o = sgs >> (j + 1), half = cur[0].length / 2;
+        cur = cur.map((v, lane) => {
+          // kept: select(v[i], v[i + half], b); received: the partner's select(p[i + half], p[i], its own bit)
+          const b = (lane & o) !== 0, p = cur[lane ^ o], pb = ((lane ^ o) & o) !== 0;
+          return [...Array(half)].map((_, i) => op(b ? v[i + half] : v[i], pb ? p[i] : p[i + half]));
+        });
+      }
+      let x = cur.map((v) => v[0]);
+      for (let o = sgs >> 4; o > 0; o >>= 1) x = x.map((v, lane) => op(v, x[lane ^ o]));
+      for (let lane = 0; lane < sgs; lane += sgs >> 3) {
+        const idx = lane / (sgs >> 3);
+        assert.equal(
+          x[lane],
+          vals.map((v) => v[idx]).reduce((a, b) => op(a, b)),
+          `${sgs} lanes, value ${idx}`,
+        );
+      }
+    }
+  }
+});
+
 Deno.test("block attention wgsl: vtouch — the next step's V rows and weight words loaded one step early, consumed a step later", () => {
   const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
   for (
