@@ -182,7 +182,8 @@ export interface BlockAttentionTuning {
    * and the sums' subgroup results are double-buffered by block parity; a block's sums are written with no
    * barrier and folded — by every invocation, in the same order, so byte-identical — right after the NEXT
    * block's maximum barrier (the last block's after one more barrier past the loop), where its statistics go to
-   * `bst`. Opt-in (not measured yet).
+   * `bst`. Opt-in: **slower on the H100** (score stage 53.1 / 52.9 µs against 50.4 / 52.7 at the int2 default;
+   * h100-block-attention-2026-12-07e.md).
    */
   sbar1?: boolean;
   /**
@@ -190,14 +191,17 @@ export interface BlockAttentionTuning {
    * word of each of its share of the 128-byte lines of the NEXT block's K rows and sz words (K and V), into
    * registers XORed together after this block's dot products (kept alive by a never-taken store), so the next
    * block's lines are on their way to the L2 / L1 while this block computes, instead of being requested only
-   * after its dot products. The sums and every stored byte are the same as without it.
+   * after its dot products. The sums and every stored byte are the same as without it. Opt-in: **slower on the
+   * H100** (score stage 56.0–56.3 µs against 50.1–51.8 at the int2 default; fresh int2 100.2 µs against 94.7;
+   * h100-block-attention-2026-12-07e.md — the score kernel does not wait on its K rows).
    */
   stouch?: boolean;
   /**
    * Score kernel: fewer operations after the dot products, the same bytes — each packed weight word as
    * `(w0 − 0x4b000000) + (w1 << 8) + (w2 << 16) + (w3 << 24)` of the weights' f32 bits (0x4b000000 + w: the other
    * lanes' 0x4b000000 shifts out of the word) instead of `pack4xU8`, and the block sums folded over the subgroups
-   * by invocation 0 alone (the only one that stores them) instead of by every invocation.
+   * by invocation 0 alone (the only one that stores them) instead of by every invocation. Opt-in, not measured
+   * on the H100 yet (h100-block-attention-2026-12-07e/03-epilogue.sh).
    */
   sepi?: boolean;
   /**
@@ -208,7 +212,7 @@ export interface BlockAttentionTuning {
    * value, finished by log2(sgs/8) plain butterflies — 9 shuffles per reduction at 32 lanes instead of 25 (max)
    * and 40 (sums) for `subgroupMax` / `subgroupAdd` of each value. The maxima are exact (the same bytes); the
    * sums add in butterfly order (xor 16, 8, 4, 2, 1). Subgroups of fewer than 8 lanes take the subgroup
-   * built-ins.
+   * built-ins. Opt-in, not measured on the H100 yet (h100-block-attention-2026-12-07e/03-epilogue.sh).
    */
   stx?: boolean;
   /**
