@@ -105,6 +105,22 @@ ${tree("qc", (a, b) => `${a} + ${b}`)}
 `;
 }
 
+/** `op` of two WGSL expressions. */
+const combine =
+  (op: "max" | "add") => (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
+
+/**
+ * `vec4<f32>` of four consecutive floats of a flat `[subgroups, 8]` workgroup array (`stx`): row `j` (a WGSL
+ * expression; none: row 0), columns off … off + 3.
+ */
+const vec4At = (arr: string, j: string | null, off: number) =>
+  `vec4<f32>(${
+    [0, 1, 2, 3].map((i) =>
+      `${arr}[${j ? (off + i ? `${j} * 8u + ${u32(off + i)}` : `${j} * 8u`) : u32(off + i)}]`
+    )
+      .join(", ")
+  })`;
+
 /** A two-stage workgroup reduction of `vals` (names of per-invocation values) with `op`; result in `out<i>`. */
 function reduce2(
   d: Dims,
@@ -113,7 +129,7 @@ function reduce2(
   outs: string[],
   foldIf = "",
 ): string {
-  const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
+  const f = combine(op);
   const w: string[] = [];
   // sbar2: no leading barrier — the maxima (rv, rs) and the sums (rl, rz) have their own arrays, so the other
   // reduction's second barrier already separates this block's writes from the previous block's reads
@@ -168,7 +184,7 @@ function reduce2(
  * sid / (sgs/8)]`. Subgroups of fewer than 8 lanes use the subgroup built-ins and write the same layout.
  */
 function transposed(vals: string[], op: "max" | "add", arr: string): string {
-  const f = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
+  const f = combine(op);
   const sg = op === "max" ? "subgroupMax" : "subgroupAdd";
   const w: string[] = ["  if (sgs >= 8u) {"];
   let cur = vals.map((v) => `(${v})`);
@@ -320,11 +336,11 @@ ${us.map((u) => `  pm${u} = m${u};`).join("\n")}
     )
   }
   if (lid == 0u) {
-  var L0 = vec4<f32>(rsm[0u], rsm[1u], rsm[2u], rsm[3u]);
-  var Z0 = vec4<f32>(rsm[4u], rsm[5u], rsm[6u], rsm[7u]);
+  var L0 = ${vec4At("rsm", null, 0)};
+  var Z0 = ${vec4At("rsm", null, 4)};
   for (var j = 1u; j < WQ / sgs; j++) {
-    L0 = (L0 + vec4<f32>(rsm[j * 8u], rsm[j * 8u + 1u], rsm[j * 8u + 2u], rsm[j * 8u + 3u]));
-    Z0 = (Z0 + vec4<f32>(rsm[j * 8u + 4u], rsm[j * 8u + 5u], rsm[j * 8u + 6u], rsm[j * 8u + 7u]));
+    L0 = (L0 + ${vec4At("rsm", "j", 0)});
+    Z0 = (Z0 + ${vec4At("rsm", "j", 4)});
   }`;
   const bigSum = d.SBAR1 ? lazySum : `${
     d.STX ? stxSum : reduce2(
@@ -517,10 +533,10 @@ ${
           "rmx",
         )
       }
-  var m0 = vec4<f32>(rmx[0u], rmx[1u], rmx[2u], rmx[3u]);
+  var m0 = ${vec4At("rmx", null, 0)};
   var smx = rmx[4u];
   for (var j = 1u; j < WQ / sgs; j++) {
-    m0 = max(m0, vec4<f32>(rmx[j * 8u], rmx[j * 8u + 1u], rmx[j * 8u + 2u], rmx[j * 8u + 3u]));
+    m0 = max(m0, ${vec4At("rmx", "j", 0)});
     smx = max(smx, rmx[j * 8u + 4u]);
   }`
       : reduce2(
