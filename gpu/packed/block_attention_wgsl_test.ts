@@ -767,7 +767,25 @@ Deno.test("block attention wgsl: stouch — one word of each line of the next bl
   }
   assert.throws(
     () => blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { stouch: true, nblk: 1 } })),
-    (e: Error) => e instanceof QuantConfigError && /stouch needs nblk > 1 \(got 1\)/.test(e.message),
+    (e: Error) =>
+      e instanceof QuantConfigError &&
+      /stouch needs more than one block per score workgroup \(nblk 1, 1 /.test(e.message),
+  );
+  // the default nblk (not given) falls back to 1 where the K rows do not stay in registers (2-bit K at D 32 takes
+  // the word loop): stouch is refused there too, naming both (the H100 conformance caught it compiling to WGSL
+  // that named the never-declared touch register)
+  assert.throws(
+    () =>
+      blockScoreWgsl({
+        numHeads: 8,
+        numKvHeads: 2,
+        headDim: 32,
+        maxBatch: 1,
+        k: "q2",
+        v: "q2",
+        tuning: { stouch: true },
+      }),
+    (e: Error) => e instanceof QuantConfigError && /\(nblk 4, 1 with these K rows\)/.test(e.message),
   );
 });
 

@@ -542,9 +542,10 @@ export function dims(c: BlockAttentionConfig): Dims {
       `block attention: vtouch needs vshuf (got ${t.vshuf}), no pipe (got ${t.pipe}) and no vpair (got ${t.vpair})`,
     );
   }
-  if (t.stouch && t.nblk === 1) {
+  if (t.stouch && NBLK === 1) {
     throw new QuantConfigError(
-      `block attention: stouch needs nblk > 1 (got ${t.nblk}): it touches the next block`,
+      `block attention: stouch needs more than one block per score workgroup (nblk ${t.nblk}, ${NBLK} with these ` +
+        `K rows): it touches the next block`,
     );
   }
   if (t.stx && !(t.sred && t.sbar2 && !t.sbar1 && HPK <= 4)) {
