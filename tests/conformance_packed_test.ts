@@ -652,6 +652,8 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { ...Q2_DEFAULT_32, sbar2: true },
     // sbar1 (one barrier per score block, the sums folded after the next block's): byte-identical to its twin
     { ...Q2_DEFAULT_32, sbar1: true },
+    { block: 256, tq: 1, nblk: 16, sred: true, sbar1: true },
+    { block: 256, nblk: 1, sred: true, sbar1: true },
     // stouch (the next block's lines touched during this block): byte-identical to its twin without
     { ...Q2_DEFAULT_32, stouch: true },
     { block: 256, tq: 1, nblk: 16, sred: true, stouch: true },
@@ -662,8 +664,6 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { ...Q2_DEFAULT_32, sbar2: true, stx: true },
     { ...Q2_DEFAULT_32, sbar2: true, stx: true, sepi: true },
     { block: 256, tq: 1, nblk: 16, sred: true, sbar2: true, stx: true, sepi: true },
-    { block: 256, tq: 1, nblk: 16, sred: true, sbar1: true },
-    { block: 256, nblk: 1, sred: true, sbar1: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without, on
     // the {q2, q2} default (here its vec4 fallback), uq 4 and vjoin
     { ...Q2_DEFAULT_32, vtouch: 1 },
@@ -907,7 +907,8 @@ async function checkBlockAttention(
     }
     // vpair only moves which invocation owns which dims, vsub how V plane 3's exact sum is formed, kacc2 how the
     // K planes', vcoal where the split's floats are staged, sbar2 which barriers guard the score reductions, vtouch
-    // what the value kernel loads early, vst4 / vstat how it stores the split and when it loads the statistics
+    // what the value kernel loads early, vst4 / vstat how it stores the split and when it loads the statistics,
+    // stouch what the score kernel loads early, sepi how it packs the weights and which invocations fold the sums
     // (the same exact integer sums, the same f32 ops):
     // byte-identical to the same schedule without them
     const twinKnobs = TWIN_KNOBS.filter((k) => tuning[k]);
