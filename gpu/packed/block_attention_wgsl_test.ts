@@ -789,6 +789,42 @@ Deno.test("block attention wgsl: stouch — one word of each line of the next bl
   );
 });
 
+Deno.test("block attention wgsl: sexp2 — scores in log2 units, exp2, the block maximum stored in natural units", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (
+    const tuning of [
+      { block: 1024, tq: 2, tseq: true, nblk: 4, sred: true, sbar2: true, qsub: true },
+      { block: 256, tq: 1, nblk: 1, sred: true, sbar1: true },
+      { block: 512, tq: 1, nblk: 8 },
+    ]
+  ) {
+    const off = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning }));
+    const on = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, sexp2: true } }));
+    const what = JSON.stringify(tuning);
+    // every exp becomes an exp2, one per score and head
+    assert.equal(count(on, /\bexp\(/g), 0, what);
+    assert.ok(count(off, /\bexp\(/g) > 0, what);
+    assert.equal(count(on, /\bexp2\(/g), count(off, /\bexp\(/g), what);
+    // the query's scales (qsub's pow2 or the records') carry log2 e, once
+    assert.equal(count(on, /qsc\[[^\]]+\] = [^;]+ \* 1\.4426950408889634;/g), 1, what);
+    assert.equal(count(off, /1\.4426950408889634/g), 0, what);
+    // every stored block maximum goes back to natural units; nothing else changes
+    const stores = count(off, /bst\[bo \+ NV \+ 0u\] = p?m0;/g);
+    assert.ok(stores > 0, what);
+    assert.equal(count(on, /bst\[bo \+ NV \+ 0u\] = \(p?m0 \* 0\.6931471805599453\);/g), stores, what);
+    const strip = (w: string) =>
+      w.replaceAll("exp2(", "exp(").replaceAll(" * 1.4426950408889634", "").replace(
+        /\((p?m0) \* 0\.6931471805599453\)/g,
+        "$1",
+      );
+    assert.equal(strip(on), off, what);
+  }
+  // ln 2 · log2 e rounds to 1 in f32, and the two constants are the f64 values of log2 e and ln 2
+  assert.equal(Math.fround(Math.fround(1.4426950408889634) * Math.fround(0.6931471805599453)), 1);
+  assert.equal(1.4426950408889634, Math.LOG2E);
+  assert.equal(0.6931471805599453, Math.LN2);
+});
+
 Deno.test("block attention wgsl: sepi — weights packed by shifts and adds, the block sums folded by invocation 0 alone", () => {
   const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
   for (

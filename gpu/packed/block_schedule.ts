@@ -216,6 +216,13 @@ export interface BlockAttentionTuning {
    */
   stx?: boolean;
   /**
+   * Score kernel: base-2 exponentials — the query's scales 2^e times log2(e) (so the scores come out in log2
+   * units: s·log2 e, rounded once more), `exp2(s − m)` instead of `exp(s − m)` (no multiply by log2 e per score
+   * and head), and the block maximum stored back in natural units (m·ln 2) for the value and reduce kernels.
+   * Not byte-identical to its twin (the scores round differently); checked against the reference. Opt-in.
+   */
+  sexp2?: boolean;
+  /**
    * Score kernel: the int8 query computed in its prologue (the query kernel's arithmetic) instead of a query
    * dispatch — every subgroup folds the D/4 plane words (lane i takes words i, i + size, …) with subgroupMax /
    * subgroupAdd, and the subgroup holding invocation 0 writes them to workgroup memory before the barrier the
@@ -278,6 +285,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   stouch: false,
   sepi: false,
   stx: false,
+  sexp2: false,
   qsub: false,
   rsub: false,
 };
@@ -422,6 +430,8 @@ export interface Dims {
   SEPI: boolean;
   /** Score kernel: transposing butterflies for the block's reductions (`stx`). */
   STX: boolean;
+  /** Score kernel: scores in log2 units, exp2, the maximum stored in natural units (`sexp2`). */
+  SEXP2: boolean;
   QSUB: boolean;
 }
 
@@ -616,6 +626,7 @@ export function dims(c: BlockAttentionConfig): Dims {
     STOUCH: t.stouch,
     SEPI: t.sepi,
     STX: t.stx,
+    SEXP2: t.sexp2,
     QSUB: t.qsub,
   };
 }

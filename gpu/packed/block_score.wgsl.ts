@@ -106,6 +106,11 @@ ${tree("qc", (a, b) => `${a} + ${b}`)}
 }
 
 /** `op` of two WGSL expressions. */
+/** `sexp2`: the factor that puts the query's scales, so the scores, in log2 units (empty without it). */
+const l2e = (d: Dims) => (d.SEXP2 ? " * 1.4426950408889634" : "");
+/** `sexp2`: a block maximum in log2 units back in natural units, as the value and reduce kernels read it. */
+const natural = (d: Dims, m: string) => (d.SEXP2 ? `(${m} * 0.6931471805599453)` : m);
+
 const combine =
   (op: "max" | "add") => (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `(${a} + ${b})`);
 
@@ -282,7 +287,9 @@ ${us.map((u) => `  let qt${u} = subgroupAdd(qn${u});`).join("\n")}
   if (lead && sid == 0u) {
 ${
     us.map((u) =>
-      `    qsc[${u32(u)}] = vec4<f32>(pow2(qe${u}.x), pow2(qe${u}.y), pow2(qe${u}.z), pow2(qe${u}.w));
+      `    qsc[${u32(u)}] = vec4<f32>(pow2(qe${u}.x), pow2(qe${u}.y), pow2(qe${u}.z), pow2(qe${u}.w))${
+        l2e(d)
+      };
     qis[${u32(u)}] = qt${u};`
     ).join("\n")
   }
@@ -369,9 +376,9 @@ ${us.map((u) => `  pm${u} = m${u};`).join("\n")}
   let bo = (head * S + blk) * BST;${sum0 ? "" : "\n  if (lid == 0u) {"}
 ${
     us.map((u) =>
-      `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = m${u}; bst[bo + 2u * NV + ${
-        u32(u)
-      }] = L${u};`
+      `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = ${
+        natural(d, `m${u}`)
+      }; bst[bo + 2u * NV + ${u32(u)}] = L${u};`
     ).join("\n")
   }
     bst[bo + 3u * NV] = vec4<f32>(smx * (1.0 / 255.0), 0.0, 0.0, 0.0);
@@ -505,9 +512,9 @@ ${
     let bo = (head * S + pblk) * BST;
 ${
       us.map((u) =>
-        `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = pm${u}; bst[bo + 2u * NV + ${
-          u32(u)
-        }] = L${u};`
+        `    bst[bo + ${u32(u)}] = Z${u}; bst[bo + NV + ${u32(u)}] = ${
+          natural(d, `pm${u}`)
+        }; bst[bo + 2u * NV + ${u32(u)}] = L${u};`
       ).join("\n")
     }
     bst[bo + 3u * NV] = vec4<f32>(psmx * (1.0 / 255.0), 0.0, 0.0, 0.0);
@@ -584,7 +591,7 @@ ${
               // the count has s = NEG, so p = exp(NEG − m) = 0 (m is a real score: the block has one) and its w
               // and z terms are 0 without a select; its clamped row is the count's last token, in this block, so
               // its S_V changes no maximum either
-              return `  let pp${t}_${u} = exp(s${t}_${u} - m${u});
+              return `  let pp${t}_${u} = ${d.SEXP2 ? "exp2" : "exp"}(s${t}_${u} - m${u});
   l${u} += pp${t}_${u}; z${u} += pp${t}_${u} * zv${t};
   let wb${t}_${u} = bitcast<vec4<u32>>(min(pp${t}_${u} * (Sv${t} * vinv), vec4<f32>(255.0)) + 8388608.0);`;
             }).join("\n")
@@ -610,7 +617,7 @@ ${
   const queryLoad = d.QSUB ? qsubLoad(d) : `  let rb = (b * NKV + kvh) * REC;
   for (var i = lid; i < (D / 4u) * NV; i += WQ) { qp[i] = qrec[rb + i]; }
   if (lid < NV) {
-    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid]);
+    qsc[lid] = bitcast<vec4<f32>>(qrec[rb + (D / 4u) * NV + lid])${l2e(d)};
     qis[lid] = bitcast<vec4<i32>>(qrec[rb + (D / 4u) * NV + NV + lid]);
   }
   workgroupBarrier();`;
