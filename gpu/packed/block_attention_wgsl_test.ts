@@ -55,6 +55,9 @@ Deno.test("block attention wgsl: bad shapes and schedules are typed errors namin
     [{ tuning: { kstep: 3 } }, /kstep 3/, QuantConfigError],
     [{ tuning: { block: 256, tq: 4 } }, /= 16 score invocations/, QuantConfigError],
     [{ tuning: { vshuf: true } }, /vshuf needs 2-bit V, got q4/, QuantConfigError],
+    // a misspelt knob is not silently ignored
+    [{ tuning: { sexp: true } as never }, /unknown tuning field sexp \(known: block, /, QuantConfigError],
+    [{ tuning: { stx2: true, foo: 1 } as never }, /unknown tuning fields stx2, foo/, QuantConfigError],
     // D 32: 8 invocations per quad, so wgv 256 has 32 lanes; × uq 4 = 128 quads per step > block 256's 64
     [
       { headDim: 32, tuning: { block: 256, wgv: 256, uq: 4 } },

@@ -454,6 +454,14 @@ export function dims(c: BlockAttentionConfig): Dims {
   const VB = { q2: 2, q4: 4 }[c.v];
   if (!KB) throw new QuantConfigError(`block attention: K format ${c.k} is not q2, q4 or q8`);
   if (!VB) throw new QuantConfigError(`block attention: V format ${c.v} is not q2 or q4`);
+  const unknown = Object.keys(c.tuning ?? {}).filter((k) => !(k in DEFAULT_BLOCK_TUNING));
+  if (unknown.length > 0) {
+    throw new QuantConfigError(
+      `block attention: unknown tuning field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (known: ${
+        Object.keys(DEFAULT_BLOCK_TUNING).join(", ")
+      })`,
+    );
+  }
   const t = { ...defaultBlockTuning(c.k, c.v), ...c.tuning };
   if (![256, 512, 1024].includes(t.block)) {
     throw new QuantConfigError(`block attention: block ${t.block} must be 256, 512 or 1024`);
