@@ -668,6 +668,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     // the other schedules'), with qsub and with the query kernel's records
     { ...Q2_DEFAULT_32, sbar2: true, stx: true, sepi: true, sexp2: true },
     { block: 256, vshuf: true, sred: true, qsub: false, sexp2: true },
+    // sbias (the past-the-count NEG as the score multiply's fma addend): byte-identical to its twin
+    { ...Q2_DEFAULT_32, sbar2: true, stx: true, sepi: true, sbias: true },
+    { block: 256, tq: 1, nblk: 16, sred: true, sbias: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without, on
     // the {q2, q2} default (here its vec4 fallback), uq 4 and vjoin
     { ...Q2_DEFAULT_32, vtouch: 1 },
@@ -760,6 +763,9 @@ const BLOCK_TUNINGS: BlockAttentionTuning[] = software
     { sred: true, sbar2: true, stx: true, sepi: true },
     // sexp2: against the reference
     { sred: true, sbar2: true, stx: true, sepi: true, sexp2: true },
+    // sbias: byte-identical to its twin
+    { sred: true, sbar2: true, stx: true, sepi: true, sexp2: true, sbias: true },
+    { block: 512, tq: 1, nblk: 8, sbias: true },
     // vtouch (the next step's V rows and weights touched a step early): byte-identical to its twin without
     { vtouch: 1 },
     { vtouch: 2, uq: 8 },
@@ -787,6 +793,7 @@ const TWIN_KNOBS = [
   "sbar1",
   "stouch",
   "sepi",
+  "sbias",
 ] as const;
 
 /** Schedules with the same block size round the same weights: their outputs agree within this (f32 sums). */
@@ -914,7 +921,8 @@ async function checkBlockAttention(
     // vpair only moves which invocation owns which dims, vsub how V plane 3's exact sum is formed, kacc2 how the
     // K planes', vcoal where the split's floats are staged, sbar2 which barriers guard the score reductions, vtouch
     // what the value kernel loads early, vst4 / vstat how it stores the split and when it loads the statistics,
-    // stouch what the score kernel loads early, sepi how it packs the weights and which invocations fold the sums
+    // stouch what the score kernel loads early, sepi how it packs the weights and which invocations fold the sums,
+    // sbias how a past-the-count score becomes NEG
     // (the same exact integer sums, the same f32 ops):
     // byte-identical to the same schedule without them
     const twinKnobs = TWIN_KNOBS.filter((k) => tuning[k]);

@@ -792,6 +792,36 @@ Deno.test("block attention wgsl: stouch — one word of each line of the next bl
   );
 });
 
+Deno.test("block attention wgsl: sbias — one select per token, the NEG of a past-the-count score as an fma addend", () => {
+  const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+  for (
+    const tuning of [
+      { block: 1024, tq: 2, tseq: true, nblk: 4, sred: true, sbar2: true },
+      { block: 256, tq: 1, nblk: 1 },
+    ]
+  ) {
+    const off = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning }));
+    const on = blockScoreWgsl(cfg({ k: "q2", v: "q2", tuning: { ...tuning, sbias: true } }));
+    const what = JSON.stringify(tuning);
+    const scores = count(off, /let s\d+_0 = select\(vec4<f32>\(NEG\), qsc\[0u\] \* /g);
+    assert.ok(scores > 0, what);
+    assert.equal(count(on, /let s\d+_0 = select/g), 0, what);
+    assert.equal(
+      count(on, /let s\d+_0 = fma\(qsc\[0u\], \(Sk\d+ \* .* - zk\d+ \* qf0\), nb\d+\);/g),
+      scores,
+      what,
+    );
+    assert.equal(count(on, /let nb\d+ = vec4<f32>\(select\(NEG, 0\.0, ok\d+\)\);/g), scores, what);
+  }
+  // the arithmetic in f32: fma(a, b, 0) = a·b; fma(a, b, NEG) = NEG for |a·b| below half NEG's ulp (2^104)
+  const NEG = Math.fround(-3.0e38);
+  for (const [a, b] of [[0.5, 123.25], [2 ** -7, -3e4], [1.4426950408889634, 7.1e5]]) {
+    const ab = Math.fround(Math.fround(a) * Math.fround(b));
+    assert.equal(Math.fround(Math.fround(a) * Math.fround(b) + 0), ab);
+    assert.equal(Math.fround(Math.fround(a) * Math.fround(b) + NEG), NEG);
+  }
+});
+
 Deno.test("block attention wgsl: sexp2 — scores in log2 units, exp2, the block maximum stored in natural units", () => {
   const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
   for (

@@ -223,6 +223,12 @@ export interface BlockAttentionTuning {
    */
   sexp2?: boolean;
   /**
+   * Score kernel: a token past the count gets its NEG from the score's own multiply — `fma(qsc, x, b)` with b = 0
+   * or NEG per token — instead of a `select` per score and head (one select per token). fma(qsc, x, 0) rounds
+   * as qsc·x and fma(qsc, x, NEG) is NEG (|qsc·x| is far below NEG's ulp): byte-identical to its twin. Opt-in.
+   */
+  sbias?: boolean;
+  /**
    * Score kernel: the int8 query computed in its prologue (the query kernel's arithmetic) instead of a query
    * dispatch — every subgroup folds the D/4 plane words (lane i takes words i, i + size, …) with subgroupMax /
    * subgroupAdd, and the subgroup holding invocation 0 writes them to workgroup memory before the barrier the
@@ -286,6 +292,7 @@ export const DEFAULT_BLOCK_TUNING: Required<BlockAttentionTuning> = {
   sepi: false,
   stx: false,
   sexp2: false,
+  sbias: false,
   qsub: false,
   rsub: false,
 };
@@ -432,6 +439,8 @@ export interface Dims {
   STX: boolean;
   /** Score kernel: scores in log2 units, exp2, the maximum stored in natural units (`sexp2`). */
   SEXP2: boolean;
+  /** Score kernel: the past-the-count NEG as the score multiply's fma addend (`sbias`). */
+  SBIAS: boolean;
   QSUB: boolean;
 }
 
@@ -635,6 +644,7 @@ export function dims(c: BlockAttentionConfig): Dims {
     SEPI: t.sepi,
     STX: t.stx,
     SEXP2: t.sexp2,
+    SBIAS: t.sbias,
     QSUB: t.qsub,
   };
 }

@@ -486,15 +486,19 @@ ${dotWord((t) => `v${t}`, "wi")}
   const scoreLines = `${
     ts.map((t) =>
       `  let Sk${t} = bf16(szk${t} & 0xffffu); let zk${t} = bf16(szk${t} >> 16u);
-  let Sv${t} = bf16(szv${t} & 0xffffu); let zv${t} = bf16(szv${t} >> 16u);
+  let Sv${t} = bf16(szv${t} & 0xffffu); let zv${t} = bf16(szv${t} >> 16u);${
+        d.SBIAS ? `\n  let nb${t} = vec4<f32>(select(NEG, 0.0, ok${t}));` : ""
+      }
 ${
-        us.map((u) =>
-          `  let s${t}_${u} = select(vec4<f32>(NEG), qsc[${
-            u32(u)
-          }] * (Sk${t} * (bitcast<vec4<f32>>(it${t}_${u}${
+        us.map((u) => {
+          const x = `(Sk${t} * (bitcast<vec4<f32>>(it${t}_${u}${
             qisTerm(u)
-          }) - ${MAGIC_F}) - zk${t} * qf${u}), ok${t});`
-        ).join("\n")
+          }) - ${MAGIC_F}) - zk${t} * qf${u})`;
+          // sbias: fma(qsc, x, 0) rounds as qsc·x; fma(qsc, x, NEG) is NEG (|qsc·x| is far below NEG's ulp)
+          return d.SBIAS
+            ? `  let s${t}_${u} = fma(qsc[${u32(u)}], ${x}, nb${t});`
+            : `  let s${t}_${u} = select(vec4<f32>(NEG), qsc[${u32(u)}] * ${x}, ok${t});`;
+        }).join("\n")
       }`
     ).join("\n")
   }`;
