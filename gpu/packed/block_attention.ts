@@ -123,7 +123,8 @@ interface Scratch {
  * `vshuf`, with `pipe` or more than 4 query heads per KV head, `vsum1` with more than D/4 query heads per KV
  * head, uq 16 where a value step would not divide the block's quads, `rdims` where it does not divide head_dim,
  * `sbar2` without `sred`, `vst4` where the first row of value lanes cannot write the split alone (no `vsum1`,
- * one row, `vcoal`, `vjoin` or `vpair`). A field given explicitly is never dropped (an impossible one is the
+ * one row, `vcoal`, `vjoin` or `vpair`), `stx` without `sred` and `sbar2`, with `sbar1` or more than 4 query
+ * heads per KV head. A field given explicitly is never dropped (an impossible one is the
  * kernels' typed error).
  *
  * @example
@@ -158,6 +159,11 @@ export function subgroupTuningFor(config: BlockAttentionConfig, size?: number): 
   if (sg.rdims && given.rdims === undefined && D % sg.rdims !== 0) delete sg.rdims;
   if (sg.sbar2 && given.sbar2 === undefined && !now().sred) delete sg.sbar2;
   if (sg.vst4 && given.vst4 === undefined && !firstRowWrites(now(), D)) delete sg.vst4;
+  // its stx only beside sred and sbar2, without sbar1, at ≤ 4 query heads per KV head
+  if (sg.stx && given.stx === undefined) {
+    const t = now();
+    if (!(t.sred && t.sbar2 && !t.sbar1 && hpk <= 4)) delete sg.stx;
+  }
   return { ...sg, ...given };
 }
 

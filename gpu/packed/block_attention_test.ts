@@ -26,6 +26,10 @@ Deno.test("subgroupTuningFor: the {q2, q2} default of 32-lane subgroups, and wha
       wshfl: true,
       vsum1: true,
       block: 1024,
+      stx: true,
+      sepi: true,
+      sexp2: true,
+      sbias: true,
     })
   ) {
     assert.equal(full[k as keyof typeof full], v, k);
@@ -41,9 +45,19 @@ Deno.test("subgroupTuningFor: the {q2, q2} default of 32-lane subgroups, and wha
     subgroupTuningFor({ ...base, tuning: { vjoin: true, block: 512, tq: 1 } }, 32).vst4,
     undefined,
   );
-  // 5 query heads per KV head at D 64: no wshfl; vsum1 and vst4 stay (5 ≤ D/4 = 16); rdims 64 divides 64
+  // stx goes without sred (so sbar2), with sbar1, or with more than 4 query heads per KV head; sepi, sexp2
+  // and sbias stay; a given stx stays (the kernels' typed error then names it)
+  const noSred = subgroupTuningFor({ ...base, tuning: { sred: false } }, 32);
+  assert.equal(noSred.stx, undefined);
+  assert.equal(noSred.sepi, true);
+  assert.equal(subgroupTuningFor({ ...base, tuning: { sbar2: false } }, 32).stx, undefined);
+  assert.equal(subgroupTuningFor({ ...base, tuning: { sbar1: true } }, 32).stx, undefined);
+  assert.equal(subgroupTuningFor({ ...base, tuning: { sred: false, stx: true } }, 32).stx, true);
+  // 5 query heads per KV head at D 64: no wshfl, no stx; vsum1 and vst4 stay (5 ≤ D/4 = 16); rdims 64 divides 64
   const d64 = subgroupTuningFor({ ...base, numHeads: 40, headDim: 64 }, 32);
   assert.equal(d64.wshfl, undefined);
+  assert.equal(d64.stx, undefined);
+  assert.equal(d64.sexp2, true);
   assert.equal(d64.vst4, true);
   assert.equal(d64.rdims, 64);
   // head_dim 32: rdims 64 goes (the reduce takes its own 32); 9 heads per KV head > D/4 = 8: vsum1 and vst4 go
@@ -69,6 +83,8 @@ Deno.test("subgroupTuningFor: the {q2, q2} default of 32-lane subgroups, and wha
       { ...base, tuning: mixed },
       { ...base, numHeads: 40, headDim: 64, tuning: d64 },
       { ...base, numHeads: 72, headDim: 32, tuning: d32 },
+      { ...base, tuning: noSred },
+      { ...base, tuning: subgroupTuningFor({ ...base, tuning: { sbar1: true } }, 32) },
     ]
   ) {
     blockScoreWgsl(c);

@@ -369,6 +369,10 @@ export function subgroupBlockTuning(k: BlockKFormat, v: BlockVFormat, size?: num
         sbar2: true,
         vst4: true,
         rdims: 64,
+        stx: true,
+        sepi: true,
+        sexp2: true,
+        sbias: true,
       }
       : base;
   }

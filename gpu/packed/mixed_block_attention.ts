@@ -99,6 +99,13 @@ export function mixedBlockTuning(
       // the reduce's 32 dims per workgroup: with the fused splits beside the body's, 64 is slower (H100, PM-KVQ
       // body@2: 125.4 µs against 119.7, h100-block-attention-2026-12-07d.md call 5)
       ...(given?.rdims === undefined ? { rdims: 32 } : {}),
+      // the score epilogue of {q2, q2}'s 32-lane default (stx, sepi, sexp2, sbias) was no faster here (PM-KVQ
+      // body@2: 119.2 / 120.6 µs against 118.9, h100-block-attention-2026-12-07f.md call 1): off unless given
+      ...Object.fromEntries(
+        (["stx", "sepi", "sexp2", "sbias"] as const).flatMap((k) =>
+          given?.[k] === undefined ? [[k, false]] : []
+        ),
+      ),
       ...given,
     };
     // nblk 8 only where the score kernel keeps its K rows in registers (else the format's fallback stands)

@@ -65,8 +65,10 @@ Deno.test("mixedBlockTuning: beside fused splits a 4-bit V body keeps the tree r
   assert.deepEqual(mixedBlockTuning("q4", true, { block: 256 }), { block: 256, rsub: false });
   assert.deepEqual(mixedBlockTuning("q4", true, { rsub: true }), { rsub: true });
   // 2-bit V beside fused splits: no wshfl / vsum1, block 512 with tq 1 and nblk 8, the reduce at 32 dims per
-  // workgroup, each unless given (rsub from the subgroup defaults)
-  const pinned = { wshfl: false, vsum1: false, block: 512, tq: 1, rdims: 32, nblk: 8 };
+  // workgroup, none of the 32-lane default's score epilogue (stx, sepi, sexp2, sbias), each unless given (rsub
+  // from the subgroup defaults)
+  const epilogue = { stx: false, sepi: false, sexp2: false, sbias: false };
+  const pinned = { wshfl: false, vsum1: false, block: 512, tq: 1, rdims: 32, ...epilogue, nblk: 8 };
   assert.deepEqual(mixedBlockTuning("q2", true, { nblk: 2 }), { ...pinned, nblk: 2 });
   assert.deepEqual(mixedBlockTuning("q2", true, undefined), pinned);
   assert.deepEqual(mixedBlockTuning("q2", true, { wshfl: true, uq: 16 }), {
@@ -76,6 +78,11 @@ Deno.test("mixedBlockTuning: beside fused splits a 4-bit V body keeps the tree r
   });
   assert.deepEqual(mixedBlockTuning("q2", true, { block: 1024, tq: 2 }), { ...pinned, block: 1024, tq: 2 });
   assert.deepEqual(mixedBlockTuning("q2", true, { rdims: 64 }), { ...pinned, rdims: 64 });
+  assert.deepEqual(mixedBlockTuning("q2", true, { sexp2: true, stx: true }), {
+    ...pinned,
+    sexp2: true,
+    stx: true,
+  });
   // no nblk where the score kernel's K rows would not stay in registers (kstep, long rows), nor where the
   // schedule is refused (BlockAttention.create names it)
   const { nblk: _, ...loose } = pinned;
