@@ -972,6 +972,11 @@ async function checkBlockAttention(
       "kacc2",
       "vcoal",
       "vjoin",
+      "sbar2",
+      "stx",
+      "sepi",
+      "sexp2",
+      "sbias",
     ] as const)
       .filter((k) => run[k]);
     const parts = [

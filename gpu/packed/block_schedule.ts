@@ -200,8 +200,9 @@ export interface BlockAttentionTuning {
    * Score kernel: fewer operations after the dot products, the same bytes — each packed weight word as
    * `(w0 − 0x4b000000) + (w1 << 8) + (w2 << 16) + (w3 << 24)` of the weights' f32 bits (0x4b000000 + w: the other
    * lanes' 0x4b000000 shifts out of the word) instead of `pack4xU8`, and the block sums folded over the subgroups
-   * by invocation 0 alone (the only one that stores them) instead of by every invocation. Opt-in, not measured
-   * on the H100 yet (h100-block-attention-2026-12-07e/03-epilogue.sh).
+   * by invocation 0 alone (the only one that stores them) instead of by every invocation. Part of {q2, q2}'s
+   * default on 32-lane subgroups (with stx, sexp2, sbias: int2 91.7 µs against 94.6 on the H100,
+   * h100-block-attention-2026-12-07f.md).
    */
   sepi?: boolean;
   /**
@@ -212,20 +213,23 @@ export interface BlockAttentionTuning {
    * value, finished by log2(sgs/8) plain butterflies — 9 shuffles per reduction at 32 lanes instead of 25 (max)
    * and 40 (sums) for `subgroupMax` / `subgroupAdd` of each value. The maxima are exact (the same bytes); the
    * sums add in butterfly order (xor 16, 8, 4, 2, 1). Subgroups of fewer than 8 lanes take the subgroup
-   * built-ins. Opt-in, not measured on the H100 yet (h100-block-attention-2026-12-07e/03-epilogue.sh).
+   * built-ins. Part of {q2, q2}'s default on 32-lane subgroups (where sred and sbar2 are on, sbar1 off and
+   * ≤ 4 query heads per KV head).
    */
   stx?: boolean;
   /**
    * Score kernel: base-2 exponentials — the query's scales 2^e times log2(e) (so the scores come out in log2
    * units: s·log2 e, rounded once more), `exp2(s − m)` instead of `exp(s − m)` (no multiply by log2 e per score
    * and head), and the block maximum stored back in natural units (m·ln 2) for the value and reduce kernels.
-   * Not byte-identical to its twin (the scores round differently); checked against the reference. Opt-in.
+   * Not byte-identical to its twin (the scores round differently); checked against the reference. Part of
+   * {q2, q2}'s default on 32-lane subgroups.
    */
   sexp2?: boolean;
   /**
    * Score kernel: a token past the count gets its NEG from the score's own multiply — `fma(qsc, x, b)` with b = 0
    * or NEG per token — instead of a `select` per score and head (one select per token). fma(qsc, x, 0) rounds
-   * as qsc·x and fma(qsc, x, NEG) is NEG (|qsc·x| is far below NEG's ulp): byte-identical to its twin. Opt-in.
+   * as qsc·x and fma(qsc, x, NEG) is NEG (|qsc·x| is far below NEG's ulp): byte-identical to its twin. Part
+   * of {q2, q2}'s default on 32-lane subgroups.
    */
   sbias?: boolean;
   /**
@@ -345,12 +349,15 @@ export function defaultBlockTuning(k: BlockKFormat, v: BlockVFormat): Required<B
  * (call 2), 98.6 → 96.0 (call 3); PM-KVQ body@2 119.2 → 122.9 (call 3), so MixedBlockAttention keeps the
  * previous score schedule (`mixedBlockTuning`). `sbar2` + `vst4` + `rdims` 64 (h100-block-attention-2026-12-07d.md,
  * fresh processes, same call): int2 97.3 → 94.3 µs (call 3), 96.2 → 95.3 with sbar2 + rdims 64 alone (call 2).
+ * The score epilogue `stx` + `sepi` + `sexp2` + `sbias` (h100-block-attention-2026-12-07f.md, fresh processes,
+ * same call): int2 94.1 → 92.2 µs (call 2), 94.6 → 91.7 (call 3, the default); PM-KVQ body@2 no faster (118.9
+ * → 119.2 / 120.6, call 1), so `mixedBlockTuning` keeps them off.
  *
  * @example
  * ```ts
  * subgroupBlockTuning("q2", "q2"); // { qsub: true, rsub: true, vshuf: true, sred: true, nblk: 2 }
  * subgroupBlockTuning("q2", "q2", 32); // … and { wshfl: true, uq: 16, vsum1: true, block: 1024, tq: 2, nblk: 4,
- * //   sbar2: true, vst4: true, rdims: 64 }
+ * //   sbar2: true, vst4: true, rdims: 64, stx: true, sepi: true, sexp2: true, sbias: true }
  * subgroupBlockTuning("q4", "q4"); // { qsub: true, rsub: true }
  * ```
  */
