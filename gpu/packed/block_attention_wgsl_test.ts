@@ -398,7 +398,8 @@ Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vsh
   });
   // where the probe saw subgroups of 32 lanes, {q2, q2} also takes the shuffled weights at 16 quads per step and
   // 1024-token blocks, 2 quads per score invocation, 4 blocks per score workgroup, the score reductions without
-  // their leading barriers, the split's vec4 stores and 64 dims per reduce workgroup
+  // their leading barriers, the split's vec4 stores, 64 dims per reduce workgroup and the score epilogue (stx,
+  // sepi, sexp2, sbias)
   assert.deepEqual(subgroupBlockTuning("q2", "q2", 32), {
     qsub: true,
     rsub: true,
@@ -413,6 +414,10 @@ Deno.test("block attention wgsl: subgroup defaults — qsub and rsub always; vsh
     sbar2: true,
     vst4: true,
     rdims: 64,
+    stx: true,
+    sepi: true,
+    sexp2: true,
+    sbias: true,
   });
   // merged over the format's default it is 128 score invocations taking their 2 quads one after the other
   const dflt = {
