@@ -835,7 +835,9 @@ async function checkBlockAttention(
   const ref = kdotReference(caches, img, qkv, nH, nKv, D);
   const vBound = vdotBound(caches, img, qkv, nH, nKv, D);
   const out = g.storage("out", 4 * B * nH * D);
-  const byBlock = new Map<number, { tuning: BlockAttentionTuning; got: Float32Array }>();
+  // keyed by block size and exponential (sexp2: its probabilities differ in the last bits from exp's, so a weight
+  // may round one step apart; sexp2 schedules agree among themselves)
+  const byBlock = new Map<string, { tuning: BlockAttentionTuning; got: Float32Array }>();
   for (const tuning of BLOCK_TUNINGS) {
     const kf = kt.format as BlockKFormat;
     // a schedule these formats cannot take (nblk > 1 with K rows too long for registers, e.g. 8-bit K at D 128;
@@ -1003,8 +1005,8 @@ async function checkBlockAttention(
       `${label} BlockAttention: error ${err} within the f32 bound: weights not rounded?`,
     );
     // every wgv / uq / pipe / tq with the same block size rounds the same weights: one result up to f32 sums
-    // (not sexp2: its probabilities differ in the last bits, so a weight may round one step apart)
-    const same = tuning.sexp2 ? undefined : byBlock.get(att.block.block);
+    const key = `${att.block.block}${run.sexp2 ? " sexp2" : ""}`;
+    const same = byBlock.get(key);
     if (same) {
       const diff = got.reduce((m, x, i) => {
         const e = Math.abs(x - same.got[i]);
@@ -1015,7 +1017,7 @@ async function checkBlockAttention(
         `${label} BlockAttention ${JSON.stringify(tuning)} differs from ${JSON.stringify(same.tuning)} ` +
           `(same block ${att.block.block}) by ${diff}`,
       );
-    } else if (!tuning.sexp2) byBlock.set(att.block.block, { tuning, got });
+    } else byBlock.set(key, { tuning, got });
     part.destroy();
     att.destroy();
   }
